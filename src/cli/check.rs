@@ -1,0 +1,100 @@
+//! `archc check FILE... [--input CxHxW] [--trace] [--format human|json]`
+
+use super::{CompileArgs, compile_file, print_diagnostics, thousands};
+use crate::ir;
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// `.arch` files to check.
+    #[arg(required = true)]
+    files: Vec<String>,
+    #[command(flatten)]
+    compile: CompileArgs,
+    /// Print the shape trace: every layer's name, op and output shape.
+    #[arg(long)]
+    trace: bool,
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Human,
+    Json,
+}
+
+pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
+    let options = args.compile.options();
+    let mut failed = false;
+    for path in &args.files {
+        let compiled = match compile_file(path, &options) {
+            Ok(compiled) => compiled,
+            Err(message) => {
+                failed = true;
+                if args.format == Format::Json {
+                    let error = json!({"code": "io", "message": message, "file": path, "line": 0, "column": 0});
+                    println!("{}", json!({"file": path, "model": null, "params": null, "output": null, "errors": [error], "warnings": []}));
+                } else {
+                    eprintln!("error: {message}");
+                }
+                continue;
+            }
+        };
+        let result = &compiled.result;
+        failed |= result.has_errors();
+        match args.format {
+            Format::Human => {
+                print_diagnostics(&compiled.sources, &result.diagnostics);
+                for model in &result.models {
+                    println!("{}: {} → {}, {} params", model.name, model.input, model.output, thousands(model.params()));
+                    if args.trace {
+                        print!("{}", ir::trace(model));
+                    }
+                }
+                let errors = result.diagnostics.iter().filter(|d| d.is_error()).count();
+                if errors > 0 {
+                    let warnings = result.diagnostics.len() - errors;
+                    eprintln!(
+                        "error: `{path}` has {errors} error{}{}",
+                        if errors == 1 { "" } else { "s" },
+                        if warnings > 0 { format!(" and {warnings} warning{}", if warnings == 1 { "" } else { "s" }) } else { String::new() }
+                    );
+                } else if result.networks.is_empty() {
+                    println!("{path}: no errors (it defines blocks only, no network)");
+                }
+            }
+            Format::Json => {
+                let diagnostics = |errors: bool| -> Vec<serde_json::Value> {
+                    result
+                        .diagnostics
+                        .iter()
+                        .filter(|d| d.is_error() == errors)
+                        .map(|d| serde_json::to_value(d.to_json(&compiled.sources)).unwrap_or_default())
+                        .collect()
+                };
+                let mut objects = Vec::new();
+                for name in &result.networks {
+                    let model = result.models.iter().find(|m| &m.name == name);
+                    objects.push(json!({
+                        "file": path,
+                        "model": name,
+                        "params": model.map(|m| m.params() as u64),
+                        "input": model.map(|m| m.input),
+                        "output": model.map(|m| m.output),
+                    }));
+                }
+                if objects.is_empty() {
+                    objects.push(json!({"file": path, "model": null, "params": null, "input": null, "output": null}));
+                }
+                for mut object in objects {
+                    object["errors"] = serde_json::Value::Array(diagnostics(true));
+                    object["warnings"] = serde_json::Value::Array(diagnostics(false));
+                    println!("{object}");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::from(if failed { 1 } else { 0 }))
+}

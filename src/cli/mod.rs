@@ -1,0 +1,145 @@
+//! Subcommands, one file each. They load files, call the compiler and print.
+
+mod check;
+mod explain;
+mod flops;
+mod ir;
+
+use crate::diagnostics::{Code, Diagnostic, render_human};
+use crate::elaborate::{self, Compilation, Options};
+use crate::ir::Shape;
+use crate::source::Sources;
+use clap::{Parser, Subcommand};
+use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "archc", version, about = "A compiler for neural-network architectures")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check models: every shape, every mistake, before anything runs.
+    Check(check::CheckArgs),
+    /// Print the IR of a model in its canonical text form.
+    Ir(ir::IrArgs),
+    /// Static cost tables: parameters, MACs, FLOPs, memory.
+    Flops(flops::FlopsArgs),
+    /// Explain a diagnostic code (`archc explain E0009`), or list them all.
+    Explain(explain::ExplainArgs),
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Ir(args) => ir::run(args),
+        Command::Flops(args) => flops::run(args),
+        Command::Explain(args) => explain::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Options shared by every command that compiles models.
+#[derive(clap::Args, Clone)]
+pub struct CompileArgs {
+    /// Override the declared input: CxHxW for an image (3x32x32), NxD for tokens, D for a vector.
+    #[arg(long, value_parser = parse_input)]
+    input: Option<Shape>,
+    /// Silence a lint for this run (code or name, e.g. W0002 or uneven_stride). Repeatable.
+    #[arg(long, value_parser = parse_lint)]
+    allow: Vec<Code>,
+}
+
+impl CompileArgs {
+    fn options(&self) -> Options {
+        Options { input: self.input, allow: self.allow.clone() }
+    }
+}
+
+pub fn parse_input(text: &str) -> Result<Shape, String> {
+    let sizes: Result<Vec<u64>, _> = text.split(['x', 'X', ',']).map(|s| s.trim().parse::<u64>()).collect();
+    let sizes = sizes.map_err(|_| format!("`{text}` is not a shape: write CxHxW, e.g. 3x224x224"))?;
+    if sizes.contains(&0) {
+        return Err(format!("`{text}`: sizes must be positive"));
+    }
+    let shape = match sizes.as_slice() {
+        [c, h, w] => Shape::Image { c: *c, h: *h, w: *w },
+        [n, d] => Shape::Tokens { n: *n, d: *d },
+        [d] => Shape::Vector { d: *d },
+        _ => return Err(format!("`{text}` is not a shape: write CxHxW, e.g. 3x224x224")),
+    };
+    shape.elements().map(|_| shape).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+fn parse_lint(text: &str) -> Result<Code, String> {
+    Code::lookup(text)
+        .filter(|c| c.info().lint.is_some())
+        .ok_or_else(|| format!("`{text}` is not a lint; see `archc explain`"))
+}
+
+/// One file, compiled: its sources (for rendering) and the result.
+pub struct Compiled {
+    pub path: String,
+    pub sources: Sources,
+    pub result: Compilation,
+}
+
+/// Reads and compiles a file. An unreadable file is a one-line error naming it.
+pub fn compile_file(path: &str, options: &Options) -> Result<Compiled, String> {
+    let text = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("cannot read `{path}`: no such file"),
+        std::io::ErrorKind::IsADirectory => format!("cannot read `{path}`: it is a directory"),
+        _ => format!("cannot read `{path}`: {e}"),
+    })?;
+    let text = String::from_utf8(text).map_err(|_| format!("cannot read `{path}`: it is not UTF-8 text"))?;
+    let mut sources = Sources::new();
+    let result = elaborate::compile(&mut sources, path, &text, options);
+    Ok(Compiled { path: path.to_string(), sources, result })
+}
+
+/// Prints diagnostics to stderr, in colour on a terminal.
+pub fn print_diagnostics(sources: &Sources, diagnostics: &[Diagnostic]) {
+    if diagnostics.is_empty() {
+        return;
+    }
+    let choice = if std::io::stderr().is_terminal() { ColorChoice::Auto } else { ColorChoice::Never };
+    let mut stderr = StandardStream::stderr(choice);
+    render_human(sources, diagnostics, &mut stderr);
+}
+
+/// `1,234,567`
+pub fn thousands(n: u128) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `4.09 G`, `25.6 M`: three significant digits with an SI prefix.
+pub fn human(n: u128) -> String {
+    const UNITS: &[(f64, &str)] = &[(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")];
+    let value = n as f64;
+    for (scale, unit) in UNITS {
+        if value >= *scale {
+            let scaled = value / scale;
+            let text = if scaled >= 100.0 { format!("{scaled:.0}") } else if scaled >= 10.0 { format!("{scaled:.1}") } else { format!("{scaled:.2}") };
+            return format!("{text} {unit}");
+        }
+    }
+    n.to_string()
+}

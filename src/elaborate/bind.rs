@@ -1,0 +1,275 @@
+//! Matching arguments to parameters: positional then named, defaults, types. One
+//! routine for primitives, blocks and structural forms, so every callee reports
+//! unknown, duplicate, missing and mistyped arguments the same way.
+
+use super::Elaborator;
+use super::eval::{article, as_float};
+use super::value::{ArgValue, Env, Value};
+use crate::diagnostics::{Code, Diagnostic};
+use crate::source::Span;
+use crate::suggest;
+use crate::syntax::ast::{Expr, Ident};
+use std::rc::Rc;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ParamTy {
+    Int,
+    Float,
+    Bool,
+    /// A bare word from a fixed set.
+    Choice(&'static [&'static str]),
+    /// Any bare word (block parameters declared `name`).
+    Name,
+    Str,
+    Module,
+}
+
+impl ParamTy {
+    pub fn from_decl(name: &str) -> Option<ParamTy> {
+        Some(match name {
+            "int" => ParamTy::Int,
+            "float" => ParamTy::Float,
+            "bool" => ParamTy::Bool,
+            "name" => ParamTy::Name,
+            "string" => ParamTy::Str,
+            "module" => ParamTy::Module,
+            _ => return None,
+        })
+    }
+
+    fn describe(self) -> String {
+        match self {
+            ParamTy::Int => "an integer".into(),
+            ParamTy::Float => "a number".into(),
+            ParamTy::Bool => "`true` or `false`".into(),
+            ParamTy::Choice(options) => format!("one of {}", options.join(", ")),
+            ParamTy::Name => "a name".into(),
+            ParamTy::Str => "a string".into(),
+            ParamTy::Module => "a layer or block".into(),
+        }
+    }
+}
+
+pub const TYPE_NAMES: &[&str] = &["int", "float", "bool", "name", "string", "module"];
+
+#[derive(Clone, Debug)]
+pub enum DefaultSrc<'a> {
+    Required,
+    /// Optional with no value.
+    Absent,
+    Value(Value),
+    /// A block parameter's default, evaluated with the earlier parameters in scope.
+    Expr(&'a Expr),
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamSig<'a> {
+    pub name: &'a str,
+    pub ty: ParamTy,
+    pub default: DefaultSrc<'a>,
+}
+
+/// Bound values in signature order; `None` for an absent optional.
+pub type Bound = Vec<(String, Option<Value>, Span)>;
+
+impl Elaborator<'_> {
+    /// Binds `args` to `params`. `scope` receives each bound value as it is bound, so
+    /// that defaults can refer to earlier parameters; pass `None` when there is none.
+    pub(super) fn bind(
+        &mut self,
+        callee: &Ident,
+        params: &[ParamSig],
+        args: &[ArgValue],
+        call_span: Span,
+        scope: Option<&Rc<Env>>,
+    ) -> Option<Bound> {
+        let mut given: Vec<Option<&ArgValue>> = vec![None; params.len()];
+        let mut ok = true;
+        let mut positional = 0;
+        for arg in args {
+            let index = match &arg.name {
+                None => {
+                    let index = positional;
+                    positional += 1;
+                    if index >= params.len() {
+                        self.error(
+                            Diagnostic::new(
+                                Code::UnknownArgument,
+                                format!("`{}` takes {} positional argument{}, but more were given", callee.text, params.len(), if params.len() == 1 { "" } else { "s" }),
+                                arg.span,
+                                "extra argument",
+                            )
+                            .with_help(signature_help(callee, params)),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    index
+                }
+                Some(name) => match params.iter().position(|p| p.name == name.text) {
+                    Some(index) => index,
+                    None => {
+                        let mut d = Diagnostic::new(
+                            Code::UnknownArgument,
+                            format!("`{}` has no parameter `{}`", callee.text, name.text),
+                            name.span,
+                            "unknown argument",
+                        );
+                        d = match suggest::did_you_mean(&name.text, params.iter().map(|p| p.name)) {
+                            Some(help) => d.with_help(help).with_note(signature_help(callee, params)),
+                            None => d.with_help(signature_help(callee, params)),
+                        };
+                        self.error(d);
+                        ok = false;
+                        continue;
+                    }
+                },
+            };
+            if let Some(previous) = given[index] {
+                self.error(
+                    Diagnostic::new(
+                        Code::DuplicateArgument,
+                        format!("`{}` is given twice", params[index].name),
+                        arg.span,
+                        "given again here",
+                    )
+                    .with_secondary(previous.span, "first given here")
+                    .with_help("remove one of them"),
+                );
+                ok = false;
+                continue;
+            }
+            given[index] = Some(arg);
+        }
+
+        let mut bound = Vec::new();
+        for (param, arg) in params.iter().zip(&given) {
+            let value = match (arg, &param.default) {
+                (Some(arg), _) => self.coerce(&arg.value, param.ty, param.name, arg.span).map(Some),
+                (None, DefaultSrc::Required) => {
+                    self.error(
+                        Diagnostic::new(
+                            Code::MissingArgument,
+                            format!("`{}` needs the argument `{}`", callee.text, param.name),
+                            call_span,
+                            format!("`{}` missing", param.name),
+                        )
+                        .with_help(format!("add `{}: {}`, {}", param.name, example(param.ty), param.ty.describe())),
+                    );
+                    None
+                }
+                (None, DefaultSrc::Absent) => Some(None),
+                (None, DefaultSrc::Value(v)) => Some(Some(v.clone())),
+                (None, DefaultSrc::Expr(expr)) => {
+                    let env = scope.cloned().unwrap_or_else(|| Env::root(None));
+                    self.eval(expr, &env).and_then(|v| self.coerce(&v, param.ty, param.name, expr.span)).map(Some)
+                }
+            };
+            match value {
+                Some(value) => {
+                    if let (Some(scope), Some(v)) = (scope, &value) {
+                        scope.define(param.name, v.clone());
+                    }
+                    let span = arg.map(|a| a.span).unwrap_or(call_span);
+                    bound.push((param.name.to_string(), value, span));
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(bound)
+    }
+
+    /// Checks a value against a parameter type, converting int → float.
+    pub(super) fn coerce(&mut self, value: &Value, ty: ParamTy, param: &str, span: Span) -> Option<Value> {
+        let wrong = |this: &mut Self| -> Option<Value> {
+            if let Value::Name(name) = value
+                && ty != ParamTy::Module
+            {
+                return this.unknown_value(name, span);
+            }
+            if let (Value::Name(name), ParamTy::Module) = (value, ty) {
+                this.unknown_callee(&Ident { text: name.clone(), span });
+                return None;
+            }
+            this.error(
+                Diagnostic::new(
+                    Code::WrongType,
+                    format!("`{param}` must be {}, but this is {} {}", ty.describe(), article(value.type_name()), value.type_name()),
+                    span,
+                    format!("{} `{value}`", value.type_name()),
+                )
+                .with_help(format!("write `{param}: {}`", example(ty))),
+            );
+            None
+        };
+        match (ty, value) {
+            (ParamTy::Int, Value::Int(_))
+            | (ParamTy::Float, Value::Float(_))
+            | (ParamTy::Bool, Value::Bool(_))
+            | (ParamTy::Str, Value::Str(_))
+            | (ParamTy::Name, Value::Name(_))
+            | (ParamTy::Module, Value::Module(_)) => Some(value.clone()),
+            (ParamTy::Float, Value::Int(v)) => Some(Value::Float(*v as f64)),
+            (ParamTy::Int, Value::Float(v)) => {
+                self.error(
+                    Diagnostic::new(
+                        Code::WrongType,
+                        format!("`{param}` must be an integer, but this is the float {v:?}"),
+                        span,
+                        "a float",
+                    )
+                    .with_help(format!("use `round(...)`, `floor(...)` or `ceil(...)`, or `//`-style integer `/` on integers (here: {})", as_float(value).floor())),
+                );
+                None
+            }
+            (ParamTy::Name, Value::Str(s)) => Some(Value::Name(s.clone())),
+            (ParamTy::Str, Value::Name(s)) => Some(Value::Str(s.clone())),
+            (ParamTy::Choice(options), Value::Name(word) | Value::Str(word)) => self.choice(options, word, param, span),
+            (ParamTy::Choice(options), Value::Module(m)) if m.callee().is_some_and(|c| options.contains(&c)) => {
+                Some(Value::Name(m.callee().unwrap_or_default().to_string()))
+            }
+            (ParamTy::Name, Value::Module(m)) if m.callee().is_some() => {
+                Some(Value::Name(m.callee().unwrap_or_default().to_string()))
+            }
+            _ => wrong(self),
+        }
+    }
+
+    fn choice(&mut self, options: &[&'static str], word: &str, param: &str, span: Span) -> Option<Value> {
+        if options.contains(&word) {
+            return Some(Value::Name(word.to_string()));
+        }
+        let mut d = Diagnostic::new(
+            Code::InvalidValue,
+            format!("`{word}` is not a valid `{param}`"),
+            span,
+            format!("expected one of {}", options.join(", ")),
+        );
+        if let Some(help) = suggest::did_you_mean(word, options.iter().copied()) {
+            d = d.with_help(help);
+        }
+        self.error(d);
+        None
+    }
+}
+
+fn example(ty: ParamTy) -> String {
+    match ty {
+        ParamTy::Int => "64".into(),
+        ParamTy::Float => "0.5".into(),
+        ParamTy::Bool => "false".into(),
+        ParamTy::Choice(options) => options.first().unwrap_or(&"").to_string(),
+        ParamTy::Name => "name".into(),
+        ParamTy::Str => "\"text\"".into(),
+        ParamTy::Module => "relu".into(),
+    }
+}
+
+fn signature_help(callee: &Ident, params: &[ParamSig]) -> String {
+    let list: Vec<&str> = params.iter().map(|p| p.name).collect();
+    if list.is_empty() {
+        format!("`{}` takes no arguments", callee.text)
+    } else {
+        format!("`{}` takes: {}", callee.text, list.join(", "))
+    }
+}

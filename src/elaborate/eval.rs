@@ -1,0 +1,275 @@
+//! Evaluating expressions: exact 64-bit integer arithmetic with overflow and
+//! division-by-zero diagnostics, floats, `in.*`, builtin functions, module values.
+
+use super::Elaborator;
+use super::value::{ArgValue, Env, ModuleKind, ModuleValue, Value};
+use crate::diagnostics::{Code, Diagnostic};
+use crate::ir::Shape;
+use crate::source::Span;
+use crate::suggest;
+use crate::syntax::ast::{Arg, BinOp, Call, Expr, ExprKind};
+use std::rc::Rc;
+
+const IN_FIELDS: &[&str] = &["channels", "height", "width", "tokens", "dim", "features"];
+pub const FUNCTIONS: &[&str] = &["min", "max", "make_divisible", "round", "floor", "ceil"];
+
+impl Elaborator<'_> {
+    pub(super) fn eval(&mut self, expr: &Expr, env: &Rc<Env>) -> Option<Value> {
+        match &expr.kind {
+            ExprKind::Int(value) => value.map(Value::Int),
+            ExprKind::Float(value) => Some(Value::Float(*value)),
+            ExprKind::Bool(value) => Some(Value::Bool(*value)),
+            ExprKind::Str(value) => Some(Value::Str(value.clone())),
+            ExprKind::InRef(field) => self.in_field(field, env.input, expr.span),
+            ExprKind::Seq(body) => Some(Value::Module(Rc::new(ModuleValue {
+                kind: ModuleKind::Seq { body: body.clone(), env: env.clone() },
+                span: expr.span,
+            }))),
+            ExprKind::Call(call) => self.eval_call(call, env),
+            ExprKind::Neg(inner) => match self.eval(inner, env)? {
+                Value::Int(v) => self.checked(v.checked_neg(), expr.span),
+                Value::Float(v) => Some(Value::Float(-v)),
+                other => self.type_error(expr.span, "a number", &other),
+            },
+            ExprKind::Binary(op, left, right) => {
+                let (l, r) = (self.eval(left, env), self.eval(right, env));
+                self.binary(*op, l?, r?, expr.span, right.span)
+            }
+        }
+    }
+
+    fn in_field(&mut self, field: &crate::syntax::ast::Ident, input: Option<Shape>, span: Span) -> Option<Value> {
+        if !IN_FIELDS.contains(&field.text.as_str()) {
+            let mut d = Diagnostic::new(
+                Code::UnknownName,
+                format!("`in` has no field `{}`", field.text),
+                field.span,
+                "unknown field",
+            )
+            .with_note(format!("the fields are {}", IN_FIELDS.join(", ")));
+            if let Some(help) = suggest::did_you_mean(&field.text, IN_FIELDS.iter().copied()) {
+                d = d.with_help(help);
+            }
+            self.error(d);
+            return None;
+        }
+        let input = input?;
+        let value = match (field.text.as_str(), input) {
+            ("channels" | "features", Shape::Image { c, .. }) => c,
+            ("height", Shape::Image { h, .. }) => h,
+            ("width", Shape::Image { w, .. }) => w,
+            ("tokens", Shape::Tokens { n, .. }) => n,
+            ("dim" | "features", Shape::Tokens { d, .. } | Shape::Vector { d }) => d,
+            (name, _) => {
+                self.error(Diagnostic::new(
+                    Code::WrongType,
+                    format!("`in.{name}` does not exist for an input of {input}"),
+                    span,
+                    format!("the input here is {input}"),
+                ).with_help("`in.channels`, `in.height`, `in.width` describe images; `in.tokens` and `in.dim` describe tokens; `in.features` works for all"));
+                return None;
+            }
+        };
+        self.checked(i64::try_from(value).ok(), span)
+    }
+
+    fn checked(&mut self, value: Option<i64>, span: Span) -> Option<Value> {
+        match value {
+            Some(v) => Some(Value::Int(v)),
+            None => {
+                self.error(Diagnostic::new(Code::Overflow, "integer overflow", span, "does not fit in 64 bits"));
+                None
+            }
+        }
+    }
+
+    pub(super) fn type_error<T>(&mut self, span: Span, expected: &str, found: &Value) -> Option<T> {
+        let d = match found {
+            Value::Name(name) => return self.unknown_value(name, span),
+            _ => Diagnostic::new(
+                Code::WrongType,
+                format!("expected {expected}, found {} `{found}`", found.type_name()),
+                span,
+                format!("this is {} {}", article(found.type_name()), found.type_name()),
+            ),
+        };
+        self.error(d);
+        None
+    }
+
+    /// A bare word used as a value that names nothing.
+    pub(super) fn unknown_value<T>(&mut self, name: &str, span: Span) -> Option<T> {
+        let known = self.known_value_names();
+        let mut d = Diagnostic::new(Code::UnknownName, format!("unknown name `{name}`"), span, "not defined here");
+        if let Some(help) = suggest::did_you_mean(name, known.iter().map(String::as_str)) {
+            d = d.with_help(help);
+        } else {
+            d = d.with_help("block parameters and `let` bindings are the names in scope");
+        }
+        self.error(d);
+        None
+    }
+
+    fn binary(&mut self, op: BinOp, left: Value, right: Value, span: Span, right_span: Span) -> Option<Value> {
+        match (&left, &right) {
+            (Value::Int(a), Value::Int(b)) => {
+                let (a, b) = (*a, *b);
+                if matches!(op, BinOp::Div | BinOp::Rem) && b == 0 {
+                    return self.division_by_zero(right_span);
+                }
+                let result = match op {
+                    BinOp::Add => a.checked_add(b),
+                    BinOp::Sub => a.checked_sub(b),
+                    BinOp::Mul => a.checked_mul(b),
+                    // Floor division and modulo, as Python's // and % (what PyTorch code uses).
+                    BinOp::Div => a.checked_div(b).map(|q| if (a % b != 0) && ((a < 0) != (b < 0)) { q - 1 } else { q }),
+                    BinOp::Rem => a.checked_rem(b).map(|r| if r != 0 && ((r < 0) != (b < 0)) { r + b } else { r }),
+                };
+                self.checked(result, span)
+            }
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                let (a, b) = (as_float(&left), as_float(&right));
+                if matches!(op, BinOp::Div | BinOp::Rem) && b == 0.0 {
+                    return self.division_by_zero(right_span);
+                }
+                Some(Value::Float(match op {
+                    BinOp::Add => a + b,
+                    BinOp::Sub => a - b,
+                    BinOp::Mul => a * b,
+                    BinOp::Div => a / b,
+                    BinOp::Rem => a.rem_euclid(b),
+                }))
+            }
+            (Value::Int(_) | Value::Float(_), other) | (other, _) => {
+                let other = other.clone();
+                let at = if matches!(left, Value::Int(_) | Value::Float(_)) { right_span } else { span };
+                self.type_error(at, &format!("a number for `{}`", op.symbol()), &other)
+            }
+        }
+    }
+
+    fn division_by_zero(&mut self, span: Span) -> Option<Value> {
+        self.error(
+            Diagnostic::new(Code::DivisionByZero, "division by zero", span, "this is zero")
+                .with_help("check the parameter values that reach this expression"),
+        );
+        None
+    }
+
+    /// `name`, `name(args)`: a variable, a builtin function, or a module value.
+    fn eval_call(&mut self, call: &Call, env: &Rc<Env>) -> Option<Value> {
+        let name = call.name.text.as_str();
+        if !call.has_parens
+            && let Some(value) = env.lookup(name)
+        {
+            return Some(value);
+        }
+        if FUNCTIONS.contains(&name) && call.has_parens {
+            return self.function(call, env);
+        }
+        if self.is_module_name(name) {
+            let args = self.eval_args(&call.args, env)?;
+            return Some(Value::Module(Rc::new(ModuleValue {
+                kind: ModuleKind::Call { name: call.name.clone(), args, body: None },
+                span: call.span,
+            })));
+        }
+        if !call.has_parens {
+            return Some(Value::Name(name.to_string()));
+        }
+        self.unknown_callee(&call.name);
+        None
+    }
+
+    pub(super) fn eval_args(&mut self, args: &[Arg], env: &Rc<Env>) -> Option<Vec<ArgValue>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for arg in args {
+            match self.eval(&arg.value, env) {
+                Some(value) => out.push(ArgValue { name: arg.name.clone(), value, span: arg.span }),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn function(&mut self, call: &Call, env: &Rc<Env>) -> Option<Value> {
+        let name = call.name.text.as_str();
+        let args = self.eval_args(&call.args, env)?;
+        if let Some(named) = args.iter().find(|a| a.name.is_some()) {
+            self.error(Diagnostic::new(
+                Code::UnknownArgument,
+                format!("`{name}` takes positional arguments only"),
+                named.span,
+                "named argument",
+            ));
+            return None;
+        }
+        let (min_args, max_args) = match name {
+            "min" | "max" => (2, 2),
+            "make_divisible" => (2, 3),
+            _ => (1, 1),
+        };
+        if args.len() < min_args || args.len() > max_args {
+            let expected = if min_args == max_args { min_args.to_string() } else { format!("{min_args} or {max_args}") };
+            self.error(Diagnostic::new(
+                Code::UnknownArgument,
+                format!("`{name}` takes {expected} arguments, but {} were given", args.len()),
+                call.span,
+                "wrong number of arguments",
+            ));
+            return None;
+        }
+        let mut numbers = Vec::new();
+        for arg in &args {
+            match arg.value {
+                Value::Int(_) | Value::Float(_) => numbers.push(arg.value.clone()),
+                ref other => return self.type_error(arg.span, "a number", &other.clone()),
+            }
+        }
+        match name {
+            "min" | "max" => {
+                let pick_first = (as_float(&numbers[0]) <= as_float(&numbers[1])) == (name == "min");
+                Some(if pick_first { numbers[0].clone() } else { numbers[1].clone() })
+            }
+            "make_divisible" => {
+                // timm's make_divisible: round to the nearest multiple of `divisor` (at
+                // least `divisor`), and add one more if that lost more than (1 - limit).
+                let value = as_float(&numbers[0]);
+                let divisor = as_float(&numbers[1]);
+                let limit = numbers.get(2).map(as_float).unwrap_or(0.9);
+                if divisor <= 0.0 {
+                    return self.division_by_zero(args[1].span);
+                }
+                let mut rounded = (((value + divisor / 2.0) / divisor).floor() * divisor).max(divisor);
+                if rounded < limit * value {
+                    rounded += divisor;
+                }
+                self.float_to_int(rounded, call.span)
+            }
+            "round" => self.float_to_int(as_float(&numbers[0]).round_ties_even(), call.span),
+            "floor" => self.float_to_int(as_float(&numbers[0]).floor(), call.span),
+            _ => self.float_to_int(as_float(&numbers[0]).ceil(), call.span),
+        }
+    }
+
+    fn float_to_int(&mut self, value: f64, span: Span) -> Option<Value> {
+        if value.is_finite() && value.abs() < 9.0e18 {
+            Some(Value::Int(value as i64))
+        } else {
+            self.checked(None, span)
+        }
+    }
+}
+
+pub fn as_float(value: &Value) -> f64 {
+    match value {
+        Value::Int(v) => *v as f64,
+        Value::Float(v) => *v,
+        _ => 0.0,
+    }
+}
+
+pub fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+}

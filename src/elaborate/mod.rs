@@ -1,0 +1,226 @@
+//! Elaboration: AST → IR. Resolves names (file, imports, standard library), evaluates
+//! parameters and arithmetic, instantiates blocks, stages, repeats and insertion
+//! points, and computes every shape. Most diagnostics are born here; elaboration
+//! keeps going after an error so that one run reports every mistake.
+
+mod bind;
+mod eval;
+mod load;
+mod network;
+mod sequence;
+mod structure;
+mod value;
+
+pub use load::STD_FILES;
+
+use crate::diagnostics::{Code, Diagnostic};
+use crate::ir::{Model, Node, Shape};
+use crate::source::{Sources, Span};
+use crate::suggest;
+use crate::syntax::ast::Ident;
+use load::Library;
+use std::collections::HashMap;
+use std::rc::Rc;
+use value::ModuleValue;
+
+/// More nodes than this is a runaway `repeat`, not a network.
+pub const MAX_NODES: usize = 200_000;
+/// Blocks instantiated inside blocks deeper than this.
+pub const MAX_DEPTH: usize = 48;
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Replaces every network's declared input (`--input 3x32x32`).
+    pub input: Option<Shape>,
+    /// Lints silenced for the whole run (`--allow W0002`).
+    pub allow: Vec<Code>,
+}
+
+pub struct Compilation {
+    pub models: Vec<Model>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Networks the entry file defines (models holds those that elaborated cleanly).
+    pub networks: Vec<String>,
+}
+
+impl Compilation {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Compiles one file: every network it defines, with every diagnostic.
+pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options) -> Compilation {
+    let (library, mut diagnostics) = load::load(sources, name, text);
+    let mut models = Vec::new();
+    let networks: Vec<String> = library.networks.iter().map(|n| n.def.name.text.clone()).collect();
+    for network in &library.networks {
+        let mut elaborator = Elaborator::new(&library, options);
+        let model = elaborator.network(network);
+        diagnostics.extend(elaborator.diagnostics);
+        models.extend(model);
+    }
+    Compilation { models, diagnostics, networks }
+}
+
+/// The result of building one module: its node, and the shape that flows on. The
+/// shape can be known even when the node is not (an error inside a residual body
+/// leaves the residual's output equal to its input), which keeps later checks useful.
+pub(crate) struct Outcome {
+    node: Option<Node>,
+    output: Option<Shape>,
+}
+
+impl Outcome {
+    fn failed() -> Outcome {
+        Outcome { node: None, output: None }
+    }
+
+    fn built(node: Node) -> Outcome {
+        let output = Some(node.output);
+        Outcome { node: Some(node), output }
+    }
+}
+
+/// Names handed out in one naming scope (a block instance, a labelled sequence).
+/// Unlabelled layers are named by their position, as in `nn.Sequential`.
+pub(crate) struct Scope {
+    path: String,
+    used: HashMap<String, Span>,
+    position: usize,
+}
+
+impl Scope {
+    fn new(path: String) -> Scope {
+        Scope { path, used: HashMap::new(), position: 0 }
+    }
+}
+
+/// A block being instantiated: for recursion checks, insertion points and context.
+struct Frame {
+    block: String,
+    path: String,
+    def_span: Span,
+    call_span: Span,
+}
+
+pub(crate) struct Elaborator<'a> {
+    library: &'a Library,
+    options: &'a Options,
+    diagnostics: Vec<Diagnostic>,
+    frames: Vec<Frame>,
+    inserts: Vec<network::InsertRule>,
+    allowed: Vec<Vec<Code>>,
+    nodes_built: usize,
+    aborted: bool,
+    next_shared: usize,
+    /// First use of each shared module: its path and tensors.
+    shared: HashMap<usize, (Vec<crate::ir::NamedTensor>, Span, Shape)>,
+    model_input: Option<Shape>,
+    /// The last layer that made the feature map smaller, for "shrinks to zero".
+    last_shrink: Option<(Span, String, Shape, Shape)>,
+}
+
+impl<'a> Elaborator<'a> {
+    fn new(library: &'a Library, options: &'a Options) -> Self {
+        Elaborator {
+            library,
+            options,
+            diagnostics: Vec::new(),
+            frames: Vec::new(),
+            inserts: Vec::new(),
+            allowed: vec![options.allow.clone()],
+            nodes_built: 0,
+            aborted: false,
+            next_shared: 0,
+            shared: HashMap::new(),
+            model_input: None,
+            last_shrink: None,
+        }
+    }
+
+    /// Records an error, adding where the enclosing block was instantiated when the
+    /// error sits inside that block's definition.
+    fn error(&mut self, mut diagnostic: Diagnostic) {
+        if let Some(frame) = self.frames.last() {
+            let inside = diagnostic.primary.span.file == frame.def_span.file
+                && frame.def_span.start <= diagnostic.primary.span.start
+                && diagnostic.primary.span.end <= frame.def_span.end;
+            if inside {
+                let at = if frame.path.is_empty() { String::new() } else { format!(" as `{}`", frame.path) };
+                diagnostic = diagnostic.with_secondary(frame.call_span, format!("`{}` instantiated here{at}", frame.block));
+            }
+        }
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn lint(&mut self, diagnostic: Diagnostic) {
+        if self.allowed.iter().any(|frame| frame.contains(&diagnostic.code)) {
+            return;
+        }
+        self.error(diagnostic);
+    }
+
+    fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Names that a bare word may have been meant as: variables and callables.
+    fn known_value_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.library.defs.keys().cloned().collect();
+        names.extend(crate::ops::all_specs().map(|s| s.name.to_string()));
+        names
+    }
+
+    fn is_module_name(&self, name: &str) -> bool {
+        self.library.defs.contains_key(name) || load::is_builtin(name)
+    }
+
+    fn unknown_callee(&mut self, name: &Ident) {
+        let mut candidates: Vec<String> = self.library.defs.keys().cloned().collect();
+        candidates.extend(crate::ops::all_specs().map(|s| s.name.to_string()));
+        candidates.extend(structure::STRUCTURAL.iter().map(|s| s.to_string()));
+        candidates.extend(eval::FUNCTIONS.iter().map(|s| s.to_string()));
+        candidates.sort();
+        let mut d = Diagnostic::new(
+            Code::UnknownName,
+            format!("unknown layer or block `{}`", name.text),
+            name.span,
+            "not a layer, block or function",
+        );
+        d = match suggest::did_you_mean(&name.text, candidates.iter().map(String::as_str)) {
+            Some(help) => d.with_help(help),
+            None => d.with_help("define it with `block NAME(...) { ... }`, or `import` the file that does"),
+        };
+        self.error(d);
+    }
+
+    /// Counts a node against the budget; false once the network is too large.
+    fn spend_node(&mut self, span: Span) -> bool {
+        if self.aborted {
+            return false;
+        }
+        self.nodes_built += 1;
+        if self.nodes_built > MAX_NODES {
+            self.aborted = true;
+            self.error(
+                Diagnostic::new(
+                    Code::TooLarge,
+                    format!("the network has more than {MAX_NODES} layers"),
+                    span,
+                    "elaboration stopped here",
+                )
+                .with_help("check `repeat` and `stage` counts"),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn module_value(&self, value: &value::Value) -> Option<Rc<ModuleValue>> {
+        match value {
+            value::Value::Module(m) => Some(m.clone()),
+            _ => None,
+        }
+    }
+}

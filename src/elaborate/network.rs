@@ -1,0 +1,331 @@
+//! A network: its parameters, its input, its `insert` rules, and the checks that need
+//! the whole network (ImageNet stem on a small input, inserts that matched nothing).
+
+use super::bind::{ParamTy, TYPE_NAMES};
+use super::load::DefEntry;
+use super::value::{Env, ModuleKind, ModuleValue, Value};
+use super::{Elaborator, Scope};
+use crate::diagnostics::{Code, Diagnostic};
+use crate::ir::{Model, Node, NodeKind, Shape};
+use crate::ops::Op;
+use crate::source::Span;
+use crate::suggest;
+use crate::syntax::ast::{Body, Call, Def, Ident, Insert, Layer, Stmt};
+use std::rc::Rc;
+
+/// `insert MODULE at BLOCK.POINT [as LABEL] [in PATH, ...]`, evaluated.
+pub(super) struct InsertRule {
+    module: Rc<ModuleValue>,
+    block: String,
+    point: String,
+    label: Ident,
+    within: Vec<String>,
+    span: Span,
+    used: bool,
+}
+
+impl Elaborator<'_> {
+    pub(super) fn network(&mut self, entry: &Rc<DefEntry>) -> Option<Model> {
+        let errors_before = self.error_count();
+        let def = &entry.def;
+        self.check_definitions();
+        let env = Env::root(None);
+        for param in &def.params {
+            match &param.default {
+                Some(default) => {
+                    if let Some(value) = self.eval(default, &env) {
+                        let ty = ParamTy::from_decl(&param.ty.text).unwrap_or(ParamTy::Int);
+                        if let Some(value) = self.coerce(&value, ty, &param.name.text, default.span) {
+                            env.define(&param.name.text, value);
+                        }
+                    }
+                }
+                None => self.error(
+                    Diagnostic::new(
+                        Code::MissingArgument,
+                        format!("network parameter `{}` needs a default value", param.name.text),
+                        param.span,
+                        "no default",
+                    )
+                    .with_help(format!("write `{}: {} = ...`", param.name.text, param.ty.text)),
+                ),
+            }
+        }
+        let input = self.network_input(def, &env);
+        self.model_input = input;
+        let env = Env::child(&env, input);
+        self.collect_inserts(&def.body, &env);
+        let mut scope = Scope::new(String::new());
+        let (nodes, output) = self.sequence(&def.body, &env, input, &mut scope, true);
+        self.unused_inserts();
+        if let Some(input) = input {
+            self.tiny_input_stem(&nodes, input);
+        }
+        if self.error_count() > errors_before {
+            return None;
+        }
+        Some(Model { name: def.name.text.clone(), input: input?, output: output?, nodes, span: def.name.span })
+    }
+
+    /// Parameter types that do not exist, reported once per definition.
+    fn check_definitions(&mut self) {
+        let mut defs: Vec<&Rc<DefEntry>> = self.library.defs.values().collect();
+        defs.sort_by_key(|e| (e.file, e.def.span.start));
+        let mut found = Vec::new();
+        for entry in defs {
+            for param in &entry.def.params {
+                if ParamTy::from_decl(&param.ty.text).is_none() {
+                    let mut d = Diagnostic::new(
+                        Code::UnknownName,
+                        format!("unknown parameter type `{}`", param.ty.text),
+                        param.ty.span,
+                        "not a type",
+                    )
+                    .with_note(format!("the types are {}", TYPE_NAMES.join(", ")));
+                    if let Some(help) = suggest::did_you_mean(&param.ty.text, TYPE_NAMES.iter().copied()) {
+                        d = d.with_help(help);
+                    }
+                    found.push(d);
+                }
+            }
+            let mut seen: Vec<&Ident> = Vec::new();
+            for param in &entry.def.params {
+                if let Some(first) = seen.iter().find(|p| p.text == param.name.text) {
+                    found.push(
+                        Diagnostic::new(Code::DuplicateLabel, format!("parameter `{}` is declared twice", param.name.text), param.name.span, "declared again")
+                            .with_secondary(first.span, "first declared here"),
+                    );
+                }
+                seen.push(&param.name);
+            }
+        }
+        for d in found {
+            self.error(d);
+        }
+    }
+
+    fn network_input(&mut self, def: &Def, env: &Rc<Env>) -> Option<Shape> {
+        let declared: Vec<&Call> = def.body.stmts.iter().filter_map(|s| if let Stmt::Input(c) = s { Some(c) } else { None }).collect();
+        if let [first, second, ..] = declared.as_slice() {
+            self.error(
+                Diagnostic::new(Code::DuplicateLabel, "the input is declared twice", second.span, "second `input`")
+                    .with_secondary(first.span, "first `input`"),
+            );
+        }
+        let parsed = declared.first().and_then(|call| self.input_shape(call, env));
+        if let Some(overridden) = self.options.input {
+            return Some(overridden);
+        }
+        if declared.is_empty() {
+            self.error(
+                Diagnostic::new(
+                    Code::MissingInput,
+                    format!("network `{}` does not say what it takes as input", def.name.text),
+                    def.name.span,
+                    "no `input` declaration",
+                )
+                .with_help("add `input image(3, 224, 224)` as the network's first line, or pass `--input 3x224x224`"),
+            );
+        }
+        parsed
+    }
+
+    fn input_shape(&mut self, call: &Call, env: &Rc<Env>) -> Option<Shape> {
+        let arity = match call.name.text.as_str() {
+            "image" => 3,
+            "tokens" => 2,
+            "vector" => 1,
+            other => {
+                let mut d = Diagnostic::new(Code::WrongInputKind, format!("`{other}` is not an input kind"), call.name.span, "unknown input kind")
+                    .with_note("inputs are `image(C, H, W)`, `tokens(N, D)` or `vector(D)`");
+                if let Some(help) = suggest::did_you_mean(other, ["image", "tokens", "vector"]) {
+                    d = d.with_help(help);
+                }
+                self.error(d);
+                return None;
+            }
+        };
+        let args = self.eval_args(&call.args, env)?;
+        if args.len() != arity || args.iter().any(|a| a.name.is_some()) {
+            self.error(
+                Diagnostic::new(
+                    Code::WrongInputKind,
+                    format!("`{}` takes {arity} sizes, written in order", call.name.text),
+                    call.span,
+                    format!("{} given", args.len()),
+                )
+                .with_help("write `image(3, 224, 224)`, `tokens(197, 768)` or `vector(784)`"),
+            );
+            return None;
+        }
+        let mut sizes = Vec::new();
+        for arg in &args {
+            match arg.value {
+                Value::Int(v) if v >= 1 => sizes.push(v as u64),
+                Value::Int(v) => {
+                    self.error(Diagnostic::new(Code::WrongInputKind, format!("input sizes must be positive, but this is {v}"), arg.span, "not positive"));
+                    return None;
+                }
+                ref other => return self.type_error(arg.span, "an integer size", &other.clone()),
+            }
+        }
+        let shape = match sizes.as_slice() {
+            [c, h, w] => Shape::Image { c: *c, h: *h, w: *w },
+            [n, d] => Shape::Tokens { n: *n, d: *d },
+            [d] => Shape::Vector { d: *d },
+            _ => return None,
+        };
+        if shape.elements().is_none() {
+            self.error(Diagnostic::new(Code::Overflow, "the input has more elements than fit in 64 bits", call.span, "too large"));
+            return None;
+        }
+        Some(shape)
+    }
+
+    fn collect_inserts(&mut self, body: &Body, env: &Rc<Env>) {
+        let inserts: Vec<&Insert> = body.stmts.iter().filter_map(|s| if let Stmt::Insert(i) = s { Some(i) } else { None }).collect();
+        for insert in inserts {
+            let module = if self.is_module_name(&insert.module.name.text) {
+                self.eval_args(&insert.module.args, env).map(|args| {
+                    Rc::new(ModuleValue {
+                        kind: ModuleKind::Call { name: insert.module.name.clone(), args, body: None },
+                        span: insert.module.span,
+                    })
+                })
+            } else {
+                self.unknown_callee(&insert.module.name);
+                None
+            };
+            let Some(target) = self.library.defs.get(&insert.block.text).cloned() else {
+                let blocks: Vec<&str> = self.library.defs.keys().map(String::as_str).collect();
+                let mut d = Diagnostic::new(Code::UnknownName, format!("unknown block `{}`", insert.block.text), insert.block.span, "no such block");
+                if let Some(help) = suggest::did_you_mean(&insert.block.text, blocks) {
+                    d = d.with_help(help);
+                }
+                self.error(d);
+                continue;
+            };
+            let points = points_in(&target.def.body);
+            if !points.iter().any(|p| p.text == insert.point.text) {
+                let names: Vec<&str> = points.iter().map(|p| p.text.as_str()).collect();
+                let mut d = Diagnostic::new(
+                    Code::UnknownPoint,
+                    format!("block `{}` has no insertion point `{}`", insert.block.text, insert.point.text),
+                    insert.point.span,
+                    "unknown point",
+                )
+                .with_secondary(target.def.name.span, format!("`{}` is defined here", insert.block.text));
+                d = match (suggest::did_you_mean(&insert.point.text, names.iter().copied()), names.is_empty()) {
+                    (Some(help), _) => d.with_help(help),
+                    (None, true) => d.with_help(format!("`{}` declares no points; add `point NAME` where modules may go", insert.block.text)),
+                    (None, false) => d.with_help(format!("its points are: {}", names.join(", "))),
+                };
+                self.error(d);
+                continue;
+            }
+            let Some(module) = module else { continue };
+            self.inserts.push(InsertRule {
+                module,
+                block: insert.block.text.clone(),
+                point: insert.point.text.clone(),
+                label: insert.label.clone().unwrap_or_else(|| insert.point.clone()),
+                within: insert.within.iter().map(|w| w.text.clone()).collect(),
+                span: insert.span,
+                used: false,
+            });
+        }
+    }
+
+    /// `point NAME` inside a block: builds whatever the network inserts here.
+    pub(super) fn point(&mut self, point: &Ident, input: Option<Shape>, scope: &mut Scope) -> (Vec<Node>, Option<Shape>) {
+        let Some(frame) = self.frames.last() else {
+            self.misplaced(point.span, "`point` belongs inside a `block`");
+            return (Vec::new(), input);
+        };
+        let (block, path) = (frame.block.clone(), frame.path.clone());
+        let mut nodes = Vec::new();
+        let mut current = input;
+        for index in 0..self.inserts.len() {
+            let rule = &self.inserts[index];
+            let inside = rule.within.is_empty() || rule.within.iter().any(|w| path == *w || path.starts_with(&format!("{w}.")));
+            if rule.block != block || rule.point != point.text || !inside {
+                continue;
+            }
+            self.inserts[index].used = true;
+            let (module, label) = (self.inserts[index].module.clone(), self.inserts[index].label.clone());
+            let outcome = self.instantiate(&module, current, scope, Some(&label), point.span);
+            nodes.extend(outcome.node);
+            current = outcome.output;
+        }
+        (nodes, current)
+    }
+
+    fn unused_inserts(&mut self) {
+        let unused: Vec<(Span, String, String, Vec<String>)> = self
+            .inserts
+            .iter()
+            .filter(|r| !r.used)
+            .map(|r| (r.span, r.block.clone(), r.point.clone(), r.within.clone()))
+            .collect();
+        for (span, block, point, within) in unused {
+            let where_ = if within.is_empty() { String::new() } else { format!(" in {}", within.join(", ")) };
+            self.lint(
+                Diagnostic::new(
+                    Code::UnusedInsert,
+                    format!("`insert ... at {block}.{point}` matched nothing"),
+                    span,
+                    format!("no `{block}` block{where_}"),
+                )
+                .with_help(format!("check that the network uses `{block}`{where_}, or remove the insert")),
+            );
+        }
+    }
+
+    /// A 7×7 stride-2 first convolution on an input of 64 pixels or less.
+    fn tiny_input_stem(&mut self, nodes: &[Node], input: Shape) {
+        let Some((h, w)) = input.spatial() else { return };
+        if h.min(w) > 64 {
+            return;
+        }
+        let mut first_conv: Option<&Node> = None;
+        for node in nodes {
+            node.walk(0, &mut |n, _| {
+                if first_conv.is_none()
+                    && let NodeKind::Op { op: Op::Conv(_), .. } = n.kind
+                {
+                    first_conv = Some(n);
+                }
+            });
+        }
+        let Some(stem) = first_conv else { return };
+        let NodeKind::Op { op: Op::Conv(conv), .. } = &stem.kind else { return };
+        if conv.window.kernel >= 7 && conv.window.stride >= 2 {
+            let (oh, ow) = stem.output.spatial().unwrap_or((0, 0));
+            self.lint(
+                Diagnostic::new(
+                    Code::TinyInputStem,
+                    format!("an ImageNet stem on a {h}×{w} input"),
+                    stem.span,
+                    format!("a {}×{} stride-{} stem leaves {oh}×{ow}", conv.window.kernel, conv.window.kernel, conv.window.stride),
+                )
+                .with_help("for small images use a 3×3 stride-1 stem without max pooling (as the CIFAR ResNets do), or a larger `--input`"),
+            );
+        }
+    }
+}
+
+/// Every `point` a block declares, at any depth of its body.
+fn points_in(body: &Body) -> Vec<&Ident> {
+    let mut points = Vec::new();
+    for stmt in &body.stmts {
+        match stmt {
+            Stmt::Point(p) => points.push(p),
+            Stmt::Layer(layer) => match &layer.layer {
+                Layer::Seq(inner) | Layer::Call { body: Some(inner), .. } => points.extend(points_in(inner)),
+                Layer::Call { body: None, .. } => {}
+            },
+            _ => {}
+        }
+    }
+    points
+}

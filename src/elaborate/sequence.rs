@@ -1,0 +1,533 @@
+//! Building modules: sequences of statements, primitives, block instances, `{ ... }`
+//! literals and `let`-shared modules. Structural forms are in `structure.rs`.
+
+use super::bind::{DefaultSrc, ParamSig, ParamTy};
+use super::value::{ArgValue, Env, ModuleKind, ModuleValue, Value};
+use super::{Elaborator, Frame, MAX_DEPTH, Outcome, Scope, structure};
+use crate::diagnostics::{Code, Diagnostic};
+use crate::ir::{Node, NodeKind, Shape, join_path};
+use crate::ops::{self, ArgValue as OpArg, Args, Op, OpSpec};
+use crate::source::Span;
+use crate::suggest;
+use crate::syntax::ast::{Body, Ident, Layer, Stmt};
+use std::rc::Rc;
+
+impl Elaborator<'_> {
+    /// Elaborates the statements of a body, left to right, threading the shape.
+    pub(super) fn sequence(
+        &mut self,
+        body: &Body,
+        env: &Rc<Env>,
+        input: Option<Shape>,
+        scope: &mut Scope,
+        top_of_network: bool,
+    ) -> (Vec<Node>, Option<Shape>) {
+        let allowed = self.allows_in(body);
+        self.allowed.push(allowed);
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut current = input;
+        for stmt in &body.stmts {
+            if self.aborted {
+                break;
+            }
+            match stmt {
+                Stmt::Layer(layer_stmt) => {
+                    let Some(module) = self.layer_module(&layer_stmt.layer, env) else {
+                        current = None;
+                        continue;
+                    };
+                    let outcome = self.instantiate(&module, current, scope, layer_stmt.label.as_ref(), layer_stmt.span);
+                    if let Some(node) = outcome.node {
+                        if let Some(previous) = nodes.last() {
+                            self.bias_before_norm(previous, &node);
+                        }
+                        nodes.push(node);
+                    }
+                    current = outcome.output;
+                }
+                Stmt::Let { name, value, .. } => self.bind_let(name, value, env, scope),
+                Stmt::Point(point) => {
+                    let (inserted, output) = self.point(point, current, scope);
+                    nodes.extend(inserted);
+                    current = output;
+                }
+                Stmt::Allow { .. } => {}
+                Stmt::Input(call) if !top_of_network => self.misplaced(call.span, "`input` belongs at the top of a `network`"),
+                Stmt::Insert(insert) if !top_of_network => {
+                    self.misplaced(insert.span, "`insert` belongs at the top of a `network`")
+                }
+                Stmt::Input(_) | Stmt::Insert(_) => {}
+            }
+        }
+        self.allowed.pop();
+        (nodes, current)
+    }
+
+    /// The lints a body's `allow(...)` statements silence (for the whole body).
+    fn allows_in(&mut self, body: &Body) -> Vec<Code> {
+        let mut codes = Vec::new();
+        for stmt in &body.stmts {
+            let Stmt::Allow { lints, .. } = stmt else { continue };
+            for lint in lints {
+                match Code::lookup(&lint.text).filter(|c| c.info().lint.is_some()) {
+                    Some(code) => codes.push(code),
+                    None => {
+                        let names: Vec<&str> = crate::diagnostics::CODES.iter().filter_map(|c| c.lint).collect();
+                        let mut d = Diagnostic::new(
+                            Code::UnknownName,
+                            format!("unknown lint `{}`", lint.text),
+                            lint.span,
+                            "not a lint",
+                        )
+                        .with_note(format!("lints: {}", names.join(", ")));
+                        if let Some(help) = suggest::did_you_mean(&lint.text, names) {
+                            d = d.with_help(help);
+                        }
+                        self.error(d);
+                    }
+                }
+            }
+        }
+        codes
+    }
+
+    pub(super) fn misplaced(&mut self, span: Span, message: &str) {
+        self.error(Diagnostic::new(Code::Misplaced, message, span, "not allowed here"));
+    }
+
+    /// The module a layer statement builds.
+    pub(super) fn layer_module(&mut self, layer: &Layer, env: &Rc<Env>) -> Option<Rc<ModuleValue>> {
+        match layer {
+            Layer::Seq(body) => {
+                Some(Rc::new(ModuleValue { kind: ModuleKind::Seq { body: body.clone(), env: env.clone() }, span: body.span }))
+            }
+            Layer::Call { call, body } => {
+                if !call.has_parens
+                    && let Some(value) = env.lookup(&call.name.text)
+                {
+                    return match value {
+                        Value::Module(module) if body.is_none() => Some(module),
+                        Value::Module(_) => {
+                            self.misplaced(call.span, "a module parameter takes no `{ ... }` body");
+                            None
+                        }
+                        other => {
+                            self.error(
+                                Diagnostic::new(
+                                    Code::WrongType,
+                                    format!("`{}` is {} {}, not a layer", call.name.text, super::eval::article(other.type_name()), other.type_name()),
+                                    call.span,
+                                    format!("`{}` = {other}", call.name.text),
+                                )
+                                .with_help("a layer statement needs an op, a block, or a parameter of type `module`"),
+                            );
+                            None
+                        }
+                    };
+                }
+                if !self.is_module_name(&call.name.text) {
+                    self.unknown_callee(&call.name);
+                    // Still look at the arguments: their mistakes are worth reporting too.
+                    let _ = self.eval_args(&call.args, env);
+                    return None;
+                }
+                let args = self.eval_args(&call.args, env)?;
+                Some(Rc::new(ModuleValue {
+                    kind: ModuleKind::Call { name: call.name.clone(), args, body: body.clone().map(|b| (b, env.clone())) },
+                    span: call.span,
+                }))
+            }
+        }
+    }
+
+    /// `let name = value`: numbers are constants; modules become shared modules.
+    fn bind_let(&mut self, name: &Ident, value: &crate::syntax::ast::Expr, env: &Rc<Env>, scope: &mut Scope) {
+        let Some(value) = self.eval(value, env) else { return };
+        let value = match value {
+            Value::Module(inner) => {
+                if self.claim(scope, Some(name), name.span).is_none() {
+                    return;
+                }
+                self.next_shared += 1;
+                Value::Module(Rc::new(ModuleValue {
+                    span: inner.span,
+                    kind: ModuleKind::Shared {
+                        id: self.next_shared,
+                        name: name.clone(),
+                        owner_path: join_path(&scope.path, &name.text),
+                        inner,
+                    },
+                }))
+            }
+            other => other,
+        };
+        env.define(&name.text, value);
+    }
+
+    /// Reserves a name in a scope: the label, or the next position.
+    pub(super) fn claim(&mut self, scope: &mut Scope, label: Option<&Ident>, site: Span) -> Option<String> {
+        let name = match label {
+            Some(label) => {
+                if let Some(first) = scope.used.get(&label.text) {
+                    let first = *first;
+                    self.error(
+                        Diagnostic::new(
+                            Code::DuplicateLabel,
+                            format!("the name `{}` is used twice in `{}`", label.text, if scope.path.is_empty() { "the network" } else { &scope.path }),
+                            label.span,
+                            "used again here",
+                        )
+                        .with_secondary(first, "first used here")
+                        .with_help("layer names become weight names and must be unique; rename one"),
+                    );
+                    return None;
+                }
+                scope.used.insert(label.text.clone(), label.span);
+                label.text.clone()
+            }
+            None => {
+                while scope.used.contains_key(&scope.position.to_string()) {
+                    scope.position += 1;
+                }
+                scope.position.to_string()
+            }
+        };
+        scope.used.entry(name.clone()).or_insert(site);
+        scope.position += 1;
+        Some(name)
+    }
+
+    /// Builds a module on an input, naming it in `scope`.
+    pub(super) fn instantiate(
+        &mut self,
+        module: &Rc<ModuleValue>,
+        input: Option<Shape>,
+        scope: &mut Scope,
+        label: Option<&Ident>,
+        site: Span,
+    ) -> Outcome {
+        if !self.spend_node(site) {
+            return Outcome::failed();
+        }
+        match &module.kind {
+            ModuleKind::Call { name, args, body } => {
+                if structure::STRUCTURAL.contains(&name.text.as_str()) {
+                    return self.structural(name, args, body.as_ref(), input, scope, label, site);
+                }
+                let Some(path) = self.claim(scope, label, site).map(|n| join_path(&scope.path, &n)) else {
+                    return Outcome::failed();
+                };
+                if let Some(entry) = self.library.defs.get(&name.text).cloned() {
+                    if body.is_some() {
+                        self.misplaced(site, "a block takes its layers from its definition, not from a `{ ... }` body");
+                        return Outcome::failed();
+                    }
+                    return self.block(&entry, name, args, input, path, site);
+                }
+                match ops::spec(&name.text) {
+                    Some(spec) => {
+                        if body.is_some() {
+                            self.misplaced(site, &format!("`{}` takes no `{{ ... }}` body", name.text));
+                            return Outcome::failed();
+                        }
+                        self.primitive(spec, name, args, input, path, site)
+                    }
+                    None => {
+                        self.unknown_callee(name);
+                        Outcome::failed()
+                    }
+                }
+            }
+            ModuleKind::Seq { body, env } => {
+                let Some(path) = self.claim(scope, label, site).map(|n| join_path(&scope.path, &n)) else {
+                    return Outcome::failed();
+                };
+                let env = Env::child(env, input);
+                let mut inner = Scope::new(path.clone());
+                let (children, output) = self.sequence(body, &env, input, &mut inner, false);
+                self.composite(path, "seq".into(), children, input, output, site)
+            }
+            ModuleKind::Shared { id, name, owner_path, inner } => self.shared_use(*id, name, owner_path, inner, input, site),
+        }
+    }
+
+    /// Wraps children into a block node when everything in it was built.
+    pub(super) fn composite(
+        &mut self,
+        path: String,
+        name: String,
+        children: Vec<Node>,
+        input: Option<Shape>,
+        output: Option<Shape>,
+        site: Span,
+    ) -> Outcome {
+        match (input, output) {
+            (Some(input), Some(output)) => Outcome::built(Node {
+                path,
+                kind: NodeKind::Block { name, children },
+                input,
+                output,
+                span: site,
+                shared: false,
+            }),
+            _ => Outcome { node: None, output },
+        }
+    }
+
+    fn primitive(&mut self, spec: &OpSpec, name: &Ident, args: &[ArgValue], input: Option<Shape>, path: String, site: Span) -> Outcome {
+        let params: Vec<ParamSig> = spec
+            .args
+            .iter()
+            .map(|a| ParamSig {
+                name: a.name,
+                ty: match a.ty {
+                    ops::Ty::Int => ParamTy::Int,
+                    ops::Ty::Float => ParamTy::Float,
+                    ops::Ty::Bool => ParamTy::Bool,
+                    ops::Ty::Choice(options) => ParamTy::Choice(options),
+                },
+                default: match a.default {
+                    ops::Default::Required => DefaultSrc::Required,
+                    ops::Default::Absent => DefaultSrc::Absent,
+                    ops::Default::Int(v) => DefaultSrc::Value(Value::Int(v)),
+                    ops::Default::Float(v) => DefaultSrc::Value(Value::Float(v)),
+                    ops::Default::Bool(v) => DefaultSrc::Value(Value::Bool(v)),
+                    ops::Default::Choice(v) => DefaultSrc::Value(Value::Name(v.to_string())),
+                },
+            })
+            .collect();
+        let Some(bound) = self.bind(name, &params, args, site, None) else { return Outcome::failed() };
+        let op_args = Args {
+            values: spec
+                .args
+                .iter()
+                .zip(&bound)
+                .map(|(a, (_, value, _))| {
+                    let value = match value {
+                        Some(Value::Int(v)) => OpArg::Int(*v),
+                        Some(Value::Float(v)) => OpArg::Float(*v),
+                        Some(Value::Bool(v)) => OpArg::Bool(*v),
+                        Some(Value::Name(v)) => OpArg::Choice(v.clone()),
+                        _ => OpArg::Absent,
+                    };
+                    (a.name, value)
+                })
+                .collect(),
+        };
+        let op = match (spec.build)(&op_args) {
+            Ok(op) => op,
+            Err(error) => {
+                let span = bound.iter().find(|(n, _, _)| n == error.arg).map(|(_, _, s)| *s).unwrap_or(site);
+                let mut d = Diagnostic::new(Code::InvalidValue, error.message, span, "out of range");
+                if let Some(help) = error.help {
+                    d = d.with_help(help);
+                }
+                self.error(d);
+                return Outcome::failed();
+            }
+        };
+        let Some(input) = input else { return Outcome::failed() };
+        self.shape_op(spec.name, op_args, op, input, path, site)
+    }
+
+    fn shape_op(&mut self, name: &'static str, args: Args, op: Op, input: Shape, path: String, site: Span) -> Outcome {
+        let output = match op.rule().output(&input) {
+            Ok(output) => output,
+            Err(error) => {
+                self.shape_error(error, &input, &path, site);
+                return Outcome::failed();
+            }
+        };
+        if output.elements().is_none() {
+            self.error(Diagnostic::new(
+                Code::Overflow,
+                format!("the output of `{path}` has more elements than fit in 64 bits"),
+                site,
+                format!("{output}"),
+            ));
+            return Outcome::failed();
+        }
+        for hit in op.rule().lints(&input) {
+            let mut d = Diagnostic::new(hit.code, hit.message, site, hit.label);
+            if let Some(help) = hit.help {
+                d = d.with_help(help);
+            }
+            self.lint(d);
+        }
+        if let (Some((ih, iw)), Some((oh, ow))) = (input.spatial(), output.spatial())
+            && (oh < ih || ow < iw)
+        {
+            self.last_shrink = Some((site, path.clone(), input, output));
+        }
+        Outcome::built(Node { path, kind: NodeKind::Op { name, args, op }, input, output, span: site, shared: false })
+    }
+
+    /// Turns an op's shape error into a diagnostic at the layer. A kernel that no longer
+    /// fits because earlier layers shrank the map is reported as the map shrinking.
+    fn shape_error(&mut self, error: ops::ShapeError, input: &Shape, path: &str, site: Span) {
+        let shrunk = match (error.code, self.model_input.and_then(|s| s.spatial()), input.spatial()) {
+            (Code::KernelTooLarge, Some((mh, mw)), Some((h, w))) => h < mh || w < mw,
+            _ => false,
+        };
+        let mut d = if shrunk {
+            let (h, w) = input.spatial().unwrap_or((0, 0));
+            let mut d = Diagnostic::new(
+                Code::EmptyFeatureMap,
+                format!("the feature map has shrunk to {h}×{w} before `{path}`, too small for it"),
+                site,
+                error.label,
+            )
+            .with_help(format!(
+                "downsample less before this layer, or use a larger input (`--input`); the declared input is {}",
+                self.model_input.map(|s| s.to_string()).unwrap_or_default()
+            ));
+            if let Some((span, by, from, to)) = self.last_shrink.clone() {
+                d = d.with_secondary(span, format!("`{by}` shrinks {from} to {to}"));
+            }
+            d
+        } else {
+            let mut d = Diagnostic::new(error.code, error.message, site, error.label);
+            if let Some(help) = error.help {
+                d = d.with_help(help);
+            }
+            d
+        };
+        if !path.is_empty() {
+            d = d.with_note(format!("in `{path}`, whose input is {input}"));
+        }
+        self.error(d);
+    }
+
+    fn block(
+        &mut self,
+        entry: &Rc<super::load::DefEntry>,
+        name: &Ident,
+        args: &[ArgValue],
+        input: Option<Shape>,
+        path: String,
+        site: Span,
+    ) -> Outcome {
+        let def = &entry.def;
+        if def.kind == crate::syntax::ast::DefKind::Network {
+            self.error(
+                Diagnostic::new(Code::Misplaced, format!("`{}` is a network, not a block", name.text), name.span, "used as a layer")
+                    .with_secondary(def.name.span, "defined as a network here")
+                    .with_help("define the reusable part as a `block` and use it from both networks"),
+            );
+            return Outcome::failed();
+        }
+        if let Some(frame) = self.frames.iter().find(|f| f.block == def.name.text) {
+            let first_call = frame.call_span;
+            self.error(
+                Diagnostic::new(
+                    Code::RecursiveBlock,
+                    format!("block `{}` uses itself", def.name.text),
+                    site,
+                    "used again inside its own definition",
+                )
+                .with_secondary(first_call, "first instantiated here")
+                .with_help("a network must be finite: use `repeat` or `stage` for copies"),
+            );
+            return Outcome::failed();
+        }
+        if self.frames.len() >= MAX_DEPTH {
+            self.error(Diagnostic::new(
+                Code::TooLarge,
+                format!("blocks are nested more than {MAX_DEPTH} deep"),
+                site,
+                "too deep",
+            ));
+            return Outcome::failed();
+        }
+        let env = Env::root(input);
+        let mut params = Vec::new();
+        let mut ok = true;
+        for decl in &def.params {
+            let ty = ParamTy::from_decl(&decl.ty.text);
+            if ty.is_none() {
+                ok = false;
+            }
+            params.push(ParamSig {
+                name: &decl.name.text,
+                ty: ty.unwrap_or(ParamTy::Int),
+                default: decl.default.as_ref().map(DefaultSrc::Expr).unwrap_or(DefaultSrc::Required),
+            });
+        }
+        if !ok {
+            // Reported once per definition by the network pass (`check_definitions`).
+            return Outcome::failed();
+        }
+        if self.bind(name, &params, args, site, Some(&env)).is_none() {
+            return Outcome::failed();
+        }
+        self.frames.push(Frame { block: def.name.text.clone(), path: path.clone(), def_span: def.span, call_span: site });
+        let mut scope = Scope::new(path.clone());
+        let (children, output) = self.sequence(&def.body, &env, input, &mut scope, false);
+        self.frames.pop();
+        self.composite(path, def.name.text.clone(), children, input, output, site)
+    }
+
+    fn shared_use(
+        &mut self,
+        id: usize,
+        name: &Ident,
+        owner_path: &str,
+        inner: &Rc<ModuleValue>,
+        input: Option<Shape>,
+        site: Span,
+    ) -> Outcome {
+        let parent = owner_path.rsplit_once('.').map(|(p, _)| p.to_string()).unwrap_or_default();
+        let mut scope = Scope::new(parent);
+        let mut outcome = self.instantiate(inner, input, &mut scope, Some(name), site);
+        let Some(node) = outcome.node.as_mut() else { return outcome };
+        let mut tensors = Vec::new();
+        node.walk(0, &mut |n, _| {
+            for t in n.own_tensors() {
+                tensors.push(crate::ir::NamedTensor { name: format!("{}.{}", n.path, t.suffix), shape: t.shape, trainable: t.trainable });
+            }
+        });
+        match self.shared.get(&id).cloned() {
+            None => {
+                self.shared.insert(id, (tensors, site, node.input));
+            }
+            Some((first, first_site, first_input)) => {
+                node.shared = true;
+                if first != tensors {
+                    self.error(
+                        Diagnostic::new(
+                            Code::ChannelMismatch,
+                            format!("shared module `{}` is used on {} here, but its weights were made for {first_input}", name.text, node.input),
+                            site,
+                            format!("input {}", node.input),
+                        )
+                        .with_secondary(first_site, format!("first used on {first_input}"))
+                        .with_help("a `let` module has one set of weights: use it on inputs of the same width, or write two modules"),
+                    );
+                    return Outcome::failed();
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Warns about `conv(..., bias: true)` directly followed by `batchnorm`.
+    fn bias_before_norm(&mut self, previous: &Node, node: &Node) {
+        let (NodeKind::Op { op: Op::Conv(conv), .. }, NodeKind::Op { op: Op::BatchNorm(_), .. }) = (&previous.kind, &node.kind)
+        else {
+            return;
+        };
+        if !conv.bias {
+            return;
+        }
+        self.lint(
+            Diagnostic::new(
+                Code::BiasBeforeNorm,
+                format!("`{}` has a bias that the batch norm after it cancels", previous.path),
+                previous.span,
+                format!("{} bias parameters that do nothing", conv.out),
+            )
+            .with_secondary(node.span, "this batch norm subtracts the mean")
+            .with_help("write `bias: false` on the convolution"),
+        );
+    }
+}

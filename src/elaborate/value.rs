@@ -1,0 +1,143 @@
+//! Values that block parameters, `let` bindings and arguments can hold.
+
+use crate::ir::Shape;
+use crate::source::Span;
+use crate::syntax::ast::{Body, Ident};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// A bare word that names nothing defined: a choice such as `sum` or `spatial`,
+    /// or a typo (reported when it is used as something else).
+    Name(String),
+    Str(String),
+    Module(Rc<ModuleValue>),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Bool(_) => "bool",
+            Value::Name(_) => "name",
+            Value::Str(_) => "string",
+            Value::Module(_) => "module",
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Float(v) => write!(f, "{v:?}"),
+            Value::Bool(v) => write!(f, "{v}"),
+            Value::Name(v) => write!(f, "{v}"),
+            Value::Str(v) => write!(f, "\"{v}\""),
+            Value::Module(m) => write!(f, "{}", m.describe()),
+        }
+    }
+}
+
+/// An argument after evaluation, before it is matched to a parameter.
+#[derive(Clone, Debug)]
+pub struct ArgValue {
+    pub name: Option<Ident>,
+    pub value: Value,
+    pub span: Span,
+}
+
+/// A module that has not been built yet: it is built (and shaped) where it is used.
+#[derive(Debug)]
+pub struct ModuleValue {
+    pub kind: ModuleKind,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub enum ModuleKind {
+    /// A primitive, a block, or a structural form, with its evaluated arguments and,
+    /// for `residual { ... }` and friends, its body.
+    Call { name: Ident, args: Vec<ArgValue>, body: Option<(Body, Rc<Env>)> },
+    /// `{ ... }`: an anonymous sequence, evaluated in the environment it was written in.
+    Seq { body: Body, env: Rc<Env> },
+    /// A `let`-bound module: one set of weights however often it is used.
+    Shared { id: usize, name: Ident, owner_path: String, inner: Rc<ModuleValue> },
+}
+
+impl ModuleValue {
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            ModuleKind::Call { name, args, .. } if args.is_empty() => name.text.clone(),
+            ModuleKind::Call { name, args, .. } => {
+                let args: Vec<String> = args
+                    .iter()
+                    .map(|a| match &a.name {
+                        Some(n) => format!("{}: {}", n.text, a.value),
+                        None => a.value.to_string(),
+                    })
+                    .collect();
+                format!("{}({})", name.text, args.join(", "))
+            }
+            ModuleKind::Seq { .. } => "{ ... }".into(),
+            ModuleKind::Shared { name, .. } => name.text.clone(),
+        }
+    }
+
+    /// The name it is called by, for modules that are calls.
+    pub fn callee(&self) -> Option<&str> {
+        match &self.kind {
+            ModuleKind::Call { name, .. } => Some(&name.text),
+            _ => None,
+        }
+    }
+
+    pub fn is_identity(&self) -> bool {
+        matches!(&self.kind, ModuleKind::Call { name, args, body: None } if name.text == "identity" && args.is_empty())
+    }
+}
+
+/// A lexical scope: parameters and `let`s of one block body, and the block's input.
+#[derive(Debug, Default)]
+pub struct Env {
+    vars: RefCell<HashMap<String, Value>>,
+    /// The shape `in` refers to; `None` once an earlier error made it unknown.
+    pub input: Option<Shape>,
+    parent: Option<Rc<Env>>,
+}
+
+impl Env {
+    pub fn root(input: Option<Shape>) -> Rc<Env> {
+        Rc::new(Env { vars: RefCell::default(), input, parent: None })
+    }
+
+    pub fn child(parent: &Rc<Env>, input: Option<Shape>) -> Rc<Env> {
+        Rc::new(Env { vars: RefCell::default(), input, parent: Some(parent.clone()) })
+    }
+
+    pub fn define(&self, name: &str, value: Value) {
+        self.vars.borrow_mut().insert(name.to_string(), value);
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<Value> {
+        if let Some(v) = self.vars.borrow().get(name) {
+            return Some(v.clone());
+        }
+        self.parent.as_ref().and_then(|p| p.lookup(name))
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.vars.borrow().keys().cloned().collect();
+        if let Some(parent) = &self.parent {
+            names.extend(parent.names());
+        }
+        names
+    }
+}

@@ -1,0 +1,102 @@
+//! Text forms of the IR: the shape trace (`archc check --trace`) and the canonical IR
+//! dump (`archc ir`). Both are snapshot-tested.
+
+use super::{Model, Node, NodeKind, Shortcut};
+use crate::ops::TensorSpec;
+use std::fmt::Write;
+
+/// One line per node: dotted name, op, output shape, indented by nesting.
+pub fn trace(model: &Model) -> String {
+    let mut rows: Vec<(usize, String, String, String)> = Vec::new();
+    model.walk(&mut |node, depth| {
+        let name = match &node.kind {
+            NodeKind::Op { .. } | NodeKind::Block { .. } => node.path.clone(),
+            _ => format!("({})", node.kind_name()),
+        };
+        let op = match &node.kind {
+            NodeKind::Residual { shortcut: Shortcut::Projection(p), .. } => format!("shortcut: {}", p.kind_name()),
+            NodeKind::Residual { shortcut: Shortcut::Identity, .. } => "shortcut: identity".into(),
+            NodeKind::Residual { shortcut: Shortcut::Off, .. } => "no shortcut".into(),
+            NodeKind::Op { .. } | NodeKind::Block { .. } => node.kind_name(),
+            _ => String::new(),
+        };
+        let op = if node.shared { format!("{op} (shared)") } else { op };
+        rows.push((depth, name, op, node.output.to_string()));
+    });
+    let name_width = rows.iter().map(|(d, n, _, _)| d * 2 + n.chars().count()).max().unwrap_or(0);
+    let op_width = rows.iter().map(|(_, _, o, _)| o.chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: input {}", model.name, model.input);
+    for (depth, name, op, shape) in rows {
+        let indent = "  ".repeat(depth);
+        let pad = name_width - depth * 2;
+        let _ = writeln!(out, "  {indent}{name:<pad$}  {op:<op_width$}  {shape}");
+    }
+    out
+}
+
+/// The canonical text form: every node with its resolved arguments, shapes and tensors.
+pub fn dump(model: &Model) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "network {}: {} -> {} {{", model.name, model.input, model.output);
+    for node in &model.nodes {
+        dump_node(&mut out, node, 1);
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn dump_node(out: &mut String, node: &Node, depth: usize) {
+    let indent = "  ".repeat(depth);
+    let shared = if node.shared { " shared" } else { "" };
+    match &node.kind {
+        NodeKind::Op { name, args, op } => {
+            let tensors = tensor_list(&op.rule().tensors(&node.input));
+            let _ = writeln!(
+                out,
+                "{indent}{} = {name}({}){shared} : {} -> {}{tensors}",
+                node.path,
+                args.render(),
+                node.input,
+                node.output
+            );
+        }
+        _ => {
+            let header = match &node.kind {
+                NodeKind::Block { name, .. } => format!("{} = {name}", node.path),
+                NodeKind::Residual { shortcut: Shortcut::Identity, .. } => "residual(shortcut: identity)".into(),
+                NodeKind::Residual { shortcut: Shortcut::Off, .. } => "residual(enabled: false)".into(),
+                NodeKind::Residual { shortcut: Shortcut::Projection(_), .. } => "residual(shortcut: projection)".into(),
+                other => node_kind_header(other),
+            };
+            let _ = writeln!(out, "{indent}{header}{shared} : {} -> {} {{", node.input, node.output);
+            for child in node.children() {
+                dump_node(out, child, depth + 1);
+            }
+            let _ = writeln!(out, "{indent}}}");
+        }
+    }
+}
+
+fn node_kind_header(kind: &NodeKind) -> String {
+    match kind {
+        NodeKind::Scale { .. } => "scale".into(),
+        NodeKind::Parallel { merge, .. } => format!("parallel(merge: {})", merge.name()),
+        _ => String::new(),
+    }
+}
+
+fn tensor_list(tensors: &[TensorSpec]) -> String {
+    if tensors.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = tensors
+        .iter()
+        .map(|t| {
+            let dims: Vec<String> = t.shape.iter().map(u64::to_string).collect();
+            let name = if t.suffix.is_empty() { "(self)" } else { t.suffix };
+            format!("{name}{}[{}]", if t.trainable { "" } else { "~" }, dims.join("x"))
+        })
+        .collect();
+    format!("  {{{}}}", items.join(", "))
+}

@@ -1,0 +1,14 @@
+//! archc: a compiler for neural-network architectures.
+//!
+//! The pipeline is the layout: `syntax` (text → AST) → `elaborate` (AST → shaped IR)
+//! → `ir` → `cost` (params, MACs, memory); `diagnostics` renders what goes wrong.
+
+pub mod cli;
+pub mod cost;
+pub mod diagnostics;
+pub mod elaborate;
+pub mod ir;
+pub mod ops;
+pub mod source;
+pub mod suggest;
+pub mod syntax;

@@ -1,0 +1,86 @@
+//! Multi-head self-attention over tokens, laid out as `nn.MultiheadAttention`
+//! (packed `in_proj_weight`, `out_proj`), which is what torchvision's ViT uses.
+
+use super::*;
+use crate::diagnostics::Code;
+
+pub const SPECS: &[OpSpec] = &[OpSpec {
+    name: "attention",
+    summary: "multi-head self-attention: attention(heads: h, bias: true, dropout: 0.0); tokens(N, D) → tokens(N, D)",
+    args: &[
+        arg("heads", Ty::Int, Default::Required),
+        arg("bias", Ty::Bool, Default::Bool(true)),
+        arg("dropout", Ty::Float, Default::Float(0.0)),
+    ],
+    build: |a| {
+        let dropout = a.float("dropout");
+        if !(0.0..=1.0).contains(&dropout) {
+            return Err(ArgError::new("dropout", format!("dropout probability must be in [0, 1], but it is {dropout}")));
+        }
+        Ok(Op::Attention(Attention { heads: a.at_least("heads", 1)?, bias: a.bool("bias"), dropout }))
+    },
+}];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attention {
+    pub heads: u64,
+    pub bias: bool,
+    pub dropout: f64,
+}
+
+impl OpRule for Attention {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let Shape::Tokens { d, .. } = *input else { return Err(ShapeError::wrong_kind("attention", "tokens", input)) };
+        if d % self.heads != 0 {
+            let divisors: Vec<String> = (1..=d.min(64)).filter(|h| d % h == 0).map(|h| h.to_string()).collect();
+            return Err(ShapeError::new(
+                Code::HeadsDontDivide,
+                format!("{} heads do not divide the embedding width {d}", self.heads),
+                format!("{d} / {} is not a whole number", self.heads),
+            )
+            .help(format!("use a number of heads that divides {d}: {}", divisors.join(", "))));
+        }
+        Ok(*input)
+    }
+
+    fn tensors(&self, input: &Shape) -> Vec<TensorSpec> {
+        let d = input.features();
+        let mut tensors = vec![param("in_proj_weight", vec![3 * d, d])];
+        if self.bias {
+            tensors.push(param("in_proj_bias", vec![3 * d]));
+        }
+        tensors.push(param("out_proj.weight", vec![d, d]));
+        if self.bias {
+            tensors.push(param("out_proj.bias", vec![d]));
+        }
+        tensors
+    }
+
+    /// core: q/k/v and output projections (4·N·D²) plus QKᵀ and AV (2·N²·D).
+    /// fvcore: the projections only (it has no handle for scaled_dot_product_attention).
+    /// full: core, plus bias adds (4·N·D), score scaling (H·N²) and softmax (3·H·N²).
+    fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
+        let Shape::Tokens { n, d } = *input else { return Cost::default() };
+        let projections = product(&[n, d, d]).saturating_mul(4);
+        let matmuls = product(&[n, n, d]).saturating_mul(2);
+        let scores = product(&[self.heads, n, n]);
+        let bias = if self.bias { product(&[n, d]).saturating_mul(4) } else { 0 };
+        Cost {
+            core: projections.saturating_add(matmuls),
+            fvcore: projections,
+            full: projections.saturating_add(matmuls).saturating_add(bias).saturating_add(scores.saturating_mul(4)),
+        }
+    }
+
+    fn lints(&self, _input: &Shape) -> Vec<LintHit> {
+        if self.dropout < 1.0 {
+            return Vec::new();
+        }
+        vec![LintHit {
+            code: Code::DropoutOne,
+            message: "attention dropout with p = 1 drops every attention weight while training".into(),
+            label: "drops everything".into(),
+            help: Some("use a probability below 1".into()),
+        }]
+    }
+}

@@ -1,0 +1,170 @@
+//! 2-D convolution, and the sliding-window arithmetic it shares with pooling.
+
+use super::*;
+use crate::diagnostics::Code;
+
+pub const SPECS: &[OpSpec] = &[OpSpec {
+    name: "conv",
+    summary: "2-D convolution: conv(out, kernel: k, stride: 1, padding: 0, dilation: 1, groups: 1, bias: true)",
+    args: &[
+        arg("out", Ty::Int, Default::Required),
+        arg("kernel", Ty::Int, Default::Required),
+        arg("stride", Ty::Int, Default::Int(1)),
+        arg("padding", Ty::Int, Default::Int(0)),
+        arg("dilation", Ty::Int, Default::Int(1)),
+        arg("groups", Ty::Int, Default::Int(1)),
+        arg("bias", Ty::Bool, Default::Bool(true)),
+        arg("in_channels", Ty::Int, Default::Absent),
+    ],
+    build: |a| {
+        Ok(Op::Conv(Conv {
+            out: a.at_least("out", 1)?,
+            window: Window {
+                kernel: a.at_least("kernel", 1)?,
+                stride: a.at_least("stride", 1)?,
+                padding: a.at_least("padding", 0)?,
+                dilation: a.at_least("dilation", 1)?,
+                ceil: false,
+            },
+            groups: a.at_least("groups", 1)?,
+            bias: a.bool("bias"),
+            in_channels: a.optional_at_least("in_channels", 1)?,
+        }))
+    },
+}];
+
+/// PyTorch's `nn.Conv2d` with a square kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv {
+    pub out: u64,
+    pub window: Window,
+    pub groups: u64,
+    pub bias: bool,
+    /// What the user says the input has; checked, never needed.
+    pub in_channels: Option<u64>,
+}
+
+/// A square sliding window over both spatial dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: u64,
+    pub stride: u64,
+    pub padding: u64,
+    pub dilation: u64,
+    pub ceil: bool,
+}
+
+impl Window {
+    /// The span one window covers: dilation·(kernel−1)+1.
+    pub fn extent(&self) -> u64 {
+        self.dilation.saturating_mul(self.kernel - 1).saturating_add(1)
+    }
+
+    /// Output size along one dimension, PyTorch's formula (floor, or ceil_mode).
+    pub fn output_size(&self, op: &str, size: u64) -> Result<u64, ShapeError> {
+        let padded = size.saturating_add(self.padding.saturating_mul(2));
+        let extent = self.extent();
+        if padded < extent {
+            let padding = if self.padding > 0 { format!(" padded to {padded}") } else { String::new() };
+            return Err(ShapeError::new(
+                Code::KernelTooLarge,
+                format!("`{op}` window of {extent} does not fit in its input of {size}{padding}"),
+                format!("a {extent}-wide window on a {size}-wide input"),
+            )
+            .help(format!("use a kernel of at most {padded}, add padding, or downsample less before this layer")));
+        }
+        let span = padded - extent;
+        let mut out = if self.ceil { span.div_ceil(self.stride) + 1 } else { span / self.stride + 1 };
+        // PyTorch drops a last ceil-mode window that would start in the right padding.
+        if self.ceil && (out - 1) * self.stride >= size + self.padding {
+            out -= 1;
+        }
+        Ok(out)
+    }
+
+    /// Rows (or columns) of real input that no window reaches, at the end of a dimension.
+    /// Only meaningful when windows touch or overlap (extent ≥ stride); a 1×1 stride-2
+    /// convolution subsamples by design.
+    pub fn dropped_rows(&self, size: u64, out: u64) -> u64 {
+        if self.stride == 1 || self.extent() < self.stride || self.ceil {
+            return 0;
+        }
+        let last_covered = ((out - 1) * self.stride + self.extent()).saturating_sub(self.padding + 1);
+        (size - 1).saturating_sub(last_covered)
+    }
+
+    pub fn uneven_lint(&self, op: &str, h: u64, w: u64) -> Vec<LintHit> {
+        let (Ok(oh), Ok(ow)) = (self.output_size(op, h), self.output_size(op, w)) else { return Vec::new() };
+        let (dh, dw) = (self.dropped_rows(h, oh), self.dropped_rows(w, ow));
+        if dh == 0 && dw == 0 {
+            return Vec::new();
+        }
+        vec![LintHit {
+            code: Code::UnevenStride,
+            message: format!(
+                "stride {} does not tile the {h}×{w} input: the last {} of real input are ignored",
+                self.stride,
+                if dh > 0 && dw > 0 { format!("{dh} row(s) and {dw} column(s)") }
+                else if dh > 0 { format!("{dh} row(s)") } else { format!("{dw} column(s)") }
+            ),
+            label: format!("output {oh}×{ow} covers only part of {h}×{w}"),
+            help: Some("pad the input (or use `ceil_mode: true` for pooling) so that every row is used".into()),
+        }]
+    }
+
+    pub fn image_output(&self, op: &str, c: u64, h: u64, w: u64) -> Result<Shape, ShapeError> {
+        Ok(Shape::Image { c, h: self.output_size(op, h)?, w: self.output_size(op, w)? })
+    }
+}
+
+impl OpRule for Conv {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let Shape::Image { c, h, w } = *input else { return Err(ShapeError::wrong_kind("conv", "image", input)) };
+        if let Some(declared) = self.in_channels
+            && declared != c
+        {
+            return Err(ShapeError::new(
+                Code::ChannelMismatch,
+                format!("`conv` declares {declared} input channels, but its input has {c}"),
+                format!("expects {declared} channels, gets {input}"),
+            )
+            .help(format!("write `in_channels: {c}` or fix the layer that produces {c} channels")));
+        }
+        for (what, n) in [("input channels", c), ("output channels", self.out)] {
+            if n % self.groups != 0 {
+                return Err(ShapeError::new(
+                    Code::InvalidValue,
+                    format!("`groups: {}` does not divide the {n} {what}", self.groups),
+                    format!("{n} {what} in {} groups", self.groups),
+                )
+                .help("choose groups that divide both the input and output channels"));
+            }
+        }
+        self.window.image_output("conv", self.out, h, w)
+    }
+
+    fn tensors(&self, input: &Shape) -> Vec<TensorSpec> {
+        let k = self.window.kernel;
+        let mut tensors = vec![param("weight", vec![self.out, input.features() / self.groups, k, k])];
+        if self.bias {
+            tensors.push(param("bias", vec![self.out]));
+        }
+        tensors
+    }
+
+    /// MACs = output elements × (input channels / groups) × k². Bias adds are not
+    /// multiply-adds; `full` counts them as one op per output element.
+    fn cost(&self, input: &Shape, output: &Shape) -> Cost {
+        let k = self.window.kernel;
+        let macs = numel(output).saturating_mul(product(&[input.features() / self.groups, k, k]));
+        let bias = if self.bias { numel(output) } else { 0 };
+        Cost::matmul(macs).plus(Cost::elementwise(bias))
+    }
+
+    fn lints(&self, input: &Shape) -> Vec<LintHit> {
+        match *input {
+            Shape::Image { h, w, .. } => self.window.uneven_lint("conv", h, w),
+            _ => Vec::new(),
+        }
+    }
+}

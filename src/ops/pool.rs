@@ -1,0 +1,208 @@
+//! Pooling: windowed max/average, global and adaptive pooling, and reductions over
+//! the spatial or channel dimensions (what SE and CBAM compute with `mean`/`amax`).
+
+use super::conv::Window;
+use super::*;
+
+const WINDOW_ARGS: &[ArgSpec] = &[
+    arg("kernel", Ty::Int, Default::Required),
+    arg("stride", Ty::Int, Default::Absent),
+    arg("padding", Ty::Int, Default::Int(0)),
+    arg("ceil_mode", Ty::Bool, Default::Bool(false)),
+];
+
+const AVG_ARGS: &[ArgSpec] = &[
+    arg("kernel", Ty::Int, Default::Required),
+    arg("stride", Ty::Int, Default::Absent),
+    arg("padding", Ty::Int, Default::Int(0)),
+    arg("ceil_mode", Ty::Bool, Default::Bool(false)),
+    arg("count_include_pad", Ty::Bool, Default::Bool(true)),
+];
+
+const OVER: &[&str] = &["spatial", "channels"];
+
+pub const SPECS: &[OpSpec] = &[
+    OpSpec {
+        name: "maxpool",
+        summary: "max pooling: maxpool(kernel: k, stride: k, padding: 0, ceil_mode: false)",
+        args: WINDOW_ARGS,
+        build: |a| Ok(Op::Pool(Pool { kind: PoolKind::Max, window: window(a)?, count_include_pad: false })),
+    },
+    OpSpec {
+        name: "avgpool",
+        summary: "average pooling: avgpool(kernel: k, stride: k, padding: 0, ceil_mode: false, count_include_pad: true)",
+        args: AVG_ARGS,
+        build: |a| {
+            Ok(Op::Pool(Pool { kind: PoolKind::Avg, window: window(a)?, count_include_pad: a.bool("count_include_pad") }))
+        },
+    },
+    OpSpec {
+        name: "global_avgpool",
+        summary: "average over height and width (nn.AdaptiveAvgPool2d(1)): image(C, H, W) → image(C, 1, 1)",
+        args: &[],
+        build: |_| Ok(Op::GlobalPool(GlobalPool { kind: PoolKind::Avg })),
+    },
+    OpSpec {
+        name: "global_maxpool",
+        summary: "maximum over height and width (nn.AdaptiveMaxPool2d(1)): image(C, H, W) → image(C, 1, 1)",
+        args: &[],
+        build: |_| Ok(Op::GlobalPool(GlobalPool { kind: PoolKind::Max })),
+    },
+    OpSpec {
+        name: "adaptive_avgpool",
+        summary: "average into a fixed grid (nn.AdaptiveAvgPool2d(size)): image(C, H, W) → image(C, size, size)",
+        args: &[arg("size", Ty::Int, Default::Required)],
+        build: |a| Ok(Op::AdaptiveAvgPool(AdaptiveAvgPool { size: a.at_least("size", 1)? })),
+    },
+    OpSpec {
+        name: "mean",
+        summary: "mean over spatial positions (x.mean((2, 3), keepdim=True)) or channels (x.mean(1, keepdim=True))",
+        args: &[arg("over", Ty::Choice(OVER), Default::Required)],
+        build: |a| Ok(Op::Reduce(Reduce { kind: PoolKind::Avg, over: over(a) })),
+    },
+    OpSpec {
+        name: "amax",
+        summary: "maximum over spatial positions (x.amax((2, 3), keepdim=True)) or channels (x.amax(1, keepdim=True))",
+        args: &[arg("over", Ty::Choice(OVER), Default::Required)],
+        build: |a| Ok(Op::Reduce(Reduce { kind: PoolKind::Max, over: over(a) })),
+    },
+];
+
+fn window(a: &Args) -> Result<Window, ArgError> {
+    let kernel = a.at_least("kernel", 1)?;
+    let stride = a.optional_at_least("stride", 1)?.unwrap_or(kernel);
+    let padding = a.at_least("padding", 0)?;
+    if padding > kernel / 2 {
+        return Err(ArgError::new("padding", format!("padding {padding} is more than half the kernel ({kernel})"))
+            .help(format!("PyTorch allows at most {} for a kernel of {kernel}", kernel / 2)));
+    }
+    Ok(Window { kernel, stride, padding, dilation: 1, ceil: a.bool("ceil_mode") })
+}
+
+fn over(a: &Args) -> Over {
+    if a.choice("over") == "channels" { Over::Channels } else { Over::Spatial }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Over {
+    Spatial,
+    Channels,
+}
+
+fn image_input(op: &str, input: &Shape) -> Result<(u64, u64, u64), ShapeError> {
+    match *input {
+        Shape::Image { c, h, w } => Ok((c, h, w)),
+        _ => Err(ShapeError::wrong_kind(op, "image", input)),
+    }
+}
+
+/// `nn.MaxPool2d` / `nn.AvgPool2d`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    pub kind: PoolKind,
+    pub window: Window,
+    pub count_include_pad: bool,
+}
+
+impl Pool {
+    fn name(&self) -> &'static str {
+        if self.kind == PoolKind::Max { "maxpool" } else { "avgpool" }
+    }
+}
+
+impl OpRule for Pool {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let (c, h, w) = image_input(self.name(), input)?;
+        self.window.image_output(self.name(), c, h, w)
+    }
+
+    /// Not in core or fvcore (fvcore has no handle for max_pool2d / avg_pool2d).
+    /// full: k² comparisons or additions per output element.
+    fn cost(&self, _input: &Shape, output: &Shape) -> Cost {
+        Cost::elementwise(numel(output).saturating_mul(product(&[self.window.kernel, self.window.kernel])))
+    }
+
+    fn lints(&self, input: &Shape) -> Vec<LintHit> {
+        match *input {
+            Shape::Image { h, w, .. } => self.window.uneven_lint(self.name(), h, w),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// `nn.AdaptiveAvgPool2d(1)` / `nn.AdaptiveMaxPool2d(1)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GlobalPool {
+    pub kind: PoolKind,
+}
+
+impl OpRule for GlobalPool {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let name = if self.kind == PoolKind::Avg { "global_avgpool" } else { "global_maxpool" };
+        let (c, _, _) = image_input(name, input)?;
+        Ok(Shape::Image { c, h: 1, w: 1 })
+    }
+
+    /// Not in core. fvcore counts adaptive_avg_pool2d as one per input element and
+    /// has no handle for adaptive_max_pool2d. full: one per input element.
+    fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
+        let n = numel(input);
+        Cost { core: 0, fvcore: if self.kind == PoolKind::Avg { n } else { 0 }, full: n }
+    }
+}
+
+/// `nn.AdaptiveAvgPool2d(size)`: PyTorch's bins, start = ⌊i·H/s⌋, end = ⌈(i+1)·H/s⌉.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdaptiveAvgPool {
+    pub size: u64,
+}
+
+impl OpRule for AdaptiveAvgPool {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let (c, _, _) = image_input("adaptive_avgpool", input)?;
+        Ok(Shape::Image { c, h: self.size, w: self.size })
+    }
+
+    /// fvcore: one per input element. full: one per input element the bins read
+    /// (bins overlap when the output is larger than the input, so count per bin).
+    fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
+        let (h, w) = input.spatial().unwrap_or((1, 1));
+        let bins = |size: u64| -> u128 {
+            (0..self.size)
+                .map(|i| (((i + 1) * size).div_ceil(self.size) - (i * size) / self.size) as u128)
+                .sum()
+        };
+        Cost { core: 0, fvcore: numel(input), full: (input.features() as u128).saturating_mul(bins(h)).saturating_mul(bins(w)) }
+    }
+}
+
+/// `x.mean(dims, keepdim=True)` / `x.amax(dims, keepdim=True)` over spatial positions
+/// (→ image(C, 1, 1)) or channels (→ image(1, H, W)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reduce {
+    pub kind: PoolKind,
+    pub over: Over,
+}
+
+impl OpRule for Reduce {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let name = if self.kind == PoolKind::Avg { "mean" } else { "amax" };
+        let (c, h, w) = image_input(name, input)?;
+        Ok(match self.over {
+            Over::Spatial => Shape::Image { c, h: 1, w: 1 },
+            Over::Channels => Shape::Image { c: 1, h, w },
+        })
+    }
+
+    /// Not in core or fvcore (aten::mean and aten::amax have no handle).
+    /// full: one per input element.
+    fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
+        Cost::elementwise(numel(input))
+    }
+}

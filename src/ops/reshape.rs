@@ -1,0 +1,120 @@
+//! Ops that move or drop values without arithmetic: flatten, identity, dropout, and
+//! zero-padding of channels (the parameter-free "option A" shortcut of CIFAR ResNets).
+
+use super::*;
+use crate::diagnostics::Code;
+
+pub const SPECS: &[OpSpec] = &[
+    OpSpec {
+        name: "flatten",
+        summary: "image(C, H, W) → vector(C·H·W); tokens(N, D) → vector(N·D)",
+        args: &[],
+        build: |_| Ok(Op::Flatten(Flatten)),
+    },
+    OpSpec { name: "identity", summary: "passes its input through", args: &[], build: |_| Ok(Op::Identity(Identity)) },
+    OpSpec {
+        name: "dropout",
+        summary: "dropout(p: 0.5): zeroes elements with probability p while training",
+        args: &[arg("p", Ty::Float, Default::Float(0.5))],
+        build: |a| {
+            let p = a.float("p");
+            if !(0.0..=1.0).contains(&p) {
+                return Err(ArgError::new("p", format!("dropout probability must be in [0, 1], but it is {p}")));
+            }
+            Ok(Op::Dropout(Dropout { p }))
+        },
+    },
+    OpSpec {
+        name: "pad_channels",
+        summary: "zero-pads channels up to `channels`, half before and half after (ResNet option A)",
+        args: &[arg("channels", Ty::Int, Default::Required)],
+        build: |a| Ok(Op::PadChannels(PadChannels { channels: a.at_least("channels", 1)? })),
+    },
+];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flatten;
+
+impl OpRule for Flatten {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let d = input.elements().ok_or_else(|| {
+            ShapeError::new(Code::Overflow, "flattened size does not fit in 64 bits", format!("flattens {input}"))
+        })?;
+        Ok(Shape::Vector { d })
+    }
+
+    fn cost(&self, _input: &Shape, _output: &Shape) -> Cost {
+        Cost::default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity;
+
+impl OpRule for Identity {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        Ok(*input)
+    }
+
+    fn cost(&self, _input: &Shape, _output: &Shape) -> Cost {
+        Cost::default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dropout {
+    pub p: f64,
+}
+
+impl OpRule for Dropout {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        Ok(*input)
+    }
+
+    /// Identity at inference: no cost in any convention.
+    fn cost(&self, _input: &Shape, _output: &Shape) -> Cost {
+        Cost::default()
+    }
+
+    fn lints(&self, _input: &Shape) -> Vec<LintHit> {
+        if self.p < 1.0 {
+            return Vec::new();
+        }
+        vec![LintHit {
+            code: Code::DropoutOne,
+            message: "dropout with p = 1 zeroes every activation while training".into(),
+            label: "drops everything".into(),
+            help: Some("use a probability below 1, such as `dropout(0.5)`".into()),
+        }]
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PadChannels {
+    pub channels: u64,
+}
+
+impl PadChannels {
+    /// Zero channels added before the input's; the rest go after.
+    pub fn before(&self, input_channels: u64) -> u64 {
+        (self.channels - input_channels) / 2
+    }
+}
+
+impl OpRule for PadChannels {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let Shape::Image { c, h, w } = *input else { return Err(ShapeError::wrong_kind("pad_channels", "image", input)) };
+        if self.channels < c {
+            return Err(ShapeError::new(
+                Code::ChannelMismatch,
+                format!("`pad_channels` pads to {} channels, but its input already has {c}", self.channels),
+                format!("cannot pad {c} channels down to {}", self.channels),
+            ));
+        }
+        Ok(Shape::Image { c: self.channels, h, w })
+    }
+
+    fn cost(&self, _input: &Shape, _output: &Shape) -> Cost {
+        Cost::default()
+    }
+}

@@ -1,0 +1,193 @@
+//! Turning images into tokens and back to vectors: patchify, class token, position
+//! embeddings, and the read-outs (select a token, average the tokens).
+
+use super::*;
+use crate::diagnostics::Code;
+
+const POSITION_KINDS: &[&str] = &["learned", "sinusoidal"];
+
+pub const SPECS: &[OpSpec] = &[
+    OpSpec {
+        name: "patchify",
+        summary: "patch embedding: patchify(dim, patch: p, bias: true); image(C, H, W) → tokens(H/p · W/p, dim)",
+        args: &[
+            arg("dim", Ty::Int, Default::Required),
+            arg("patch", Ty::Int, Default::Required),
+            arg("bias", Ty::Bool, Default::Bool(true)),
+        ],
+        build: |a| {
+            Ok(Op::Patchify(Patchify { dim: a.at_least("dim", 1)?, patch: a.at_least("patch", 1)?, bias: a.bool("bias") }))
+        },
+    },
+    OpSpec {
+        name: "class_token",
+        summary: "prepends a learned class token: tokens(N, D) → tokens(N + 1, D)",
+        args: &[],
+        build: |_| Ok(Op::ClassToken(ClassToken)),
+    },
+    OpSpec {
+        name: "pos_embedding",
+        summary: "adds position embeddings: pos_embedding(kind: learned|sinusoidal)",
+        args: &[arg("kind", Ty::Choice(POSITION_KINDS), Default::Choice("learned"))],
+        build: |a| Ok(Op::PosEmbedding(PosEmbedding { learned: a.choice("kind") == "learned" })),
+    },
+    OpSpec {
+        name: "select_token",
+        summary: "picks one token: select_token(index: 0); tokens(N, D) → vector(D)",
+        args: &[arg("index", Ty::Int, Default::Int(0))],
+        build: |a| Ok(Op::SelectToken(SelectToken { index: a.at_least("index", 0)? })),
+    },
+    OpSpec {
+        name: "mean_tokens",
+        summary: "averages the tokens: tokens(N, D) → vector(D)",
+        args: &[],
+        build: |_| Ok(Op::MeanTokens(MeanTokens)),
+    },
+];
+
+fn tokens_input(op: &str, input: &Shape) -> Result<(u64, u64), ShapeError> {
+    match *input {
+        Shape::Tokens { n, d } => Ok((n, d)),
+        _ => Err(ShapeError::wrong_kind(op, "tokens", input)),
+    }
+}
+
+/// A convolution with kernel = stride = patch, flattened to tokens (torchvision's
+/// `conv_proj` followed by reshape and permute).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Patchify {
+    pub dim: u64,
+    pub patch: u64,
+    pub bias: bool,
+}
+
+impl OpRule for Patchify {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let Shape::Image { h, w, .. } = *input else { return Err(ShapeError::wrong_kind("patchify", "image", input)) };
+        let p = self.patch;
+        if h < p || w < p {
+            return Err(ShapeError::new(
+                Code::EmptyFeatureMap,
+                format!("a {p}×{p} patch is larger than the {h}×{w} image: no tokens are left"),
+                format!("{h}×{w} holds no {p}×{p} patch"),
+            )
+            .help("use a smaller patch or a larger input"));
+        }
+        if h % p != 0 || w % p != 0 {
+            let sizes: Vec<String> = (1..=h.min(w).min(64)).filter(|q| h % q == 0 && w % q == 0).map(|q| q.to_string()).collect();
+            return Err(ShapeError::new(
+                Code::PatchDontDivide,
+                format!("patch size {p} does not divide the {h}×{w} image"),
+                format!("{h}×{w} is not a whole number of {p}×{p} patches"),
+            )
+            .help(format!("use a patch size that divides both sides ({}), or change `--input`", sizes.join(", "))));
+        }
+        Ok(Shape::Tokens { n: (h / p) * (w / p), d: self.dim })
+    }
+
+    fn tensors(&self, input: &Shape) -> Vec<TensorSpec> {
+        let mut tensors = vec![param("weight", vec![self.dim, input.features(), self.patch, self.patch])];
+        if self.bias {
+            tensors.push(param("bias", vec![self.dim]));
+        }
+        tensors
+    }
+
+    /// A convolution: tokens × dim × C × p² MACs (counted by all conventions).
+    fn cost(&self, input: &Shape, output: &Shape) -> Cost {
+        let macs = numel(output).saturating_mul(product(&[input.features(), self.patch, self.patch]));
+        Cost::matmul(macs).plus(Cost::elementwise(if self.bias { numel(output) } else { 0 }))
+    }
+}
+
+/// torchvision's `class_token` parameter, concatenated before the tokens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassToken;
+
+impl OpRule for ClassToken {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let (n, d) = tokens_input("class_token", input)?;
+        Ok(Shape::Tokens { n: n + 1, d })
+    }
+
+    fn tensors(&self, input: &Shape) -> Vec<TensorSpec> {
+        vec![param("", vec![1, 1, input.features()])]
+    }
+
+    /// A concatenation: no arithmetic.
+    fn cost(&self, _input: &Shape, _output: &Shape) -> Cost {
+        Cost::default()
+    }
+}
+
+/// Learned (`pos_embedding` parameter, torchvision's name) or fixed sinusoidal
+/// position embeddings, added to the tokens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PosEmbedding {
+    pub learned: bool,
+}
+
+impl OpRule for PosEmbedding {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let (_, d) = tokens_input("pos_embedding", input)?;
+        if !self.learned && d % 2 != 0 {
+            return Err(ShapeError::new(
+                Code::InvalidValue,
+                format!("sinusoidal position embeddings need an even width, but the tokens are {d} wide"),
+                "odd width".to_string(),
+            )
+            .help("use `pos_embedding(kind: learned)` or an even width"));
+        }
+        Ok(*input)
+    }
+
+    fn tensors(&self, input: &Shape) -> Vec<TensorSpec> {
+        match (*input, self.learned) {
+            (Shape::Tokens { n, d }, true) => vec![param("", vec![1, n, d])],
+            _ => Vec::new(),
+        }
+    }
+
+    /// full: one addition per element.
+    fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
+        Cost::elementwise(numel(input))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelectToken {
+    pub index: u64,
+}
+
+impl OpRule for SelectToken {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let (n, d) = tokens_input("select_token", input)?;
+        if self.index >= n {
+            return Err(ShapeError::new(
+                Code::InvalidValue,
+                format!("token {} does not exist: there are {n} tokens", self.index),
+                format!("index {} of {n} tokens", self.index),
+            ));
+        }
+        Ok(Shape::Vector { d })
+    }
+
+    fn cost(&self, _input: &Shape, _output: &Shape) -> Cost {
+        Cost::default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeanTokens;
+
+impl OpRule for MeanTokens {
+    fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
+        let (_, d) = tokens_input("mean_tokens", input)?;
+        Ok(Shape::Vector { d })
+    }
+
+    /// full: one addition per element.
+    fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
+        Cost::elementwise(numel(input))
+    }
+}

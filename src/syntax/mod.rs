@@ -1,0 +1,6 @@
+//! Syntax: `.arch` text → AST with spans. Knows nothing of shapes or ops.
+
+pub mod ast;
+mod parse;
+
+pub use parse::{MAX_NESTING, parse};

@@ -1,0 +1,422 @@
+//! pest pairs → AST. Syntax errors become diagnostics that speak of tokens, never of
+//! grammar rules.
+
+use super::ast::*;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::source::{FileId, Span};
+use pest::Parser;
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/arch.pest"]
+struct ArchParser;
+
+/// Brackets nested deeper than this are refused before parsing: pest's parser recurses,
+/// and no real model nests more than a handful of levels.
+pub const MAX_NESTING: usize = 64;
+
+/// Parses one file. Returns the AST (empty on a syntax error) and its diagnostics.
+pub fn parse(file: FileId, text: &str) -> (SourceFile, Vec<Diagnostic>) {
+    if let Some(diagnostic) = check_nesting(file, text) {
+        return (SourceFile::default(), vec![diagnostic]);
+    }
+    match ArchParser::parse(Rule::file, text) {
+        Ok(mut pairs) => {
+            let mut builder = Builder { file, diagnostics: Vec::new() };
+            let ast = builder.file(pairs.next().expect("the file rule always produces a pair"));
+            (ast, builder.diagnostics)
+        }
+        Err(error) => (SourceFile::default(), vec![syntax_error(file, text, error)]),
+    }
+}
+
+fn check_nesting(file: FileId, text: &str) -> Option<Diagnostic> {
+    let mut depth = 0usize;
+    let mut in_comment = false;
+    let mut in_string = false;
+    for (offset, ch) in text.char_indices() {
+        match ch {
+            '\n' => {
+                in_comment = false;
+                in_string = false;
+            }
+            _ if in_comment => {}
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '#' => in_comment = true,
+            '(' | '{' | '[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(
+                        Diagnostic::new(
+                            Code::TooLarge,
+                            format!("brackets nest more than {MAX_NESTING} levels deep"),
+                            Span::new(file, offset, offset + 1),
+                            "this bracket is too deep",
+                        )
+                        .with_help("split the expression or the sequence into named blocks"),
+                    );
+                }
+            }
+            ')' | '}' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn describe_rule(rule: Rule) -> &'static str {
+    match rule {
+        Rule::name | Rule::label | Rule::type_name => "a name",
+        Rule::path | Rule::path_list => "a layer name",
+        Rule::expr | Rule::int | Rule::float | Rule::boolean | Rule::string | Rule::in_ref | Rule::neg => {
+            "a value"
+        }
+        Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem => "an operator",
+        Rule::lparen => "`(`",
+        Rule::rparen => "`)`",
+        Rule::lbrace | Rule::body => "`{`",
+        Rule::rbrace => "`}`",
+        Rule::colon => "`:`",
+        Rule::comma => "`,`",
+        Rule::equals => "`=`",
+        Rule::dot => "`.`",
+        Rule::kw_at => "`at`",
+        Rule::kw_as => "`as`",
+        Rule::kw_in => "`in`",
+        Rule::EOI => "the end of the file",
+        Rule::import | Rule::kw_import | Rule::block_def | Rule::kw_block | Rule::network_def | Rule::kw_network => {
+            "`block`, `network` or `import`"
+        }
+        Rule::param | Rule::params => "a parameter",
+        Rule::arg | Rule::args => "an argument",
+        _ => "a layer",
+    }
+}
+
+fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Diagnostic {
+    let position = match error.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((start, _)) => start,
+    };
+    let found = token_at(text, position);
+    let span = Span::new(file, position, position + found.len().max(if position < text.len() { 1 } else { 0 }));
+    let mut expected: Vec<&str> = match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.iter().map(|r| describe_rule(*r)).collect(),
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    expected.sort();
+    expected.dedup();
+    let what = if found.is_empty() { "the end of the file".to_string() } else { format!("`{found}`") };
+    let message = format!("unexpected {what}");
+    let label = if expected.is_empty() { "not expected here".to_string() } else { format!("expected {}", join_or(&expected)) };
+    let mut diagnostic = Diagnostic::new(Code::Syntax, message, span, label);
+    if let Some(help) = syntax_help(text, position, &found, &expected) {
+        diagnostic = diagnostic.with_help(help);
+    }
+    diagnostic
+}
+
+fn syntax_help(text: &str, position: usize, found: &str, expected: &[&str]) -> Option<String> {
+    let before = text[..position].trim_end();
+    if expected.contains(&"`,`") && expected.contains(&"`)`") {
+        return Some("separate arguments with commas: `conv(64, kernel: 3)`".into());
+    }
+    if found == "=" && before.ends_with(|c: char| c.is_alphanumeric()) {
+        return Some("arguments are written `name: value`, not `name = value`".into());
+    }
+    if found.is_empty() && expected.contains(&"`}`") {
+        return Some("a `{` is never closed; add the missing `}`".into());
+    }
+    None
+}
+
+/// The word or symbol starting at `position`, for "unexpected `...`".
+fn token_at(text: &str, position: usize) -> String {
+    let rest = &text[position.min(text.len())..];
+    let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    if !word.is_empty() {
+        return word.chars().take(40).collect();
+    }
+    rest.chars().next().filter(|c| !c.is_whitespace()).map(String::from).unwrap_or_default()
+}
+
+fn join_or(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+struct Builder {
+    file: FileId,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn is_punctuation(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::lparen | Rule::rparen | Rule::lbrace | Rule::rbrace | Rule::colon | Rule::comma | Rule::equals | Rule::dot
+    ) || format!("{rule:?}").starts_with("kw_")
+}
+
+/// The meaningful children of a pair (keywords and punctuation dropped).
+fn children(pair: Pair<'_, Rule>) -> Vec<Pair<'_, Rule>> {
+    pair.into_inner().filter(|p| !is_punctuation(p.as_rule())).collect()
+}
+
+impl Builder {
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, s.start(), s.end())
+    }
+
+    fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        Ident { text: pair.as_str().to_string(), span: self.span(&pair) }
+    }
+
+    fn file(&mut self, pair: Pair<'_, Rule>) -> SourceFile {
+        let mut file = SourceFile::default();
+        for item in children(pair) {
+            match item.as_rule() {
+                Rule::import => {
+                    let span = self.span(&item);
+                    let literal = children(item).remove(0);
+                    file.imports.push(Import { path: unquote(literal.as_str()), span });
+                }
+                Rule::block_def => file.defs.push(self.def(item, DefKind::Block)),
+                Rule::network_def => file.defs.push(self.def(item, DefKind::Network)),
+                _ => {}
+            }
+        }
+        file
+    }
+
+    fn def(&mut self, pair: Pair<'_, Rule>, kind: DefKind) -> Def {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut params = Vec::new();
+        let mut body = None;
+        for part in children(pair) {
+            match part.as_rule() {
+                Rule::name => name = Some(self.ident(part)),
+                Rule::params => params = children(part).into_iter().map(|p| self.param(p)).collect(),
+                Rule::body => body = Some(self.body(part)),
+                _ => {}
+            }
+        }
+        Def { kind, name: name.expect("grammar: def has a name"), params, body: body.expect("grammar: def has a body"), span }
+    }
+
+    fn param(&mut self, pair: Pair<'_, Rule>) -> ParamDecl {
+        let span = self.span(&pair);
+        let mut parts = children(pair).into_iter();
+        let name = self.ident(parts.next().expect("grammar: param name"));
+        let ty = self.ident(parts.next().expect("grammar: param type"));
+        let default = parts.next().map(|e| self.expr(e));
+        ParamDecl { name, ty, default, span }
+    }
+
+    fn body(&mut self, pair: Pair<'_, Rule>) -> Body {
+        let span = self.span(&pair);
+        let stmts = children(pair).into_iter().map(|s| self.stmt(s)).collect();
+        Body { stmts, span }
+    }
+
+    fn stmt(&mut self, pair: Pair<'_, Rule>) -> Stmt {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::input_decl => Stmt::Input(self.call(children(pair).remove(0))),
+            Rule::let_stmt => {
+                let mut parts = children(pair).into_iter();
+                let name = self.ident(parts.next().expect("grammar: let name"));
+                let value = parts.next().expect("grammar: let value");
+                let value = if value.as_rule() == Rule::body {
+                    let body = self.body(value);
+                    Expr { span: body.span, kind: ExprKind::Seq(body) }
+                } else {
+                    self.expr(value)
+                };
+                Stmt::Let { name, value, span }
+            }
+            Rule::insert_stmt => {
+                let mut parts = children(pair).into_iter().peekable();
+                let module = self.call(parts.next().expect("grammar: insert module"));
+                let block = self.ident(parts.next().expect("grammar: insert block"));
+                let point = self.ident(parts.next().expect("grammar: insert point"));
+                let mut label = None;
+                let mut within = Vec::new();
+                for part in parts {
+                    match part.as_rule() {
+                        Rule::label => label = Some(self.ident(part)),
+                        Rule::path_list => within = children(part).into_iter().map(|p| self.ident(p)).collect(),
+                        _ => {}
+                    }
+                }
+                Stmt::Insert(Insert { module, block, point, label, within, span })
+            }
+            Rule::point_stmt => Stmt::Point(self.ident(children(pair).remove(0))),
+            Rule::allow_stmt => Stmt::Allow { lints: children(pair).into_iter().map(|p| self.ident(p)).collect(), span },
+            _ => Stmt::Layer(self.layer_stmt(pair)),
+        }
+    }
+
+    fn layer_stmt(&mut self, pair: Pair<'_, Rule>) -> LayerStmt {
+        let span = self.span(&pair);
+        let mut label = None;
+        let mut layer = None;
+        for part in children(pair) {
+            match part.as_rule() {
+                Rule::label => label = Some(self.ident(part)),
+                Rule::layer => layer = Some(self.layer(part)),
+                _ => {}
+            }
+        }
+        LayerStmt { label, layer: layer.expect("grammar: layer statement has a layer"), span }
+    }
+
+    fn layer(&mut self, pair: Pair<'_, Rule>) -> Layer {
+        let mut parts = children(pair).into_iter();
+        let first = parts.next().expect("grammar: layer is not empty");
+        if first.as_rule() == Rule::body {
+            return Layer::Seq(self.body(first));
+        }
+        let call = self.call(first);
+        let body = parts.next().map(|b| self.body(b));
+        Layer::Call { call, body }
+    }
+
+    fn call(&mut self, pair: Pair<'_, Rule>) -> Call {
+        let span = self.span(&pair);
+        let mut parts = children(pair).into_iter();
+        let name = self.ident(parts.next().expect("grammar: call has a name"));
+        let (args, has_parens) = match parts.next() {
+            Some(args) => (children(args).into_iter().map(|a| self.arg(a)).collect(), true),
+            None => (Vec::new(), false),
+        };
+        Call { name, args, has_parens, span }
+    }
+
+    fn arg(&mut self, pair: Pair<'_, Rule>) -> Arg {
+        let span = self.span(&pair);
+        let parts = children(pair);
+        if parts.len() == 2 {
+            let mut parts = parts.into_iter();
+            let name = self.ident(parts.next().expect("two parts"));
+            let value = self.expr(parts.next().expect("two parts"));
+            Arg { name: Some(name), value, span }
+        } else {
+            Arg { name: None, value: self.expr(parts.into_iter().next().expect("grammar: arg value")), span }
+        }
+    }
+
+    /// Expressions: a flat list of operands and operators, folded by precedence.
+    fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let mut operands: Vec<Expr> = Vec::new();
+        let mut operators: Vec<BinOp> = Vec::new();
+        let mut negations: Vec<Span> = Vec::new();
+        for part in children(pair) {
+            match part.as_rule() {
+                Rule::neg => negations.push(self.span(&part)),
+                Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem => operators.push(match part.as_rule() {
+                    Rule::add => BinOp::Add,
+                    Rule::sub => BinOp::Sub,
+                    Rule::mul => BinOp::Mul,
+                    Rule::div => BinOp::Div,
+                    _ => BinOp::Rem,
+                }),
+                _ => {
+                    let mut operand = self.primary(part);
+                    while let Some(neg) = negations.pop() {
+                        operand = Expr { span: neg.to(operand.span), kind: ExprKind::Neg(Box::new(operand)) };
+                    }
+                    operands.push(operand);
+                }
+            }
+        }
+        fold_binary(operands, operators)
+    }
+
+    fn primary(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&pair);
+        let kind = match pair.as_rule() {
+            Rule::int => {
+                let digits: String = pair.as_str().chars().filter(|c| *c != '_').collect();
+                let value = digits.parse::<i64>().ok();
+                if value.is_none() {
+                    self.diagnostics.push(
+                        Diagnostic::new(Code::Overflow, "integer literal is too large", span, "does not fit in 64 bits")
+                            .with_note(format!("the largest integer is {}", i64::MAX)),
+                    );
+                }
+                ExprKind::Int(value)
+            }
+            Rule::float => {
+                let digits: String = pair.as_str().chars().filter(|c| *c != '_').collect();
+                match digits.parse::<f64>() {
+                    Ok(v) if v.is_finite() => ExprKind::Float(v),
+                    _ => {
+                        self.diagnostics.push(Diagnostic::new(
+                            Code::Overflow,
+                            "float literal is too large",
+                            span,
+                            "not a finite number",
+                        ));
+                        ExprKind::Float(0.0)
+                    }
+                }
+            }
+            Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
+            Rule::string => ExprKind::Str(unquote(pair.as_str())),
+            Rule::in_ref => ExprKind::InRef(self.ident(children(pair).remove(0))),
+            Rule::call => ExprKind::Call(self.call(pair)),
+            Rule::body => ExprKind::Seq(self.body(pair)),
+            Rule::expr => return self.expr(pair),
+            other => unreachable!("grammar: unexpected primary {other:?}"),
+        };
+        Expr { kind, span }
+    }
+}
+
+fn precedence(op: BinOp) -> u8 {
+    match op {
+        BinOp::Add | BinOp::Sub => 1,
+        BinOp::Mul | BinOp::Div | BinOp::Rem => 2,
+    }
+}
+
+/// Shunting-yard over a flat `a op b op c` list; all operators are left-associative.
+fn fold_binary(operands: Vec<Expr>, operators: Vec<BinOp>) -> Expr {
+    let mut output: Vec<Expr> = Vec::new();
+    let mut pending: Vec<BinOp> = Vec::new();
+    let reduce = |output: &mut Vec<Expr>, op: BinOp| {
+        let right = output.pop().expect("operand");
+        let left = output.pop().expect("operand");
+        let span = left.span.to(right.span);
+        output.push(Expr { span, kind: ExprKind::Binary(op, Box::new(left), Box::new(right)) });
+    };
+    let mut operands = operands.into_iter();
+    output.push(operands.next().expect("grammar: expression has an operand"));
+    for (op, operand) in operators.into_iter().zip(operands) {
+        while let Some(&top) = pending.last() {
+            if precedence(top) >= precedence(op) {
+                pending.pop();
+                reduce(&mut output, top);
+            } else {
+                break;
+            }
+        }
+        pending.push(op);
+        output.push(operand);
+    }
+    while let Some(op) = pending.pop() {
+        reduce(&mut output, op);
+    }
+    output.pop().expect("one expression remains")
+}
+
+fn unquote(literal: &str) -> String {
+    literal.trim_matches('"').to_string()
+}
