@@ -84,7 +84,6 @@ impl Elaborator<'_> {
         scope: Option<&Rc<Env>>,
     ) -> Option<Bound> {
         let mut given: Vec<Option<&ArgValue>> = vec![None; params.len()];
-        let mut ok = true;
         let mut positional = 0;
         for arg in args {
             let index = match &arg.name {
@@ -101,7 +100,6 @@ impl Elaborator<'_> {
                             )
                             .with_help(signature_help(callee, params)),
                         );
-                        ok = false;
                         continue;
                     }
                     index
@@ -120,7 +118,6 @@ impl Elaborator<'_> {
                             None => d.with_help(signature_help(callee, params)),
                         };
                         self.error(d);
-                        ok = false;
                         continue;
                     }
                 },
@@ -136,12 +133,14 @@ impl Elaborator<'_> {
                     .with_secondary(previous.span, "first given here")
                     .with_help("remove one of them"),
                 );
-                ok = false;
                 continue;
             }
             given[index] = Some(arg);
         }
 
+        // Unknown, extra and duplicate arguments are reported above but do not stop the
+        // binding: the call is still built, so that later layers are still checked.
+        let mut ok = true;
         let mut bound = Vec::new();
         for (param, arg) in params.iter().zip(&given) {
             let value = match (arg, &param.default) {
@@ -154,7 +153,7 @@ impl Elaborator<'_> {
                             call_span,
                             format!("`{}` missing", param.name),
                         )
-                        .with_help(format!("add `{}: {}`, {}", param.name, example(param.ty), param.ty.describe())),
+                        .with_help(format!("add `{}: ...` ({})", param.name, param.ty.describe())),
                     );
                     None
                 }
@@ -261,7 +260,7 @@ fn example(ty: ParamTy) -> String {
         ParamTy::Choice(options) => options.first().unwrap_or(&"").to_string(),
         ParamTy::Name => "name".into(),
         ParamTy::Str => "\"text\"".into(),
-        ParamTy::Module => "relu".into(),
+        ParamTy::Module => "basic(64)".into(),
     }
 }
 

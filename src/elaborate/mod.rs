@@ -57,8 +57,16 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
     for network in &library.networks {
         let mut elaborator = Elaborator::new(&library, options);
         let model = elaborator.network(network);
-        diagnostics.extend(elaborator.diagnostics);
+        let mut found = elaborator.diagnostics;
+        // Report in source order, as people read the file.
+        found.sort_by_key(|d| (d.primary.span.file, d.primary.span.start));
+        diagnostics.extend(found);
         models.extend(model);
+    }
+    // A model is only handed on when the whole file is free of errors (an import that
+    // failed, say, is not the network's own error but still makes it untrustworthy).
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        models.clear();
     }
     Compilation { models, diagnostics, networks }
 }

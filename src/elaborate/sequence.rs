@@ -33,7 +33,10 @@ impl Elaborator<'_> {
             match stmt {
                 Stmt::Layer(layer_stmt) => {
                     let Some(module) = self.layer_module(&layer_stmt.layer, env) else {
-                        current = None;
+                        if let Some(label) = &layer_stmt.label {
+                            self.claim(scope, Some(label), layer_stmt.span);
+                        }
+                        current = current.filter(|_| self.recoverable(&layer_stmt.layer));
                         continue;
                     };
                     let outcome = self.instantiate(&module, current, scope, layer_stmt.label.as_ref(), layer_stmt.span);
@@ -61,6 +64,15 @@ impl Elaborator<'_> {
         }
         self.allowed.pop();
         (nodes, current)
+    }
+
+    /// Whether checking can go on with the shape unchanged after this layer failed: it
+    /// names (or nearly names) an op that never changes the shape.
+    fn recoverable(&self, layer: &Layer) -> bool {
+        let Layer::Call { call, .. } = layer else { return false };
+        let name = call.name.text.as_str();
+        let names = ops::all_specs().map(|s| s.name);
+        ops::preserves_shape(name) || suggest::closest(name, names).is_some_and(ops::preserves_shape)
     }
 
     /// The lints a body's `allow(...)` statements silence (for the whole body).
@@ -145,9 +157,7 @@ impl Elaborator<'_> {
         let Some(value) = self.eval(value, env) else { return };
         let value = match value {
             Value::Module(inner) => {
-                if self.claim(scope, Some(name), name.span).is_none() {
-                    return;
-                }
+                self.claim(scope, Some(name), name.span);
                 self.next_shared += 1;
                 Value::Module(Rc::new(ModuleValue {
                     span: inner.span,
@@ -165,7 +175,7 @@ impl Elaborator<'_> {
     }
 
     /// Reserves a name in a scope: the label, or the next position.
-    pub(super) fn claim(&mut self, scope: &mut Scope, label: Option<&Ident>, site: Span) -> Option<String> {
+    pub(super) fn claim(&mut self, scope: &mut Scope, label: Option<&Ident>, site: Span) -> String {
         let name = match label {
             Some(label) => {
                 if let Some(first) = scope.used.get(&label.text) {
@@ -180,7 +190,9 @@ impl Elaborator<'_> {
                         .with_secondary(first, "first used here")
                         .with_help("layer names become weight names and must be unique; rename one"),
                     );
-                    return None;
+                    // Keep checking with the duplicate name; the error stops the model.
+                    scope.position += 1;
+                    return label.text.clone();
                 }
                 scope.used.insert(label.text.clone(), label.span);
                 label.text.clone()
@@ -194,7 +206,7 @@ impl Elaborator<'_> {
         };
         scope.used.entry(name.clone()).or_insert(site);
         scope.position += 1;
-        Some(name)
+        name
     }
 
     /// Builds a module on an input, naming it in `scope`.
@@ -214,9 +226,8 @@ impl Elaborator<'_> {
                 if structure::STRUCTURAL.contains(&name.text.as_str()) {
                     return self.structural(name, args, body.as_ref(), input, scope, label, site);
                 }
-                let Some(path) = self.claim(scope, label, site).map(|n| join_path(&scope.path, &n)) else {
-                    return Outcome::failed();
-                };
+                let claimed = self.claim(scope, label, site);
+                let path = join_path(&scope.path, &claimed);
                 if let Some(entry) = self.library.defs.get(&name.text).cloned() {
                     if body.is_some() {
                         self.misplaced(site, "a block takes its layers from its definition, not from a `{ ... }` body");
@@ -239,9 +250,8 @@ impl Elaborator<'_> {
                 }
             }
             ModuleKind::Seq { body, env } => {
-                let Some(path) = self.claim(scope, label, site).map(|n| join_path(&scope.path, &n)) else {
-                    return Outcome::failed();
-                };
+                let claimed = self.claim(scope, label, site);
+                let path = join_path(&scope.path, &claimed);
                 let env = Env::child(env, input);
                 let mut inner = Scope::new(path.clone());
                 let (children, output) = self.sequence(body, &env, input, &mut inner, false);
@@ -296,7 +306,8 @@ impl Elaborator<'_> {
                 },
             })
             .collect();
-        let Some(bound) = self.bind(name, &params, args, site, None) else { return Outcome::failed() };
+        let recovered = Outcome { node: None, output: input.filter(|_| ops::preserves_shape(spec.name)) };
+        let Some(bound) = self.bind(name, &params, args, site, None) else { return recovered };
         let op_args = Args {
             values: spec
                 .args
@@ -323,7 +334,7 @@ impl Elaborator<'_> {
                     d = d.with_help(help);
                 }
                 self.error(d);
-                return Outcome::failed();
+                return recovered;
             }
         };
         let Some(input) = input else { return Outcome::failed() };
@@ -418,16 +429,18 @@ impl Elaborator<'_> {
         }
         if let Some(frame) = self.frames.iter().find(|f| f.block == def.name.text) {
             let first_call = frame.call_span;
-            self.error(
-                Diagnostic::new(
-                    Code::RecursiveBlock,
-                    format!("block `{}` uses itself", def.name.text),
-                    site,
-                    "used again inside its own definition",
-                )
-                .with_secondary(first_call, "first instantiated here")
-                .with_help("a network must be finite: use `repeat` or `stage` for copies"),
-            );
+            let innermost = self.frames.last().map(|f| f.call_span);
+            let mut d = Diagnostic::new(
+                Code::RecursiveBlock,
+                format!("block `{}` uses itself", def.name.text),
+                site,
+                "used again inside its own definition",
+            )
+            .with_help("a network must be finite: use `repeat` or `stage` for copies");
+            if innermost != Some(first_call) {
+                d = d.with_secondary(first_call, "first instantiated here");
+            }
+            self.error(d);
             return Outcome::failed();
         }
         if self.frames.len() >= MAX_DEPTH {

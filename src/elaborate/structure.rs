@@ -44,9 +44,8 @@ impl Elaborator<'_> {
                 _ => self.parallel(name, args, body, env, input, scope, site),
             };
         }
-        let Some(path) = self.claim(scope, label, site).map(|n| join_path(&scope.path, &n)) else {
-            return Outcome::failed();
-        };
+        let claimed = self.claim(scope, label, site);
+                let path = join_path(&scope.path, &claimed);
         if kind == "repeat" { self.repeat(name, args, body, input, path, site) } else { self.stage(name, args, body, input, path, site) }
     }
 

@@ -153,7 +153,7 @@ impl Model {
 
     /// Trainable parameters (`sum(p.numel() for p in model.parameters())`).
     pub fn params(&self) -> u128 {
-        self.tensors().iter().filter(|t| t.trainable).map(|t| crate::ops::product(&t.shape)).sum()
+        self.tensors().iter().filter(|t| t.trainable).fold(0u128, |sum, t| sum.saturating_add(crate::ops::product(&t.shape)))
     }
 
     pub fn walk<'a>(&'a self, visit: &mut dyn FnMut(&'a Node, usize)) {

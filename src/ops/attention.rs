@@ -45,9 +45,9 @@ impl OpRule for Attention {
 
     fn tensors(&self, input: &Shape) -> Vec<TensorSpec> {
         let d = input.features();
-        let mut tensors = vec![param("in_proj_weight", vec![3 * d, d])];
+        let mut tensors = vec![param("in_proj_weight", vec![3u64.saturating_mul(d), d])];
         if self.bias {
-            tensors.push(param("in_proj_bias", vec![3 * d]));
+            tensors.push(param("in_proj_bias", vec![3u64.saturating_mul(d)]));
         }
         tensors.push(param("out_proj.weight", vec![d, d]));
         if self.bias {

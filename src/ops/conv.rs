@@ -76,7 +76,7 @@ impl Window {
         let span = padded - extent;
         let mut out = if self.ceil { span.div_ceil(self.stride) + 1 } else { span / self.stride + 1 };
         // PyTorch drops a last ceil-mode window that would start in the right padding.
-        if self.ceil && (out - 1) * self.stride >= size + self.padding {
+        if self.ceil && (out - 1).saturating_mul(self.stride) >= size.saturating_add(self.padding) {
             out -= 1;
         }
         Ok(out)
@@ -89,7 +89,7 @@ impl Window {
         if self.stride == 1 || self.extent() < self.stride || self.ceil {
             return 0;
         }
-        let last_covered = ((out - 1) * self.stride + self.extent()).saturating_sub(self.padding + 1);
+        let last_covered = (out - 1).saturating_mul(self.stride).saturating_add(self.extent()).saturating_sub(self.padding + 1);
         (size - 1).saturating_sub(last_covered)
     }
 

@@ -354,6 +354,17 @@ const FAMILIES: &[&[OpSpec]] = &[
     tokens::SPECS,
 ];
 
+/// Ops whose output always has their input's shape. When such a layer has a mistake
+/// in its arguments (or a misspelt name that suggests one), checking goes on with the
+/// shape unchanged instead of giving up on everything after it.
+pub fn preserves_shape(name: &str) -> bool {
+    matches!(
+        name,
+        "batchnorm" | "layernorm" | "relu" | "gelu" | "silu" | "sigmoid" | "tanh" | "softmax" | "dropout" | "identity"
+            | "attention" | "pos_embedding"
+    )
+}
+
 pub fn spec(name: &str) -> Option<&'static OpSpec> {
     FAMILIES.iter().flat_map(|f| f.iter()).find(|s| s.name == name)
 }

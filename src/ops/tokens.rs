@@ -107,7 +107,7 @@ pub struct ClassToken;
 impl OpRule for ClassToken {
     fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
         let (n, d) = tokens_input("class_token", input)?;
-        Ok(Shape::Tokens { n: n + 1, d })
+        Ok(Shape::Tokens { n: n.saturating_add(1), d })
     }
 
     fn tensors(&self, input: &Shape) -> Vec<TensorSpec> {

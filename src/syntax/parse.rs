@@ -108,8 +108,7 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Di
     };
     expected.sort();
     expected.dedup();
-    let what = if found.is_empty() { "the end of the file".to_string() } else { format!("`{found}`") };
-    let message = format!("unexpected {what}");
+    let message = if found.is_empty() { "unexpected end of file".to_string() } else { format!("unexpected `{found}`") };
     let label = if expected.is_empty() { "not expected here".to_string() } else { format!("expected {}", join_or(&expected)) };
     let mut diagnostic = Diagnostic::new(Code::Syntax, message, span, label);
     if let Some(help) = syntax_help(text, position, &found, &expected) {
@@ -120,11 +119,11 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Di
 
 fn syntax_help(text: &str, position: usize, found: &str, expected: &[&str]) -> Option<String> {
     let before = text[..position].trim_end();
-    if expected.contains(&"`,`") && expected.contains(&"`)`") {
-        return Some("separate arguments with commas: `conv(64, kernel: 3)`".into());
-    }
     if found == "=" && before.ends_with(|c: char| c.is_alphanumeric()) {
         return Some("arguments are written `name: value`, not `name = value`".into());
+    }
+    if expected.contains(&"`,`") && expected.contains(&"`)`") {
+        return Some("separate arguments with commas: `conv(64, kernel: 3)`".into());
     }
     if found.is_empty() && expected.contains(&"`}`") {
         return Some("a `{` is never closed; add the missing `}`".into());
@@ -168,9 +167,10 @@ fn children(pair: Pair<'_, Rule>) -> Vec<Pair<'_, Rule>> {
 }
 
 impl Builder {
+    /// The pair's span without the whitespace and comments pest lets trail after it.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, s.start(), s.end())
+        Span::new(self.file, s.start(), s.start() + trimmed_len(pair.as_str()))
     }
 
     fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
@@ -415,6 +415,20 @@ fn fold_binary(operands: Vec<Expr>, operators: Vec<BinOp>) -> Expr {
         reduce(&mut output, op);
     }
     output.pop().expect("one expression remains")
+}
+
+fn trimmed_len(text: &str) -> usize {
+    let mut text = text.trim_end();
+    loop {
+        let last_line_start = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let last_line = &text[last_line_start..];
+        match last_line.find('#') {
+            Some(hash) if last_line_start > 0 && !last_line[..hash].contains('"') => {
+                text = text[..last_line_start + hash].trim_end();
+            }
+            _ => return text.len(),
+        }
+    }
 }
 
 fn unquote(literal: &str) -> String {
