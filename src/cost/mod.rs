@@ -1,1 +1,231 @@
+//! Static cost: parameters, multiply-accumulates and memory, summed from the IR by
+//! layer, block or stage. Exact integers end to end (u128, saturating); floats only
+//! appear when a table is formatted. Each op's own rule lives beside the op
+//! (`ops::*::cost`); the rules for the structural nodes, which only `full` counts,
+//! are here.
 
+mod table;
+
+pub use table::{Format, render, render_comparison};
+
+use crate::ir::{Model, Node, NodeKind, Shape, Shortcut};
+use crate::ops::{Cost, numel};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Convention {
+    /// Convolutions, linear layers and attention matmuls (= FlopCounterMode / 2).
+    Core,
+    /// fvcore 0.1.5 FlopCountAnalysis defaults.
+    Fvcore,
+    /// Core plus every elementwise, normalisation and pooling op.
+    Full,
+}
+
+impl Convention {
+    pub fn name(self) -> &'static str {
+        match self {
+            Convention::Core => "core",
+            Convention::Fvcore => "fvcore",
+            Convention::Full => "full",
+        }
+    }
+
+    fn pick(self, cost: Cost) -> u128 {
+        match self {
+            Convention::Core => cost.core,
+            Convention::Fvcore => cost.fvcore,
+            Convention::Full => cost.full,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    /// Every op.
+    Layer,
+    /// Each block instance (`layer1.0`) as one row.
+    Block,
+    /// Each top-level child of the network (`conv1`, `layer1`, ..., `fc`) as one row.
+    Stage,
+}
+
+/// One row of a cost table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub op: String,
+    pub output: Shape,
+    pub params: u128,
+    pub macs: u128,
+    /// Output elements for the whole batch.
+    pub activations: u128,
+}
+
+/// Memory in bytes, for float32 tensors.
+#[derive(Clone, Debug, Serialize)]
+pub struct Memory {
+    pub param_bytes: u128,
+    /// Every op's output for the batch, plus the input: what one forward pass writes.
+    pub forward_activation_bytes: u128,
+    /// Estimate: weights + gradients + momentum + activations kept for backward.
+    pub train_sgd_momentum_bytes: u128,
+    /// Estimate: weights + gradients + two Adam moments + activations kept for backward.
+    pub train_adam_bytes: u128,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub convention: Convention,
+    pub input: Shape,
+    pub batch: u64,
+    pub params: u128,
+    pub macs: u128,
+    pub flops: u128,
+    pub activations: u128,
+    pub memory: Memory,
+    #[serde(rename = "layers")]
+    pub rows: Vec<Row>,
+}
+
+const FLOAT_BYTES: u128 = 4;
+
+/// Costs one model. `batch` multiplies MACs and activations, not parameters.
+pub fn report(model: &Model, convention: Convention, batch: u64, by: GroupBy) -> Report {
+    let mut rows = Vec::new();
+    for node in &model.nodes {
+        collect(node, convention, batch, &mut rows);
+    }
+    let params = model.params();
+    let macs = rows.iter().fold(0u128, |s, r| s.saturating_add(r.macs));
+    let activations = rows.iter().fold(0u128, |s, r| s.saturating_add(r.activations));
+    let input_elements = numel(&model.input).saturating_mul(batch as u128);
+    let forward = activations.saturating_add(input_elements).saturating_mul(FLOAT_BYTES);
+    let weights = params.saturating_mul(FLOAT_BYTES);
+    let memory = Memory {
+        param_bytes: weights,
+        forward_activation_bytes: forward,
+        train_sgd_momentum_bytes: weights.saturating_mul(3).saturating_add(forward),
+        train_adam_bytes: weights.saturating_mul(4).saturating_add(forward),
+    };
+    let rows = group(model, rows, by);
+    Report {
+        model: model.name.clone(),
+        convention,
+        input: model.input,
+        batch,
+        params,
+        macs,
+        flops: macs.saturating_mul(2),
+        activations,
+        memory,
+        rows,
+    }
+}
+
+/// One row per op (and, under `full`, per residual add, gate multiply and merge).
+fn collect(node: &Node, convention: Convention, batch: u64, rows: &mut Vec<Row>) {
+    let own = |op: String, cost: Cost, params: u128| Row {
+        name: node.path.clone(),
+        op,
+        output: node.output,
+        params,
+        macs: convention.pick(cost).saturating_mul(batch as u128),
+        activations: numel(&node.output).saturating_mul(batch as u128),
+    };
+    match &node.kind {
+        NodeKind::Op { name, op, .. } => {
+            let params = if node.shared {
+                0
+            } else {
+                op.rule().tensors(&node.input).iter().filter(|t| t.trainable).map(|t| crate::ops::product(&t.shape)).sum()
+            };
+            rows.push(own(name.to_string(), op.rule().cost(&node.input, &node.output), params));
+        }
+        _ => {
+            for child in node.children() {
+                collect(child, convention, batch, rows);
+            }
+            if let Some((op, cost)) = structural_cost(node)
+                && convention == Convention::Full
+            {
+                rows.push(own(op.to_string(), cost, 0));
+            }
+        }
+    }
+}
+
+/// Rules for the nodes that are not ops (only `full` counts them):
+/// - residual add: one addition per output element (none when the skip is off);
+/// - scale: one multiplication per element of the input;
+/// - parallel sum / mul: one op per output element for each branch after the first;
+///   concat: nothing.
+fn structural_cost(node: &Node) -> Option<(&'static str, Cost)> {
+    let elements = numel(&node.output);
+    match &node.kind {
+        NodeKind::Residual { shortcut: Shortcut::Off, .. } => None,
+        NodeKind::Residual { .. } => Some(("add", Cost::elementwise(elements))),
+        NodeKind::Scale { .. } => Some(("scale", Cost::elementwise(elements))),
+        NodeKind::Parallel { merge, branches } => match merge {
+            crate::ir::Merge::Concat => None,
+            _ => Some((merge.name(), Cost::elementwise(elements.saturating_mul(branches.len().saturating_sub(1) as u128)))),
+        },
+        _ => None,
+    }
+}
+
+/// Folds layer rows into block or stage rows (in first-appearance order).
+fn group(model: &Model, rows: Vec<Row>, by: GroupBy) -> Vec<Row> {
+    if by == GroupBy::Layer {
+        return rows;
+    }
+    let mut units: Vec<(String, String, Shape)> = Vec::new();
+    for node in &model.nodes {
+        match by {
+            GroupBy::Stage => units.push((node.path.clone(), node.kind_name(), node.output)),
+            _ => block_units(node, &mut units),
+        }
+    }
+    let mut grouped: Vec<Row> = units
+        .iter()
+        .map(|(name, op, output)| Row { name: name.clone(), op: op.clone(), output: *output, params: 0, macs: 0, activations: 0 })
+        .collect();
+    for row in rows {
+        let owner = units
+            .iter()
+            .enumerate()
+            .filter(|(_, (unit, _, _))| !unit.is_empty() && (row.name == *unit || row.name.starts_with(&format!("{unit}."))))
+            .max_by_key(|(_, (unit, _, _))| unit.len())
+            .map(|(i, _)| i);
+        match owner {
+            Some(i) => {
+                let g = &mut grouped[i];
+                g.params = g.params.saturating_add(row.params);
+                g.macs = g.macs.saturating_add(row.macs);
+                g.activations = g.activations.saturating_add(row.activations);
+            }
+            None => grouped.push(row),
+        }
+    }
+    grouped
+}
+
+/// The outermost block instances (below stages, repeats and sequences), or the node
+/// itself when no block encloses it.
+fn block_units(node: &Node, units: &mut Vec<(String, String, Shape)>) {
+    match &node.kind {
+        NodeKind::Block { name, children } if matches!(name.as_str(), "stage" | "repeat" | "seq") => {
+            for child in children {
+                block_units(child, units);
+            }
+        }
+        NodeKind::Residual { .. } | NodeKind::Scale { .. } | NodeKind::Parallel { .. } => {
+            for child in node.children() {
+                block_units(child, units);
+            }
+        }
+        _ => units.push((node.path.clone(), node.kind_name(), node.output)),
+    }
+}

@@ -132,12 +132,4 @@ impl Env {
         }
         self.parent.as_ref().and_then(|p| p.lookup(name))
     }
-
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.vars.borrow().keys().cloned().collect();
-        if let Some(parent) = &self.parent {
-            names.extend(parent.names());
-        }
-        names
-    }
 }

@@ -1,0 +1,224 @@
+//! Cost tables as text: aligned table, Markdown, CSV (exact integers), JSON (exact).
+
+use super::Report;
+use crate::cli::{human, thousands};
+use std::fmt::Write;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Csv,
+    Json,
+}
+
+const HEADER: [&str; 8] = ["name", "op", "output", "params", "MACs", "FLOPs", "activations", "%"];
+
+fn percent(part: u128, whole: u128) -> String {
+    if whole == 0 {
+        return "-".into();
+    }
+    // Exact integer arithmetic down to hundredths of a percent.
+    let hundredths = part.saturating_mul(10_000) / whole;
+    format!("{}.{:02}%", hundredths / 100, hundredths % 100)
+}
+
+fn cells(report: &Report) -> Vec<[String; 8]> {
+    let mut rows: Vec<[String; 8]> = report
+        .rows
+        .iter()
+        .map(|r| {
+            [
+                if r.name.is_empty() { "(network)".into() } else { r.name.clone() },
+                r.op.clone(),
+                r.output.to_string(),
+                human(r.params),
+                human(r.macs),
+                human(r.macs.saturating_mul(2)),
+                human(r.activations),
+                percent(r.macs, report.macs),
+            ]
+        })
+        .collect();
+    rows.push([
+        "total".into(),
+        String::new(),
+        String::new(),
+        human(report.params),
+        human(report.macs),
+        human(report.flops),
+        human(report.activations),
+        percent(report.macs, report.macs),
+    ]);
+    rows
+}
+
+fn bytes(n: u128) -> String {
+    format!("{}B", human(n))
+}
+
+fn title(report: &Report) -> String {
+    format!(
+        "{}: {} MACs, {} FLOPs, {} params ({} convention, input {}, batch {})",
+        report.model,
+        thousands(report.macs),
+        thousands(report.flops),
+        thousands(report.params),
+        report.convention.name(),
+        report.input,
+        report.batch
+    )
+}
+
+fn memory_lines(report: &Report) -> String {
+    let m = &report.memory;
+    format!(
+        "memory (float32): parameters {}, forward activations {} at batch {}\n\
+         training estimate: {} with SGD + momentum, {} with Adam (weights + gradients + optimiser state + activations kept for backward)\n",
+        bytes(m.param_bytes),
+        bytes(m.forward_activation_bytes),
+        report.batch,
+        bytes(m.train_sgd_momentum_bytes),
+        bytes(m.train_adam_bytes)
+    )
+}
+
+pub fn render(report: &Report, format: Format) -> String {
+    let mut out = String::new();
+    match format {
+        Format::Table => {
+            let rows = cells(report);
+            let mut widths = HEADER.map(|h| h.chars().count());
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            let _ = writeln!(out, "{}", title(report));
+            let line = |cells: Vec<&str>| -> String {
+                let mut text = String::new();
+                for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                    // Names, ops and shapes align left; numbers align right.
+                    if i < 3 { let _ = write!(text, "{cell:<w$}  "); } else { let _ = write!(text, "{cell:>w$}  "); }
+                }
+                text.trim_end().to_string()
+            };
+            let _ = writeln!(out, "{}", line(HEADER.to_vec()));
+            for row in &rows {
+                let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+            }
+            out.push_str(&memory_lines(report));
+        }
+        Format::Markdown => {
+            let _ = writeln!(out, "### {}\n", title(report));
+            let _ = writeln!(out, "| {} |", HEADER.join(" | "));
+            let _ = writeln!(out, "|{}|", ["---", "---", "---", "--:", "--:", "--:", "--:", "--:"].join("|"));
+            for row in cells(report) {
+                let _ = writeln!(out, "| {} |", row.join(" | "));
+            }
+            let _ = writeln!(out);
+            out.push_str(&memory_lines(report));
+        }
+        Format::Csv => {
+            let _ = writeln!(out, "model,name,op,output,params,macs,flops,activations");
+            for r in &report.rows {
+                let output: Vec<String> = r.output.dims().iter().map(u64::to_string).collect();
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{}",
+                    report.model,
+                    r.name,
+                    r.op,
+                    output.join("x"),
+                    r.params,
+                    r.macs,
+                    r.macs.saturating_mul(2),
+                    r.activations
+                );
+            }
+            let _ = writeln!(out, "{},total,,,{},{},{},{}", report.model, report.params, report.macs, report.flops, report.activations);
+        }
+        Format::Json => {
+            let mut value = serde_json::to_value(report).unwrap_or_default();
+            exact_integers(&mut value, report);
+            let _ = writeln!(out, "{value}");
+        }
+    }
+    out
+}
+
+/// serde_json writes u128 as numbers when they fit in u64 and refuses otherwise;
+/// totals of absurd models can exceed u64, so write those as strings instead of failing.
+fn exact_integers(value: &mut serde_json::Value, report: &Report) {
+    if value.is_null() {
+        *value = serde_json::json!({
+            "model": report.model, "convention": report.convention.name(),
+            "params": report.params.to_string(), "macs": report.macs.to_string(),
+            "flops": report.flops.to_string(), "input": report.input, "batch": report.batch, "layers": [],
+        });
+    }
+}
+
+/// "ResNet-50 vs +SE vs +CBAM": one line per model, differences from the first.
+pub fn render_comparison(reports: &[Report], format: Format) -> String {
+    let Some(first) = reports.first() else { return String::new() };
+    let delta = |value: u128, base: u128| -> String {
+        if base == 0 {
+            return "-".into();
+        }
+        let sign = if value >= base { "+" } else { "-" };
+        let diff = value.abs_diff(base);
+        let hundredths = diff.saturating_mul(10_000) / base;
+        format!("{sign}{}.{:02}%", hundredths / 100, hundredths % 100)
+    };
+    let header = ["model", "params", "MACs", "FLOPs", "forward activations", "Δ params", "Δ MACs"];
+    let rows: Vec<[String; 7]> = reports
+        .iter()
+        .map(|r| {
+            [
+                r.model.clone(),
+                human(r.params),
+                human(r.macs),
+                human(r.flops),
+                bytes(r.memory.forward_activation_bytes),
+                delta(r.params, first.params),
+                delta(r.macs, first.macs),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} convention, input {}, batch {}; differences from {}",
+        first.convention.name(),
+        first.input,
+        first.batch,
+        first.model
+    );
+    if format == Format::Markdown {
+        let _ = writeln!(out, "\n| {} |", header.join(" | "));
+        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|");
+        for row in rows {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        return out;
+    }
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i == 0 { let _ = write!(text, "{cell:<w$}  "); } else { let _ = write!(text, "{cell:>w$}  "); }
+        }
+        text.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    for row in &rows {
+        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
