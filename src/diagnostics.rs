@@ -107,7 +107,7 @@ codes! {
     DuplicateLabel "E0018" None, "duplicate name",
         "Two layers in one sequence, two parameters of one block, or two definitions share a name. Layer names become weight names, so they must be unique.";
     Import "E0019" None, "import failed",
-        "An `import` names a file that cannot be read, or files import each other in a cycle.";
+        "An `import` names a file that cannot be read. Paths are relative to the importing file; files may import each other (each is read once).";
     InvalidValue "E0020" None, "invalid value",
         "An argument is out of range: a zero or negative size, a stride of 0, a probability outside [0, 1], an unknown choice.";
     MissingInput "E0021" None, "no input shape",
@@ -151,10 +151,7 @@ impl Code {
 
     /// Finds a code by its id (`W0001`) or lint name (`bias_before_norm`).
     pub fn lookup(text: &str) -> Option<Code> {
-        CODES
-            .iter()
-            .find(|c| c.id.eq_ignore_ascii_case(text) || c.lint == Some(text))
-            .map(|c| c.code)
+        CODES.iter().find(|c| c.id.eq_ignore_ascii_case(text) || c.lint == Some(text)).map(|c| c.code)
     }
 }
 
@@ -214,11 +211,15 @@ impl Diagnostic {
             Severity::Error => Report::error(),
             Severity::Warning => Report::warning(),
         };
-        let mut labels = vec![ReportLabel::primary(self.primary.span.file, self.primary.span.start..self.primary.span.end)
-            .with_message(&self.primary.message)];
-        labels.extend(self.secondary.iter().map(|l| {
-            ReportLabel::secondary(l.span.file, l.span.start..l.span.end).with_message(&l.message)
-        }));
+        let mut labels = vec![
+            ReportLabel::primary(self.primary.span.file, self.primary.span.start..self.primary.span.end)
+                .with_message(&self.primary.message),
+        ];
+        labels.extend(
+            self.secondary
+                .iter()
+                .map(|l| ReportLabel::secondary(l.span.file, l.span.start..l.span.end).with_message(&l.message)),
+        );
         let mut notes = self.notes.clone();
         if let Some(help) = &self.help {
             notes.push(format!("help: {help}"));

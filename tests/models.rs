@@ -82,7 +82,9 @@ fn zoo_traces_and_ir_dumps() {
 fn weight_names_follow_torchvision() {
     let model = compile_model("resnet18", None);
     let names: Vec<String> = model.tensors().into_iter().map(|t| t.name).collect();
-    for expected in ["conv1.weight", "bn1.running_var", "layer2.0.downsample.0.weight", "layer2.0.downsample.1.bias", "fc.bias"] {
+    for expected in
+        ["conv1.weight", "bn1.running_var", "layer2.0.downsample.0.weight", "layer2.0.downsample.1.bias", "fc.bias"]
+    {
         assert!(names.iter().any(|n| n == expected), "missing {expected}");
     }
     assert_eq!(names.len(), 122, "torchvision's resnet18 state_dict has 122 entries");

@@ -50,8 +50,7 @@ fn every_ui_file_renders_its_snapshot() {
 
 #[test]
 fn every_code_has_a_ui_test() {
-    let stems: Vec<String> =
-        ui_files().iter().map(|p| p.file_stem().unwrap().to_string_lossy().to_string()).collect();
+    let stems: Vec<String> = ui_files().iter().map(|p| p.file_stem().unwrap().to_string_lossy().to_string()).collect();
     for info in CODES {
         assert!(stems.iter().any(|s| s.starts_with(info.id)), "no tests/ui file for {} ({})", info.id, info.summary);
     }

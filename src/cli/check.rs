@@ -35,7 +35,10 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
                 failed = true;
                 if args.format == Format::Json {
                     let error = json!({"code": "io", "message": message, "file": path, "line": 0, "column": 0});
-                    println!("{}", json!({"file": path, "model": null, "params": null, "output": null, "errors": [error], "warnings": []}));
+                    println!(
+                        "{}",
+                        json!({"file": path, "model": null, "params": null, "output": null, "errors": [error], "warnings": []})
+                    );
                 } else {
                     eprintln!("error: {message}");
                 }
@@ -48,7 +51,13 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
             Format::Human => {
                 print_diagnostics(&compiled.sources, &result.diagnostics);
                 for model in &result.models {
-                    println!("{}: {} → {}, {} params", model.name, model.input, model.output, thousands(model.params()));
+                    println!(
+                        "{}: {} → {}, {} params",
+                        model.name,
+                        model.input,
+                        model.output,
+                        thousands(model.params())
+                    );
                     if args.trace {
                         print!("{}", ir::trace(model));
                     }
@@ -59,7 +68,11 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
                     eprintln!(
                         "error: `{path}` has {errors} error{}{}",
                         if errors == 1 { "" } else { "s" },
-                        if warnings > 0 { format!(" and {warnings} warning{}", if warnings == 1 { "" } else { "s" }) } else { String::new() }
+                        if warnings > 0 {
+                            format!(" and {warnings} warning{}", if warnings == 1 { "" } else { "s" })
+                        } else {
+                            String::new()
+                        }
                     );
                 } else if result.networks.is_empty() {
                     println!("{path}: no errors (it defines blocks only, no network)");

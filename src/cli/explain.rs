@@ -17,7 +17,8 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let code = Code::lookup(&text).ok_or_else(|| format!("`{text}` is not a diagnostic code; `archc explain` lists them"))?;
+    let code =
+        Code::lookup(&text).ok_or_else(|| format!("`{text}` is not a diagnostic code; `archc explain` lists them"))?;
     let info = code.info();
     println!("{}: {}\n\n{}", info.id, info.summary, info.explanation);
     Ok(ExitCode::SUCCESS)

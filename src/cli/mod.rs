@@ -122,7 +122,7 @@ pub fn thousands(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -137,7 +137,13 @@ pub fn human(n: u128) -> String {
     for (scale, unit) in UNITS {
         if value >= *scale {
             let scaled = value / scale;
-            let text = if scaled >= 100.0 { format!("{scaled:.0}") } else if scaled >= 10.0 { format!("{scaled:.1}") } else { format!("{scaled:.2}") };
+            let text = if scaled >= 100.0 {
+                format!("{scaled:.0}")
+            } else if scaled >= 10.0 {
+                format!("{scaled:.1}")
+            } else {
+                format!("{scaled:.2}")
+            };
             return format!("{text} {unit}");
         }
     }

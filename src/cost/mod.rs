@@ -140,7 +140,12 @@ fn collect(node: &Node, convention: Convention, batch: u64, rows: &mut Vec<Row>)
             let params = if node.shared {
                 0
             } else {
-                op.rule().tensors(&node.input).iter().filter(|t| t.trainable).map(|t| crate::ops::product(&t.shape)).sum()
+                op.rule()
+                    .tensors(&node.input)
+                    .iter()
+                    .filter(|t| t.trainable)
+                    .map(|t| crate::ops::product(&t.shape))
+                    .sum()
             };
             rows.push(own(name.to_string(), op.rule().cost(&node.input, &node.output), params));
         }
@@ -170,7 +175,10 @@ fn structural_cost(node: &Node) -> Option<(&'static str, Cost)> {
         NodeKind::Scale { .. } => Some(("scale", Cost::elementwise(elements))),
         NodeKind::Parallel { merge, branches } => match merge {
             crate::ir::Merge::Concat => None,
-            _ => Some((merge.name(), Cost::elementwise(elements.saturating_mul(branches.len().saturating_sub(1) as u128)))),
+            _ => Some((
+                merge.name(),
+                Cost::elementwise(elements.saturating_mul(branches.len().saturating_sub(1) as u128)),
+            )),
         },
         _ => None,
     }
@@ -190,15 +198,28 @@ fn group(model: &Model, rows: Vec<Row>, by: GroupBy) -> Vec<Row> {
     }
     let mut grouped: Vec<Row> = units
         .iter()
-        .map(|(name, op, output)| Row { name: name.clone(), op: op.clone(), output: *output, params: 0, macs: 0, activations: 0 })
+        .map(|(name, op, output)| Row {
+            name: name.clone(),
+            op: op.clone(),
+            output: *output,
+            params: 0,
+            macs: 0,
+            activations: 0,
+        })
         .collect();
+    let index: std::collections::HashMap<&str, usize> =
+        units.iter().enumerate().map(|(i, (name, _, _))| (name.as_str(), i)).collect();
     for row in rows {
-        let owner = units
-            .iter()
-            .enumerate()
-            .filter(|(_, (unit, _, _))| !unit.is_empty() && (row.name == *unit || row.name.starts_with(&format!("{unit}."))))
-            .max_by_key(|(_, (unit, _, _))| unit.len())
-            .map(|(i, _)| i);
+        // The longest unit path that is the row's path or a dotted prefix of it.
+        let mut owner = None;
+        let mut prefix = row.name.as_str();
+        while !prefix.is_empty() {
+            if let Some(&i) = index.get(prefix) {
+                owner = Some(i);
+                break;
+            }
+            prefix = prefix.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
+        }
         match owner {
             Some(i) => {
                 let g = &mut grouped[i];

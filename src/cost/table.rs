@@ -99,7 +99,11 @@ pub fn render(report: &Report, format: Format) -> String {
                 let mut text = String::new();
                 for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
                     // Names, ops and shapes align left; numbers align right.
-                    if i < 3 { let _ = write!(text, "{cell:<w$}  "); } else { let _ = write!(text, "{cell:>w$}  "); }
+                    if i < 3 {
+                        let _ = write!(text, "{cell:<w$}  ");
+                    } else {
+                        let _ = write!(text, "{cell:>w$}  ");
+                    }
                 }
                 text.trim_end().to_string()
             };
@@ -136,7 +140,11 @@ pub fn render(report: &Report, format: Format) -> String {
                     r.activations
                 );
             }
-            let _ = writeln!(out, "{},total,,,{},{},{},{}", report.model, report.params, report.macs, report.flops, report.activations);
+            let _ = writeln!(
+                out,
+                "{},total,,,{},{},{},{}",
+                report.model, report.params, report.macs, report.flops, report.activations
+            );
         }
         Format::Json => {
             let mut value = serde_json::to_value(report).unwrap_or_default();
@@ -174,15 +182,21 @@ pub fn render_comparison(reports: &[Report], format: Format) -> String {
     let header = ["model", "params", "MACs", "FLOPs", "forward activations", "Δ params", "Δ MACs"];
     let rows: Vec<[String; 7]> = reports
         .iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(i, r)| {
+            let (dp, dm) = if i == 0 {
+                ("-".into(), "-".into())
+            } else {
+                (delta(r.params, first.params), delta(r.macs, first.macs))
+            };
             [
                 r.model.clone(),
                 human(r.params),
                 human(r.macs),
                 human(r.flops),
                 bytes(r.memory.forward_activation_bytes),
-                delta(r.params, first.params),
-                delta(r.macs, first.macs),
+                dp,
+                dm,
             ]
         })
         .collect();
@@ -212,7 +226,11 @@ pub fn render_comparison(reports: &[Report], format: Format) -> String {
     let line = |cells: Vec<&str>| -> String {
         let mut text = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 0 { let _ = write!(text, "{cell:<w$}  "); } else { let _ = write!(text, "{cell:>w$}  "); }
+            if i == 0 {
+                let _ = write!(text, "{cell:<w$}  ");
+            } else {
+                let _ = write!(text, "{cell:>w$}  ");
+            }
         }
         text.trim_end().to_string()
     };

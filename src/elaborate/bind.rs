@@ -94,7 +94,12 @@ impl Elaborator<'_> {
                         self.error(
                             Diagnostic::new(
                                 Code::UnknownArgument,
-                                format!("`{}` takes {} positional argument{}, but more were given", callee.text, params.len(), if params.len() == 1 { "" } else { "s" }),
+                                format!(
+                                    "`{}` takes {} positional argument{}, but more were given",
+                                    callee.text,
+                                    params.len(),
+                                    if params.len() == 1 { "" } else { "s" }
+                                ),
                                 arg.span,
                                 "extra argument",
                             )
@@ -153,7 +158,11 @@ impl Elaborator<'_> {
                             call_span,
                             format!("`{}` missing", param.name),
                         )
-                        .with_help(format!("add `{}: ...` ({})", param.name, param.ty.describe())),
+                        .with_help(format!(
+                            "add `{}: ...` ({})",
+                            param.name,
+                            param.ty.describe()
+                        )),
                     );
                     None
                 }
@@ -193,7 +202,12 @@ impl Elaborator<'_> {
             this.error(
                 Diagnostic::new(
                     Code::WrongType,
-                    format!("`{param}` must be {}, but this is {} {}", ty.describe(), article(value.type_name()), value.type_name()),
+                    format!(
+                        "`{param}` must be {}, but this is {} {}",
+                        ty.describe(),
+                        article(value.type_name()),
+                        value.type_name()
+                    ),
                     span,
                     format!("{} `{value}`", value.type_name()),
                 )

@@ -122,7 +122,9 @@ impl Elaborator<'_> {
                     BinOp::Sub => a.checked_sub(b),
                     BinOp::Mul => a.checked_mul(b),
                     // Floor division and modulo, as Python's // and % (what PyTorch code uses).
-                    BinOp::Div => a.checked_div(b).map(|q| if (a % b != 0) && ((a < 0) != (b < 0)) { q - 1 } else { q }),
+                    BinOp::Div => {
+                        a.checked_div(b).map(|q| if (a % b != 0) && ((a < 0) != (b < 0)) { q - 1 } else { q })
+                    }
                     BinOp::Rem => a.checked_rem(b).map(|r| if r != 0 && ((r < 0) != (b < 0)) { r + b } else { r }),
                 };
                 self.checked(result, span)
@@ -211,7 +213,8 @@ impl Elaborator<'_> {
             _ => (1, 1),
         };
         if args.len() < min_args || args.len() > max_args {
-            let expected = if min_args == max_args { min_args.to_string() } else { format!("{min_args} or {max_args}") };
+            let expected =
+                if min_args == max_args { min_args.to_string() } else { format!("{min_args} or {max_args}") };
             self.error(Diagnostic::new(
                 Code::UnknownArgument,
                 format!("`{name}` takes {expected} arguments, but {} were given", args.len()),

@@ -156,7 +156,8 @@ impl<'a> Elaborator<'a> {
                 && diagnostic.primary.span.end <= frame.def_span.end;
             if inside {
                 let at = if frame.path.is_empty() { String::new() } else { format!(" as `{}`", frame.path) };
-                diagnostic = diagnostic.with_secondary(frame.call_span, format!("`{}` instantiated here{at}", frame.block));
+                diagnostic =
+                    diagnostic.with_secondary(frame.call_span, format!("`{}` instantiated here{at}", frame.block));
             }
         }
         self.diagnostics.push(diagnostic);

@@ -92,8 +92,13 @@ impl Elaborator<'_> {
             for param in &entry.def.params {
                 if let Some(first) = seen.iter().find(|p| p.text == param.name.text) {
                     found.push(
-                        Diagnostic::new(Code::DuplicateLabel, format!("parameter `{}` is declared twice", param.name.text), param.name.span, "declared again")
-                            .with_secondary(first.span, "first declared here"),
+                        Diagnostic::new(
+                            Code::DuplicateLabel,
+                            format!("parameter `{}` is declared twice", param.name.text),
+                            param.name.span,
+                            "declared again",
+                        )
+                        .with_secondary(first.span, "first declared here"),
                     );
                 }
                 seen.push(&param.name);
@@ -105,7 +110,8 @@ impl Elaborator<'_> {
     }
 
     fn network_input(&mut self, def: &Def, env: &Rc<Env>) -> Option<Shape> {
-        let declared: Vec<&Call> = def.body.stmts.iter().filter_map(|s| if let Stmt::Input(c) = s { Some(c) } else { None }).collect();
+        let declared: Vec<&Call> =
+            def.body.stmts.iter().filter_map(|s| if let Stmt::Input(c) = s { Some(c) } else { None }).collect();
         if let [first, second, ..] = declared.as_slice() {
             self.error(
                 Diagnostic::new(Code::DuplicateLabel, "the input is declared twice", second.span, "second `input`")
@@ -136,8 +142,13 @@ impl Elaborator<'_> {
             "tokens" => 2,
             "vector" => 1,
             other => {
-                let mut d = Diagnostic::new(Code::WrongInputKind, format!("`{other}` is not an input kind"), call.name.span, "unknown input kind")
-                    .with_note("inputs are `image(C, H, W)`, `tokens(N, D)` or `vector(D)`");
+                let mut d = Diagnostic::new(
+                    Code::WrongInputKind,
+                    format!("`{other}` is not an input kind"),
+                    call.name.span,
+                    "unknown input kind",
+                )
+                .with_note("inputs are `image(C, H, W)`, `tokens(N, D)` or `vector(D)`");
                 if let Some(help) = suggest::did_you_mean(other, ["image", "tokens", "vector"]) {
                     d = d.with_help(help);
                 }
@@ -163,7 +174,12 @@ impl Elaborator<'_> {
             match arg.value {
                 Value::Int(v) if v >= 1 => sizes.push(v as u64),
                 Value::Int(v) => {
-                    self.error(Diagnostic::new(Code::WrongInputKind, format!("input sizes must be positive, but this is {v}"), arg.span, "not positive"));
+                    self.error(Diagnostic::new(
+                        Code::WrongInputKind,
+                        format!("input sizes must be positive, but this is {v}"),
+                        arg.span,
+                        "not positive",
+                    ));
                     return None;
                 }
                 ref other => return self.type_error(arg.span, "an integer size", &other.clone()),
@@ -176,14 +192,20 @@ impl Elaborator<'_> {
             _ => return None,
         };
         if shape.elements().is_none() {
-            self.error(Diagnostic::new(Code::Overflow, "the input has more elements than fit in 64 bits", call.span, "too large"));
+            self.error(Diagnostic::new(
+                Code::Overflow,
+                "the input has more elements than fit in 64 bits",
+                call.span,
+                "too large",
+            ));
             return None;
         }
         Some(shape)
     }
 
     fn collect_inserts(&mut self, body: &Body, env: &Rc<Env>) {
-        let inserts: Vec<&Insert> = body.stmts.iter().filter_map(|s| if let Stmt::Insert(i) = s { Some(i) } else { None }).collect();
+        let inserts: Vec<&Insert> =
+            body.stmts.iter().filter_map(|s| if let Stmt::Insert(i) = s { Some(i) } else { None }).collect();
         for insert in inserts {
             let module = if self.is_module_name(&insert.module.name.text) {
                 self.eval_args(&insert.module.args, env).map(|args| {
@@ -198,7 +220,12 @@ impl Elaborator<'_> {
             };
             let Some(target) = self.library.defs.get(&insert.block.text).cloned() else {
                 let blocks: Vec<&str> = self.library.defs.keys().map(String::as_str).collect();
-                let mut d = Diagnostic::new(Code::UnknownName, format!("unknown block `{}`", insert.block.text), insert.block.span, "no such block");
+                let mut d = Diagnostic::new(
+                    Code::UnknownName,
+                    format!("unknown block `{}`", insert.block.text),
+                    insert.block.span,
+                    "no such block",
+                );
                 if let Some(help) = suggest::did_you_mean(&insert.block.text, blocks) {
                     d = d.with_help(help);
                 }
@@ -217,7 +244,10 @@ impl Elaborator<'_> {
                 .with_secondary(target.def.name.span, format!("`{}` is defined here", insert.block.text));
                 d = match (suggest::did_you_mean(&insert.point.text, names.iter().copied()), names.is_empty()) {
                     (Some(help), _) => d.with_help(help),
-                    (None, true) => d.with_help(format!("`{}` declares no points; add `point NAME` where modules may go", insert.block.text)),
+                    (None, true) => d.with_help(format!(
+                        "`{}` declares no points; add `point NAME` where modules may go",
+                        insert.block.text
+                    )),
                     (None, false) => d.with_help(format!("its points are: {}", names.join(", "))),
                 };
                 self.error(d);
@@ -237,7 +267,12 @@ impl Elaborator<'_> {
     }
 
     /// `point NAME` inside a block: builds whatever the network inserts here.
-    pub(super) fn point(&mut self, point: &Ident, input: Option<Shape>, scope: &mut Scope) -> (Vec<Node>, Option<Shape>) {
+    pub(super) fn point(
+        &mut self,
+        point: &Ident,
+        input: Option<Shape>,
+        scope: &mut Scope,
+    ) -> (Vec<Node>, Option<Shape>) {
         let Some(frame) = self.frames.last() else {
             self.misplaced(point.span, "`point` belongs inside a `block`");
             return (Vec::new(), input);
@@ -247,7 +282,8 @@ impl Elaborator<'_> {
         let mut current = input;
         for index in 0..self.inserts.len() {
             let rule = &self.inserts[index];
-            let inside = rule.within.is_empty() || rule.within.iter().any(|w| path == *w || path.starts_with(&format!("{w}.")));
+            let inside =
+                rule.within.is_empty() || rule.within.iter().any(|w| path == *w || path.starts_with(&format!("{w}.")));
             if rule.block != block || rule.point != point.text || !inside {
                 continue;
             }

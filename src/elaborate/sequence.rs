@@ -55,7 +55,9 @@ impl Elaborator<'_> {
                     current = output;
                 }
                 Stmt::Allow { .. } => {}
-                Stmt::Input(call) if !top_of_network => self.misplaced(call.span, "`input` belongs at the top of a `network`"),
+                Stmt::Input(call) if !top_of_network => {
+                    self.misplaced(call.span, "`input` belongs at the top of a `network`")
+                }
                 Stmt::Insert(insert) if !top_of_network => {
                     self.misplaced(insert.span, "`insert` belongs at the top of a `network`")
                 }
@@ -110,9 +112,10 @@ impl Elaborator<'_> {
     /// The module a layer statement builds.
     pub(super) fn layer_module(&mut self, layer: &Layer, env: &Rc<Env>) -> Option<Rc<ModuleValue>> {
         match layer {
-            Layer::Seq(body) => {
-                Some(Rc::new(ModuleValue { kind: ModuleKind::Seq { body: body.clone(), env: env.clone() }, span: body.span }))
-            }
+            Layer::Seq(body) => Some(Rc::new(ModuleValue {
+                kind: ModuleKind::Seq { body: body.clone(), env: env.clone() },
+                span: body.span,
+            })),
             Layer::Call { call, body } => {
                 if !call.has_parens
                     && let Some(value) = env.lookup(&call.name.text)
@@ -127,7 +130,12 @@ impl Elaborator<'_> {
                             self.error(
                                 Diagnostic::new(
                                     Code::WrongType,
-                                    format!("`{}` is {} {}, not a layer", call.name.text, super::eval::article(other.type_name()), other.type_name()),
+                                    format!(
+                                        "`{}` is {} {}, not a layer",
+                                        call.name.text,
+                                        super::eval::article(other.type_name()),
+                                        other.type_name()
+                                    ),
                                     call.span,
                                     format!("`{}` = {other}", call.name.text),
                                 )
@@ -145,7 +153,11 @@ impl Elaborator<'_> {
                 }
                 let args = self.eval_args(&call.args, env)?;
                 Some(Rc::new(ModuleValue {
-                    kind: ModuleKind::Call { name: call.name.clone(), args, body: body.clone().map(|b| (b, env.clone())) },
+                    kind: ModuleKind::Call {
+                        name: call.name.clone(),
+                        args,
+                        body: body.clone().map(|b| (b, env.clone())),
+                    },
                     span: call.span,
                 }))
             }
@@ -183,7 +195,11 @@ impl Elaborator<'_> {
                     self.error(
                         Diagnostic::new(
                             Code::DuplicateLabel,
-                            format!("the name `{}` is used twice in `{}`", label.text, if scope.path.is_empty() { "the network" } else { &scope.path }),
+                            format!(
+                                "the name `{}` is used twice in `{}`",
+                                label.text,
+                                if scope.path.is_empty() { "the network" } else { &scope.path }
+                            ),
                             label.span,
                             "used again here",
                         )
@@ -257,7 +273,9 @@ impl Elaborator<'_> {
                 let (children, output) = self.sequence(body, &env, input, &mut inner, false);
                 self.composite(path, "seq".into(), children, input, output, site)
             }
-            ModuleKind::Shared { id, name, owner_path, inner } => self.shared_use(*id, name, owner_path, inner, input, site),
+            ModuleKind::Shared { id, name, owner_path, inner } => {
+                self.shared_use(*id, name, owner_path, inner, input, site)
+            }
         }
     }
 
@@ -284,7 +302,15 @@ impl Elaborator<'_> {
         }
     }
 
-    fn primitive(&mut self, spec: &OpSpec, name: &Ident, args: &[ArgValue], input: Option<Shape>, path: String, site: Span) -> Outcome {
+    fn primitive(
+        &mut self,
+        spec: &OpSpec,
+        name: &Ident,
+        args: &[ArgValue],
+        input: Option<Shape>,
+        path: String,
+        site: Span,
+    ) -> Outcome {
         let params: Vec<ParamSig> = spec
             .args
             .iter()
@@ -421,9 +447,14 @@ impl Elaborator<'_> {
         let def = &entry.def;
         if def.kind == crate::syntax::ast::DefKind::Network {
             self.error(
-                Diagnostic::new(Code::Misplaced, format!("`{}` is a network, not a block", name.text), name.span, "used as a layer")
-                    .with_secondary(def.name.span, "defined as a network here")
-                    .with_help("define the reusable part as a `block` and use it from both networks"),
+                Diagnostic::new(
+                    Code::Misplaced,
+                    format!("`{}` is a network, not a block", name.text),
+                    name.span,
+                    "used as a layer",
+                )
+                .with_secondary(def.name.span, "defined as a network here")
+                .with_help("define the reusable part as a `block` and use it from both networks"),
             );
             return Outcome::failed();
         }
@@ -473,7 +504,12 @@ impl Elaborator<'_> {
         if self.bind(name, &params, args, site, Some(&env)).is_none() {
             return Outcome::failed();
         }
-        self.frames.push(Frame { block: def.name.text.clone(), path: path.clone(), def_span: def.span, call_span: site });
+        self.frames.push(Frame {
+            block: def.name.text.clone(),
+            path: path.clone(),
+            def_span: def.span,
+            call_span: site,
+        });
         let mut scope = Scope::new(path.clone());
         let (children, output) = self.sequence(&def.body, &env, input, &mut scope, false);
         self.frames.pop();
@@ -496,7 +532,11 @@ impl Elaborator<'_> {
         let mut tensors = Vec::new();
         node.walk(0, &mut |n, _| {
             for t in n.own_tensors() {
-                tensors.push(crate::ir::NamedTensor { name: format!("{}.{}", n.path, t.suffix), shape: t.shape, trainable: t.trainable });
+                tensors.push(crate::ir::NamedTensor {
+                    name: format!("{}.{}", n.path, t.suffix),
+                    shape: t.shape,
+                    trainable: t.trainable,
+                });
             }
         });
         match self.shared.get(&id).cloned() {
@@ -525,7 +565,8 @@ impl Elaborator<'_> {
 
     /// Warns about `conv(..., bias: true)` directly followed by `batchnorm`.
     fn bias_before_norm(&mut self, previous: &Node, node: &Node) {
-        let (NodeKind::Op { op: Op::Conv(conv), .. }, NodeKind::Op { op: Op::BatchNorm(_), .. }) = (&previous.kind, &node.kind)
+        let (NodeKind::Op { op: Op::Conv(conv), .. }, NodeKind::Op { op: Op::BatchNorm(_), .. }) =
+            (&previous.kind, &node.kind)
         else {
             return;
         };

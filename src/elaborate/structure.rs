@@ -30,8 +30,16 @@ impl Elaborator<'_> {
         if matches!(kind, "residual" | "scale" | "parallel") {
             if let Some(label) = label {
                 self.error(
-                    Diagnostic::new(Code::Misplaced, format!("`{kind}` cannot be named"), label.span, "this name would be lost")
-                        .with_help(format!("`{kind}` has no weights of its own: its layers are named in the enclosing block; remove `{}:`", label.text)),
+                    Diagnostic::new(
+                        Code::Misplaced,
+                        format!("`{kind}` cannot be named"),
+                        label.span,
+                        "this name would be lost",
+                    )
+                    .with_help(format!(
+                        "`{kind}` has no weights of its own: its layers are named in the enclosing block; remove `{}:`",
+                        label.text
+                    )),
                 );
             }
             let Some((body, env)) = body else {
@@ -45,8 +53,12 @@ impl Elaborator<'_> {
             };
         }
         let claimed = self.claim(scope, label, site);
-                let path = join_path(&scope.path, &claimed);
-        if kind == "repeat" { self.repeat(name, args, body, input, path, site) } else { self.stage(name, args, body, input, path, site) }
+        let path = join_path(&scope.path, &claimed);
+        if kind == "repeat" {
+            self.repeat(name, args, body, input, path, site)
+        } else {
+            self.stage(name, args, body, input, path, site)
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -61,7 +73,11 @@ impl Elaborator<'_> {
         site: Span,
     ) -> Outcome {
         let identity = Rc::new(ModuleValue {
-            kind: ModuleKind::Call { name: Ident { text: "identity".into(), span: name.span }, args: Vec::new(), body: None },
+            kind: ModuleKind::Call {
+                name: Ident { text: "identity".into(), span: name.span },
+                args: Vec::new(),
+                body: None,
+            },
             span: name.span,
         });
         let params = [
@@ -140,7 +156,10 @@ impl Elaborator<'_> {
                 });
             }
         }
-        Rc::new(ModuleValue { kind: ModuleKind::Call { name: name.clone(), args, body: body.clone() }, span: shortcut.span })
+        Rc::new(ModuleValue {
+            kind: ModuleKind::Call { name: name.clone(), args, body: body.clone() },
+            span: shortcut.span,
+        })
     }
 
     fn residual_mismatch(&mut self, name: &Ident, nodes: &[Node], input: Shape, output: Shape) {
@@ -179,7 +198,9 @@ impl Elaborator<'_> {
     ) -> Outcome {
         let bound = self.bind(name, &[], args, site, None);
         let (gate_nodes, gate) = self.sequence(body, env, input, scope, false);
-        let (Some(input), Some(gate), Some(_)) = (input, gate, bound) else { return Outcome { node: None, output: input } };
+        let (Some(input), Some(gate), Some(_)) = (input, gate, bound) else {
+            return Outcome { node: None, output: input };
+        };
         let fits = gate == input
             || match (input, gate) {
                 (Shape::Image { c, .. }, Shape::Image { c: gc, h: 1, w: 1 }) => gc == c,
@@ -225,7 +246,11 @@ impl Elaborator<'_> {
         scope: &mut Scope,
         site: Span,
     ) -> Outcome {
-        let params = [ParamSig { name: "merge", ty: ParamTy::Choice(MERGES), default: DefaultSrc::Value(Value::Name("sum".into())) }];
+        let params = [ParamSig {
+            name: "merge",
+            ty: ParamTy::Choice(MERGES),
+            default: DefaultSrc::Value(Value::Name("sum".into())),
+        }];
         let merge = match self.bind(name, &params, args, site, None).map(|b| b[0].1.clone()) {
             Some(Some(Value::Name(m))) if m == "concat" => Merge::Concat,
             Some(Some(Value::Name(m))) if m == "mul" => Merge::Mul,
@@ -299,20 +324,38 @@ impl Elaborator<'_> {
     fn copies_count(&mut self, what: &str, value: &Option<Value>, span: Span) -> Option<u64> {
         let Some(Value::Int(n)) = value else { return None };
         if *n < 1 {
-            self.error(Diagnostic::new(Code::InvalidValue, format!("`{what}` must be at least 1, but it is {n}"), span, "too few copies"));
+            self.error(Diagnostic::new(
+                Code::InvalidValue,
+                format!("`{what}` must be at least 1, but it is {n}"),
+                span,
+                "too few copies",
+            ));
             return None;
         }
         if *n as u64 > MAX_NODES as u64 {
             self.error(
-                Diagnostic::new(Code::TooLarge, format!("{n} copies is more than archc builds ({MAX_NODES} layers)"), span, "too many copies")
-                    .with_help("check the count"),
+                Diagnostic::new(
+                    Code::TooLarge,
+                    format!("{n} copies is more than archc builds ({MAX_NODES} layers)"),
+                    span,
+                    "too many copies",
+                )
+                .with_help("check the count"),
             );
             return None;
         }
         Some(*n as u64)
     }
 
-    fn repeat(&mut self, name: &Ident, args: &[ArgValue], body: Option<&(Body, Rc<Env>)>, input: Option<Shape>, path: String, site: Span) -> Outcome {
+    fn repeat(
+        &mut self,
+        name: &Ident,
+        args: &[ArgValue],
+        body: Option<&(Body, Rc<Env>)>,
+        input: Option<Shape>,
+        path: String,
+        site: Span,
+    ) -> Outcome {
         let params = [
             ParamSig { name: "module", ty: ParamTy::Module, default: DefaultSrc::Absent },
             ParamSig { name: "times", ty: ParamTy::Int, default: DefaultSrc::Required },
@@ -335,8 +378,13 @@ impl Elaborator<'_> {
             }
             (None, None) => {
                 self.error(
-                    Diagnostic::new(Code::MissingArgument, "`repeat` needs a module to copy", site, "nothing to repeat")
-                        .with_help("write `repeat(block(...), times: n)` or `repeat(times: n) { ... }`"),
+                    Diagnostic::new(
+                        Code::MissingArgument,
+                        "`repeat` needs a module to copy",
+                        site,
+                        "nothing to repeat",
+                    )
+                    .with_help("write `repeat(block(...), times: n)` or `repeat(times: n) { ... }`"),
                 );
                 return Outcome::failed();
             }
@@ -356,7 +404,15 @@ impl Elaborator<'_> {
         self.composite(path, "repeat".into(), children, input, current, site)
     }
 
-    fn stage(&mut self, name: &Ident, args: &[ArgValue], body: Option<&(Body, Rc<Env>)>, input: Option<Shape>, path: String, site: Span) -> Outcome {
+    fn stage(
+        &mut self,
+        name: &Ident,
+        args: &[ArgValue],
+        body: Option<&(Body, Rc<Env>)>,
+        input: Option<Shape>,
+        path: String,
+        site: Span,
+    ) -> Outcome {
         if body.is_some() {
             self.misplaced(site, "`stage` copies a block given as its first argument; it takes no body");
             return Outcome::failed();
@@ -383,7 +439,10 @@ impl Elaborator<'_> {
                     );
                     return Outcome::failed();
                 }
-                self.library.defs.get(&callee.text).is_some_and(|e| e.def.params.iter().any(|p| p.name.text == "stride"))
+                self.library
+                    .defs
+                    .get(&callee.text)
+                    .is_some_and(|e| e.def.params.iter().any(|p| p.name.text == "stride"))
             }
             _ => false,
         };
@@ -391,7 +450,10 @@ impl Elaborator<'_> {
             self.error(
                 Diagnostic::new(
                     Code::StageNeedsStride,
-                    format!("`{}` has no `stride` parameter, so the stage cannot apply stride {stride}", module.describe()),
+                    format!(
+                        "`{}` has no `stride` parameter, so the stage cannot apply stride {stride}",
+                        module.describe()
+                    ),
                     stride_span,
                     "stride for the first copy",
                 )
@@ -401,14 +463,20 @@ impl Elaborator<'_> {
             return Outcome::failed();
         }
         if stride < 1 {
-            self.error(Diagnostic::new(Code::InvalidValue, format!("stride must be positive, but it is {stride}"), stride_span, "out of range"));
+            self.error(Diagnostic::new(
+                Code::InvalidValue,
+                format!("stride must be positive, but it is {stride}"),
+                stride_span,
+                "out of range",
+            ));
             return Outcome::failed();
         }
         let mut scope = Scope::new(path.clone());
         let mut children = Vec::new();
         let mut current = input;
         for i in 0..blocks {
-            let copy = if takes_stride { with_stride(&module, if i == 0 { stride } else { 1 }) } else { module.clone() };
+            let copy =
+                if takes_stride { with_stride(&module, if i == 0 { stride } else { 1 }) } else { module.clone() };
             let label = Ident { text: i.to_string(), span: site };
             let outcome = self.instantiate(&copy, current, &mut scope, Some(&label), site);
             children.extend(outcome.node);
@@ -424,7 +492,11 @@ impl Elaborator<'_> {
 fn with_stride(module: &Rc<ModuleValue>, stride: i64) -> Rc<ModuleValue> {
     let ModuleKind::Call { name, args, body } = &module.kind else { return module.clone() };
     let mut args = args.clone();
-    args.push(ArgValue { name: Some(Ident { text: "stride".into(), span: module.span }), value: Value::Int(stride), span: module.span });
+    args.push(ArgValue {
+        name: Some(Ident { text: "stride".into(), span: module.span }),
+        value: Value::Int(stride),
+        span: module.span,
+    });
     Rc::new(ModuleValue { kind: ModuleKind::Call { name: name.clone(), args, body: body.clone() }, span: module.span })
 }
 

@@ -36,16 +36,31 @@ pub struct Node {
 
 #[derive(Clone, Debug)]
 pub enum NodeKind {
-    Op { name: &'static str, args: Args, op: Op },
+    Op {
+        name: &'static str,
+        args: Args,
+        op: Op,
+    },
     /// A block instance (`bottleneck`), a `{ ... }` sequence (`seq`), or the copies made
     /// by `stage` / `repeat`.
-    Block { name: String, children: Vec<Node> },
+    Block {
+        name: String,
+        children: Vec<Node>,
+    },
     /// `body(x) + shortcut(x)`.
-    Residual { body: Vec<Node>, shortcut: Shortcut },
+    Residual {
+        body: Vec<Node>,
+        shortcut: Shortcut,
+    },
     /// `x * gate(x)`, the gate broadcast over channels or positions.
-    Scale { gate: Vec<Node> },
+    Scale {
+        gate: Vec<Node>,
+    },
     /// Every branch sees the same input; outputs merged.
-    Parallel { merge: Merge, branches: Vec<Node> },
+    Parallel {
+        merge: Merge,
+        branches: Vec<Node>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -123,8 +138,7 @@ impl Node {
             return;
         }
         for tensor in self.own_tensors() {
-            let name =
-                if tensor.suffix.is_empty() { self.path.clone() } else { join_path(&self.path, tensor.suffix) };
+            let name = if tensor.suffix.is_empty() { self.path.clone() } else { join_path(&self.path, tensor.suffix) };
             out.push(NamedTensor { name, shape: tensor.shape, trainable: tensor.trainable });
         }
         for child in self.children() {
@@ -153,7 +167,10 @@ impl Model {
 
     /// Trainable parameters (`sum(p.numel() for p in model.parameters())`).
     pub fn params(&self) -> u128 {
-        self.tensors().iter().filter(|t| t.trainable).fold(0u128, |sum, t| sum.saturating_add(crate::ops::product(&t.shape)))
+        self.tensors()
+            .iter()
+            .filter(|t| t.trainable)
+            .fold(0u128, |sum, t| sum.saturating_add(crate::ops::product(&t.shape)))
     }
 
     pub fn walk<'a>(&'a self, visit: &mut dyn FnMut(&'a Node, usize)) {

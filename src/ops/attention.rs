@@ -15,7 +15,10 @@ pub const SPECS: &[OpSpec] = &[OpSpec {
     build: |a| {
         let dropout = a.float("dropout");
         if !(0.0..=1.0).contains(&dropout) {
-            return Err(ArgError::new("dropout", format!("dropout probability must be in [0, 1], but it is {dropout}")));
+            return Err(ArgError::new(
+                "dropout",
+                format!("dropout probability must be in [0, 1], but it is {dropout}"),
+            ));
         }
         Ok(Op::Attention(Attention { heads: a.at_least("heads", 1)?, bias: a.bool("bias"), dropout }))
     },

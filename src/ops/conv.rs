@@ -89,7 +89,8 @@ impl Window {
         if self.stride == 1 || self.extent() < self.stride || self.ceil {
             return 0;
         }
-        let last_covered = (out - 1).saturating_mul(self.stride).saturating_add(self.extent()).saturating_sub(self.padding + 1);
+        let last_covered =
+            (out - 1).saturating_mul(self.stride).saturating_add(self.extent()).saturating_sub(self.padding + 1);
         (size - 1).saturating_sub(last_covered)
     }
 
@@ -104,8 +105,13 @@ impl Window {
             message: format!(
                 "stride {} does not tile the {h}×{w} input: the last {} of real input are ignored",
                 self.stride,
-                if dh > 0 && dw > 0 { format!("{dh} row(s) and {dw} column(s)") }
-                else if dh > 0 { format!("{dh} row(s)") } else { format!("{dw} column(s)") }
+                if dh > 0 && dw > 0 {
+                    format!("{dh} row(s) and {dw} column(s)")
+                } else if dh > 0 {
+                    format!("{dh} row(s)")
+                } else {
+                    format!("{dw} column(s)")
+                }
             ),
             label: format!("output {oh}×{ow} covers only part of {h}×{w}"),
             help: Some("pad the input (or use `ceil_mode: true` for pooling) so that every row is used".into()),

@@ -197,7 +197,9 @@ impl ShapeError {
     pub fn wrong_kind(op: &str, expected: &str, input: &Shape) -> ShapeError {
         let help = match (expected, input.kind()) {
             ("vector", "image") => "add `flatten` before it (or `global_avgpool` then `flatten`)".to_string(),
-            ("vector", "tokens") => "pick one token with `select_token(0)` or average them with `mean_tokens`".to_string(),
+            ("vector", "tokens") => {
+                "pick one token with `select_token(0)` or average them with `mean_tokens`".to_string()
+            }
             ("tokens", "image") => "turn the image into tokens with `patchify(dim, patch: p)`".to_string(),
             (_, _) => format!("`{op}` needs {expected} input"),
         };
@@ -281,7 +283,11 @@ impl Cost {
 
     pub fn times(self, n: u64) -> Cost {
         let n = n as u128;
-        Cost { core: self.core.saturating_mul(n), fvcore: self.fvcore.saturating_mul(n), full: self.full.saturating_mul(n) }
+        Cost {
+            core: self.core.saturating_mul(n),
+            fvcore: self.fvcore.saturating_mul(n),
+            full: self.full.saturating_mul(n),
+        }
     }
 }
 
@@ -360,8 +366,18 @@ const FAMILIES: &[&[OpSpec]] = &[
 pub fn preserves_shape(name: &str) -> bool {
     matches!(
         name,
-        "batchnorm" | "layernorm" | "relu" | "gelu" | "silu" | "sigmoid" | "tanh" | "softmax" | "dropout" | "identity"
-            | "attention" | "pos_embedding"
+        "batchnorm"
+            | "layernorm"
+            | "relu"
+            | "gelu"
+            | "silu"
+            | "sigmoid"
+            | "tanh"
+            | "softmax"
+            | "dropout"
+            | "identity"
+            | "attention"
+            | "pos_embedding"
     )
 }
 

@@ -43,8 +43,9 @@ pub struct BatchNorm {
 impl OpRule for BatchNorm {
     fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
         match input {
-            Shape::Tokens { .. } => Err(ShapeError::wrong_kind("batchnorm", "image", input)
-                .help("normalise tokens with `layernorm`")),
+            Shape::Tokens { .. } => {
+                Err(ShapeError::wrong_kind("batchnorm", "image", input).help("normalise tokens with `layernorm`"))
+            }
             _ => Ok(*input),
         }
     }
@@ -78,8 +79,9 @@ pub struct LayerNorm {
 impl OpRule for LayerNorm {
     fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
         match input {
-            Shape::Image { .. } => Err(ShapeError::wrong_kind("layernorm", "tokens", input)
-                .help("normalise images with `batchnorm`")),
+            Shape::Image { .. } => {
+                Err(ShapeError::wrong_kind("layernorm", "tokens", input).help("normalise images with `batchnorm`"))
+            }
             _ => Ok(*input),
         }
     }

@@ -33,7 +33,11 @@ pub const SPECS: &[OpSpec] = &[
         summary: "average pooling: avgpool(kernel: k, stride: k, padding: 0, ceil_mode: false, count_include_pad: true)",
         args: AVG_ARGS,
         build: |a| {
-            Ok(Op::Pool(Pool { kind: PoolKind::Avg, window: window(a)?, count_include_pad: a.bool("count_include_pad") }))
+            Ok(Op::Pool(Pool {
+                kind: PoolKind::Avg,
+                window: window(a)?,
+                count_include_pad: a.bool("count_include_pad"),
+            }))
         },
     },
     OpSpec {
@@ -174,11 +178,13 @@ impl OpRule for AdaptiveAvgPool {
     fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
         let (h, w) = input.spatial().unwrap_or((1, 1));
         let bins = |size: u64| -> u128 {
-            (0..self.size)
-                .map(|i| (((i + 1) * size).div_ceil(self.size) - (i * size) / self.size) as u128)
-                .sum()
+            (0..self.size).map(|i| (((i + 1) * size).div_ceil(self.size) - (i * size) / self.size) as u128).sum()
         };
-        Cost { core: 0, fvcore: numel(input), full: (input.features() as u128).saturating_mul(bins(h)).saturating_mul(bins(w)) }
+        Cost {
+            core: 0,
+            fvcore: numel(input),
+            full: (input.features() as u128).saturating_mul(bins(h)).saturating_mul(bins(w)),
+        }
     }
 }
 

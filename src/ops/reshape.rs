@@ -103,7 +103,9 @@ impl PadChannels {
 
 impl OpRule for PadChannels {
     fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
-        let Shape::Image { c, h, w } = *input else { return Err(ShapeError::wrong_kind("pad_channels", "image", input)) };
+        let Shape::Image { c, h, w } = *input else {
+            return Err(ShapeError::wrong_kind("pad_channels", "image", input));
+        };
         if self.channels < c {
             return Err(ShapeError::new(
                 Code::ChannelMismatch,

@@ -16,7 +16,11 @@ pub const SPECS: &[OpSpec] = &[
             arg("bias", Ty::Bool, Default::Bool(true)),
         ],
         build: |a| {
-            Ok(Op::Patchify(Patchify { dim: a.at_least("dim", 1)?, patch: a.at_least("patch", 1)?, bias: a.bool("bias") }))
+            Ok(Op::Patchify(Patchify {
+                dim: a.at_least("dim", 1)?,
+                patch: a.at_least("patch", 1)?,
+                bias: a.bool("bias"),
+            }))
         },
     },
     OpSpec {
@@ -74,7 +78,8 @@ impl OpRule for Patchify {
             .help("use a smaller patch or a larger input"));
         }
         if h % p != 0 || w % p != 0 {
-            let sizes: Vec<String> = (1..=h.min(w).min(64)).filter(|q| h % q == 0 && w % q == 0).map(|q| q.to_string()).collect();
+            let sizes: Vec<String> =
+                (1..=h.min(w).min(64)).filter(|q| h % q == 0 && w % q == 0).map(|q| q.to_string()).collect();
             return Err(ShapeError::new(
                 Code::PatchDontDivide,
                 format!("patch size {p} does not divide the {h}×{w} image"),

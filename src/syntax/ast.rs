@@ -55,12 +55,19 @@ pub enum Stmt {
     /// `input image(3, 224, 224)`
     Input(Call),
     /// `let name = expr` or `let name = { ... }`
-    Let { name: Ident, value: Expr, span: Span },
+    Let {
+        name: Ident,
+        value: Expr,
+        span: Span,
+    },
     Insert(Insert),
     /// `point attention`
     Point(Ident),
     /// `allow(bias_before_norm, W0002)`
-    Allow { lints: Vec<Ident>, span: Span },
+    Allow {
+        lints: Vec<Ident>,
+        span: Span,
+    },
     Layer(LayerStmt),
 }
 

@@ -70,9 +70,7 @@ fn describe_rule(rule: Rule) -> &'static str {
     match rule {
         Rule::name | Rule::label | Rule::type_name => "a name",
         Rule::path | Rule::path_list => "a layer name",
-        Rule::expr | Rule::int | Rule::float | Rule::boolean | Rule::string | Rule::in_ref | Rule::neg => {
-            "a value"
-        }
+        Rule::expr | Rule::int | Rule::float | Rule::boolean | Rule::string | Rule::in_ref | Rule::neg => "a value",
         Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem => "an operator",
         Rule::lparen => "`(`",
         Rule::rparen => "`)`",
@@ -109,7 +107,8 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Di
     expected.sort();
     expected.dedup();
     let message = if found.is_empty() { "unexpected end of file".to_string() } else { format!("unexpected `{found}`") };
-    let label = if expected.is_empty() { "not expected here".to_string() } else { format!("expected {}", join_or(&expected)) };
+    let label =
+        if expected.is_empty() { "not expected here".to_string() } else { format!("expected {}", join_or(&expected)) };
     let mut diagnostic = Diagnostic::new(Code::Syntax, message, span, label);
     if let Some(help) = syntax_help(text, position, &found, &expected) {
         diagnostic = diagnostic.with_help(help);
@@ -157,7 +156,14 @@ struct Builder {
 fn is_punctuation(rule: Rule) -> bool {
     matches!(
         rule,
-        Rule::lparen | Rule::rparen | Rule::lbrace | Rule::rbrace | Rule::colon | Rule::comma | Rule::equals | Rule::dot
+        Rule::lparen
+            | Rule::rparen
+            | Rule::lbrace
+            | Rule::rbrace
+            | Rule::colon
+            | Rule::comma
+            | Rule::equals
+            | Rule::dot
     ) || format!("{rule:?}").starts_with("kw_")
 }
 
@@ -207,7 +213,13 @@ impl Builder {
                 _ => {}
             }
         }
-        Def { kind, name: name.expect("grammar: def has a name"), params, body: body.expect("grammar: def has a body"), span }
+        Def {
+            kind,
+            name: name.expect("grammar: def has a name"),
+            params,
+            body: body.expect("grammar: def has a body"),
+            span,
+        }
     }
 
     fn param(&mut self, pair: Pair<'_, Rule>) -> ParamDecl {
@@ -258,7 +270,9 @@ impl Builder {
                 Stmt::Insert(Insert { module, block, point, label, within, span })
             }
             Rule::point_stmt => Stmt::Point(self.ident(children(pair).remove(0))),
-            Rule::allow_stmt => Stmt::Allow { lints: children(pair).into_iter().map(|p| self.ident(p)).collect(), span },
+            Rule::allow_stmt => {
+                Stmt::Allow { lints: children(pair).into_iter().map(|p| self.ident(p)).collect(), span }
+            }
             _ => Stmt::Layer(self.layer_stmt(pair)),
         }
     }
@@ -347,8 +361,13 @@ impl Builder {
                 let value = digits.parse::<i64>().ok();
                 if value.is_none() {
                     self.diagnostics.push(
-                        Diagnostic::new(Code::Overflow, "integer literal is too large", span, "does not fit in 64 bits")
-                            .with_note(format!("the largest integer is {}", i64::MAX)),
+                        Diagnostic::new(
+                            Code::Overflow,
+                            "integer literal is too large",
+                            span,
+                            "does not fit in 64 bits",
+                        )
+                        .with_note(format!("the largest integer is {}", i64::MAX)),
                     );
                 }
                 ExprKind::Int(value)

@@ -1,0 +1,113 @@
+//! The `archc` binary as users run it: exit codes, output formats, one-line errors.
+
+use std::process::{Command, Output};
+
+fn archc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_archc")).args(args).output().expect("archc runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn check_prints_a_summary_line_and_exits_zero() {
+    let out = archc(&["check", "models/resnet18.arch", "models/lenet5.arch"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("resnet18: image(3, 224, 224) → vector(1000), 11,689,512 params"), "{text}");
+    assert!(text.contains("lenet5: image(1, 28, 28) → vector(10), 61,706 params"), "{text}");
+}
+
+#[test]
+fn check_exits_one_on_errors_and_renders_them() {
+    let out = archc(&["check", "tests/ui/E0009_residual_identity_mismatch.arch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("error[E0009]"), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+}
+
+#[test]
+fn warnings_alone_exit_zero() {
+    let out = archc(&["check", "tests/ui/W0001_bias_before_batchnorm.arch"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("warning[W0001]"));
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    assert_eq!(archc(&["check"]).status.code(), Some(2));
+    assert_eq!(archc(&["check", "models/resnet18.arch", "--input", "3x0x32"]).status.code(), Some(2));
+    assert_eq!(archc(&["check", "models/resnet18.arch", "--format", "xml"]).status.code(), Some(2));
+    assert_eq!(archc(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn missing_file_is_a_one_line_error() {
+    let out = archc(&["check", "models/nope.arch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("models/nope.arch") && err.contains("no such file"), "{err}");
+}
+
+#[test]
+fn input_override_changes_shapes() {
+    let out = archc(&["check", "models/resnet18.arch", "--input", "3x32x32", "--trace", "--allow", "tiny_input_stem"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("layer4.1.conv2") && text.contains("image(512, 1, 1)"), "{text}");
+    assert!(stderr(&out).is_empty(), "the lint was allowed");
+}
+
+#[test]
+fn json_has_the_documented_fields() {
+    let out =
+        archc(&["check", "--format", "json", "models/resnet50_cbam.arch", "tests/ui/E0014_heads_do_not_divide.arch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["model"], "resnet50_cbam");
+    assert_eq!(lines[0]["params"], 28_073_576);
+    assert_eq!(lines[0]["output"], serde_json::json!([1000]));
+    assert_eq!(lines[0]["errors"], serde_json::json!([]));
+    let error = &lines[1]["errors"][0];
+    assert_eq!(error["code"], "E0014");
+    assert_eq!(error["line"], 4);
+    assert_eq!(error["column"], 5);
+    assert!(error["file"].as_str().unwrap().ends_with("E0014_heads_do_not_divide.arch"));
+    assert!(error["message"].as_str().unwrap().contains("heads"));
+}
+
+#[test]
+fn ir_dump_and_explain() {
+    let out = archc(&["ir", "models/lenet5.arch"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).starts_with("network lenet5: image(1, 28, 28) -> vector(10) {"));
+    let out = archc(&["explain", "E0009"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("shortcut"));
+    assert_eq!(archc(&["explain", "E9999"]).status.code(), Some(1));
+}
+
+#[test]
+fn flops_json_and_comparison() {
+    let out = archc(&["flops", "--format", "json", "--input", "3x32x32", "models/resnet18_cifar.arch"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    for key in ["model", "params", "macs", "flops", "convention", "input", "layers"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["macs"], 555_422_720u64);
+    assert_eq!(v["flops"], 1_110_845_440u64);
+    assert_eq!(v["layers"][0]["name"], "conv1");
+    let out = archc(&["flops", "--by", "stage", "models/resnet50.arch", "models/resnet50_se.arch"]);
+    assert!(stdout(&out).contains("differences from resnet50"));
+    let out = archc(&["flops", "--batch", "0", "models/resnet50.arch"]);
+    assert_eq!(out.status.code(), Some(2));
+}
