@@ -3,11 +3,14 @@
 //! The pipeline is the layout: `syntax` (text → AST) → `elaborate` (AST → shaped IR)
 //! → `ir` → `cost` (params, MACs, memory); `diagnostics` renders what goes wrong.
 
+pub mod backend;
 pub mod cli;
+pub mod data;
 pub mod cost;
 pub mod diagnostics;
 pub mod elaborate;
 pub mod ir;
+pub mod lower;
 pub mod ops;
 pub mod source;
 pub mod suggest;

@@ -4,6 +4,7 @@ mod check;
 mod explain;
 mod flops;
 mod ir;
+mod predict;
 
 use crate::diagnostics::{Code, Diagnostic, render_human};
 use crate::elaborate::{self, Compilation, Options};
@@ -29,6 +30,8 @@ enum Command {
     Ir(ir::IrArgs),
     /// Static cost tables: parameters, MACs, FLOPs, memory.
     Flops(flops::FlopsArgs),
+    /// Run a classifier on images or .npy arrays with given weights: top-5 classes.
+    Predict(predict::PredictArgs),
     /// Explain a diagnostic code (`archc explain E0009`), or list them all.
     Explain(explain::ExplainArgs),
 }
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Ir(args) => ir::run(args),
         Command::Flops(args) => flops::run(args),
+        Command::Predict(args) => predict::run(args),
         Command::Explain(args) => explain::run(args),
     };
     match result {

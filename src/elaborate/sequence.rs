@@ -323,12 +323,12 @@ impl Elaborator<'_> {
                     ops::Ty::Choice(options) => ParamTy::Choice(options),
                 },
                 default: match a.default {
-                    ops::Default::Required => DefaultSrc::Required,
-                    ops::Default::Absent => DefaultSrc::Absent,
-                    ops::Default::Int(v) => DefaultSrc::Value(Value::Int(v)),
-                    ops::Default::Float(v) => DefaultSrc::Value(Value::Float(v)),
-                    ops::Default::Bool(v) => DefaultSrc::Value(Value::Bool(v)),
-                    ops::Default::Choice(v) => DefaultSrc::Value(Value::Name(v.to_string())),
+                    ops::ArgDefault::Required => DefaultSrc::Required,
+                    ops::ArgDefault::Absent => DefaultSrc::Absent,
+                    ops::ArgDefault::Int(v) => DefaultSrc::Value(Value::Int(v)),
+                    ops::ArgDefault::Float(v) => DefaultSrc::Value(Value::Float(v)),
+                    ops::ArgDefault::Bool(v) => DefaultSrc::Value(Value::Bool(v)),
+                    ops::ArgDefault::Choice(v) => DefaultSrc::Value(Value::Name(v.to_string())),
                 },
             })
             .collect();

@@ -9,7 +9,7 @@ pub const SPECS: &[OpSpec] = &[
     OpSpec {
         name: "gelu",
         summary: "GELU, exact (erf) or approximate: gelu(approximate: none|tanh)",
-        args: &[arg("approximate", Ty::Choice(GELU_APPROX), Default::Choice("none"))],
+        args: &[arg("approximate", Ty::Choice(GELU_APPROX), ArgDefault::Choice("none"))],
         build: |a| Ok(act(if a.choice("approximate") == "tanh" { ActKind::GeluTanh } else { ActKind::Gelu })),
     },
     OpSpec { name: "silu", summary: "x·sigmoid(x)", args: &[], build: |_| Ok(act(ActKind::Silu)) },
@@ -52,5 +52,44 @@ impl OpRule for Activation {
     fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
         let per_element = if self.kind == ActKind::Softmax { 3 } else { 1 };
         Cost::elementwise(numel(input).saturating_mul(per_element))
+    }
+}
+
+// ---- Lowering -------------------------------------------------------------------
+
+use crate::lower::Value;
+use crate::map_value;
+use burn::prelude::{Backend, Tensor};
+use burn::tensor::activation;
+
+/// GELU with the exact erf form; written out so that every backend differentiates
+/// the same function (NdArray's own GELU backward uses the tanh approximation).
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let cdf = x.clone().div_scalar(std::f64::consts::SQRT_2).erf().add_scalar(1.0).mul_scalar(0.5);
+    x * cdf
+}
+
+/// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), PyTorch's `approximate='tanh'`.
+pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let inner = (x.clone() + x.clone().powi_scalar(3).mul_scalar(0.044715)).mul_scalar((2.0 / std::f64::consts::PI).sqrt());
+    x.clone() * inner.tanh().add_scalar(1.0).mul_scalar(0.5)
+}
+
+impl Activation {
+    pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        match self.kind {
+            ActKind::Relu => map_value!(x, |t| activation::relu(t)),
+            ActKind::Gelu => map_value!(x, |t| gelu(t)),
+            ActKind::GeluTanh => map_value!(x, |t| gelu_tanh(t)),
+            ActKind::Silu => map_value!(x, |t| activation::silu(t)),
+            ActKind::Sigmoid => map_value!(x, |t| activation::sigmoid(t)),
+            ActKind::Tanh => map_value!(x, |t| t.tanh()),
+            // Over channels for images, over the last dimension otherwise.
+            ActKind::Softmax => match x {
+                Value::Image(t) => Value::Image(activation::softmax(t, 1)),
+                Value::Tokens(t) => Value::Tokens(activation::softmax(t, 2)),
+                Value::Vector(t) => Value::Vector(activation::softmax(t, 1)),
+            },
+        }
     }
 }

@@ -8,9 +8,9 @@ pub const SPECS: &[OpSpec] = &[OpSpec {
     name: "attention",
     summary: "multi-head self-attention: attention(heads: h, bias: true, dropout: 0.0); tokens(N, D) → tokens(N, D)",
     args: &[
-        arg("heads", Ty::Int, Default::Required),
-        arg("bias", Ty::Bool, Default::Bool(true)),
-        arg("dropout", Ty::Float, Default::Float(0.0)),
+        arg("heads", Ty::Int, ArgDefault::Required),
+        arg("bias", Ty::Bool, ArgDefault::Bool(true)),
+        arg("dropout", Ty::Float, ArgDefault::Float(0.0)),
     ],
     build: |a| {
         let dropout = a.float("dropout");
@@ -85,5 +85,67 @@ impl OpRule for Attention {
             label: "drops everything".into(),
             help: Some("use a probability below 1".into()),
         }]
+    }
+}
+
+// ---- Lowering -------------------------------------------------------------------
+
+use super::linear::{LinearModule, init_linear};
+use crate::lower::init;
+use burn::module::{Module, Param};
+use burn::nn::DropoutConfig;
+use burn::prelude::{Backend, Tensor};
+use burn::tensor::activation::softmax;
+
+/// `nn.MultiheadAttention`'s tensors and computation (batch first): packed q/k/v
+/// projection, scaled dot-product per head, dropout on the attention weights.
+#[derive(Module, Debug)]
+pub struct AttentionModule<B: Backend> {
+    /// [3·D, D]: rows 0..D project queries, D..2D keys, 2D..3D values.
+    pub in_proj_weight: Param<Tensor<B, 2>>,
+    pub in_proj_bias: Option<Param<Tensor<B, 1>>>,
+    pub out_proj: LinearModule<B>,
+    pub heads: usize,
+    pub dropout: f64,
+}
+
+impl Attention {
+    /// PyTorch's `_reset_parameters`: xavier_uniform in-projection, zero biases.
+    pub fn init<B: Backend>(&self, input: &Shape, device: &B::Device) -> AttentionModule<B> {
+        let d = input.features() as usize;
+        let mut out_proj = init_linear(d, d, self.bias, device);
+        if self.bias {
+            out_proj.bias = Some(Param::from_tensor(Tensor::zeros([d], device)));
+        }
+        AttentionModule {
+            in_proj_weight: Param::from_tensor(init::uniform([3 * d, d], init::xavier_bound(d, 3 * d), device)),
+            in_proj_bias: self.bias.then(|| Param::from_tensor(Tensor::zeros([3 * d], device))),
+            out_proj,
+            heads: self.heads as usize,
+            dropout: self.dropout,
+        }
+    }
+}
+
+impl<B: Backend> AttentionModule<B> {
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, n, d] = x.dims();
+        let (h, dh) = (self.heads, d / self.heads);
+        let mut qkv = x.reshape([b * n, d]).matmul(self.in_proj_weight.val().transpose());
+        if let Some(bias) = &self.in_proj_bias {
+            qkv = qkv + bias.val().unsqueeze_dim(0);
+        }
+        let qkv = qkv.reshape([b, n, 3 * d]);
+        let heads = |part: usize| {
+            qkv.clone().slice([0..b, 0..n, part * d..(part + 1) * d]).reshape([b, n, h, dh]).swap_dims(1, 2)
+        };
+        let (q, k, v) = (heads(0), heads(1), heads(2));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt());
+        let mut weights = softmax(scores, 3);
+        if B::ad_enabled(&weights.device()) && self.dropout > 0.0 {
+            weights = DropoutConfig::new(self.dropout).init().forward(weights);
+        }
+        let context = weights.matmul(v).swap_dims(1, 2).reshape([b * n, d]);
+        self.out_proj.forward(context).reshape([b, n, d])
     }
 }

@@ -7,14 +7,14 @@ pub const SPECS: &[OpSpec] = &[OpSpec {
     name: "conv",
     summary: "2-D convolution: conv(out, kernel: k, stride: 1, padding: 0, dilation: 1, groups: 1, bias: true)",
     args: &[
-        arg("out", Ty::Int, Default::Required),
-        arg("kernel", Ty::Int, Default::Required),
-        arg("stride", Ty::Int, Default::Int(1)),
-        arg("padding", Ty::Int, Default::Int(0)),
-        arg("dilation", Ty::Int, Default::Int(1)),
-        arg("groups", Ty::Int, Default::Int(1)),
-        arg("bias", Ty::Bool, Default::Bool(true)),
-        arg("in_channels", Ty::Int, Default::Absent),
+        arg("out", Ty::Int, ArgDefault::Required),
+        arg("kernel", Ty::Int, ArgDefault::Required),
+        arg("stride", Ty::Int, ArgDefault::Int(1)),
+        arg("padding", Ty::Int, ArgDefault::Int(0)),
+        arg("dilation", Ty::Int, ArgDefault::Int(1)),
+        arg("groups", Ty::Int, ArgDefault::Int(1)),
+        arg("bias", Ty::Bool, ArgDefault::Bool(true)),
+        arg("in_channels", Ty::Int, ArgDefault::Absent),
     ],
     build: |a| {
         Ok(Op::Conv(Conv {
@@ -172,5 +172,65 @@ impl OpRule for Conv {
             Shape::Image { h, w, .. } => self.window.uneven_lint("conv", h, w),
             _ => Vec::new(),
         }
+    }
+}
+
+// ---- Lowering -------------------------------------------------------------------
+
+use crate::lower::init;
+use burn::module::{Module, Param};
+use burn::prelude::{Backend, Tensor};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+
+/// `nn.Conv2d`'s tensors in PyTorch's layout: weight [out, in/groups, k, k], bias [out].
+#[derive(Module, Debug)]
+pub struct ConvModule<B: Backend> {
+    pub weight: Param<Tensor<B, 4>>,
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+
+/// Builds a convolution's weights with PyTorch's default initialisation.
+pub fn init_conv<B: Backend>(
+    in_channels: usize,
+    out: usize,
+    window: &Window,
+    groups: usize,
+    bias: bool,
+    device: &B::Device,
+) -> ConvModule<B> {
+    let k = window.kernel as usize;
+    let per_group = in_channels / groups;
+    let bound = init::fan_in_bound(per_group * k * k);
+    ConvModule {
+        weight: Param::from_tensor(init::uniform([out, per_group, k, k], bound, device)),
+        bias: bias.then(|| Param::from_tensor(init::uniform([out], bound, device))),
+        stride: window.stride as usize,
+        padding: window.padding as usize,
+        dilation: window.dilation as usize,
+        groups,
+    }
+}
+
+impl Conv {
+    pub fn init<B: Backend>(&self, input: &Shape, device: &B::Device) -> ConvModule<B> {
+        init_conv(input.features() as usize, self.out as usize, &self.window, self.groups as usize, self.bias, device)
+    }
+}
+
+impl<B: Backend> ConvModule<B> {
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let options = ConvOptions::new(
+            [self.stride, self.stride],
+            [self.padding, self.padding],
+            [self.dilation, self.dilation],
+            self.groups,
+        );
+        conv2d(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()), options)
     }
 }

@@ -7,9 +7,9 @@ pub const SPECS: &[OpSpec] = &[OpSpec {
     name: "linear",
     summary: "fully connected layer: linear(out, bias: true); on vectors, or on each token",
     args: &[
-        arg("out", Ty::Int, Default::Required),
-        arg("bias", Ty::Bool, Default::Bool(true)),
-        arg("in_features", Ty::Int, Default::Absent),
+        arg("out", Ty::Int, ArgDefault::Required),
+        arg("bias", Ty::Bool, ArgDefault::Bool(true)),
+        arg("in_features", Ty::Int, ArgDefault::Absent),
     ],
     build: |a| {
         Ok(Op::Linear(Linear {
@@ -58,5 +58,52 @@ impl OpRule for Linear {
     fn cost(&self, input: &Shape, output: &Shape) -> Cost {
         let macs = numel(output).saturating_mul(input.features() as u128);
         Cost::matmul(macs).plus(Cost::elementwise(if self.bias { numel(output) } else { 0 }))
+    }
+}
+
+// ---- Lowering -------------------------------------------------------------------
+
+use crate::lower::init;
+use burn::module::{Module, Param};
+use burn::prelude::{Backend, Tensor};
+
+/// `nn.Linear`'s tensors in PyTorch's layout: weight [out, in], bias [out].
+#[derive(Module, Debug)]
+pub struct LinearModule<B: Backend> {
+    pub weight: Param<Tensor<B, 2>>,
+    pub bias: Option<Param<Tensor<B, 1>>>,
+}
+
+/// PyTorch's default: weight and bias U(±1/√in).
+pub fn init_linear<B: Backend>(inputs: usize, outputs: usize, bias: bool, device: &B::Device) -> LinearModule<B> {
+    let bound = init::fan_in_bound(inputs);
+    LinearModule {
+        weight: Param::from_tensor(init::uniform([outputs, inputs], bound, device)),
+        bias: bias.then(|| Param::from_tensor(init::uniform([outputs], bound, device))),
+    }
+}
+
+impl Linear {
+    pub fn init<B: Backend>(&self, input: &Shape, device: &B::Device) -> LinearModule<B> {
+        init_linear(input.features() as usize, self.out as usize, self.bias, device)
+    }
+}
+
+impl<B: Backend> LinearModule<B> {
+    /// [batch, in] → [batch, out]: x·Wᵀ + b.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let y = x.matmul(self.weight.val().transpose());
+        match &self.bias {
+            Some(bias) => y + bias.val().unsqueeze_dim(0),
+            None => y,
+        }
+    }
+
+    /// [batch, tokens, in] → [batch, tokens, out], the same map on every token.
+    pub fn forward_tokens(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, n, d] = x.dims();
+        let y = self.forward(x.reshape([b * n, d]));
+        let out = y.dims()[1];
+        y.reshape([b, n, out])
     }
 }

@@ -38,7 +38,7 @@ impl fmt::Display for Ty {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub enum Default {
+pub enum ArgDefault {
     Required,
     /// May be left out; the op then decides (e.g. pool stride = kernel).
     Absent,
@@ -52,10 +52,10 @@ pub enum Default {
 pub struct ArgSpec {
     pub name: &'static str,
     pub ty: Ty,
-    pub default: Default,
+    pub default: ArgDefault,
 }
 
-pub const fn arg(name: &'static str, ty: Ty, default: Default) -> ArgSpec {
+pub const fn arg(name: &'static str, ty: Ty, default: ArgDefault) -> ArgSpec {
     ArgSpec { name, ty, default }
 }
 

@@ -6,7 +6,7 @@ pub const SPECS: &[OpSpec] = &[
     OpSpec {
         name: "batchnorm",
         summary: "batch normalisation over channels: batchnorm(eps: 1e-5, momentum: 0.1)",
-        args: &[arg("eps", Ty::Float, Default::Float(1e-5)), arg("momentum", Ty::Float, Default::Float(0.1))],
+        args: &[arg("eps", Ty::Float, ArgDefault::Float(1e-5)), arg("momentum", Ty::Float, ArgDefault::Float(0.1))],
         build: |a| {
             let eps = a.float("eps");
             if eps <= 0.0 {
@@ -22,7 +22,7 @@ pub const SPECS: &[OpSpec] = &[
     OpSpec {
         name: "layernorm",
         summary: "layer normalisation over the last dimension: layernorm(eps: 1e-5, affine: true)",
-        args: &[arg("eps", Ty::Float, Default::Float(1e-5)), arg("affine", Ty::Bool, Default::Bool(true))],
+        args: &[arg("eps", Ty::Float, ArgDefault::Float(1e-5)), arg("affine", Ty::Bool, ArgDefault::Bool(true))],
         build: |a| {
             let eps = a.float("eps");
             if eps <= 0.0 {
@@ -99,5 +99,111 @@ impl OpRule for LayerNorm {
     fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
         let n = numel(input) * if self.affine { 5 } else { 4 };
         Cost { core: 0, fvcore: n, full: n }
+    }
+}
+
+// ---- Lowering -------------------------------------------------------------------
+
+use burn::module::{Module, Param, RunningState};
+use burn::prelude::{Backend, Tensor};
+
+/// Batch norm with PyTorch's semantics: normalise with the biased batch variance while
+/// training, update the running variance with the unbiased one (Burn's own BatchNorm
+/// uses the biased one, so eval logits would drift from PyTorch's after training).
+#[derive(Module, Debug)]
+pub struct BatchNormModule<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub bias: Param<Tensor<B, 1>>,
+    pub running_mean: RunningState<Tensor<B, 1>>,
+    pub running_var: RunningState<Tensor<B, 1>>,
+    pub eps: f64,
+    pub momentum: f64,
+}
+
+impl BatchNorm {
+    pub fn init<B: Backend>(&self, input: &Shape, device: &B::Device) -> BatchNormModule<B> {
+        let c = input.features() as usize;
+        BatchNormModule {
+            weight: Param::from_tensor(Tensor::ones([c], device)),
+            bias: Param::from_tensor(Tensor::zeros([c], device)),
+            running_mean: RunningState::new(Tensor::zeros([c], device)),
+            running_var: RunningState::new(Tensor::ones([c], device)),
+            eps: self.eps,
+            momentum: self.momentum,
+        }
+    }
+}
+
+impl<B: Backend> BatchNormModule<B> {
+    /// Over [batch, channels, ...]: training statistics on autodiff backends (the
+    /// training ones), running statistics otherwise.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dims = x.dims();
+        let channels = dims[1];
+        let mut per_channel = [1usize; D];
+        per_channel[1] = channels;
+        let (mean, var) = if B::ad_enabled(&x.device()) {
+            let count = dims.iter().product::<usize>() / channels;
+            let flat = x.clone().swap_dims(0, 1).reshape([channels, count]);
+            let mean = flat.clone().mean_dim(1);
+            let var = (flat - mean.clone()).square().mean_dim(1);
+            let unbiased = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
+            let m = self.momentum;
+            let device = x.device();
+            let running_mean = self.running_mean.value_sync().to_device(&device);
+            let running_var = self.running_var.value_sync().to_device(&device);
+            self.running_mean
+                .update(running_mean.mul_scalar(1.0 - m) + mean.clone().detach().reshape([channels]).mul_scalar(m));
+            self.running_var.update(
+                running_var.mul_scalar(1.0 - m) + var.clone().detach().reshape([channels]).mul_scalar(m * unbiased),
+            );
+            (mean.reshape(per_channel), var.reshape(per_channel))
+        } else {
+            let device = x.device();
+            (
+                self.running_mean.value().to_device(&device).reshape(per_channel),
+                self.running_var.value().to_device(&device).reshape(per_channel),
+            )
+        };
+        let scale = self.weight.val().reshape(per_channel) / (var.add_scalar(self.eps)).sqrt();
+        (x - mean) * scale + self.bias.val().reshape(per_channel)
+    }
+}
+
+/// `nn.LayerNorm(d)` over the last dimension.
+#[derive(Module, Debug)]
+pub struct LayerNormModule<B: Backend> {
+    pub weight: Option<Param<Tensor<B, 1>>>,
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    pub fn init<B: Backend>(&self, input: &Shape, device: &B::Device) -> LayerNormModule<B> {
+        let d = input.features() as usize;
+        LayerNormModule {
+            weight: self.affine.then(|| Param::from_tensor(Tensor::ones([d], device))),
+            bias: self.affine.then(|| Param::from_tensor(Tensor::zeros([d], device))),
+            eps: self.eps,
+        }
+    }
+}
+
+impl<B: Backend> LayerNormModule<B> {
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let last = D - 1;
+        let mean = x.clone().mean_dim(last);
+        let centered = x - mean;
+        let var = centered.clone().square().mean_dim(last);
+        let mut y = centered / var.add_scalar(self.eps).sqrt();
+        let mut shape = [1usize; D];
+        shape[last] = y.dims()[last];
+        if let Some(weight) = &self.weight {
+            y = y * weight.val().reshape(shape);
+        }
+        if let Some(bias) = &self.bias {
+            y = y + bias.val().reshape(shape);
+        }
+        y
     }
 }

@@ -5,18 +5,18 @@ use super::conv::Window;
 use super::*;
 
 const WINDOW_ARGS: &[ArgSpec] = &[
-    arg("kernel", Ty::Int, Default::Required),
-    arg("stride", Ty::Int, Default::Absent),
-    arg("padding", Ty::Int, Default::Int(0)),
-    arg("ceil_mode", Ty::Bool, Default::Bool(false)),
+    arg("kernel", Ty::Int, ArgDefault::Required),
+    arg("stride", Ty::Int, ArgDefault::Absent),
+    arg("padding", Ty::Int, ArgDefault::Int(0)),
+    arg("ceil_mode", Ty::Bool, ArgDefault::Bool(false)),
 ];
 
 const AVG_ARGS: &[ArgSpec] = &[
-    arg("kernel", Ty::Int, Default::Required),
-    arg("stride", Ty::Int, Default::Absent),
-    arg("padding", Ty::Int, Default::Int(0)),
-    arg("ceil_mode", Ty::Bool, Default::Bool(false)),
-    arg("count_include_pad", Ty::Bool, Default::Bool(true)),
+    arg("kernel", Ty::Int, ArgDefault::Required),
+    arg("stride", Ty::Int, ArgDefault::Absent),
+    arg("padding", Ty::Int, ArgDefault::Int(0)),
+    arg("ceil_mode", Ty::Bool, ArgDefault::Bool(false)),
+    arg("count_include_pad", Ty::Bool, ArgDefault::Bool(true)),
 ];
 
 const OVER: &[&str] = &["spatial", "channels"];
@@ -55,19 +55,19 @@ pub const SPECS: &[OpSpec] = &[
     OpSpec {
         name: "adaptive_avgpool",
         summary: "average into a fixed grid (nn.AdaptiveAvgPool2d(size)): image(C, H, W) → image(C, size, size)",
-        args: &[arg("size", Ty::Int, Default::Required)],
+        args: &[arg("size", Ty::Int, ArgDefault::Required)],
         build: |a| Ok(Op::AdaptiveAvgPool(AdaptiveAvgPool { size: a.at_least("size", 1)? })),
     },
     OpSpec {
         name: "mean",
         summary: "mean over spatial positions (x.mean((2, 3), keepdim=True)) or channels (x.mean(1, keepdim=True))",
-        args: &[arg("over", Ty::Choice(OVER), Default::Required)],
+        args: &[arg("over", Ty::Choice(OVER), ArgDefault::Required)],
         build: |a| Ok(Op::Reduce(Reduce { kind: PoolKind::Avg, over: over(a) })),
     },
     OpSpec {
         name: "amax",
         summary: "maximum over spatial positions (x.amax((2, 3), keepdim=True)) or channels (x.amax(1, keepdim=True))",
-        args: &[arg("over", Ty::Choice(OVER), Default::Required)],
+        args: &[arg("over", Ty::Choice(OVER), ArgDefault::Required)],
         build: |a| Ok(Op::Reduce(Reduce { kind: PoolKind::Max, over: over(a) })),
     },
 ];
@@ -210,5 +210,58 @@ impl OpRule for Reduce {
     /// full: one per input element.
     fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
         Cost::elementwise(numel(input))
+    }
+}
+
+// ---- Lowering -------------------------------------------------------------------
+
+use crate::lower::Value;
+use burn::prelude::{Backend, Tensor};
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
+
+fn square(n: u64) -> [usize; 2] {
+    [n as usize, n as usize]
+}
+
+impl Pool {
+    pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        let x = x.image();
+        let w = &self.window;
+        Value::Image(match self.kind {
+            PoolKind::Max => max_pool2d(x, square(w.kernel), square(w.stride), square(w.padding), [1, 1], w.ceil),
+            PoolKind::Avg => {
+                avg_pool2d(x, square(w.kernel), square(w.stride), square(w.padding), self.count_include_pad, w.ceil)
+            }
+        })
+    }
+}
+
+fn spatial<B: Backend>(x: Tensor<B, 4>, kind: PoolKind) -> Tensor<B, 4> {
+    match kind {
+        PoolKind::Avg => x.mean_dim(3).mean_dim(2),
+        PoolKind::Max => x.max_dim(3).max_dim(2),
+    }
+}
+
+impl GlobalPool {
+    pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        Value::Image(spatial(x.image(), self.kind))
+    }
+}
+
+impl AdaptiveAvgPool {
+    pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        Value::Image(adaptive_avg_pool2d(x.image(), square(self.size)))
+    }
+}
+
+impl Reduce {
+    pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        let x = x.image();
+        Value::Image(match (self.over, self.kind) {
+            (Over::Spatial, kind) => spatial(x, kind),
+            (Over::Channels, PoolKind::Avg) => x.mean_dim(1),
+            (Over::Channels, PoolKind::Max) => x.max_dim(1),
+        })
     }
 }

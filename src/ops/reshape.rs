@@ -15,7 +15,7 @@ pub const SPECS: &[OpSpec] = &[
     OpSpec {
         name: "dropout",
         summary: "dropout(p: 0.5): zeroes elements with probability p while training",
-        args: &[arg("p", Ty::Float, Default::Float(0.5))],
+        args: &[arg("p", Ty::Float, ArgDefault::Float(0.5))],
         build: |a| {
             let p = a.float("p");
             if !(0.0..=1.0).contains(&p) {
@@ -27,7 +27,7 @@ pub const SPECS: &[OpSpec] = &[
     OpSpec {
         name: "pad_channels",
         summary: "zero-pads channels up to `channels`, half before and half after (ResNet option A)",
-        args: &[arg("channels", Ty::Int, Default::Required)],
+        args: &[arg("channels", Ty::Int, ArgDefault::Required)],
         build: |a| Ok(Op::PadChannels(PadChannels { channels: a.at_least("channels", 1)? })),
     },
 ];
@@ -118,5 +118,63 @@ impl OpRule for PadChannels {
 
     fn cost(&self, _input: &Shape, _output: &Shape) -> Cost {
         Cost::default()
+    }
+}
+
+// ---- Lowering -------------------------------------------------------------------
+
+use crate::lower::Value;
+use crate::map_value;
+use burn::nn::DropoutConfig;
+use burn::prelude::{Backend, Tensor};
+
+impl Flatten {
+    pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        Value::Vector(match x {
+            Value::Image(t) => {
+                let [b, c, h, w] = t.dims();
+                t.reshape([b, c * h * w])
+            }
+            Value::Tokens(t) => {
+                let [b, n, d] = t.dims();
+                t.reshape([b, n * d])
+            }
+            Value::Vector(t) => t,
+        })
+    }
+}
+
+impl Dropout {
+    /// Inverted dropout while training (autodiff backends); identity otherwise.
+    pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        let training = match &x {
+            Value::Image(t) => B::ad_enabled(&t.device()),
+            Value::Tokens(t) => B::ad_enabled(&t.device()),
+            Value::Vector(t) => B::ad_enabled(&t.device()),
+        };
+        if !training || self.p == 0.0 {
+            return x;
+        }
+        let dropout = DropoutConfig::new(self.p).init();
+        map_value!(x, |t| dropout.forward(t))
+    }
+}
+
+impl PadChannels {
+    pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        let x = x.image();
+        let [b, c, h, w] = x.dims();
+        let before = self.before(c as u64) as usize;
+        let after = self.channels as usize - c - before;
+        let device = x.device();
+        let mut parts = Vec::new();
+        if before > 0 {
+            parts.push(Tensor::zeros([b, before, h, w], &device));
+        }
+        parts.push(x);
+        if after > 0 {
+            parts.push(Tensor::zeros([b, after, h, w], &device));
+        }
+        Value::Image(Tensor::cat(parts, 1))
     }
 }

@@ -11,9 +11,9 @@ pub const SPECS: &[OpSpec] = &[
         name: "patchify",
         summary: "patch embedding: patchify(dim, patch: p, bias: true); image(C, H, W) → tokens(H/p · W/p, dim)",
         args: &[
-            arg("dim", Ty::Int, Default::Required),
-            arg("patch", Ty::Int, Default::Required),
-            arg("bias", Ty::Bool, Default::Bool(true)),
+            arg("dim", Ty::Int, ArgDefault::Required),
+            arg("patch", Ty::Int, ArgDefault::Required),
+            arg("bias", Ty::Bool, ArgDefault::Bool(true)),
         ],
         build: |a| {
             Ok(Op::Patchify(Patchify {
@@ -32,13 +32,13 @@ pub const SPECS: &[OpSpec] = &[
     OpSpec {
         name: "pos_embedding",
         summary: "adds position embeddings: pos_embedding(kind: learned|sinusoidal)",
-        args: &[arg("kind", Ty::Choice(POSITION_KINDS), Default::Choice("learned"))],
+        args: &[arg("kind", Ty::Choice(POSITION_KINDS), ArgDefault::Choice("learned"))],
         build: |a| Ok(Op::PosEmbedding(PosEmbedding { learned: a.choice("kind") == "learned" })),
     },
     OpSpec {
         name: "select_token",
         summary: "picks one token: select_token(index: 0); tokens(N, D) → vector(D)",
-        args: &[arg("index", Ty::Int, Default::Int(0))],
+        args: &[arg("index", Ty::Int, ArgDefault::Int(0))],
         build: |a| Ok(Op::SelectToken(SelectToken { index: a.at_least("index", 0)? })),
     },
     OpSpec {
@@ -194,5 +194,97 @@ impl OpRule for MeanTokens {
     /// full: one addition per element.
     fn cost(&self, input: &Shape, _output: &Shape) -> Cost {
         Cost::elementwise(numel(input))
+    }
+}
+
+// ---- Lowering -------------------------------------------------------------------
+
+use super::conv::{ConvModule, Window, init_conv};
+use crate::lower::{Value, init};
+use burn::module::{Module, Param};
+use burn::prelude::{Backend, Tensor};
+
+impl Patchify {
+    pub fn init<B: Backend>(&self, input: &Shape, device: &B::Device) -> ConvModule<B> {
+        let window = Window { kernel: self.patch, stride: self.patch, padding: 0, dilation: 1, ceil: false };
+        init_conv(input.features() as usize, self.dim as usize, &window, 1, self.bias, device)
+    }
+}
+
+/// [batch, D, h, w] → [batch, h·w, D], as torchvision's `_process_input`.
+pub fn to_tokens<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [b, d, h, w] = x.dims();
+    x.reshape([b, d, h * w]).swap_dims(1, 2)
+}
+
+/// One learned tensor named by the layer's path itself: torchvision's `class_token`
+/// ([1, 1, D]) and `pos_embedding` ([1, N, D]).
+#[derive(Module, Debug)]
+pub struct EmbeddingModule<B: Backend> {
+    pub value: Param<Tensor<B, 3>>,
+}
+
+impl ClassToken {
+    /// torchvision starts the class token at zero.
+    pub fn init<B: Backend>(&self, input: &Shape, device: &B::Device) -> EmbeddingModule<B> {
+        EmbeddingModule { value: Param::from_tensor(Tensor::zeros([1, 1, input.features() as usize], device)) }
+    }
+}
+
+impl<B: Backend> EmbeddingModule<B> {
+    pub fn prepend(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, _, d] = x.dims();
+        let token = self.value.val().expand([b, 1, d]);
+        Tensor::cat(vec![token, x], 1)
+    }
+
+    pub fn add(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        x + self.value.val()
+    }
+}
+
+impl PosEmbedding {
+    /// torchvision: normal(std = 0.02).
+    pub fn init<B: Backend>(&self, input: &Shape, device: &B::Device) -> EmbeddingModule<B> {
+        let Shape::Tokens { n, d } = *input else { unreachable!("checked IR: positions are added to tokens") };
+        EmbeddingModule { value: Param::from_tensor(init::normal([1, n as usize, d as usize], 0.02, device)) }
+    }
+
+    /// The fixed table of Vaswani et al.: sin at even features, cos at odd ones,
+    /// angle = position / 10000^(2i / D).
+    pub fn sinusoidal(n: usize, d: usize) -> Vec<f32> {
+        let mut table = vec![0f32; n * d];
+        for pos in 0..n {
+            for i in 0..d / 2 {
+                let angle = pos as f64 / 10000f64.powf(2.0 * i as f64 / d as f64);
+                table[pos * d + 2 * i] = angle.sin() as f32;
+                table[pos * d + 2 * i + 1] = angle.cos() as f32;
+            }
+        }
+        table
+    }
+
+    pub fn apply_fixed<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        let x = x.tokens();
+        let [_, n, d] = x.dims();
+        let table = Tensor::<B, 1>::from_floats(Self::sinusoidal(n, d).as_slice(), &x.device()).reshape([1, n, d]);
+        Value::Tokens(x + table)
+    }
+}
+
+impl SelectToken {
+    pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        let x = x.tokens();
+        let [b, _, d] = x.dims();
+        let i = self.index as usize;
+        Value::Vector(x.slice([0..b, i..i + 1, 0..d]).reshape([b, d]))
+    }
+}
+
+impl MeanTokens {
+    pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
+        let x = x.tokens();
+        let [b, _, d] = x.dims();
+        Value::Vector(x.mean_dim(1).reshape([b, d]))
     }
 }

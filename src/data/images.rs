@@ -1,0 +1,52 @@
+//! Images as model input: decoded (PNG/JPEG), converted to the model's channels
+//! (1 = grey, 3 = RGB), resized to its height and width, scaled to [0, 1] and
+//! normalised per channel.
+
+use std::path::Path;
+
+/// Per-channel normalisation: (x − mean) / std, x in [0, 1].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Normalize {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+/// Decodes an image into [C, H, W] floats, ready for the model.
+pub fn load(path: &Path, channels: usize, height: usize, width: usize, normalize: Option<&Normalize>) -> Result<Vec<f32>, String> {
+    let shown = path.display();
+    let image = image::ImageReader::open(path)
+        .map_err(|e| format!("cannot read `{shown}`: {e}"))?
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read `{shown}`: {e}"))?
+        .decode()
+        .map_err(|e| format!("`{shown}` is not a readable PNG or JPEG image: {e}"))?;
+    let resized = image.resize_exact(width as u32, height as u32, image::imageops::FilterType::Triangle);
+    let mut out = vec![0f32; channels * height * width];
+    match channels {
+        1 => {
+            for (i, p) in resized.to_luma8().pixels().enumerate() {
+                out[i] = p.0[0] as f32 / 255.0;
+            }
+        }
+        3 => {
+            let rgb = resized.to_rgb8();
+            for (i, p) in rgb.pixels().enumerate() {
+                for c in 0..3 {
+                    out[c * height * width + i] = p.0[c] as f32 / 255.0;
+                }
+            }
+        }
+        other => return Err(format!("`{shown}`: the model takes {other} channels; images give 1 (grey) or 3 (RGB)")),
+    }
+    if let Some(n) = normalize {
+        if n.mean.len() != channels || n.std.len() != channels {
+            return Err(format!("normalisation has {} means and {} stds for a {channels}-channel model", n.mean.len(), n.std.len()));
+        }
+        for c in 0..channels {
+            for v in &mut out[c * height * width..(c + 1) * height * width] {
+                *v = (*v - n.mean[c]) / n.std[c];
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,5 @@
+//! Reading inputs: images (PNG/JPEG) resized and normalised for a model, and `.npy`
+//! arrays. Errors are one line naming the file.
+
+pub mod images;
+pub mod npy;

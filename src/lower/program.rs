@@ -1,0 +1,166 @@
+//! The IR flattened into steps over value slots. Slot 0 holds the network's input;
+//! every step writes one new slot; a slot is dropped after its last reader.
+
+use super::{Layer, Network, Value};
+use crate::ir::{Merge, Model, Node, NodeKind, Shortcut};
+use crate::ops::Op;
+use burn::prelude::*;
+use std::collections::HashMap;
+
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// A weight-carrying layer.
+    Layer { layer: usize, input: usize },
+    /// A weight-free op.
+    Op { op: Op, input: usize },
+    /// Residual: `a + b`.
+    Add { a: usize, b: usize },
+    /// `x * gate`, broadcast.
+    Scale { x: usize, gate: usize },
+    /// Parallel branches merged.
+    Merge { merge: Merge, inputs: Vec<usize> },
+}
+
+impl Step {
+    fn inputs(&self) -> Vec<usize> {
+        match self {
+            Step::Layer { input, .. } | Step::Op { input, .. } => vec![*input],
+            Step::Add { a, b } => vec![*a, *b],
+            Step::Scale { x, gate } => vec![*x, *gate],
+            Step::Merge { inputs, .. } => inputs.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    /// Step `i` writes slot `i + 1`.
+    pub steps: Vec<Step>,
+    /// The IR path of each layer (`layer1.0.conv1`), for weight names.
+    pub layer_paths: Vec<String>,
+    pub output: usize,
+    /// For each slot, the last step that reads it (slots are freed after it).
+    last_use: Vec<usize>,
+}
+
+struct Lowering<'a, B: Backend> {
+    device: &'a B::Device,
+    program: Program,
+    layers: Vec<Layer<B>>,
+    /// Layers by path, so that the later uses of a shared module reuse its weights.
+    by_path: HashMap<String, usize>,
+}
+
+pub fn lower<B: Backend>(model: &Model, device: &B::Device) -> (Program, Vec<Layer<B>>) {
+    let mut lowering = Lowering { device, program: Program::default(), layers: Vec::new(), by_path: HashMap::new() };
+    let mut slot = 0;
+    for node in &model.nodes {
+        slot = lowering.node(node, slot);
+    }
+    let mut program = lowering.program;
+    program.output = slot;
+    let mut last_use = vec![0; program.steps.len() + 1];
+    for (i, step) in program.steps.iter().enumerate() {
+        for input in step.inputs() {
+            last_use[input] = i;
+        }
+    }
+    last_use[slot] = usize::MAX;
+    program.last_use = last_use;
+    (program, lowering.layers)
+}
+
+impl<B: Backend> Lowering<'_, B> {
+    fn push(&mut self, step: Step) -> usize {
+        self.program.steps.push(step);
+        self.program.steps.len()
+    }
+
+    fn chain(&mut self, nodes: &[Node], mut slot: usize) -> usize {
+        for node in nodes {
+            slot = self.node(node, slot);
+        }
+        slot
+    }
+
+    fn node(&mut self, node: &Node, input: usize) -> usize {
+        match &node.kind {
+            NodeKind::Op { op, .. } => match self.layer(node, op) {
+                Some(layer) => self.push(Step::Layer { layer, input }),
+                None => self.push(Step::Op { op: op.clone(), input }),
+            },
+            NodeKind::Block { children, .. } => self.chain(children, input),
+            NodeKind::Residual { body, shortcut } => {
+                let out = self.chain(body, input);
+                let skip = match shortcut {
+                    Shortcut::Off => return out,
+                    Shortcut::Identity => input,
+                    Shortcut::Projection(projection) => self.node(projection, input),
+                };
+                self.push(Step::Add { a: out, b: skip })
+            }
+            NodeKind::Scale { gate } => {
+                let gate = self.chain(gate, input);
+                self.push(Step::Scale { x: input, gate })
+            }
+            NodeKind::Parallel { merge, branches } => {
+                let inputs = branches.iter().map(|b| self.node(b, input)).collect();
+                self.push(Step::Merge { merge: *merge, inputs })
+            }
+        }
+    }
+
+    /// The layer index for a weight-carrying op; shared uses find the first one's.
+    fn layer(&mut self, node: &Node, op: &Op) -> Option<usize> {
+        if node.shared {
+            return self.by_path.get(&node.path).copied();
+        }
+        let layer = op.init_layer::<B>(&node.input, self.device)?;
+        self.layers.push(layer);
+        self.program.layer_paths.push(node.path.clone());
+        let index = self.layers.len() - 1;
+        self.by_path.insert(node.path.clone(), index);
+        Some(index)
+    }
+}
+
+impl Program {
+    pub fn run<B: Backend>(&self, layers: &[Layer<B>], input: Value<B>) -> Value<B> {
+        let mut slots: Vec<Option<Value<B>>> = vec![None; self.steps.len() + 1];
+        slots[0] = Some(input);
+        for (i, step) in self.steps.iter().enumerate() {
+            let mut values = self.read(&mut slots, &step.inputs(), i).into_iter();
+            let mut next = || values.next().expect("one value per input");
+            let out = match step {
+                Step::Layer { layer, .. } => Network::run_layer(layers, *layer, next()),
+                Step::Op { op, .. } => op.apply(next()),
+                Step::Add { .. } => next().add(next()),
+                Step::Scale { .. } => next().scale(next()),
+                Step::Merge { merge, inputs } => {
+                    let values: Vec<Value<B>> = (0..inputs.len()).map(|_| next()).collect();
+                    match merge {
+                        Merge::Concat => Value::concat(values),
+                        Merge::Sum => values.into_iter().reduce(Value::add).expect("parallel has branches"),
+                        Merge::Mul => values.into_iter().reduce(Value::mul).expect("parallel has branches"),
+                    }
+                }
+            };
+            slots[i + 1] = Some(out);
+        }
+        slots[self.output].take().expect("the output slot is written")
+    }
+
+    /// The values a step reads. A slot's last reader takes it (so Burn can reuse the
+    /// buffer in place); earlier readers, and earlier reads within the same step, clone.
+    fn read<B: Backend>(&self, slots: &mut [Option<Value<B>>], inputs: &[usize], step: usize) -> Vec<Value<B>> {
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(k, &slot)| {
+                let last = self.last_use[slot] == step && !inputs[k + 1..].contains(&slot);
+                let value = if last { slots[slot].take() } else { slots[slot].clone() };
+                value.expect("a slot is written before it is read")
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,114 @@
+//! Values flowing through a lowered network: the IR's image / tokens / vector, as
+//! Burn tensors with the batch dimension first.
+
+use burn::prelude::*;
+
+#[derive(Clone, Debug)]
+pub enum Value<B: Backend> {
+    /// [batch, channels, height, width]
+    Image(Tensor<B, 4>),
+    /// [batch, tokens, width]
+    Tokens(Tensor<B, 3>),
+    /// [batch, features]
+    Vector(Tensor<B, 2>),
+}
+
+/// Applies a rank-generic tensor expression to whichever tensor a value holds.
+#[macro_export]
+macro_rules! map_value {
+    ($value:expr, |$t:ident| $body:expr) => {
+        match $value {
+            $crate::lower::Value::Image($t) => $crate::lower::Value::Image($body),
+            $crate::lower::Value::Tokens($t) => $crate::lower::Value::Tokens($body),
+            $crate::lower::Value::Vector($t) => $crate::lower::Value::Vector($body),
+        }
+    };
+}
+
+impl<B: Backend> Value<B> {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Image(_) => "image",
+            Value::Tokens(_) => "tokens",
+            Value::Vector(_) => "vector",
+        }
+    }
+
+    // The IR checked every shape before lowering, so a value of the wrong kind here is
+    // a bug in archc, not a user error.
+    pub fn image(self) -> Tensor<B, 4> {
+        match self {
+            Value::Image(t) => t,
+            other => unreachable!("checked IR promised an image, got {}", other.kind()),
+        }
+    }
+
+    pub fn tokens(self) -> Tensor<B, 3> {
+        match self {
+            Value::Tokens(t) => t,
+            other => unreachable!("checked IR promised tokens, got {}", other.kind()),
+        }
+    }
+
+    pub fn vector(self) -> Tensor<B, 2> {
+        match self {
+            Value::Vector(t) => t,
+            other => unreachable!("checked IR promised a vector, got {}", other.kind()),
+        }
+    }
+
+    pub fn batch(&self) -> usize {
+        match self {
+            Value::Image(t) => t.dims()[0],
+            Value::Tokens(t) => t.dims()[0],
+            Value::Vector(t) => t.dims()[0],
+        }
+    }
+
+    /// Elementwise sum of two values of the same shape.
+    pub fn add(self, other: Value<B>) -> Value<B> {
+        match (self, other) {
+            (Value::Image(a), Value::Image(b)) => Value::Image(a + b),
+            (Value::Tokens(a), Value::Tokens(b)) => Value::Tokens(a + b),
+            (Value::Vector(a), Value::Vector(b)) => Value::Vector(a + b),
+            (a, b) => unreachable!("checked IR adds {} and {}", a.kind(), b.kind()),
+        }
+    }
+
+    /// Elementwise product of two values of the same shape.
+    pub fn mul(self, other: Value<B>) -> Value<B> {
+        match (self, other) {
+            (Value::Image(a), Value::Image(b)) => Value::Image(a * b),
+            (Value::Tokens(a), Value::Tokens(b)) => Value::Tokens(a * b),
+            (Value::Vector(a), Value::Vector(b)) => Value::Vector(a * b),
+            (a, b) => unreachable!("checked IR multiplies {} and {}", a.kind(), b.kind()),
+        }
+    }
+
+    /// `x * gate`, the gate broadcast over positions (per-channel) or channels (spatial).
+    pub fn scale(self, gate: Value<B>) -> Value<B> {
+        match (self, gate) {
+            (Value::Image(x), Value::Image(g)) => Value::Image(x * g),
+            (Value::Image(x), Value::Vector(g)) => {
+                let [b, c] = g.dims();
+                Value::Image(x * g.reshape([b, c, 1, 1]))
+            }
+            (Value::Tokens(x), Value::Tokens(g)) => Value::Tokens(x * g),
+            (Value::Tokens(x), Value::Vector(g)) => {
+                let [b, d] = g.dims();
+                Value::Tokens(x * g.reshape([b, 1, d]))
+            }
+            (Value::Vector(x), Value::Vector(g)) => Value::Vector(x * g),
+            (x, g) => unreachable!("checked IR scales {} by {}", x.kind(), g.kind()),
+        }
+    }
+
+    /// Concatenation along channels (images) or the last dimension.
+    pub fn concat(values: Vec<Value<B>>) -> Value<B> {
+        match values.first() {
+            Some(Value::Image(_)) => Value::Image(Tensor::cat(values.into_iter().map(Value::image).collect(), 1)),
+            Some(Value::Tokens(_)) => Value::Tokens(Tensor::cat(values.into_iter().map(Value::tokens).collect(), 2)),
+            _ => Value::Vector(Tensor::cat(values.into_iter().map(Value::vector).collect(), 1)),
+        }
+    }
+}

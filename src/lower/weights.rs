@@ -1,0 +1,330 @@
+//! Weights by PyTorch name: reading state dicts (`.safetensors`, PyTorch `.pt`/`.pth`),
+//! loading them into a lowered network with exact error messages, exporting a network
+//! (archc's checkpoints are torch-layout safetensors that PyTorch loads as is), and
+//! gradients by name.
+//!
+//! Names come from the IR: layer `i` of a network is IR path `program.layer_paths[i]`,
+//! and its fields are named as PyTorch names them, so `layers.3.Conv.weight` in Burn's
+//! module tree is `layer1.0.conv1.weight` here.
+
+use super::{Layer, Network};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::backend::AutodiffBackend;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A float tensor outside any backend, in row-major order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Tensors by PyTorch name.
+#[derive(Clone, Debug, Default)]
+pub struct StateDict {
+    pub tensors: BTreeMap<String, RawTensor>,
+    /// safetensors metadata (archc stores the input normalisation and class names).
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+impl StateDict {
+    /// Reads `.safetensors`, or a PyTorch pickle (`.pt`, `.pth`, `.bin`; a plain state
+    /// dict or one under `state_dict` / `model`). Integer tensors (`num_batches_tracked`)
+    /// are skipped; a `module.` prefix (DataParallel) is removed.
+    pub fn read(path: &Path) -> Result<StateDict, String> {
+        let shown = path.display();
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {}", io_reason(&e)))?;
+        let mut dict = if bytes.len() >= 8 && !bytes.starts_with(b"PK") && safetensors::SafeTensors::deserialize(&bytes).is_ok() {
+            Self::from_safetensors(&bytes).map_err(|e| format!("`{shown}` is not a valid safetensors file: {e}"))?
+        } else {
+            Self::from_pytorch(path).map_err(|e| format!("`{shown}` is neither safetensors nor a PyTorch state dict: {e}"))?
+        };
+        if !dict.tensors.is_empty() && dict.tensors.keys().all(|k| k.starts_with("module.")) {
+            dict.tensors = dict.tensors.into_iter().map(|(k, v)| (k["module.".len()..].to_string(), v)).collect();
+        }
+        Ok(dict)
+    }
+
+    fn from_safetensors(bytes: &[u8]) -> Result<StateDict, String> {
+        use safetensors::Dtype;
+        let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+        let metadata = safetensors::SafeTensors::read_metadata(bytes)
+            .ok()
+            .and_then(|(_, m)| m.metadata().clone())
+            .map(|m| m.into_iter().collect())
+            .unwrap_or_default();
+        let mut tensors = BTreeMap::new();
+        for (name, view) in file.tensors() {
+            let raw = view.data();
+            let data: Vec<f32> = match view.dtype() {
+                Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                Dtype::F64 => raw
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+                    .collect(),
+                Dtype::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+                Dtype::BF16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+                // Integer tensors (labels, counters) as floats; weights are never integers.
+                Dtype::I64 => raw
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+                    .collect(),
+                Dtype::I32 => raw.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32).collect(),
+                _ => continue,
+            };
+            tensors.insert(name, RawTensor { shape: view.shape().to_vec(), data });
+        }
+        Ok(StateDict { tensors, metadata })
+    }
+
+    fn from_pytorch(path: &Path) -> Result<StateDict, String> {
+        use burn_store::pytorch::PytorchReader;
+        let mut last_error = String::new();
+        for key in [None, Some("state_dict"), Some("model")] {
+            let reader = match key {
+                None => PytorchReader::new(path),
+                Some(key) => PytorchReader::with_top_level_key(path, key),
+            };
+            match reader {
+                Ok(reader) if !reader.is_empty() => {
+                    let mut tensors = BTreeMap::new();
+                    for (name, snapshot) in reader.into_tensors() {
+                        if !snapshot.dtype.is_float() {
+                            continue;
+                        }
+                        let data = snapshot.to_data().map_err(|e| format!("tensor `{name}`: {e:?}"))?;
+                        let shape = data.shape.to_vec();
+                        let values: Vec<f32> =
+                            data.convert::<f32>().to_vec().map_err(|e| format!("tensor `{name}`: {e:?}"))?;
+                        tensors.insert(name, RawTensor { shape, data: values });
+                    }
+                    return Ok(StateDict { tensors, metadata: BTreeMap::new() });
+                }
+                Ok(_) => last_error = "it holds no tensors".into(),
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Writes torch-layout safetensors atomically (a temporary file, then a rename), so a
+    /// crash never leaves half a checkpoint. `extra_int` adds int64 scalars (BatchNorm's
+    /// `num_batches_tracked`, which PyTorch's strict loading expects).
+    pub fn write_safetensors(&self, path: &Path, extra_int: &[(String, i64)]) -> Result<(), String> {
+        use safetensors::tensor::TensorView;
+        let shown = path.display();
+        let mut buffers: Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)> = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (name.clone(), t.shape.clone(), bytes, safetensors::Dtype::F32)
+            })
+            .collect();
+        for (name, value) in extra_int {
+            buffers.push((name.clone(), Vec::new(), value.to_le_bytes().to_vec(), safetensors::Dtype::I64));
+        }
+        let views: Vec<(String, TensorView<'_>)> = buffers
+            .iter()
+            .map(|(name, shape, bytes, dtype)| {
+                TensorView::new(*dtype, shape.clone(), bytes).map(|v| (name.clone(), v)).map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, _>>()?;
+        let temp = path.with_extension("safetensors.tmp");
+        let metadata: Option<std::collections::HashMap<String, String>> =
+            (!self.metadata.is_empty()).then(|| self.metadata.clone().into_iter().collect());
+        safetensors::serialize_to_file(views, metadata, &temp).map_err(|e| format!("cannot write `{shown}`: {e}"))?;
+        std::fs::rename(&temp, path).map_err(|e| format!("cannot write `{shown}`: {}", io_reason(&e)))
+    }
+}
+
+fn io_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// Tracks Burn's module path (`layers`, `3`, `Conv`, `weight`) and turns it into the
+/// PyTorch name.
+struct PathTracker<'a> {
+    stack: Vec<String>,
+    layer_paths: &'a [String],
+}
+
+impl PathTracker<'_> {
+    fn enter(&mut self, name: &str) {
+        self.stack.push(name.to_string());
+    }
+
+    fn exit(&mut self) {
+        self.stack.pop();
+    }
+
+    /// `layers.{i}.{Variant}.{fields...}` → `{layer path}.{fields...}`; a single field
+    /// named `value` (class token, position embedding) is the layer path itself.
+    fn torch_name(&self, field: Option<&str>) -> Option<String> {
+        let mut parts: Vec<&str> = self.stack.iter().map(String::as_str).collect();
+        parts.extend(field);
+        let at = parts.iter().position(|p| *p == "layers")?;
+        let index: usize = parts.get(at + 1)?.parse().ok()?;
+        let fields = parts.get(at + 3..)?;
+        let prefix = self.layer_paths.get(index)?;
+        Some(match fields {
+            ["value"] => prefix.clone(),
+            fields => crate::ir::join_path(prefix, &fields.join(".")),
+        })
+    }
+}
+
+struct Exporter<'a> {
+    path: PathTracker<'a>,
+    out: StateDict,
+}
+
+fn raw<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> RawTensor {
+    let shape = tensor.dims().to_vec();
+    let data = tensor.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    RawTensor { shape, data }
+}
+
+impl<B: Backend> ModuleVisitor<B> for Exporter<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.enter(name);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(name) = self.path.torch_name(None) {
+            self.out.tensors.insert(name, raw(param.val()));
+        }
+    }
+}
+
+struct Loader<'a> {
+    path: PathTracker<'a>,
+    dict: &'a StateDict,
+    errors: Vec<String>,
+    used: Vec<String>,
+}
+
+impl<B: Backend> ModuleMapper<B> for Loader<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.enter(name);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.exit();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(name) = self.path.torch_name(None) else { return Param::from_mapped_value(id, tensor, mapper) };
+        let expected = tensor.dims().to_vec();
+        match self.dict.tensors.get(&name) {
+            None => self.errors.push(format!("missing `{name}` (archc expects shape {})", shape_text(&expected))),
+            Some(found) if found.shape != expected => self.errors.push(format!(
+                "`{name}` has shape {} in the file, but the model needs {}",
+                shape_text(&found.shape),
+                shape_text(&expected)
+            )),
+            Some(found) => {
+                self.used.push(name);
+                let value = Tensor::<B, D>::from_data(TensorData::new(found.data.clone(), found.shape.clone()), &tensor.device())
+                    .set_require_grad(tensor.is_require_grad());
+                return Param::from_mapped_value(id, value, mapper);
+            }
+        }
+        Param::from_mapped_value(id, tensor, mapper)
+    }
+}
+
+impl<B: Backend> Network<B> {
+    /// Every parameter and running statistic by PyTorch name.
+    pub fn state_dict(&self) -> StateDict {
+        // Clones share running statistics; recording syncs them (Burn keeps the last
+        // batch-norm update pending per thread).
+        let _ = self.clone().into_record();
+        let mut exporter = Exporter { path: PathTracker { stack: Vec::new(), layer_paths: &self.program.layer_paths }, out: StateDict::default() };
+        self.visit(&mut exporter);
+        exporter.out
+    }
+
+    /// BatchNorm counters PyTorch's `state_dict` has (written as 0).
+    pub fn num_batches_tracked(&self) -> Vec<(String, i64)> {
+        self.layers
+            .iter()
+            .zip(&self.program.layer_paths)
+            .filter(|(layer, _)| matches!(layer, Layer::BatchNorm(_)))
+            .map(|(_, path)| (crate::ir::join_path(path, "num_batches_tracked"), 0))
+            .collect()
+    }
+
+    /// Writes the weights as torch-layout safetensors, atomically.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        self.state_dict().write_safetensors(path, &self.num_batches_tracked())
+    }
+
+    /// Loads weights by PyTorch name. Every mismatch is reported: a missing key with
+    /// the shape archc expects, a shape mismatch with both shapes, a key the model
+    /// does not use.
+    pub fn load_state_dict(self, dict: &StateDict) -> Result<Network<B>, Vec<String>> {
+        let layer_paths = self.program.layer_paths.clone();
+        let mut loader = Loader { path: PathTracker { stack: Vec::new(), layer_paths: &layer_paths }, dict, errors: Vec::new(), used: Vec::new() };
+        let network = self.map(&mut loader);
+        let mut errors = loader.errors;
+        for (name, tensor) in &dict.tensors {
+            if !loader.used.contains(name) && !name.ends_with("num_batches_tracked") {
+                errors.push(format!("unexpected `{name}` (shape {}): the model has no such tensor", shape_text(&tensor.shape)));
+            }
+        }
+        if errors.is_empty() { Ok(network) } else { Err(errors) }
+    }
+}
+
+struct GradCollector<'a, B: AutodiffBackend> {
+    path: PathTracker<'a>,
+    grads: &'a B::Gradients,
+    out: StateDict,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradCollector<'_, B> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.enter(name);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let (Some(name), Some(grad)) = (self.path.torch_name(None), param.val().grad(self.grads)) {
+            self.out.tensors.insert(name, raw(grad));
+        }
+    }
+}
+
+impl<B: AutodiffBackend> Network<B> {
+    /// The gradient of every parameter that has one, by PyTorch name.
+    pub fn gradients(&self, grads: &B::Gradients) -> StateDict {
+        let mut collector = GradCollector {
+            path: PathTracker { stack: Vec::new(), layer_paths: &self.program.layer_paths },
+            grads,
+            out: StateDict::default(),
+        };
+        self.visit(&mut collector);
+        collector.out
+    }
+}

@@ -1,0 +1,160 @@
+//! The lowered Burn networks compute what PyTorch computes. Fixtures
+//! (tests/fixtures/lowering/*.safetensors, made by tests/fixtures/make_torch_fixtures.py)
+//! hold PyTorch's weights with non-trivial batch-norm statistics, an input batch, the
+//! eval-mode logits, the train-mode logits, the cross-entropy loss, every parameter's
+//! gradient and the running statistics after one training step. Each model is checked
+//! on burn-ndarray and burn-flex.
+
+use archc::elaborate::{Options, compile};
+use archc::ir::Model;
+use archc::lower::weights::{RawTensor, StateDict};
+use archc::lower::{Network, Value};
+use archc::source::Sources;
+use burn::backend::{Autodiff, Flex, NdArray};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+const FIXTURES: &[(&str, &str)] = &[
+    ("tiny_resnet", "tests/fixtures/lowering/tiny_resnet.arch"),
+    ("tiny_bottleneck_attention", "tests/fixtures/lowering/tiny_bottleneck_attention.arch"),
+    ("tiny_vit", "tests/fixtures/lowering/tiny_vit.arch"),
+    ("tiny_se_lab", "tests/fixtures/lowering/tiny_se_lab.arch"),
+    ("lenet5", "models/lenet5.arch"),
+    ("resnet20", "models/resnet20.arch"),
+    ("plain20", "models/plain20.arch"),
+];
+
+fn model(path: &str) -> Model {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut sources = Sources::new();
+    let result = compile(&mut sources, path, &text, &Options::default());
+    assert!(!result.has_errors(), "{path} does not compile");
+    result.models.into_iter().next().unwrap()
+}
+
+struct Fixture {
+    weights: StateDict,
+    all: StateDict,
+}
+
+impl Fixture {
+    fn read(name: &str) -> Fixture {
+        let all = StateDict::read(std::path::Path::new(&format!("tests/fixtures/lowering/{name}.safetensors"))).unwrap();
+        let weights = StateDict {
+            tensors: all.tensors.iter().filter(|(k, _)| !k.starts_with("__")).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            metadata: Default::default(),
+        };
+        Fixture { weights, all }
+    }
+
+    fn get(&self, name: &str) -> &RawTensor {
+        self.all.tensors.get(name).unwrap_or_else(|| panic!("fixture has no {name}"))
+    }
+
+    fn tensor<B: Backend, const D: usize>(&self, name: &str, device: &B::Device) -> Tensor<B, D> {
+        let t = self.get(name);
+        Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device)
+    }
+}
+
+/// |a − b| ≤ tolerance · max(1, max |reference|) over the whole tensor.
+fn assert_close(what: &str, actual: &[f32], expected: &RawTensor, tolerance: f32) {
+    assert_eq!(actual.len(), expected.data.len(), "{what}: sizes differ");
+    let scale = expected.data.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let worst = actual.iter().zip(&expected.data).map(|(a, e)| (a - e).abs()).fold(0f32, f32::max);
+    assert!(worst <= tolerance * scale, "{what}: max |Δ| {worst:e} > {tolerance:e} × {scale}");
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+}
+
+fn check_eval<B: Backend>(name: &str, m: &Model, fixture: &Fixture, device: &B::Device) {
+    let network = Network::<B>::new(m, device).load_state_dict(&fixture.weights).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let input = fixture.tensor::<B, 4>("__input", device);
+    let logits = network.forward(Value::Image(input)).vector();
+    assert_close(&format!("{name} eval logits"), &values(logits), fixture.get("__logits_eval"), 1e-4);
+}
+
+fn check_train<B: Backend>(name: &str, m: &Model, fixture: &Fixture, device: &B::Device) {
+    type Ad<B> = Autodiff<B>;
+    let network =
+        Network::<Ad<B>>::new(m, device).load_state_dict(&fixture.weights).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let input = fixture.tensor::<Ad<B>, 4>("__input", device);
+    let labels = fixture.get("__labels").data.iter().map(|&v| v as i64).collect::<Vec<_>>();
+    let labels = Tensor::<Ad<B>, 1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), device);
+    let logits = network.forward(Value::Image(input)).vector();
+    assert_close(&format!("{name} train logits"), &values(logits.clone()), fixture.get("__logits_train"), 1e-4);
+    let loss = CrossEntropyLossConfig::new().init(device).forward(logits, labels);
+    assert_close(&format!("{name} loss"), &values(loss.clone()), fixture.get("__loss"), 1e-4);
+    let grads = network.gradients(&loss.backward());
+    let expected: Vec<&String> = fixture.all.tensors.keys().filter(|k| k.starts_with("__grad.")).collect();
+    assert_eq!(grads.tensors.len(), expected.len(), "{name}: one gradient per parameter");
+    for key in expected {
+        let param = &key["__grad.".len()..];
+        let grad = grads.tensors.get(param).unwrap_or_else(|| panic!("{name}: no gradient for {param}"));
+        assert_eq!(grad.shape, fixture.get(key).shape, "{name}: gradient shape of {param}");
+        assert_close(&format!("{name} grad {param}"), &grad.data, fixture.get(key), 1e-3);
+    }
+    let state = network.state_dict();
+    for (key, reference) in fixture.all.tensors.iter().filter(|(k, _)| k.starts_with("__running_")) {
+        let (stat, layer) = key.trim_start_matches("__").split_once("_after.").unwrap();
+        let name_in_model = format!("{layer}.{stat}");
+        let actual = state.tensors.get(&name_in_model).unwrap_or_else(|| panic!("{name}: no {name_in_model}"));
+        assert_close(&format!("{name} {name_in_model} after one step"), &actual.data, reference, 1e-4);
+    }
+}
+
+#[test]
+fn ndarray_matches_pytorch() {
+    let device = Default::default();
+    for (name, path) in FIXTURES {
+        let (m, fixture) = (model(path), Fixture::read(name));
+        check_eval::<NdArray>(name, &m, &fixture, &device);
+        check_train::<NdArray>(name, &m, &fixture, &device);
+    }
+}
+
+#[test]
+fn flex_matches_pytorch() {
+    let device = Default::default();
+    for (name, path) in FIXTURES {
+        let (m, fixture) = (model(path), Fixture::read(name));
+        check_eval::<Flex>(name, &m, &fixture, &device);
+        check_train::<Flex>(name, &m, &fixture, &device);
+    }
+}
+
+#[test]
+fn mismatched_weights_name_the_key_and_both_shapes() {
+    let m = model("tests/fixtures/lowering/tiny_resnet.arch");
+    let mut dict = Fixture::read("tiny_resnet").weights;
+    dict.tensors.remove("layer1.0.conv1.weight");
+    dict.tensors.insert("fc.weight".into(), RawTensor { shape: vec![3, 16], data: vec![0.0; 48] });
+    dict.tensors.insert("head.extra".into(), RawTensor { shape: vec![2], data: vec![0.0; 2] });
+    let errors = Network::<NdArray>::new(&m, &Default::default()).load_state_dict(&dict).unwrap_err();
+    let text = errors.join("\n");
+    assert!(text.contains("missing `layer1.0.conv1.weight` (archc expects shape [8, 8, 3, 3])"), "{text}");
+    assert!(text.contains("`fc.weight` has shape [3, 16] in the file, but the model needs [10, 16]"), "{text}");
+    assert!(text.contains("unexpected `head.extra` (shape [2])"), "{text}");
+}
+
+#[test]
+fn saved_weights_load_back_by_name() {
+    let m = model("tests/fixtures/lowering/tiny_vit.arch");
+    let device = Default::default();
+    let fixture = Fixture::read("tiny_vit");
+    let network = Network::<NdArray>::new(&m, &device).load_state_dict(&fixture.weights).unwrap();
+    let dir = std::env::temp_dir().join(format!("archc-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tiny_vit.safetensors");
+    network.save(&path).unwrap();
+    let back = StateDict::read(&path).unwrap();
+    for (name, tensor) in &fixture.weights.tensors {
+        assert_eq!(back.tensors.get(name), Some(tensor), "{name} survives save and load");
+    }
+    let reloaded = Network::<NdArray>::new(&m, &device).load_state_dict(&back);
+    assert!(reloaded.is_ok());
+    std::fs::remove_dir_all(dir).unwrap();
+}
