@@ -60,7 +60,5 @@ macro_rules! with_cuda {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! with_cuda {
-    (|$b:ident, $device:ident| $body:expr) => {{
-        Err::<_, String>("this archc was built without CUDA: rebuild with `cargo build --features cuda`".to_string())
-    }};
+    (|$b:ident, $device:ident| $body:expr) => {{ Err::<_, String>("this archc was built without CUDA: rebuild with `cargo build --features cuda`".to_string()) }};
 }

@@ -5,8 +5,8 @@
 
 pub mod backend;
 pub mod cli;
-pub mod data;
 pub mod cost;
+pub mod data;
 pub mod diagnostics;
 pub mod elaborate;
 pub mod ir;

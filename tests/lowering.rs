@@ -40,9 +40,15 @@ struct Fixture {
 
 impl Fixture {
     fn read(name: &str) -> Fixture {
-        let all = StateDict::read(std::path::Path::new(&format!("tests/fixtures/lowering/{name}.safetensors"))).unwrap();
+        let all =
+            StateDict::read(std::path::Path::new(&format!("tests/fixtures/lowering/{name}.safetensors"))).unwrap();
         let weights = StateDict {
-            tensors: all.tensors.iter().filter(|(k, _)| !k.starts_with("__")).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            tensors: all
+                .tensors
+                .iter()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             metadata: Default::default(),
         };
         Fixture { weights, all }
@@ -71,7 +77,8 @@ fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 }
 
 fn check_eval<B: Backend>(name: &str, m: &Model, fixture: &Fixture, device: &B::Device) {
-    let network = Network::<B>::new(m, device).load_state_dict(&fixture.weights).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let network =
+        Network::<B>::new(m, device).load_state_dict(&fixture.weights).unwrap_or_else(|e| panic!("{name}: {e:?}"));
     let input = fixture.tensor::<B, 4>("__input", device);
     let logits = network.forward(Value::Image(input)).vector();
     assert_close(&format!("{name} eval logits"), &values(logits), fixture.get("__logits_eval"), 1e-4);

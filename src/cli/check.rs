@@ -25,6 +25,11 @@ enum Format {
     Json,
 }
 
+/// Exact integers in JSON: a number when it fits in 64 bits, a decimal string beyond.
+fn json_int(n: u128) -> serde_json::Value {
+    u64::try_from(n).map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::String(n.to_string()))
+}
+
 pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
     let options = args.compile.options();
     let mut failed = false;
@@ -75,7 +80,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
                         }
                     );
                 } else if result.networks.is_empty() {
-                    println!("{path}: no errors (it defines blocks only, no network)");
+                    println!("{path}: no errors, but no network to check (it defines no `network`)");
                 }
             }
             Format::Json => {
@@ -93,7 +98,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
                     objects.push(json!({
                         "file": path,
                         "model": name,
-                        "params": model.map(|m| m.params() as u64),
+                        "params": model.map(|m| json_int(m.params())),
                         "input": model.map(|m| m.input),
                         "output": model.map(|m| m.output),
                     }));

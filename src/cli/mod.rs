@@ -71,8 +71,17 @@ impl CompileArgs {
 }
 
 pub fn parse_input(text: &str) -> Result<Shape, String> {
-    let sizes: Result<Vec<u64>, _> = text.split(['x', 'X', ',']).map(|s| s.trim().parse::<u64>()).collect();
-    let sizes = sizes.map_err(|_| format!("`{text}` is not a shape: write CxHxW, e.g. 3x224x224"))?;
+    let mut sizes = Vec::new();
+    for part in text.split(['x', 'X', ',']) {
+        let part = part.trim();
+        match part.parse::<u64>() {
+            Ok(n) => sizes.push(n),
+            Err(_) if !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()) => {
+                return Err(format!("`{part}` in `{text}` is too large"));
+            }
+            Err(_) => return Err(format!("`{text}` is not a shape: write CxHxW, e.g. 3x224x224")),
+        }
+    }
     if sizes.contains(&0) {
         return Err(format!("`{text}`: sizes must be positive"));
     }

@@ -55,7 +55,10 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
         return Err(format!("`{}` has errors; nothing to run", args.model));
     };
     let (Shape::Image { c, h, w }, Shape::Vector { d: classes }) = (model.input, model.output) else {
-        return Err(format!("`predict` runs image classifiers; `{}` maps {} to {}", model.name, model.input, model.output));
+        return Err(format!(
+            "`predict` runs image classifiers; `{}` maps {} to {}",
+            model.name, model.input, model.output
+        ));
     };
     let dict = StateDict::read(&args.weights)?;
     let normalize = normalization(&args, &dict, c as usize)?;
@@ -80,7 +83,9 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
             batches.push((input.display().to_string(), vec![1, c, h, w], data));
         }
     }
-    let load_errors = |errors: Vec<String>| format!("`{}` does not fit `{}`:\n  {}", args.weights.display(), model.name, errors.join("\n  "));
+    let load_errors = |errors: Vec<String>| {
+        format!("`{}` does not fit `{}`:\n  {}", args.weights.display(), model.name, errors.join("\n  "))
+    };
     let logits: Vec<Vec<Vec<f32>>> = crate::with_backend!(args.backend, |B, device| {
         let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?;
         batches
@@ -145,7 +150,12 @@ fn top5(probabilities: &[f32]) -> Vec<usize> {
     order
 }
 
-fn print_predictions(args: &PredictArgs, batches: &[(String, Vec<usize>, Vec<f32>)], logits: &[Vec<Vec<f32>>], names: &[String]) {
+fn print_predictions(
+    args: &PredictArgs,
+    batches: &[(String, Vec<usize>, Vec<f32>)],
+    logits: &[Vec<Vec<f32>>],
+    names: &[String],
+) {
     for ((file, shape, _), rows) in batches.iter().zip(logits) {
         for (i, row) in rows.iter().enumerate() {
             let label = if shape[0] > 1 { format!("{file}[{i}]") } else { file.clone() };
@@ -159,11 +169,11 @@ fn print_predictions(args: &PredictArgs, batches: &[(String, Vec<usize>, Vec<f32
                     }
                 }
                 Format::Json => {
-                    let top: Vec<_> = best.iter().map(|k| json!({"class": k, "name": names[*k], "probability": p[*k]})).collect();
+                    let top: Vec<_> =
+                        best.iter().map(|k| json!({"class": k, "name": names[*k], "probability": p[*k]})).collect();
                     println!("{}", json!({"input": label, "logits": row, "top5": top}));
                 }
             }
         }
     }
 }
-

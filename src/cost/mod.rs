@@ -51,27 +51,43 @@ pub enum GroupBy {
     Stage,
 }
 
+/// Integers in JSON: numbers while they fit in 64 bits (every real model), decimal
+/// strings beyond, so that absurd models are exact instead of wrapped.
+pub fn exact<S: serde::Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+    match u64::try_from(*value) {
+        Ok(n) => serializer.serialize_u64(n),
+        Err(_) => serializer.serialize_str(&value.to_string()),
+    }
+}
+
 /// One row of a cost table.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
     pub name: String,
     pub op: String,
     pub output: Shape,
+    #[serde(serialize_with = "exact")]
     pub params: u128,
+    #[serde(serialize_with = "exact")]
     pub macs: u128,
     /// Output elements for the whole batch.
+    #[serde(serialize_with = "exact")]
     pub activations: u128,
 }
 
 /// Memory in bytes, for float32 tensors.
 #[derive(Clone, Debug, Serialize)]
 pub struct Memory {
+    #[serde(serialize_with = "exact")]
     pub param_bytes: u128,
     /// Every op's output for the batch, plus the input: what one forward pass writes.
+    #[serde(serialize_with = "exact")]
     pub forward_activation_bytes: u128,
     /// Estimate: weights + gradients + momentum + activations kept for backward.
+    #[serde(serialize_with = "exact")]
     pub train_sgd_momentum_bytes: u128,
     /// Estimate: weights + gradients + two Adam moments + activations kept for backward.
+    #[serde(serialize_with = "exact")]
     pub train_adam_bytes: u128,
 }
 
@@ -81,9 +97,13 @@ pub struct Report {
     pub convention: Convention,
     pub input: Shape,
     pub batch: u64,
+    #[serde(serialize_with = "exact")]
     pub params: u128,
+    #[serde(serialize_with = "exact")]
     pub macs: u128,
+    #[serde(serialize_with = "exact")]
     pub flops: u128,
+    #[serde(serialize_with = "exact")]
     pub activations: u128,
     pub memory: Memory,
     #[serde(rename = "layers")]
@@ -125,7 +145,7 @@ pub fn report(model: &Model, convention: Convention, batch: u64, by: GroupBy) ->
     }
 }
 
-/// One row per op (and, under `full`, per residual add, gate multiply and merge).
+/// One row per op, residual add, gate multiply and merge.
 fn collect(node: &Node, convention: Convention, batch: u64, rows: &mut Vec<Row>) {
     let own = |op: String, cost: Cost, params: u128| Row {
         name: node.path.clone(),
@@ -153,16 +173,17 @@ fn collect(node: &Node, convention: Convention, batch: u64, rows: &mut Vec<Row>)
             for child in node.children() {
                 collect(child, convention, batch, rows);
             }
-            if let Some((op, cost)) = structural_cost(node)
-                && convention == Convention::Full
-            {
+            // Residual adds, gates and merges write a tensor too: they appear in every
+            // convention (with the MACs that convention gives them), so activations and
+            // memory do not depend on the convention.
+            if let Some((op, cost)) = structural_cost(node) {
                 rows.push(own(op.to_string(), cost, 0));
             }
         }
     }
 }
 
-/// Rules for the nodes that are not ops (only `full` counts them):
+/// Rules for the nodes that are not ops (only `full` counts their work):
 /// - residual add: one addition per output element (none when the skip is off);
 /// - scale: one multiplication per element of the input;
 /// - parallel sum / mul: one op per output element for each branch after the first;
@@ -174,7 +195,7 @@ fn structural_cost(node: &Node) -> Option<(&'static str, Cost)> {
         NodeKind::Residual { .. } => Some(("add", Cost::elementwise(elements))),
         NodeKind::Scale { .. } => Some(("scale", Cost::elementwise(elements))),
         NodeKind::Parallel { merge, branches } => match merge {
-            crate::ir::Merge::Concat => None,
+            crate::ir::Merge::Concat => Some(("concat", Cost::default())),
             _ => Some((
                 merge.name(),
                 Cost::elementwise(elements.saturating_mul(branches.len().saturating_sub(1) as u128)),

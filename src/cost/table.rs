@@ -147,24 +147,10 @@ pub fn render(report: &Report, format: Format) -> String {
             );
         }
         Format::Json => {
-            let mut value = serde_json::to_value(report).unwrap_or_default();
-            exact_integers(&mut value, report);
-            let _ = writeln!(out, "{value}");
+            let _ = writeln!(out, "{}", serde_json::to_string(report).unwrap_or_default());
         }
     }
     out
-}
-
-/// serde_json writes u128 as numbers when they fit in u64 and refuses otherwise;
-/// totals of absurd models can exceed u64, so write those as strings instead of failing.
-fn exact_integers(value: &mut serde_json::Value, report: &Report) {
-    if value.is_null() {
-        *value = serde_json::json!({
-            "model": report.model, "convention": report.convention.name(),
-            "params": report.params.to_string(), "macs": report.macs.to_string(),
-            "flops": report.flops.to_string(), "input": report.input, "batch": report.batch, "layers": [],
-        });
-    }
 }
 
 /// "ResNet-50 vs +SE vs +CBAM": one line per model, differences from the first.
@@ -179,8 +165,8 @@ pub fn render_comparison(reports: &[Report], format: Format) -> String {
         let hundredths = diff.saturating_mul(10_000) / base;
         format!("{sign}{}.{:02}%", hundredths / 100, hundredths % 100)
     };
-    let header = ["model", "params", "MACs", "FLOPs", "forward activations", "Δ params", "Δ MACs"];
-    let rows: Vec<[String; 7]> = reports
+    let header = ["model", "input", "params", "MACs", "FLOPs", "forward activations", "Δ params", "Δ MACs"];
+    let rows: Vec<[String; 8]> = reports
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -191,6 +177,7 @@ pub fn render_comparison(reports: &[Report], format: Format) -> String {
             };
             [
                 r.model.clone(),
+                r.input.to_string(),
                 human(r.params),
                 human(r.macs),
                 human(r.flops),
@@ -203,15 +190,14 @@ pub fn render_comparison(reports: &[Report], format: Format) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} convention, input {}, batch {}; differences from {}",
+        "{} convention, batch {}; differences from {}",
         first.convention.name(),
-        first.input,
         first.batch,
         first.model
     );
     if format == Format::Markdown {
         let _ = writeln!(out, "\n| {} |", header.join(" | "));
-        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|");
         for row in rows {
             let _ = writeln!(out, "| {} |", row.join(" | "));
         }
@@ -226,7 +212,7 @@ pub fn render_comparison(reports: &[Report], format: Format) -> String {
     let line = |cells: Vec<&str>| -> String {
         let mut text = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 0 {
+            if i < 2 {
                 let _ = write!(text, "{cell:<w$}  ");
             } else {
                 let _ = write!(text, "{cell:>w$}  ");

@@ -12,7 +12,13 @@ pub struct Normalize {
 }
 
 /// Decodes an image into [C, H, W] floats, ready for the model.
-pub fn load(path: &Path, channels: usize, height: usize, width: usize, normalize: Option<&Normalize>) -> Result<Vec<f32>, String> {
+pub fn load(
+    path: &Path,
+    channels: usize,
+    height: usize,
+    width: usize,
+    normalize: Option<&Normalize>,
+) -> Result<Vec<f32>, String> {
     let shown = path.display();
     let image = image::ImageReader::open(path)
         .map_err(|e| format!("cannot read `{shown}`: {e}"))?
@@ -40,7 +46,11 @@ pub fn load(path: &Path, channels: usize, height: usize, width: usize, normalize
     }
     if let Some(n) = normalize {
         if n.mean.len() != channels || n.std.len() != channels {
-            return Err(format!("normalisation has {} means and {} stds for a {channels}-channel model", n.mean.len(), n.std.len()));
+            return Err(format!(
+                "normalisation has {} means and {} stds for a {channels}-channel model",
+                n.mean.len(),
+                n.std.len()
+            ));
         }
         for c in 0..channels {
             for v in &mut out[c * height * width..(c + 1) * height * width] {

@@ -85,6 +85,8 @@ impl Elaborator<'_> {
     ) -> Option<Bound> {
         let mut given: Vec<Option<&ArgValue>> = vec![None; params.len()];
         let mut positional = 0;
+        // Parameters that a misspelt argument was probably meant as: not also "missing".
+        let mut meant: Vec<&str> = Vec::new();
         for arg in args {
             let index = match &arg.name {
                 None => {
@@ -118,6 +120,7 @@ impl Elaborator<'_> {
                             name.span,
                             "unknown argument",
                         );
+                        meant.extend(suggest::closest(&name.text, params.iter().map(|p| p.name)));
                         d = match suggest::did_you_mean(&name.text, params.iter().map(|p| p.name)) {
                             Some(help) => d.with_help(help).with_note(signature_help(callee, params)),
                             None => d.with_help(signature_help(callee, params)),
@@ -150,6 +153,7 @@ impl Elaborator<'_> {
         for (param, arg) in params.iter().zip(&given) {
             let value = match (arg, &param.default) {
                 (Some(arg), _) => self.coerce(&arg.value, param.ty, param.name, arg.span).map(Some),
+                (None, DefaultSrc::Required) if meant.contains(&param.name) => None,
                 (None, DefaultSrc::Required) => {
                     self.error(
                         Diagnostic::new(
@@ -193,6 +197,9 @@ impl Elaborator<'_> {
             if let Value::Name(name) = value
                 && ty != ParamTy::Module
             {
+                if ty == ParamTy::Bool {
+                    this.current_env = None;
+                }
                 return this.unknown_value(name, span);
             }
             if let (Value::Name(name), ParamTy::Module) = (value, ty) {
@@ -211,7 +218,10 @@ impl Elaborator<'_> {
                     span,
                     format!("{} `{value}`", value.type_name()),
                 )
-                .with_help(format!("write `{param}: {}`", example(ty))),
+                .with_help(match ty {
+                    ParamTy::Bool => format!("write `{param}: true` or `{param}: false`"),
+                    _ => format!("write `{param}: {}`", example(ty)),
+                }),
             );
             None
         };
@@ -231,7 +241,10 @@ impl Elaborator<'_> {
                         span,
                         "a float",
                     )
-                    .with_help(format!("use `round(...)`, `floor(...)` or `ceil(...)`, or `//`-style integer `/` on integers (here: {})", as_float(value).floor())),
+                    .with_help(format!(
+                        "write a whole number such as {}, or wrap a computed value in `round(...)`, `floor(...)` or `ceil(...)`",
+                        as_float(value).round()
+                    )),
                 );
                 None
             }

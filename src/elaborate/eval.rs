@@ -15,9 +15,10 @@ pub const FUNCTIONS: &[&str] = &["min", "max", "make_divisible", "round", "floor
 
 impl Elaborator<'_> {
     pub(super) fn eval(&mut self, expr: &Expr, env: &Rc<Env>) -> Option<Value> {
+        self.current_env = Some(env.clone());
         match &expr.kind {
             ExprKind::Int(value) => value.map(Value::Int),
-            ExprKind::Float(value) => Some(Value::Float(*value)),
+            ExprKind::Float(value) => value.map(Value::Float),
             ExprKind::Bool(value) => Some(Value::Bool(*value)),
             ExprKind::Str(value) => Some(Value::Str(value.clone())),
             ExprKind::InRef(field) => self.in_field(field, env.input, expr.span),

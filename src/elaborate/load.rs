@@ -70,6 +70,7 @@ impl Loader<'_> {
             }
             match std::fs::read_to_string(&target) {
                 Ok(text) => {
+                    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
                     self.loaded.push(key);
                     let id = self.sources.add(target.display().to_string(), text);
                     self.parse_file(id, Some(target), false);
@@ -133,6 +134,8 @@ fn io_reason(error: &std::io::Error) -> String {
     match error.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
+        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".into(),
         _ => error.to_string(),
     }
 }

@@ -51,6 +51,8 @@ impl Compilation {
 
 /// Compiles one file: every network it defines, with every diagnostic.
 pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options) -> Compilation {
+    // Editors on Windows start UTF-8 files with a byte-order mark; it is not code.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (library, mut diagnostics) = load::load(sources, name, text);
     let mut models = Vec::new();
     let networks: Vec<String> = library.networks.iter().map(|n| n.def.name.text.clone()).collect();
@@ -58,8 +60,17 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
         let mut elaborator = Elaborator::new(&library, options);
         let model = elaborator.network(network);
         let mut found = elaborator.diagnostics;
-        // Report in source order, as people read the file.
-        found.sort_by_key(|d| (d.primary.span.file, d.primary.span.start));
+        // Report in source order, as people read the file; a mistake inside a block
+        // that is copied (stage, repeat, insert) is reported once, not once per copy.
+        found.sort_by(|a, b| {
+            (a.primary.span.file, a.primary.span.start, a.code.id(), &a.message).cmp(&(
+                b.primary.span.file,
+                b.primary.span.start,
+                b.code.id(),
+                &b.message,
+            ))
+        });
+        found.dedup_by(|a, b| a.code == b.code && a.primary.span == b.primary.span);
         diagnostics.extend(found);
         models.extend(model);
     }
@@ -96,11 +107,15 @@ pub(crate) struct Scope {
     path: String,
     used: HashMap<String, Span>,
     position: usize,
+    /// Set before building a layer that archc adds (a shortcut projection, an inserted
+    /// module): it is named but takes no position, so the numbering of the user's own
+    /// unnamed layers does not depend on it.
+    unpositioned: bool,
 }
 
 impl Scope {
     fn new(path: String) -> Scope {
-        Scope { path, used: HashMap::new(), position: 0 }
+        Scope { path, used: HashMap::new(), position: 0, unpositioned: false }
     }
 }
 
@@ -127,6 +142,8 @@ pub(crate) struct Elaborator<'a> {
     model_input: Option<Shape>,
     /// The last layer that made the feature map smaller, for "shrinks to zero".
     last_shrink: Option<(Span, String, Shape, Shape)>,
+    /// The environment of the expression being evaluated, for "did you mean".
+    current_env: Option<std::rc::Rc<value::Env>>,
 }
 
 impl<'a> Elaborator<'a> {
@@ -144,6 +161,7 @@ impl<'a> Elaborator<'a> {
             shared: HashMap::new(),
             model_input: None,
             last_shrink: None,
+            current_env: None,
         }
     }
 
@@ -174,10 +192,11 @@ impl<'a> Elaborator<'a> {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
     }
 
-    /// Names that a bare word may have been meant as: variables and callables.
+    /// Names that a bare word used as a value may have been meant as: the parameters
+    /// and `let`s in scope, and the booleans (Python's `True` is a common slip).
     fn known_value_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.library.defs.keys().cloned().collect();
-        names.extend(crate::ops::all_specs().map(|s| s.name.to_string()));
+        let mut names: Vec<String> = self.current_env.as_ref().map(|e| e.names()).unwrap_or_default();
+        names.extend(["true".to_string(), "false".to_string()]);
         names
     }
 

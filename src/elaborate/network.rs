@@ -19,7 +19,7 @@ pub(super) struct InsertRule {
     block: String,
     point: String,
     label: Ident,
-    within: Vec<String>,
+    within: Vec<Ident>,
     span: Span,
     used: bool,
 }
@@ -57,6 +57,7 @@ impl Elaborator<'_> {
         self.collect_inserts(&def.body, &env);
         let mut scope = Scope::new(String::new());
         let (nodes, output) = self.sequence(&def.body, &env, input, &mut scope, true);
+        self.check_insert_stages(&scope);
         self.unused_inserts();
         if let Some(input) = input {
             self.tiny_input_stem(&nodes, input);
@@ -86,6 +87,42 @@ impl Elaborator<'_> {
                         d = d.with_help(help);
                     }
                     found.push(d);
+                }
+            }
+            for (i, param) in entry.def.params.iter().enumerate() {
+                let Some(default) = &param.default else { continue };
+                for used in names_in(default) {
+                    if let Some(later) = entry.def.params[i + 1..].iter().find(|p| p.name.text == used.text) {
+                        found.push(
+                            Diagnostic::new(
+                                Code::UnknownName,
+                                format!(
+                                    "the default of `{}` uses `{}`, which is declared after it",
+                                    param.name.text, used.text
+                                ),
+                                used.span,
+                                "not yet defined here",
+                            )
+                            .with_secondary(later.name.span, "declared here")
+                            .with_help(format!(
+                                "defaults may only use earlier parameters: move `{}` before `{}`",
+                                used.text, param.name.text
+                            )),
+                        );
+                    }
+                }
+                if entry.def.kind == crate::syntax::ast::DefKind::Network && uses_in(default) {
+                    found.push(
+                        Diagnostic::new(
+                            Code::Misplaced,
+                            "`in` is not available in a network's parameters",
+                            default.span,
+                            "uses `in`",
+                        )
+                        .with_help(
+                            "`in` is the input of a block; a network's parameters are set before any input exists",
+                        ),
+                    );
                 }
             }
             let mut seen: Vec<&Ident> = Vec::new();
@@ -120,6 +157,23 @@ impl Elaborator<'_> {
         }
         let parsed = declared.first().and_then(|call| self.input_shape(call, env));
         if let Some(overridden) = self.options.input {
+            if let (Some(declared_shape), Some(call)) = (parsed, declared.first())
+                && declared_shape.kind() != overridden.kind()
+            {
+                self.error(
+                    Diagnostic::new(
+                        Code::WrongInputKind,
+                        format!("`--input` gives {overridden}, but the network takes {}", declared_shape.kind()),
+                        call.span,
+                        format!("declared {declared_shape}"),
+                    )
+                    .with_help(match declared_shape {
+                        Shape::Image { .. } => "write `--input CxHxW`, e.g. 3x32x32".to_string(),
+                        Shape::Tokens { .. } => "write `--input NxD`, e.g. 197x768".to_string(),
+                        Shape::Vector { .. } => "write `--input D`, e.g. 784".to_string(),
+                    }),
+                );
+            }
             return Some(overridden);
         }
         if declared.is_empty() {
@@ -259,7 +313,7 @@ impl Elaborator<'_> {
                 block: insert.block.text.clone(),
                 point: insert.point.text.clone(),
                 label: insert.label.clone().unwrap_or_else(|| insert.point.clone()),
-                within: insert.within.iter().map(|w| w.text.clone()).collect(),
+                within: insert.within.clone(),
                 span: insert.span,
                 used: false,
             });
@@ -282,13 +336,14 @@ impl Elaborator<'_> {
         let mut current = input;
         for index in 0..self.inserts.len() {
             let rule = &self.inserts[index];
-            let inside =
-                rule.within.is_empty() || rule.within.iter().any(|w| path == *w || path.starts_with(&format!("{w}.")));
+            let inside = rule.within.is_empty()
+                || rule.within.iter().any(|w| path == w.text || path.starts_with(&format!("{}.", w.text)));
             if rule.block != block || rule.point != point.text || !inside {
                 continue;
             }
             self.inserts[index].used = true;
             let (module, label) = (self.inserts[index].module.clone(), self.inserts[index].label.clone());
+            scope.unpositioned = true;
             let outcome = self.instantiate(&module, current, scope, Some(&label), point.span);
             nodes.extend(outcome.node);
             current = outcome.output;
@@ -296,12 +351,42 @@ impl Elaborator<'_> {
         (nodes, current)
     }
 
+    /// `insert ... in layr2`: every stage named must be a layer of the network.
+    fn check_insert_stages(&mut self, scope: &Scope) {
+        let mut names: Vec<&str> =
+            scope.used.keys().map(String::as_str).filter(|n| !n.chars().all(|c| c.is_ascii_digit())).collect();
+        names.sort();
+        let mut found = Vec::new();
+        for rule in &self.inserts {
+            for within in &rule.within {
+                let top = within.text.split('.').next().unwrap_or("");
+                if scope.used.contains_key(top) {
+                    continue;
+                }
+                let mut d = Diagnostic::new(
+                    Code::UnknownName,
+                    format!("the network has no layer `{top}`"),
+                    within.span,
+                    "not a layer of this network",
+                )
+                .with_note(format!("its top-level layers are: {}", names.join(", ")));
+                if let Some(help) = suggest::did_you_mean(top, names.iter().copied()) {
+                    d = d.with_help(help);
+                }
+                found.push(d);
+            }
+        }
+        for d in found {
+            self.error(d);
+        }
+    }
+
     fn unused_inserts(&mut self) {
         let unused: Vec<(Span, String, String, Vec<String>)> = self
             .inserts
             .iter()
             .filter(|r| !r.used)
-            .map(|r| (r.span, r.block.clone(), r.point.clone(), r.within.clone()))
+            .map(|r| (r.span, r.block.clone(), r.point.clone(), r.within.iter().map(|w| w.text.clone()).collect()))
             .collect();
         for (span, block, point, within) in unused {
             let where_ = if within.is_empty() { String::new() } else { format!(" in {}", within.join(", ")) };
@@ -347,6 +432,29 @@ impl Elaborator<'_> {
                 .with_help("for small images use a 3×3 stride-1 stem without max pooling (as the CIFAR ResNets do), or a larger `--input`"),
             );
         }
+    }
+}
+
+/// Bare names an expression reads (`planes` in `planes * 4`).
+fn names_in(expr: &crate::syntax::ast::Expr) -> Vec<&Ident> {
+    use crate::syntax::ast::ExprKind;
+    match &expr.kind {
+        ExprKind::Call(call) if !call.has_parens => vec![&call.name],
+        ExprKind::Call(call) => call.args.iter().flat_map(|a| names_in(&a.value)).collect(),
+        ExprKind::Neg(inner) => names_in(inner),
+        ExprKind::Binary(_, a, b) => names_in(a).into_iter().chain(names_in(b)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn uses_in(expr: &crate::syntax::ast::Expr) -> bool {
+    use crate::syntax::ast::ExprKind;
+    match &expr.kind {
+        ExprKind::InRef(_) => true,
+        ExprKind::Call(call) => call.args.iter().any(|a| uses_in(&a.value)),
+        ExprKind::Neg(inner) => uses_in(inner),
+        ExprKind::Binary(_, a, b) => uses_in(a) || uses_in(b),
+        _ => false,
     }
 }
 

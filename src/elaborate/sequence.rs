@@ -188,6 +188,7 @@ impl Elaborator<'_> {
 
     /// Reserves a name in a scope: the label, or the next position.
     pub(super) fn claim(&mut self, scope: &mut Scope, label: Option<&Ident>, site: Span) -> String {
+        let positioned = !std::mem::take(&mut scope.unpositioned);
         let name = match label {
             Some(label) => {
                 if let Some(first) = scope.used.get(&label.text) {
@@ -207,7 +208,7 @@ impl Elaborator<'_> {
                         .with_help("layer names become weight names and must be unique; rename one"),
                     );
                     // Keep checking with the duplicate name; the error stops the model.
-                    scope.position += 1;
+                    scope.position += usize::from(positioned);
                     return label.text.clone();
                 }
                 scope.used.insert(label.text.clone(), label.span);
@@ -221,7 +222,7 @@ impl Elaborator<'_> {
             }
         };
         scope.used.entry(name.clone()).or_insert(site);
-        scope.position += 1;
+        scope.position += usize::from(positioned);
         name
     }
 

@@ -117,6 +117,7 @@ impl Elaborator<'_> {
         }
         let projection = self.projection(&shortcut, input, output);
         let label = Ident { text: projection_label(&shortcut), span: shortcut.span };
+        scope.unpositioned = true;
         let outcome = self.instantiate(&projection, Some(input), scope, Some(&label), shortcut.span);
         let Some(projected) = outcome.node else { return Outcome { node: None, output: Some(output) } };
         if projected.output != output {

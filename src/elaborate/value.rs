@@ -132,4 +132,14 @@ impl Env {
         }
         self.parent.as_ref().and_then(|p| p.lookup(name))
     }
+
+    /// Every name visible here, innermost first.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.vars.borrow().keys().cloned().collect();
+        names.sort();
+        if let Some(parent) = &self.parent {
+            names.extend(parent.names());
+        }
+        names
+    }
 }

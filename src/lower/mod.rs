@@ -13,12 +13,12 @@ pub use program::{Program, Step};
 pub use value::Value;
 
 use crate::ir::{Model, Shape};
+use crate::ops::Op;
 use crate::ops::attention::AttentionModule;
 use crate::ops::conv::ConvModule;
 use crate::ops::linear::LinearModule;
 use crate::ops::norm::{BatchNormModule, LayerNormModule};
 use crate::ops::tokens::{EmbeddingModule, to_tokens};
-use crate::ops::Op;
 use burn::module::Module;
 use burn::prelude::*;
 

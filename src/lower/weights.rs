@@ -42,11 +42,13 @@ impl StateDict {
     pub fn read(path: &Path) -> Result<StateDict, String> {
         let shown = path.display();
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {}", io_reason(&e)))?;
-        let mut dict = if bytes.len() >= 8 && !bytes.starts_with(b"PK") && safetensors::SafeTensors::deserialize(&bytes).is_ok() {
-            Self::from_safetensors(&bytes).map_err(|e| format!("`{shown}` is not a valid safetensors file: {e}"))?
-        } else {
-            Self::from_pytorch(path).map_err(|e| format!("`{shown}` is neither safetensors nor a PyTorch state dict: {e}"))?
-        };
+        let mut dict =
+            if bytes.len() >= 8 && !bytes.starts_with(b"PK") && safetensors::SafeTensors::deserialize(&bytes).is_ok() {
+                Self::from_safetensors(&bytes).map_err(|e| format!("`{shown}` is not a valid safetensors file: {e}"))?
+            } else {
+                Self::from_pytorch(path)
+                    .map_err(|e| format!("`{shown}` is neither safetensors nor a PyTorch state dict: {e}"))?
+            };
         if !dict.tensors.is_empty() && dict.tensors.keys().all(|k| k.starts_with("module.")) {
             dict.tensors = dict.tensors.into_iter().map(|(k, v)| (k["module.".len()..].to_string(), v)).collect();
         }
@@ -77,7 +79,9 @@ impl StateDict {
                     .chunks_exact(8)
                     .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
                     .collect(),
-                Dtype::I32 => raw.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32).collect(),
+                Dtype::I32 => {
+                    raw.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32).collect()
+                }
                 _ => continue,
             };
             tensors.insert(name, RawTensor { shape: view.shape().to_vec(), data });
@@ -242,8 +246,11 @@ impl<B: Backend> ModuleMapper<B> for Loader<'_> {
             )),
             Some(found) => {
                 self.used.push(name);
-                let value = Tensor::<B, D>::from_data(TensorData::new(found.data.clone(), found.shape.clone()), &tensor.device())
-                    .set_require_grad(tensor.is_require_grad());
+                let value = Tensor::<B, D>::from_data(
+                    TensorData::new(found.data.clone(), found.shape.clone()),
+                    &tensor.device(),
+                )
+                .set_require_grad(tensor.is_require_grad());
                 return Param::from_mapped_value(id, value, mapper);
             }
         }
@@ -257,7 +264,10 @@ impl<B: Backend> Network<B> {
         // Clones share running statistics; recording syncs them (Burn keeps the last
         // batch-norm update pending per thread).
         let _ = self.clone().into_record();
-        let mut exporter = Exporter { path: PathTracker { stack: Vec::new(), layer_paths: &self.program.layer_paths }, out: StateDict::default() };
+        let mut exporter = Exporter {
+            path: PathTracker { stack: Vec::new(), layer_paths: &self.program.layer_paths },
+            out: StateDict::default(),
+        };
         self.visit(&mut exporter);
         exporter.out
     }
@@ -282,12 +292,20 @@ impl<B: Backend> Network<B> {
     /// does not use.
     pub fn load_state_dict(self, dict: &StateDict) -> Result<Network<B>, Vec<String>> {
         let layer_paths = self.program.layer_paths.clone();
-        let mut loader = Loader { path: PathTracker { stack: Vec::new(), layer_paths: &layer_paths }, dict, errors: Vec::new(), used: Vec::new() };
+        let mut loader = Loader {
+            path: PathTracker { stack: Vec::new(), layer_paths: &layer_paths },
+            dict,
+            errors: Vec::new(),
+            used: Vec::new(),
+        };
         let network = self.map(&mut loader);
         let mut errors = loader.errors;
         for (name, tensor) in &dict.tensors {
             if !loader.used.contains(name) && !name.ends_with("num_batches_tracked") {
-                errors.push(format!("unexpected `{name}` (shape {}): the model has no such tensor", shape_text(&tensor.shape)));
+                errors.push(format!(
+                    "unexpected `{name}` (shape {}): the model has no such tensor",
+                    shape_text(&tensor.shape)
+                ));
             }
         }
         if errors.is_empty() { Ok(network) } else { Err(errors) }

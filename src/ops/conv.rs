@@ -60,26 +60,28 @@ impl Window {
         self.dilation.saturating_mul(self.kernel - 1).saturating_add(1)
     }
 
-    /// Output size along one dimension, PyTorch's formula (floor, or ceil_mode).
+    /// Output size along one dimension, PyTorch's `pooling_output_shape`:
+    /// ⌊(size + 2·padding − extent [+ stride − 1 in ceil mode]) / stride⌋ + 1, where a
+    /// last ceil-mode window that would start in the right padding is dropped.
     pub fn output_size(&self, op: &str, size: u64) -> Result<u64, ShapeError> {
-        let padded = size.saturating_add(self.padding.saturating_mul(2));
-        let extent = self.extent();
-        if padded < extent {
-            let padding = if self.padding > 0 { format!(" padded to {padded}") } else { String::new() };
+        let (size_i, padding, stride) = (size as i128, self.padding as i128, self.stride as i128);
+        let padded = size_i + 2 * padding;
+        let extent = self.extent() as i128;
+        let numerator = padded - extent + if self.ceil { stride - 1 } else { 0 };
+        let mut out = numerator.div_euclid(stride) + 1;
+        if self.ceil && out >= 1 && (out - 1) * stride >= size_i + padding {
+            out -= 1;
+        }
+        if out < 1 {
+            let padded_text = if self.padding > 0 { format!(" (padded to {padded})") } else { String::new() };
             return Err(ShapeError::new(
                 Code::KernelTooLarge,
-                format!("`{op}` window of {extent} does not fit in its input of {size}{padding}"),
-                format!("a {extent}-wide window on a {size}-wide input"),
+                format!("`{op}` window is {extent} wide, but its input is only {size} wide{padded_text}"),
+                format!("window {extent} wide on an input {size} wide"),
             )
             .help(format!("use a kernel of at most {padded}, add padding, or downsample less before this layer")));
         }
-        let span = padded - extent;
-        let mut out = if self.ceil { span.div_ceil(self.stride) + 1 } else { span / self.stride + 1 };
-        // PyTorch drops a last ceil-mode window that would start in the right padding.
-        if self.ceil && (out - 1).saturating_mul(self.stride) >= size.saturating_add(self.padding) {
-            out -= 1;
-        }
-        Ok(out)
+        Ok(out as u64)
     }
 
     /// Rows (or columns) of real input that no window reaches, at the end of a dimension.
@@ -193,7 +195,6 @@ pub struct ConvModule<B: Backend> {
     pub dilation: usize,
     pub groups: usize,
 }
-
 
 /// Builds a convolution's weights with PyTorch's default initialisation.
 pub fn init_conv<B: Backend>(

@@ -145,7 +145,8 @@ pub struct Expr {
 pub enum ExprKind {
     /// An integer literal; `None` when it does not fit in 64 bits (reported by the parser).
     Int(Option<i64>),
-    Float(f64),
+    /// A float literal; `None` when it is not finite (reported by the parser).
+    Float(Option<f64>),
     Bool(bool),
     Str(String),
     /// `in.channels`

@@ -16,6 +16,10 @@ struct ArchParser;
 /// and no real model nests more than a handful of levels.
 pub const MAX_NESTING: usize = 64;
 
+/// Operators in one expression beyond this are refused: evaluation recurses over the
+/// expression tree, and no shape arithmetic needs more.
+pub const MAX_OPERATORS: usize = 256;
+
 /// Parses one file. Returns the AST (empty on a syntax error) and its diagnostics.
 pub fn parse(file: FileId, text: &str) -> (SourceFile, Vec<Diagnostic>) {
     if let Some(diagnostic) = check_nesting(file, text) {
@@ -104,6 +108,11 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Di
         ErrorVariant::ParsingError { positives, .. } => positives.iter().map(|r| describe_rule(*r)).collect(),
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
+    if brace_depth(&text[..position]) == 0 {
+        // Between definitions only these can start.
+        expected.retain(|e| *e != "a layer");
+        expected.push("`block`, `network` or `import`");
+    }
     expected.sort();
     expected.dedup();
     let message = if found.is_empty() { "unexpected end of file".to_string() } else { format!("unexpected `{found}`") };
@@ -118,8 +127,18 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Di
 
 fn syntax_help(text: &str, position: usize, found: &str, expected: &[&str]) -> Option<String> {
     let before = text[..position].trim_end();
+    let line = &before[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..];
+    let last_word = before.rsplit(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or("");
+    if found == "=" && !line.contains('(') && line.trim().chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return Some(format!("name a layer with a colon: `{}: conv(...)`", line.trim()));
+    }
     if found == "=" && before.ends_with(|c: char| c.is_alphanumeric()) {
         return Some("arguments are written `name: value`, not `name = value`".into());
+    }
+    if matches!(last_word, "network" | "block") && brace_depth(before) > 0 {
+        return Some(format!(
+            "`{last_word}` starts a new definition, but the one above is still open: is a `}}` missing?"
+        ));
     }
     if expected.contains(&"`,`") && expected.contains(&"`)`") {
         return Some("separate arguments with commas: `conv(64, kernel: 3)`".into());
@@ -128,6 +147,28 @@ fn syntax_help(text: &str, position: usize, found: &str, expected: &[&str]) -> O
         return Some("a `{` is never closed; add the missing `}`".into());
     }
     None
+}
+
+/// How many `{` are open at the end of `text` (comments and strings skipped).
+fn brace_depth(text: &str) -> usize {
+    let mut depth = 0usize;
+    let (mut in_comment, mut in_string) = (false, false);
+    for ch in text.chars() {
+        match ch {
+            '\n' => {
+                in_comment = false;
+                in_string = false;
+            }
+            _ if in_comment => {}
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '#' => in_comment = true,
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    depth
 }
 
 /// The word or symbol starting at `position`, for "unexpected `...`".
@@ -328,6 +369,20 @@ impl Builder {
 
     /// Expressions: a flat list of operands and operators, folded by precedence.
     fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&pair);
+        let parts = pair.clone().into_inner().filter(|p| !is_punctuation(p.as_rule())).count();
+        if parts > 2 * MAX_OPERATORS {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Code::TooLarge,
+                    format!("this expression has more than {MAX_OPERATORS} operators"),
+                    Span::new(self.file, span.start, (span.start + 1).min(span.end)),
+                    "expression starts here",
+                )
+                .with_help("compute the value in steps with `let`, or write the number"),
+            );
+            return Expr { kind: ExprKind::Int(None), span };
+        }
         let mut operands: Vec<Expr> = Vec::new();
         let mut operators: Vec<BinOp> = Vec::new();
         let mut negations: Vec<Span> = Vec::new();
@@ -375,7 +430,7 @@ impl Builder {
             Rule::float => {
                 let digits: String = pair.as_str().chars().filter(|c| *c != '_').collect();
                 match digits.parse::<f64>() {
-                    Ok(v) if v.is_finite() => ExprKind::Float(v),
+                    Ok(v) if v.is_finite() => ExprKind::Float(Some(v)),
                     _ => {
                         self.diagnostics.push(Diagnostic::new(
                             Code::Overflow,
@@ -383,7 +438,7 @@ impl Builder {
                             span,
                             "not a finite number",
                         ));
-                        ExprKind::Float(0.0)
+                        ExprKind::Float(None)
                     }
                 }
             }
