@@ -134,14 +134,14 @@ impl Program {
             let out = match step {
                 Step::Layer { layer, .. } => Network::run_layer(layers, *layer, next()),
                 Step::Op { op, .. } => op.apply(next()),
-                Step::Add { .. } => next().add(next()),
+                Step::Add { .. } => next().plus(next()),
                 Step::Scale { .. } => next().scale(next()),
                 Step::Merge { merge, inputs } => {
                     let values: Vec<Value<B>> = (0..inputs.len()).map(|_| next()).collect();
                     match merge {
                         Merge::Concat => Value::concat(values),
-                        Merge::Sum => values.into_iter().reduce(Value::add).expect("parallel has branches"),
-                        Merge::Mul => values.into_iter().reduce(Value::mul).expect("parallel has branches"),
+                        Merge::Sum => values.into_iter().reduce(Value::plus).expect("parallel has branches"),
+                        Merge::Mul => values.into_iter().reduce(Value::times).expect("parallel has branches"),
                     }
                 }
             };

@@ -66,7 +66,7 @@ impl<B: Backend> Value<B> {
     }
 
     /// Elementwise sum of two values of the same shape.
-    pub fn add(self, other: Value<B>) -> Value<B> {
+    pub fn plus(self, other: Value<B>) -> Value<B> {
         match (self, other) {
             (Value::Image(a), Value::Image(b)) => Value::Image(a + b),
             (Value::Tokens(a), Value::Tokens(b)) => Value::Tokens(a + b),
@@ -76,7 +76,7 @@ impl<B: Backend> Value<B> {
     }
 
     /// Elementwise product of two values of the same shape.
-    pub fn mul(self, other: Value<B>) -> Value<B> {
+    pub fn times(self, other: Value<B>) -> Value<B> {
         match (self, other) {
             (Value::Image(a), Value::Image(b)) => Value::Image(a * b),
             (Value::Tokens(a), Value::Tokens(b)) => Value::Tokens(a * b),

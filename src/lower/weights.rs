@@ -49,8 +49,16 @@ impl StateDict {
                 Self::from_pytorch(path)
                     .map_err(|e| format!("`{shown}` is neither safetensors nor a PyTorch state dict: {e}"))?
             };
-        if !dict.tensors.is_empty() && dict.tensors.keys().all(|k| k.starts_with("module.")) {
-            dict.tensors = dict.tensors.into_iter().map(|(k, v)| (k["module.".len()..].to_string(), v)).collect();
+        // Training scripts save `{"state_dict": ...}` or `{"model": ...}`, DataParallel adds
+        // `module.`: strip such a prefix when every tensor has it.
+        'strip: loop {
+            for prefix in ["state_dict.", "model.", "module."] {
+                if !dict.tensors.is_empty() && dict.tensors.keys().all(|k| k.starts_with(prefix)) {
+                    dict.tensors = dict.tensors.into_iter().map(|(k, v)| (k[prefix.len()..].to_string(), v)).collect();
+                    continue 'strip;
+                }
+            }
+            break;
         }
         Ok(dict)
     }
