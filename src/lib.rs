@@ -15,3 +15,4 @@ pub mod ops;
 pub mod source;
 pub mod suggest;
 pub mod syntax;
+pub mod train;

@@ -1,10 +1,12 @@
 //! Subcommands, one file each. They load files, call the compiler and print.
 
 mod check;
+mod eval;
 mod explain;
 mod flops;
 mod ir;
 mod predict;
+mod train;
 
 use crate::diagnostics::{Code, Diagnostic, render_human};
 use crate::elaborate::{self, Compilation, Options};
@@ -32,6 +34,10 @@ enum Command {
     Flops(flops::FlopsArgs),
     /// Run a classifier on images or .npy arrays with given weights: top-5 classes.
     Predict(predict::PredictArgs),
+    /// Train a model on a dataset, writing a run directory (metrics, checkpoints).
+    Train(train::TrainArgs),
+    /// Evaluate weights on a dataset's test set: accuracy, per class, confusion matrix.
+    Eval(eval::EvalArgs),
     /// Explain a diagnostic code (`archc explain E0009`), or list them all.
     Explain(explain::ExplainArgs),
 }
@@ -42,6 +48,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ir(args) => ir::run(args),
         Command::Flops(args) => flops::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Explain(args) => explain::run(args),
     };
     match result {
@@ -54,7 +62,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// Options shared by every command that compiles models.
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args, Clone, Default)]
 pub struct CompileArgs {
     /// Override the declared input: CxHxW for an image (3x32x32), NxD for tokens, D for a vector.
     #[arg(long, value_parser = parse_input)]

@@ -1,5 +1,9 @@
 //! Reading inputs: images (PNG/JPEG) resized and normalised for a model, and `.npy`
 //! arrays. Errors are one line naming the file.
 
+mod cifar;
+pub mod dataset;
+mod folder;
+mod idx;
 pub mod images;
 pub mod npy;

@@ -75,3 +75,15 @@ impl Serialize for Shape {
         self.dims().serialize(serializer)
     }
 }
+
+impl<'de> serde::Deserialize<'de> for Shape {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let dims = Vec::<u64>::deserialize(deserializer)?;
+        match dims.as_slice() {
+            [c, h, w] => Ok(Shape::Image { c: *c, h: *h, w: *w }),
+            [n, d] => Ok(Shape::Tokens { n: *n, d: *d }),
+            [d] => Ok(Shape::Vector { d: *d }),
+            _ => Err(serde::de::Error::custom(format!("a shape has 1 to 3 sizes, not {}", dims.len()))),
+        }
+    }
+}

@@ -35,20 +35,35 @@ pub fn parse(file: FileId, text: &str) -> (SourceFile, Vec<Diagnostic>) {
     }
 }
 
-fn check_nesting(file: FileId, text: &str) -> Option<Diagnostic> {
-    let mut depth = 0usize;
-    let mut in_comment = false;
-    let mut in_string = false;
-    for (offset, ch) in text.char_indices() {
+/// The characters of `text` that are code: comments and string literals skipped.
+fn code_chars(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let (mut in_comment, mut in_string) = (false, false);
+    text.char_indices().filter(move |&(_, ch)| {
         match ch {
             '\n' => {
                 in_comment = false;
                 in_string = false;
             }
-            _ if in_comment => {}
-            '"' => in_string = !in_string,
-            _ if in_string => {}
-            '#' => in_comment = true,
+            _ if in_comment => return false,
+            '"' => {
+                in_string = !in_string;
+                return false;
+            }
+            _ if in_string => return false,
+            '#' => {
+                in_comment = true;
+                return false;
+            }
+            _ => {}
+        }
+        true
+    })
+}
+
+fn check_nesting(file: FileId, text: &str) -> Option<Diagnostic> {
+    let mut depth = 0usize;
+    for (offset, ch) in code_chars(text) {
+        match ch {
             '(' | '{' | '[' => {
                 depth += 1;
                 if depth > MAX_NESTING {
@@ -151,24 +166,11 @@ fn syntax_help(text: &str, position: usize, found: &str, expected: &[&str]) -> O
 
 /// How many `{` are open at the end of `text` (comments and strings skipped).
 fn brace_depth(text: &str) -> usize {
-    let mut depth = 0usize;
-    let (mut in_comment, mut in_string) = (false, false);
-    for ch in text.chars() {
-        match ch {
-            '\n' => {
-                in_comment = false;
-                in_string = false;
-            }
-            _ if in_comment => {}
-            '"' => in_string = !in_string,
-            _ if in_string => {}
-            '#' => in_comment = true,
-            '{' => depth += 1,
-            '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    depth
+    code_chars(text).fold(0usize, |depth, (_, ch)| match ch {
+        '{' => depth + 1,
+        '}' => depth.saturating_sub(1),
+        _ => depth,
+    })
 }
 
 /// The word or symbol starting at `position`, for "unexpected `...`".

@@ -1,0 +1,50 @@
+//! ImageFolder: one sub-directory per class (sorted by name), PNG/JPEG files inside,
+//! each decoded and resized to the model's input.
+
+use super::dataset::Dataset;
+use std::path::{Path, PathBuf};
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+/// Reads a folder of class folders at the given size (channels 1 or 3).
+pub fn read(root: &Path, name: &str, channels: usize, height: usize, width: usize) -> Result<Dataset, String> {
+    let class_dirs: Vec<PathBuf> = sorted_entries(root)?.into_iter().filter(|p| p.is_dir()).collect();
+    if class_dirs.is_empty() {
+        return Err(format!(
+            "`{}` has no class sub-directories (ImageFolder layout: ROOT/CLASS/IMAGE.png)",
+            root.display()
+        ));
+    }
+    let mut dataset = Dataset::empty(name, channels, height, width);
+    for (class, dir) in class_dirs.iter().enumerate() {
+        dataset.classes.push(dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
+        for file in sorted_entries(dir)?.into_iter().filter(|p| is_image(p)) {
+            let floats = super::images::load(&file, channels, height, width, None)?;
+            // Back to bytes: the pipeline normalises every dataset the same way later.
+            let bytes = rearrange(&floats);
+            dataset.pixels.extend(bytes);
+            dataset.labels.push(class as u32);
+        }
+    }
+    if dataset.labels.is_empty() {
+        return Err(format!("`{}` has class folders but no PNG or JPEG images", root.display()));
+    }
+    Ok(dataset)
+}
+
+fn rearrange(floats: &[f32]) -> Vec<u8> {
+    floats.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect()
+}

@@ -1,0 +1,134 @@
+//! The run directory: config.json, the model's source, metrics.csv, checkpoints
+//! (`last.safetensors`, `best.safetensors` in PyTorch names; `last.mpk` and
+//! `optimizer.mpk` in Burn's format for `--resume`) and state.json. Every file is
+//! written to a temporary name and renamed, so an interrupted run never leaves half a
+//! file; state.json is renamed last.
+
+use super::{EpochMetrics, Progress};
+use crate::data::dataset::Pipeline;
+use crate::lower::Network;
+use burn::module::Module;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, Optimizer, Sgd};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use std::path::{Path, PathBuf};
+
+type SgdRecord<B> =
+    <OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, Network<B>, B> as Optimizer<Network<B>, B>>::Record;
+type AdamWRecord<B> = <OptimizerAdaptor<AdamW, Network<B>, B> as Optimizer<Network<B>, B>>::Record;
+
+pub enum OptimRecord<B: AutodiffBackend> {
+    Sgd(SgdRecord<B>),
+    AdamW(AdamWRecord<B>),
+}
+
+pub struct RunDir {
+    pub dir: PathBuf,
+}
+
+fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
+    NamedMpkFileRecorder::new()
+}
+
+/// Writes text atomically.
+pub fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
+    let temp = path.with_extension("tmp");
+    std::fs::write(&temp, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    std::fs::rename(&temp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+fn csv(history: &[EpochMetrics]) -> String {
+    let mut out = String::from("epoch,train_loss,train_acc,val_loss,val_top1,val_top5,lr,seconds,images_per_s\n");
+    for m in history {
+        out.push_str(&format!(
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.8},{:.3},{:.1}\n",
+            m.epoch, m.train_loss, m.train_acc, m.val_loss, m.val_top1, m.val_top5, m.lr, m.seconds, m.images_per_s
+        ));
+    }
+    out
+}
+
+impl RunDir {
+    /// A new run: the directory (created), its configuration and the model's source.
+    pub fn create(dir: &Path, config: &str, model_source: &str) -> Result<RunDir, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        write_atomic(&dir.join("config.json"), config)?;
+        write_atomic(&dir.join("model.arch"), model_source)?;
+        Ok(RunDir { dir: dir.to_path_buf() })
+    }
+
+    /// An existing run, for `--resume`.
+    pub fn open(dir: &Path) -> Result<(RunDir, String), String> {
+        let config = std::fs::read_to_string(dir.join("config.json"))
+            .map_err(|_| format!("`{}` is not a run directory (no config.json)", dir.display()))?;
+        Ok((RunDir { dir: dir.to_path_buf() }, config))
+    }
+
+    /// The network and optimiser state of the last completed epoch, if any.
+    #[allow(clippy::type_complexity)]
+    pub fn resume<B: AutodiffBackend>(
+        &self,
+        network: Network<B>,
+        device: &B::Device,
+    ) -> Result<Option<((Network<B>, OptimRecord<B>), Progress)>, String> {
+        let state = self.dir.join("state.json");
+        let Ok(text) = std::fs::read_to_string(&state) else { return Ok(None) };
+        let progress: Progress =
+            serde_json::from_str(&text).map_err(|e| format!("`{}` is damaged: {e}", state.display()))?;
+        let shown = self.dir.display();
+        let record = recorder()
+            .load(self.dir.join("last"), device)
+            .map_err(|e| format!("cannot resume from `{shown}/last.mpk`: {e}"))?;
+        let network = network.load_record(record);
+        let optimizer = match recorder().load::<SgdRecord<B>>(self.dir.join("optimizer"), device) {
+            Ok(r) => OptimRecord::Sgd(r),
+            Err(_) => OptimRecord::AdamW(
+                recorder()
+                    .load::<AdamWRecord<B>>(self.dir.join("optimizer"), device)
+                    .map_err(|e| format!("cannot resume from `{shown}/optimizer.mpk`: {e}"))?,
+            ),
+        };
+        Ok(Some(((network, optimizer), progress)))
+    }
+
+    fn record_atomic<R: burn::record::Record<B>, B: burn::prelude::Backend>(
+        &self,
+        name: &str,
+        record: R,
+    ) -> Result<(), String> {
+        let temp = self.dir.join(format!("{name}-tmp"));
+        recorder()
+            .record(record, temp.clone())
+            .map_err(|e| format!("cannot write `{}/{name}.mpk`: {e}", self.dir.display()))?;
+        std::fs::rename(temp.with_extension("mpk"), self.dir.join(format!("{name}.mpk")))
+            .map_err(|e| format!("cannot write `{}/{name}.mpk`: {e}", self.dir.display()))
+    }
+
+    pub fn save_epoch<B: AutodiffBackend>(
+        &self,
+        network: &Network<B>,
+        optimizer: OptimRecord<B>,
+        progress: &Progress,
+        best: bool,
+        pipeline: &Pipeline,
+        classes: &[String],
+    ) -> Result<(), String> {
+        let mut weights = network.state_dict();
+        let join = |v: &[f32]| v.iter().map(f32::to_string).collect::<Vec<_>>().join(",");
+        weights.metadata.insert("mean".into(), join(&pipeline.mean));
+        weights.metadata.insert("std".into(), join(&pipeline.std));
+        weights.metadata.insert("classes".into(), serde_json::to_string(classes).unwrap_or_default());
+        weights.write_safetensors(&self.dir.join("last.safetensors"), &network.num_batches_tracked())?;
+        if best {
+            weights.write_safetensors(&self.dir.join("best.safetensors"), &network.num_batches_tracked())?;
+        }
+        self.record_atomic::<_, B>("last", network.clone().into_record())?;
+        match optimizer {
+            OptimRecord::Sgd(r) => self.record_atomic::<_, B>("optimizer", r)?,
+            OptimRecord::AdamW(r) => self.record_atomic::<_, B>("optimizer", r)?,
+        }
+        write_atomic(&self.dir.join("metrics.csv"), &csv(&progress.history))?;
+        write_atomic(&self.dir.join("state.json"), &serde_json::to_string_pretty(progress).unwrap_or_default())
+    }
+}

@@ -1,0 +1,286 @@
+//! Training with PyTorch's semantics: SGD (momentum, dampening 0, Nesterov, coupled
+//! weight decay) or AdamW (PyTorch's defaults), per-epoch schedules, label smoothing,
+//! clipping by global gradient norm. Training statistics come from the training
+//! forward passes (as PyTorch users print them); evaluation always runs in eval mode
+//! (running batch-norm statistics, no dropout). Every random choice derives from the
+//! seed and the epoch, so a resumed run repeats an uninterrupted one.
+
+mod checkpoint;
+mod evaluate;
+pub mod schedule;
+
+pub use checkpoint::RunDir;
+pub use evaluate::{Evaluation, evaluate};
+
+use crate::data::dataset::{Dataset, Pipeline};
+use crate::ir::Model;
+use crate::lower::{Network, Value};
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use schedule::LrPlan;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Sgd,
+    Adamw,
+}
+
+/// Everything that decides a run; written to the run directory as config.json.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hyper {
+    pub epochs: usize,
+    pub batch: usize,
+    pub optimizer: OptimizerKind,
+    pub lr: LrPlan,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub label_smoothing: f64,
+    pub clip_grad_norm: Option<f64>,
+    pub seed: u64,
+}
+
+/// One line of metrics.csv.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_top1: f64,
+    pub val_top5: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub images_per_s: f64,
+}
+
+/// Where a run is in its epochs (state.json), for `--resume`.
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct Progress {
+    pub completed_epochs: usize,
+    pub best_top1: f64,
+    pub history: Vec<EpochMetrics>,
+}
+
+enum Optim<B: AutodiffBackend> {
+    Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, Network<B>, B>),
+    AdamW(OptimizerAdaptor<AdamW, Network<B>, B>),
+}
+
+impl<B: AutodiffBackend> Optim<B> {
+    fn new(hyper: &Hyper) -> Optim<B> {
+        match hyper.optimizer {
+            OptimizerKind::Sgd => {
+                let momentum = (hyper.momentum > 0.0).then(|| {
+                    // Burn's dampening defaults to 0.1; PyTorch's to 0.
+                    MomentumConfig::new()
+                        .with_momentum(hyper.momentum)
+                        .with_dampening(0.0)
+                        .with_nesterov(hyper.nesterov)
+                });
+                let decay = (hyper.weight_decay > 0.0).then(|| WeightDecayConfig::new(hyper.weight_decay as f32));
+                Optim::Sgd(SgdConfig::new().with_momentum(momentum).with_weight_decay(decay).init())
+            }
+            // PyTorch's AdamW defaults: betas (0.9, 0.999), eps 1e-8, decoupled decay.
+            OptimizerKind::Adamw => Optim::AdamW(
+                AdamWConfig::new()
+                    .with_beta_1(0.9)
+                    .with_beta_2(0.999)
+                    .with_epsilon(1e-8)
+                    .with_weight_decay(hyper.weight_decay as f32)
+                    .init(),
+            ),
+        }
+    }
+
+    fn step(&mut self, lr: f64, network: Network<B>, grads: GradientsParams) -> Network<B> {
+        match self {
+            Optim::Sgd(o) => o.step(lr, network, grads),
+            Optim::AdamW(o) => o.step(lr, network, grads),
+        }
+    }
+}
+
+/// Scales all gradients so that their global L2 norm is at most `max`
+/// (`torch.nn.utils.clip_grad_norm_`).
+struct GradNorm<'a, B: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    squares: f64,
+    ids: Vec<burn::module::ParamId>,
+    _b: std::marker::PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradNorm<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            self.squares += g.powi_scalar(2).sum().into_scalar().elem::<f64>();
+            self.ids.push(param.id);
+        }
+    }
+}
+
+fn clip_global_norm<B: AutodiffBackend>(network: &Network<B>, mut grads: GradientsParams, max: f64) -> GradientsParams {
+    let mut norm = GradNorm::<B> { grads: &grads, squares: 0.0, ids: Vec::new(), _b: std::marker::PhantomData };
+    network.visit(&mut norm);
+    let total = norm.squares.sqrt();
+    let ids = norm.ids;
+    if total <= max {
+        return grads;
+    }
+    let scale = max / (total + 1e-6);
+    let mut rescale = Rescale::<B> { grads: &mut grads, ids, scale, _b: std::marker::PhantomData };
+    network.visit(&mut rescale);
+    grads
+}
+
+struct Rescale<'a, B: AutodiffBackend> {
+    grads: &'a mut GradientsParams,
+    ids: Vec<burn::module::ParamId>,
+    scale: f64,
+    _b: std::marker::PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Rescale<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.ids.contains(&param.id)
+            && let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id)
+        {
+            self.grads.register::<B::InnerBackend, D>(param.id, g.mul_scalar(self.scale));
+        }
+    }
+}
+
+/// What the caller sees after each epoch (progress lines, bars).
+pub trait Observer {
+    fn batch(&mut self, _done: usize, _total: usize, _loss: f64, _acc: f64, _images_per_s: f64) {}
+    fn epoch(&mut self, metrics: &EpochMetrics, epochs: usize);
+}
+
+pub struct Session<'a> {
+    pub model: &'a Model,
+    pub train: &'a Dataset,
+    pub val: &'a Dataset,
+    pub pipeline: &'a Pipeline,
+    pub hyper: &'a Hyper,
+    pub run: &'a RunDir,
+    /// Stop after this many epochs in total (tests simulate an interruption with it).
+    pub stop_after: Option<usize>,
+}
+
+/// Trains (or resumes) a run to `hyper.epochs`, writing everything to the run directory.
+pub fn train<B: AutodiffBackend>(
+    session: &Session,
+    device: &B::Device,
+    observer: &mut dyn Observer,
+) -> Result<Progress, String> {
+    let hyper = session.hyper;
+    B::seed(device, hyper.seed);
+    let mut network = Network::<B>::new(session.model, device);
+    let mut optim = Optim::<B>::new(hyper);
+    let mut progress = Progress::default();
+    if let Some((restored, state)) = session.run.resume::<B>(network.clone(), device)? {
+        network = restored.0;
+        optim = match (optim, restored.1) {
+            (Optim::Sgd(o), checkpoint::OptimRecord::Sgd(r)) => Optim::Sgd(o.load_record(r)),
+            (Optim::AdamW(o), checkpoint::OptimRecord::AdamW(r)) => Optim::AdamW(o.load_record(r)),
+            _ => {
+                return Err(format!(
+                    "`{}`: the saved optimiser state is for another optimiser",
+                    session.run.dir.display()
+                ));
+            }
+        };
+        progress = state;
+    }
+    let loss_fn = CrossEntropyLossConfig::new()
+        .with_smoothing((hyper.label_smoothing > 0.0).then_some(hyper.label_smoothing as f32))
+        .init(device);
+    let last_epoch = session.stop_after.unwrap_or(hyper.epochs).min(hyper.epochs);
+    for epoch in progress.completed_epochs..last_epoch {
+        let start = Instant::now();
+        // Everything random in this epoch comes from (seed, epoch).
+        let epoch_seed = hyper.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
+        B::seed(device, epoch_seed);
+        let mut rng = StdRng::seed_from_u64(epoch_seed);
+        let mut order: Vec<usize> = (0..session.train.len()).collect();
+        order.shuffle(&mut rng);
+        let lr = hyper.lr.at(epoch);
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+        let batches = order.len().div_ceil(hyper.batch);
+        for (b, indices) in order.chunks(hyper.batch).enumerate() {
+            let (images, labels) = session.pipeline.batch::<B>(session.train, indices, Some(&mut rng), device);
+            let logits = network.forward(Value::Image(images)).vector();
+            let hits = logits
+                .clone()
+                .argmax(1)
+                .reshape([indices.len()])
+                .equal(labels.clone())
+                .int()
+                .sum()
+                .into_scalar()
+                .elem::<i64>();
+            let loss = loss_fn.forward(logits, labels);
+            let value = loss.clone().into_scalar().elem::<f64>();
+            if !value.is_finite() {
+                return Err(format!(
+                    "the loss became {value} in epoch {} (batch {b}); stopped. The last good checkpoint is in `{}`. Try a smaller --lr or --clip-grad-norm",
+                    epoch + 1,
+                    session.run.dir.display()
+                ));
+            }
+            let mut grads = GradientsParams::from_grads(loss.backward(), &network);
+            if let Some(max) = hyper.clip_grad_norm {
+                grads = clip_global_norm(&network, grads, max);
+            }
+            network = optim.step(lr, network, grads);
+            loss_sum += value * indices.len() as f64;
+            correct += hits as usize;
+            seen += indices.len();
+            observer.batch(
+                b + 1,
+                batches,
+                loss_sum / seen as f64,
+                correct as f64 / seen as f64,
+                seen as f64 / start.elapsed().as_secs_f64(),
+            );
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        let eval = evaluate::<B::InnerBackend>(&network.valid(), session.val, session.pipeline, hyper.batch, device)?;
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: correct as f64 / seen.max(1) as f64,
+            val_loss: eval.loss,
+            val_top1: eval.top1,
+            val_top5: eval.top5,
+            lr,
+            seconds: start.elapsed().as_secs_f64(),
+            images_per_s: seen as f64 / train_seconds,
+        };
+        progress.completed_epochs = epoch + 1;
+        let best = metrics.val_top1 > progress.best_top1 || progress.history.is_empty();
+        if best {
+            progress.best_top1 = metrics.val_top1;
+        }
+        progress.history.push(metrics.clone());
+        let record = match &optim {
+            Optim::Sgd(o) => checkpoint::OptimRecord::Sgd(o.to_record()),
+            Optim::AdamW(o) => checkpoint::OptimRecord::AdamW(o.to_record()),
+        };
+        session.run.save_epoch(&network, record, &progress, best, session.pipeline, &session.train.classes)?;
+        observer.epoch(&metrics, hyper.epochs);
+    }
+    Ok(progress)
+}

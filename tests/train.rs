@@ -1,0 +1,332 @@
+//! `archc train` and `archc eval` on datasets the tests make themselves: IDX (plain and
+//! gzipped), CIFAR binary and ImageFolder; corrupt files; resuming an interrupted run
+//! gives the same metrics as an uninterrupted one; a diverging run stops with a message.
+//! `fashion_mnist_end_to_end` trains LeNet-5 on the real Fashion-MNIST (Debian's
+//! dataset-fashion-mnist, installed by .ci/run).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn archc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_archc")).args(args).env("RAYON_NUM_THREADS", "2").output().expect("archc runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("archc-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Images whose brightness pattern depends on the label, so a small net can learn them.
+fn images(count: usize, size: usize, channels: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..count {
+        let label = (i * 7 + i / 3) % 10;
+        labels.push(label as u8);
+        for c in 0..channels {
+            for y in 0..size {
+                for x in 0..size {
+                    let v = ((x * (label + 1) + y * 3 + c * 11 + i) % 17) as u8 * 15;
+                    pixels.push(v);
+                }
+            }
+        }
+    }
+    (pixels, labels)
+}
+
+fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        out.extend(d.to_be_bytes());
+    }
+    out.extend(data);
+    out
+}
+
+fn write_mnist(dir: &Path, gzip: bool) {
+    for (prefix, count) in [("train", 200), ("t10k", 50)] {
+        let (pixels, labels) = images(count, 8, 1);
+        let files = [
+            (format!("{prefix}-images-idx3-ubyte"), idx(&[count as u32, 8, 8], &pixels)),
+            (format!("{prefix}-labels-idx1-ubyte"), idx(&[count as u32], &labels)),
+        ];
+        for (name, bytes) in files {
+            if gzip {
+                let file = std::fs::File::create(dir.join(format!("{name}.gz"))).unwrap();
+                let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+                encoder.write_all(&bytes).unwrap();
+                encoder.finish().unwrap();
+            } else {
+                std::fs::write(dir.join(name), bytes).unwrap();
+            }
+        }
+    }
+}
+
+const TINY: &str = "network tiny(classes: int = 10) {
+    input image(1, 8, 8)
+    conv1:   conv(8, kernel: 3, padding: 1, bias: false)
+    bn1:     batchnorm
+             relu
+    avgpool: global_avgpool
+             flatten
+    drop:    dropout(0.2)
+    fc:      linear(classes)
+}
+";
+
+fn tiny_model(dir: &Path) -> String {
+    let path = dir.join("tiny.arch");
+    std::fs::write(&path, TINY).unwrap();
+    path.display().to_string()
+}
+
+fn metrics_without_timing(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|line| line.split(',').take(7).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+fn ok(out: &Output) -> String {
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    text
+}
+
+#[test]
+fn gzipped_and_plain_idx_train_and_evaluate() {
+    for gzip in [true, false] {
+        let dir = scratch(if gzip { "gz" } else { "plain" });
+        write_mnist(&dir, gzip);
+        let model = tiny_model(&dir);
+        let run = dir.join("run");
+        let data_dir = dir.display().to_string();
+        let args = [
+            "train",
+            &model,
+            "--data",
+            "mnist",
+            "--data-dir",
+            &data_dir,
+            "--epochs",
+            "2",
+            "--batch",
+            "32",
+            "--lr",
+            "0.05",
+        ];
+        let text = ok(&archc(&[&args[..], &["--out", run.to_str().unwrap()]].concat()));
+        assert!(text.contains("epoch 2/2"), "{text}");
+        for file in ["config.json", "model.arch", "metrics.csv", "last.safetensors", "best.safetensors", "state.json"] {
+            assert!(run.join(file).exists(), "{file} is written");
+        }
+        assert_eq!(metrics_without_timing(&run).len(), 3, "a header and two epochs");
+        let best = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let eval = ok(&archc(&[
+            "eval",
+            &model,
+            "--weights",
+            run.join("best.safetensors").to_str().unwrap(),
+            "--data",
+            "mnist",
+            "--data-dir",
+            &data_dir,
+            "--json",
+        ]));
+        let v: serde_json::Value = serde_json::from_str(eval.lines().next().unwrap()).unwrap();
+        let top1 = v["top1"].as_f64().unwrap();
+        let best_top1 =
+            best.lines().skip(1).map(|l| l.split(',').nth(4).unwrap().parse::<f64>().unwrap()).fold(0.0, f64::max);
+        assert!((top1 - best_top1).abs() < 1e-6, "eval {top1} = best validation {best_top1}");
+        assert_eq!(v["confusion"].as_array().unwrap().len(), 10);
+    }
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let dir = scratch("resume");
+    write_mnist(&dir, true);
+    let model = tiny_model(&dir);
+    let data_dir = dir.display().to_string();
+    let common = [
+        "train",
+        model.as_str(),
+        "--data",
+        "mnist",
+        "--data-dir",
+        &data_dir,
+        "--epochs",
+        "3",
+        "--batch",
+        "16",
+        "--lr",
+        "0.05",
+        "--seed",
+        "7",
+        "--crop-padding",
+        "1",
+        "--flip",
+    ];
+    let whole = dir.join("whole");
+    ok(&archc(&[&common[..], &["--out", whole.to_str().unwrap()]].concat()));
+    let parts = dir.join("parts");
+    ok(&archc(&[&common[..], &["--out", parts.to_str().unwrap(), "--stop-after", "1"]].concat()));
+    assert_eq!(metrics_without_timing(&parts).len(), 2, "interrupted after one epoch");
+    ok(&archc(&["train", "--resume", parts.to_str().unwrap()]));
+    assert_eq!(metrics_without_timing(&whole), metrics_without_timing(&parts));
+    let read = |run: &Path| archc::lower::weights::StateDict::read(&run.join("last.safetensors")).unwrap().tensors;
+    assert!(read(&whole) == read(&parts), "the same final weights, bit for bit");
+}
+
+#[test]
+fn diverging_loss_stops_with_a_message() {
+    let dir = scratch("nan");
+    write_mnist(&dir, false);
+    let model = tiny_model(&dir);
+    let out = archc(&[
+        "train",
+        &model,
+        "--data",
+        "mnist",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--lr",
+        "1e30",
+        "--out",
+        dir.join("run").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the loss became") && err.contains("--lr"), "{err}");
+}
+
+#[test]
+fn corrupt_and_mismatched_data_are_one_line_errors() {
+    let dir = scratch("corrupt");
+    write_mnist(&dir, false);
+    let model = tiny_model(&dir);
+    let images = dir.join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&images).unwrap();
+    std::fs::write(&images, &bytes[..bytes.len() / 2]).unwrap();
+    let out = archc(&["train", &model, "--data", "mnist", "--data-dir", dir.to_str().unwrap(), "--epochs", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("train-images-idx3-ubyte") && err.contains("truncated"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    std::fs::write(dir.join("train-images-idx3-ubyte"), b"garbage").unwrap();
+    let err = String::from_utf8_lossy(
+        &archc(&["train", &model, "--data", "mnist", "--data-dir", dir.to_str().unwrap()]).stderr,
+    )
+    .to_string();
+    assert!(err.contains("train-images-idx3-ubyte") && err.contains("not an IDX file"), "{err}");
+
+    let cifar = scratch("cifar");
+    std::fs::write(cifar.join("data_batch_1.bin"), vec![0u8; 3073 * 2 + 5]).unwrap();
+    let err = String::from_utf8_lossy(
+        &archc(&["train", "models/resnet20.arch", "--data", "cifar10", "--data-dir", cifar.to_str().unwrap()]).stderr,
+    )
+    .to_string();
+    assert!(err.contains("data_batch_1.bin") && err.contains("records"), "{err}");
+
+    write_mnist(&dir, false);
+    let out = archc(&["train", "models/resnet20.arch", "--data", "mnist", "--data-dir", dir.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("image(1, 8, 8)") && err.contains("--input 1x8x8"), "{err}");
+}
+
+#[test]
+fn cifar_and_image_folders_load() {
+    let dir = scratch("cifar-ok");
+    let (pixels, labels) = images(40, 32, 3);
+    let mut records = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        records.push(*label);
+        records.extend_from_slice(&pixels[i * 3072..(i + 1) * 3072]);
+    }
+    for i in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &records).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), &records).unwrap();
+    let model = dir.join("small.arch");
+    std::fs::write(&model, "network small(classes: int = 10) { input image(3, 32, 32)\n c: conv(4, kernel: 3, stride: 4)\n global_avgpool\n flatten\n fc: linear(classes) }").unwrap();
+    let text = ok(&archc(&[
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        "cifar10",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        dir.join("run").to_str().unwrap(),
+    ]));
+    assert!(text.contains("200 images, validation 40 images"), "{text}");
+
+    let folder = scratch("folder");
+    for class in ["cats", "dogs"] {
+        std::fs::create_dir_all(folder.join(class)).unwrap();
+        for i in 0..6u8 {
+            let image = image::RgbImage::from_fn(12, 10, |x, y| {
+                image::Rgb([x as u8 * 20 + i, y as u8 * 20, if class == "cats" { 0 } else { 255 }])
+            });
+            image.save(folder.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    std::fs::write(folder.join("cats").join("notes.txt"), "not an image").unwrap();
+    let model = folder.join("two.arch");
+    std::fs::write(&model, "network two(classes: int = 2) { input image(3, 8, 8)\n c: conv(4, kernel: 3)\n global_avgpool\n flatten\n fc: linear(classes) }").unwrap();
+    let text = ok(&archc(&[
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        folder.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--val-split",
+        "0.25",
+        "--out",
+        folder.join("run").to_str().unwrap(),
+    ]));
+    assert!(text.contains("9 images, validation 3 images"), "{text}");
+}
+
+#[test]
+fn fashion_mnist_end_to_end() {
+    let data = Path::new("/usr/share/datasets/fashion-mnist");
+    if !data.exists() {
+        assert!(std::env::var("CI").is_err(), "CI installs dataset-fashion-mnist; it is missing");
+        eprintln!("skipped: install Debian's dataset-fashion-mnist to run this test");
+        return;
+    }
+    let run = scratch("fmnist").join("run");
+    let args =
+        ["train", "models/lenet5.arch", "--data", "fashion-mnist", "--epochs", "2", "--batch", "64", "--lr", "0.05"];
+    let text = ok(&archc(&[&args[..], &["--out", run.to_str().unwrap()]].concat()));
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let last = metrics.lines().last().unwrap();
+    let top1: f64 = last.split(',').nth(4).unwrap().parse().unwrap();
+    assert!(top1 >= 0.85, "LeNet-5 reached {top1} after 2 epochs:\n{text}");
+    let eval = ok(&archc(&[
+        "eval",
+        "models/lenet5.arch",
+        "--weights",
+        run.join("best.safetensors").to_str().unwrap(),
+        "--data",
+        "fashion-mnist",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(eval.lines().next().unwrap()).unwrap();
+    let best =
+        metrics.lines().skip(1).map(|l| l.split(',').nth(4).unwrap().parse::<f64>().unwrap()).fold(0.0, f64::max);
+    assert!((v["top1"].as_f64().unwrap() - best).abs() < 1e-6, "eval reports the best checkpoint's accuracy");
+}
