@@ -145,6 +145,13 @@ fn gzipped_and_plain_idx_train_and_evaluate() {
             best.lines().skip(1).map(|l| l.split(',').nth(4).unwrap().parse::<f64>().unwrap()).fold(0.0, f64::max);
         assert!((top1 - best_top1).abs() < 1e-6, "eval {top1} = best validation {best_top1}");
         assert_eq!(v["confusion"].as_array().unwrap().len(), 10);
+        // The learning curves and the confusion matrix are real PNG pictures.
+        for (png, size) in [(run.join("curves.png"), (1200, 480)), (run.join("confusion.png"), (780, 680))] {
+            let picture = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display())).to_rgb8();
+            assert_eq!(picture.dimensions(), size, "{}", png.display());
+            let coloured = picture.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+            assert!(coloured > 1000, "{} has content", png.display());
+        }
     }
 }
 

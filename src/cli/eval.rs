@@ -29,6 +29,9 @@ pub struct EvalArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Where to draw the confusion matrix (default: confusion.png beside the weights).
+    #[arg(long)]
+    confusion_png: Option<PathBuf>,
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
@@ -66,6 +69,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
         evaluate::<B>(&network, &test, &pipeline, args.batch, &device)?
     })?;
     let per_class = evaluation.per_class();
+    let png = args.confusion_png.clone().unwrap_or_else(|| args.weights.with_file_name("confusion.png"));
+    if let Err(message) = crate::train::plots::confusion(&png, &test.classes, &evaluation.confusion) {
+        eprintln!("warning: no confusion-matrix plot: {message}");
+    }
     if args.json {
         println!(
             "{}",

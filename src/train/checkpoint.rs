@@ -129,6 +129,10 @@ impl RunDir {
             OptimRecord::AdamW(r) => self.record_atomic::<_, B>("optimizer", r)?,
         }
         write_atomic(&self.dir.join("metrics.csv"), &csv(&progress.history))?;
+        // A chart that cannot be drawn (no font) is worth a warning, not a stopped run.
+        if let Err(message) = super::plots::curves(&self.dir.join("curves.png"), &progress.history) {
+            eprintln!("warning: no learning-curve plot: {message}");
+        }
         write_atomic(&self.dir.join("state.json"), &serde_json::to_string_pretty(progress).unwrap_or_default())
     }
 }

@@ -7,6 +7,7 @@
 
 mod checkpoint;
 mod evaluate;
+pub mod plots;
 pub mod schedule;
 
 pub use checkpoint::RunDir;
