@@ -390,19 +390,8 @@ impl Elaborator<'_> {
                 return Outcome::failed();
             }
         };
-        let mut scope = Scope::new(path.clone());
-        let mut children = Vec::new();
-        let mut current = input;
-        for i in 0..times {
-            let label = Ident { text: format!("{prefix}{i}"), span: site };
-            let outcome = self.instantiate(&module, current, &mut scope, Some(&label), site);
-            children.extend(outcome.node);
-            current = outcome.output;
-            if self.aborted {
-                break;
-            }
-        }
-        self.composite(path, "repeat".into(), children, input, current, site)
+        let copies = (0..times).map(|i| (format!("{prefix}{i}"), module.clone())).collect();
+        self.copies("repeat", copies, input, path, site)
     }
 
     fn stage(
@@ -472,21 +461,39 @@ impl Elaborator<'_> {
             ));
             return Outcome::failed();
         }
+        let copies = (0..blocks)
+            .map(|i| {
+                let copy =
+                    if takes_stride { with_stride(&module, if i == 0 { stride } else { 1 }) } else { module.clone() };
+                (i.to_string(), copy)
+            })
+            .collect();
+        self.copies("stage", copies, input, path, site)
+    }
+
+    /// Builds numbered copies one after another in a scope of their own (`stage`,
+    /// `repeat`), each copy taking the previous one's output.
+    fn copies(
+        &mut self,
+        kind: &str,
+        copies: Vec<(String, Rc<ModuleValue>)>,
+        input: Option<Shape>,
+        path: String,
+        site: Span,
+    ) -> Outcome {
         let mut scope = Scope::new(path.clone());
         let mut children = Vec::new();
         let mut current = input;
-        for i in 0..blocks {
-            let copy =
-                if takes_stride { with_stride(&module, if i == 0 { stride } else { 1 }) } else { module.clone() };
-            let label = Ident { text: i.to_string(), span: site };
-            let outcome = self.instantiate(&copy, current, &mut scope, Some(&label), site);
+        for (label, module) in copies {
+            let label = Ident { text: label, span: site };
+            let outcome = self.instantiate(&module, current, &mut scope, Some(&label), site);
             children.extend(outcome.node);
             current = outcome.output;
             if self.aborted {
                 break;
             }
         }
-        self.composite(path, "stage".into(), children, input, current, site)
+        self.composite(path, kind.into(), children, input, current, site)
     }
 }
 
