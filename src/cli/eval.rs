@@ -54,13 +54,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     }
     let dict = StateDict::read(&args.weights)?;
     // The checkpoint remembers the normalisation it was trained with.
-    let parse = |key: &str| -> Option<Vec<f32>> {
-        dict.metadata.get(key).map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-    };
-    let (mean, std) = match (parse("mean"), parse("std")) {
-        (Some(m), Some(s)) if m.len() == test.channels && s.len() == test.channels => (m, s),
-        _ => source.standard_normalization().unwrap_or_else(|| test.channel_stats()),
-    };
+    let (mean, std) = dict
+        .normalization(test.channels)
+        .or_else(|| source.standard_normalization())
+        .unwrap_or_else(|| test.channel_stats());
     let pipeline = Pipeline { mean, std, crop_padding: 0, flip: false };
     let load_errors =
         |e: Vec<String>| format!("`{}` does not fit `{}`:\n  {}", args.weights.display(), model.name, e.join("\n  "));

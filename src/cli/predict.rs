@@ -103,14 +103,11 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
 }
 
 fn normalization(args: &PredictArgs, dict: &StateDict, channels: usize) -> Result<Option<Normalize>, String> {
-    let parse = |key: &str| -> Option<Vec<f32>> {
-        dict.metadata.get(key).map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-    };
     let (mean, std) = match (&args.mean, &args.std) {
         (Some(m), Some(s)) => (m.clone(), s.clone()),
-        (None, None) => match (parse("mean"), parse("std")) {
-            (Some(m), Some(s)) => (m, s),
-            _ => return Ok(None),
+        (None, None) => match dict.normalization(channels) {
+            Some(stored) => stored,
+            None => return Ok(None),
         },
         _ => return Err("give both --mean and --std, or neither".into()),
     };

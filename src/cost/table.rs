@@ -53,6 +53,33 @@ fn cells(report: &Report) -> Vec<[String; 8]> {
     rows
 }
 
+/// Columns padded to their widest cell: the first `left` columns align left, the rest
+/// (numbers) right.
+fn aligned<const N: usize>(header: &[&str; N], rows: &[[String; N]], left: usize) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i < left {
+                let _ = write!(text, "{cell:<w$}  ");
+            } else {
+                let _ = write!(text, "{cell:>w$}  ");
+            }
+        }
+        text.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
 fn bytes(n: u128) -> String {
     format!("{}B", human(n))
 }
@@ -88,29 +115,9 @@ pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Table => {
             let rows = cells(report);
-            let mut widths = HEADER.map(|h| h.chars().count());
-            for row in &rows {
-                for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
             let _ = writeln!(out, "{}", title(report));
-            let line = |cells: Vec<&str>| -> String {
-                let mut text = String::new();
-                for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                    // Names, ops and shapes align left; numbers align right.
-                    if i < 3 {
-                        let _ = write!(text, "{cell:<w$}  ");
-                    } else {
-                        let _ = write!(text, "{cell:>w$}  ");
-                    }
-                }
-                text.trim_end().to_string()
-            };
-            let _ = writeln!(out, "{}", line(HEADER.to_vec()));
-            for row in &rows {
-                let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
-            }
+            // Names, ops and shapes align left; numbers align right.
+            out.push_str(&aligned(&HEADER, &rows, 3));
             out.push_str(&memory_lines(report));
         }
         Format::Markdown => {
@@ -203,26 +210,6 @@ pub fn render_comparison(reports: &[Report], format: Format) -> String {
         }
         return out;
     }
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| -> String {
-        let mut text = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i < 2 {
-                let _ = write!(text, "{cell:<w$}  ");
-            } else {
-                let _ = write!(text, "{cell:>w$}  ");
-            }
-        }
-        text.trim_end().to_string()
-    };
-    let _ = writeln!(out, "{}", line(header.to_vec()));
-    for row in &rows {
-        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
-    }
+    out.push_str(&aligned(&header, &rows, 2));
     out
 }

@@ -2,6 +2,7 @@
 //! the standard library compiled into the binary. Produces the table of definitions.
 
 use crate::diagnostics::{Code, Diagnostic};
+use crate::lower::weights::io_reason;
 use crate::source::{FileId, Sources};
 use crate::syntax::{self, ast::Def, ast::DefKind};
 use std::collections::HashMap;
@@ -127,15 +128,5 @@ impl Loader<'_> {
             self.library.networks.push(entry.clone());
         }
         self.library.defs.insert(name, entry);
-    }
-}
-
-fn io_reason(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
-        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".into(),
-        _ => error.to_string(),
     }
 }

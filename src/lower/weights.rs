@@ -127,6 +127,16 @@ impl StateDict {
         Err(last_error)
     }
 
+    /// The per-channel (mean, std) archc stores in a checkpoint's metadata, when it is
+    /// there and has `channels` entries each.
+    pub fn normalization(&self, channels: usize) -> Option<(Vec<f32>, Vec<f32>)> {
+        let parse = |key: &str| -> Option<Vec<f32>> {
+            self.metadata.get(key).map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        };
+        let (mean, std) = (parse("mean")?, parse("std")?);
+        (mean.len() == channels && std.len() == channels).then_some((mean, std))
+    }
+
     /// Writes torch-layout safetensors atomically (a temporary file, then a rename), so a
     /// crash never leaves half a checkpoint. `extra_int` adds int64 scalars (BatchNorm's
     /// `num_batches_tracked`, which PyTorch's strict loading expects).
@@ -158,10 +168,13 @@ impl StateDict {
     }
 }
 
-fn io_reason(error: &std::io::Error) -> String {
+/// A short reason for an I/O error, for one-line messages that name the file.
+pub fn io_reason(error: &std::io::Error) -> String {
     match error.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
+        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".into(),
         _ => error.to_string(),
     }
 }
