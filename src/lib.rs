@@ -1,9 +1,11 @@
 //! archc: a compiler for neural-network architectures.
 //!
 //! The pipeline is the layout: `syntax` (text → AST) → `elaborate` (AST → shaped IR)
-//! → `ir` → `cost` (params, MACs, memory); `diagnostics` renders what goes wrong.
+//! → `ir` → `cost` (params, MACs, memory) and `lower` (Burn modules) → `train` and
+//! `bench`; `diagnostics` renders what goes wrong.
 
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod cost;
 pub mod data;

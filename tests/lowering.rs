@@ -8,7 +8,7 @@
 use archc::elaborate::{Options, compile};
 use archc::ir::Model;
 use archc::lower::weights::{RawTensor, StateDict};
-use archc::lower::{Network, Value};
+use archc::lower::{Layer, Network, Step, Value};
 use archc::source::Sources;
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -80,8 +80,36 @@ fn check_eval<B: Backend>(name: &str, m: &Model, fixture: &Fixture, device: &B::
     let network =
         Network::<B>::new(m, device).load_state_dict(&fixture.weights).unwrap_or_else(|e| panic!("{name}: {e:?}"));
     let input = fixture.tensor::<B, 4>("__input", device);
-    let logits = network.forward(Value::Image(input)).vector();
+    let logits = network.forward(Value::Image(input.clone())).vector();
     assert_close(&format!("{name} eval logits"), &values(logits), fixture.get("__logits_eval"), 1e-4);
+
+    // Inference folds each batch norm that reads a convolution into it: same logits,
+    // and none of those batch norms left to run.
+    let folded = network.for_inference();
+    let logits = folded.forward(Value::Image(input)).vector();
+    assert_close(&format!("{name} folded eval logits"), &values(logits), fixture.get("__logits_eval"), 1e-4);
+    let norms = |n: &Network<B>| {
+        n.program
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Layer { layer, .. } if matches!(n.layers[*layer], Layer::BatchNorm(_))))
+            .count()
+    };
+    let after_conv = |n: &Network<B>| {
+        let steps = &n.program.steps;
+        steps
+            .iter()
+            .filter(|s| match s {
+                Step::Layer { layer, input } if matches!(n.layers[*layer], Layer::BatchNorm(_)) && *input > 0 => {
+                    matches!(steps[input - 1], Step::Layer { layer: p, .. } if matches!(n.layers[p], Layer::Conv(_)))
+                }
+                _ => false,
+            })
+            .count()
+    };
+    assert_eq!(after_conv(&folded), 0, "{name}: a batch norm after a convolution survived folding");
+    assert_eq!(norms(&network) - norms(&folded), after_conv(&network), "{name}: only those are folded");
+    assert_eq!(network.program.steps.len() - folded.program.steps.len(), after_conv(&network), "{name}: steps");
 }
 
 fn check_train<B: Backend>(name: &str, m: &Model, fixture: &Fixture, device: &B::Device) {

@@ -1,5 +1,6 @@
 //! Subcommands, one file each. They load files, call the compiler and print.
 
+mod bench;
 mod check;
 mod eval;
 mod explain;
@@ -38,6 +39,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate weights on a dataset's test set: accuracy, per class, confusion matrix.
     Eval(eval::EvalArgs),
+    /// Measure latency, throughput and peak memory; compare with a PyTorch reference run.
+    Bench(bench::BenchArgs),
     /// Explain a diagnostic code (`archc explain E0009`), or list them all.
     Explain(explain::ExplainArgs),
 }
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Explain(args) => explain::run(args),
     };
     match result {

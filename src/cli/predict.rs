@@ -87,7 +87,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
         format!("`{}` does not fit `{}`:\n  {}", args.weights.display(), model.name, errors.join("\n  "))
     };
     let logits: Vec<Vec<Vec<f32>>> = crate::with_backend!(args.backend, |B, device| {
-        let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?;
+        let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?.for_inference();
         batches
             .iter()
             .map(|(_, shape, data)| {

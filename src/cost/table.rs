@@ -55,7 +55,7 @@ fn cells(report: &Report) -> Vec<[String; 8]> {
 
 /// Columns padded to their widest cell: the first `left` columns align left, the rest
 /// (numbers) right.
-fn aligned<const N: usize>(header: &[&str; N], rows: &[[String; N]], left: usize) -> String {
+pub(crate) fn aligned<const N: usize>(header: &[&str; N], rows: &[[String; N]], left: usize) -> String {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -80,7 +80,7 @@ fn aligned<const N: usize>(header: &[&str; N], rows: &[[String; N]], left: usize
     out
 }
 
-fn bytes(n: u128) -> String {
+pub(crate) fn bytes(n: u128) -> String {
     format!("{}B", human(n))
 }
 

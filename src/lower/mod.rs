@@ -4,6 +4,7 @@
 //! slots (residual adds, gates, merges and weight-free ops are steps). Each op's own
 //! lowering lives beside its shape and cost rules in `src/ops/`.
 
+mod fold;
 pub mod init;
 mod program;
 mod value;

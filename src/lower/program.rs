@@ -22,12 +22,21 @@ pub enum Step {
 }
 
 impl Step {
-    fn inputs(&self) -> Vec<usize> {
+    pub(super) fn inputs(&self) -> Vec<usize> {
         match self {
             Step::Layer { input, .. } | Step::Op { input, .. } => vec![*input],
             Step::Add { a, b } => vec![*a, *b],
             Step::Scale { x, gate } => vec![*x, *gate],
             Step::Merge { inputs, .. } => inputs.clone(),
+        }
+    }
+
+    pub(super) fn map_inputs(&mut self, f: impl Fn(usize) -> usize) {
+        match self {
+            Step::Layer { input, .. } | Step::Op { input, .. } => *input = f(*input),
+            Step::Add { a, b } => (*a, *b) = (f(*a), f(*b)),
+            Step::Scale { x, gate } => (*x, *gate) = (f(*x), f(*gate)),
+            Step::Merge { inputs, .. } => inputs.iter_mut().for_each(|i| *i = f(*i)),
         }
     }
 }
@@ -57,17 +66,8 @@ pub fn lower<B: Backend>(model: &Model, device: &B::Device) -> (Program, Vec<Lay
     for node in &model.nodes {
         slot = lowering.node(node, slot);
     }
-    let mut program = lowering.program;
-    program.output = slot;
-    let mut last_use = vec![0; program.steps.len() + 1];
-    for (i, step) in program.steps.iter().enumerate() {
-        for input in step.inputs() {
-            last_use[input] = i;
-        }
-    }
-    last_use[slot] = usize::MAX;
-    program.last_use = last_use;
-    (program, lowering.layers)
+    let program = lowering.program;
+    (Program::new(program.steps, program.layer_paths, slot), lowering.layers)
 }
 
 impl<B: Backend> Lowering<'_, B> {
@@ -125,6 +125,17 @@ impl<B: Backend> Lowering<'_, B> {
 }
 
 impl Program {
+    pub(super) fn new(steps: Vec<Step>, layer_paths: Vec<String>, output: usize) -> Program {
+        let mut last_use = vec![0; steps.len() + 1];
+        for (i, step) in steps.iter().enumerate() {
+            for input in step.inputs() {
+                last_use[input] = i;
+            }
+        }
+        last_use[output] = usize::MAX;
+        Program { steps, layer_paths, output, last_use }
+    }
+
     pub fn run<B: Backend>(&self, layers: &[Layer<B>], input: Value<B>) -> Value<B> {
         let mut slots: Vec<Option<Value<B>>> = vec![None; self.steps.len() + 1];
         slots[0] = Some(input);

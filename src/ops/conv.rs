@@ -225,6 +225,26 @@ impl Conv {
 }
 
 impl<B: Backend> ConvModule<B> {
+    /// This convolution followed by the per-channel affine map `y * scale + shift` (an
+    /// eval-mode batch norm), as one convolution: each output channel's filter and
+    /// bias scaled, the shift added to the bias.
+    pub fn fold(&self, (scale, shift): (Tensor<B, 1>, Tensor<B, 1>)) -> ConvModule<B> {
+        let out = scale.dims()[0];
+        let weight = self.weight.val() * scale.clone().reshape([out, 1, 1, 1]);
+        let bias = match &self.bias {
+            Some(bias) => bias.val() * scale + shift,
+            None => shift,
+        };
+        ConvModule {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let options = ConvOptions::new(
             [self.stride, self.stride],

@@ -135,6 +135,17 @@ impl BatchNorm {
 }
 
 impl<B: Backend> BatchNormModule<B> {
+    /// Eval mode as a per-channel affine map `x * scale + shift`, from the running
+    /// statistics: what inference runs, and what folding puts into a convolution.
+    pub fn eval_affine(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let device = self.weight.device();
+        let mean = self.running_mean.value().to_device(&device);
+        let var = self.running_var.value().to_device(&device);
+        let scale = self.weight.val() / var.add_scalar(self.eps).sqrt();
+        let shift = self.bias.val() - mean * scale.clone();
+        (scale, shift)
+    }
+
     /// Over [batch, channels, ...]: training statistics on autodiff backends (the
     /// training ones), running statistics otherwise.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
@@ -142,31 +153,29 @@ impl<B: Backend> BatchNormModule<B> {
         let channels = dims[1];
         let mut per_channel = [1usize; D];
         per_channel[1] = channels;
-        let (mean, var) = if B::ad_enabled(&x.device()) {
-            let count = dims.iter().product::<usize>() / channels;
-            let flat = x.clone().swap_dims(0, 1).reshape([channels, count]);
-            let mean = flat.clone().mean_dim(1);
-            let var = (flat - mean.clone()).square().mean_dim(1);
-            let unbiased = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
-            let m = self.momentum;
-            let device = x.device();
-            let running_mean = self.running_mean.value_sync().to_device(&device);
-            let running_var = self.running_var.value_sync().to_device(&device);
-            self.running_mean
-                .update(running_mean.mul_scalar(1.0 - m) + mean.clone().detach().reshape([channels]).mul_scalar(m));
-            self.running_var.update(
-                running_var.mul_scalar(1.0 - m) + var.clone().detach().reshape([channels]).mul_scalar(m * unbiased),
-            );
-            (mean.reshape(per_channel), var.reshape(per_channel))
-        } else {
-            let device = x.device();
-            (
-                self.running_mean.value().to_device(&device).reshape(per_channel),
-                self.running_var.value().to_device(&device).reshape(per_channel),
-            )
-        };
-        let scale = self.weight.val().reshape(per_channel) / (var.add_scalar(self.eps)).sqrt();
-        (x - mean) * scale + self.bias.val().reshape(per_channel)
+        if !B::ad_enabled(&x.device()) {
+            let (scale, shift) = self.eval_affine();
+            return x * scale.reshape(per_channel) + shift.reshape(per_channel);
+        }
+        // As [batch, channels, spatial], so both reductions run along contiguous memory
+        // (no transposed copy), and the normalisation is two broadcast ops.
+        let (batch, spatial) = (dims[0], dims[2..].iter().product::<usize>());
+        let count = batch * spatial;
+        let x = x.reshape([batch, channels, spatial]);
+        let mean = x.clone().sum_dim(2).sum_dim(0).div_scalar(count as f64);
+        let centered = x - mean.clone();
+        let var = centered.clone().square().sum_dim(2).sum_dim(0).div_scalar(count as f64);
+        let unbiased = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
+        let m = self.momentum;
+        let device = centered.device();
+        let running_mean = self.running_mean.value_sync().to_device(&device);
+        let running_var = self.running_var.value_sync().to_device(&device);
+        self.running_mean.update(running_mean.mul_scalar(1.0 - m) + mean.detach().reshape([channels]).mul_scalar(m));
+        self.running_var.update(
+            running_var.mul_scalar(1.0 - m) + var.clone().detach().reshape([channels]).mul_scalar(m * unbiased),
+        );
+        let scale = self.weight.val().reshape([1, channels, 1]) / var.add_scalar(self.eps).sqrt();
+        (centered * scale + self.bias.val().reshape([1, channels, 1])).reshape(dims)
     }
 }
 

@@ -33,6 +33,7 @@ pub fn evaluate<B: Backend>(
 ) -> Result<Evaluation, String> {
     let classes = data.classes.len().max(1);
     let mut confusion = vec![vec![0u64; classes]; classes];
+    let network = network.for_inference();
     let (mut loss, mut top1, mut top5) = (0f64, 0usize, 0usize);
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(batch.max(1)) {

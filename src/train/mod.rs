@@ -10,7 +10,7 @@ mod evaluate;
 pub mod plots;
 pub mod schedule;
 
-pub use checkpoint::RunDir;
+pub use checkpoint::{RunDir, write_atomic};
 pub use evaluate::{Evaluation, evaluate};
 
 use crate::data::dataset::{Dataset, Pipeline};

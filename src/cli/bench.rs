@@ -1,0 +1,121 @@
+//! `archc bench MODEL... [--batch 1,32,128] [--mode infer|train|both] [--backend ...]
+//!  [--warmup N] [--iters N] [--threads N] [--format table|json] [--compare REF.json]`
+
+use super::{CompileArgs, compile_file, print_diagnostics};
+use crate::backend::BackendKind;
+use crate::bench::{self, Measurement, Mode, Plan, Report, Target};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// `.arch` files to measure.
+    #[arg(required = true)]
+    files: Vec<String>,
+    #[command(flatten)]
+    compile: CompileArgs,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 32, 128],
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    batch: Vec<u32>,
+    /// infer (eval-mode forward), train (forward, backward, SGD step) or both.
+    #[arg(long, value_enum, default_value = "both")]
+    mode: ModeArg,
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: BackendKind,
+    /// Untimed iterations before measuring (allocator, caches, CUDA autotuning).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed iterations per batch size and mode.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    iters: u32,
+    /// CPU threads (default: one per core). Use the same number for the PyTorch reference.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// A JSON report (from `bench/pytorch_reference.py` or an earlier `archc bench`) to
+    /// print side by side with this run.
+    #[arg(long)]
+    compare: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum ModeArg {
+    Infer,
+    Train,
+    Both,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum OutputFormat {
+    Table,
+    Json,
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    // Read the reference first: a bad file should fail before minutes of measuring.
+    let reference = args.compare.as_deref().map(|path| bench::read_reference(path).map(|r| (path, r))).transpose()?;
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n as usize)
+            .build_global()
+            .map_err(|e| format!("cannot start {n} threads: {e}"))?;
+    }
+    let threads = rayon::current_num_threads();
+    let plan = Plan {
+        batches: args.batch.iter().map(|&b| b as usize).collect(),
+        modes: match args.mode {
+            ModeArg::Infer => vec![Mode::Infer],
+            ModeArg::Train => vec![Mode::Train],
+            ModeArg::Both => vec![Mode::Infer, Mode::Train],
+        },
+        warmup: args.warmup,
+        iters: args.iters as usize,
+    };
+    let mut all = Vec::new();
+    let mut failed = false;
+    for path in &args.files {
+        let compiled = compile_file(path, &args.compile.options())?;
+        print_diagnostics(&compiled.sources, &compiled.result.diagnostics);
+        if compiled.result.has_errors() {
+            eprintln!("error: `{path}` has errors; nothing to measure");
+            failed = true;
+            continue;
+        }
+        for model in &compiled.result.models {
+            let mut progress = |m: &Measurement| {
+                if std::io::stderr().is_terminal() {
+                    eprintln!("  {} {} batch {}: {:.2} ms", m.model, m.mode.name(), m.batch, m.latency_ms.median);
+                }
+            };
+            let results = crate::with_backend!(args.backend, |B, device| {
+                let target = Target { kind: args.backend, threads };
+                bench::measure::<burn::backend::Autodiff<B>>(model, &plan, &target, &device, &mut progress)
+            })??;
+            if args.format == OutputFormat::Table {
+                println!("{}", bench::render(model, &results));
+                if let Some((path, reference)) = &reference {
+                    match bench::side_by_side(&results, reference, path) {
+                        Ok(table) => println!("{table}"),
+                        Err(message) => eprintln!("warning: {message}"),
+                    }
+                }
+            }
+            all.extend(results);
+        }
+    }
+    let report = Report::new(all);
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    if args.format == OutputFormat::Json {
+        println!("{json}");
+    }
+    if let Some(out) = &args.out {
+        crate::train::write_atomic(out, &(json + "\n"))?;
+    }
+    Ok(ExitCode::from(if failed { 1 } else { 0 }))
+}
