@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # The CPU tables of BENCHMARKS.md: for each model, PyTorch then archc, back to back on
 # the same machine and thread count; JSON into bench/results/, tables to stdout.
-#   bash bench/run_cpu.sh [ARCHC_BINARY]
+#   bash bench/run_cpu.sh [ARCHC_BINARY [MODEL...]]     (default: lenet5 resnet20 resnet18_cifar)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 archc=${1:-target/debug/archc}
+shift || true
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=(lenet5 resnet20 resnet18_cifar)
 threads=${THREADS:-2}
 out=bench/results
 mkdir -p "$out"
-run() { # model warmup iters
-    local model=$1 warmup=$2 iters=$3
+for model in "${models[@]}"; do
+    # Fewer iterations for the slow ones: ResNet-18's training step at batch 128 takes 20 s.
+    case $model in
+        lenet5) warmup=3 iters=20 ;;
+        resnet20) warmup=2 iters=6 ;;
+        *) warmup=1 iters=3 ;;
+    esac
     python3 bench/pytorch_reference.py "$model" --threads "$threads" --warmup "$warmup" --iters "$iters" \
         --out "$out/pytorch-cpu-$model.json"
     "$archc" bench "models/$model.arch" --threads "$threads" --warmup "$warmup" --iters "$iters" \
         --out "$out/archc-cpu-$model.json" --compare "$out/pytorch-cpu-$model.json"
-}
-run lenet5 3 20
-run resnet20 2 6
-run resnet18_cifar 1 3
+done

@@ -8,6 +8,7 @@ pub mod attention;
 pub mod conv;
 pub mod linear;
 pub mod norm;
+mod norm_kernel;
 pub mod pool;
 pub mod reshape;
 pub mod tokens;

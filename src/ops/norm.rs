@@ -157,25 +157,32 @@ impl<B: Backend> BatchNormModule<B> {
             let (scale, shift) = self.eval_affine();
             return x * scale.reshape(per_channel) + shift.reshape(per_channel);
         }
-        // As [batch, channels, spatial], so both reductions run along contiguous memory
-        // (no transposed copy), and the normalisation is two broadcast ops.
+        // As [batch, channels, spatial]: each channel's values are contiguous planes.
         let (batch, spatial) = (dims[0], dims[2..].iter().product::<usize>());
         let count = batch * spatial;
         let x = x.reshape([batch, channels, spatial]);
-        let mean = x.clone().sum_dim(2).sum_dim(0).div_scalar(count as f64);
-        let centered = x - mean.clone();
-        let var = centered.clone().square().sum_dim(2).sum_dim(0).div_scalar(count as f64);
+        let (gamma, beta) = (self.weight.val(), self.bias.val());
+        let (y, mean, var) = match super::norm_kernel::train(&x, &gamma, &beta, self.eps) {
+            Some(fused) => fused,
+            None => {
+                // Both reductions along contiguous memory (no transposed copy); the
+                // normalisation is two broadcast ops.
+                let mean = x.clone().sum_dim(2).sum_dim(0).div_scalar(count as f64);
+                let centered = x - mean.clone();
+                let var = centered.clone().square().sum_dim(2).sum_dim(0).div_scalar(count as f64);
+                let scale = gamma.reshape([1, channels, 1]) / var.clone().add_scalar(self.eps).sqrt();
+                let y = centered * scale + beta.reshape([1, channels, 1]);
+                (y, mean.reshape([channels]), var.reshape([channels]))
+            }
+        };
         let unbiased = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
         let m = self.momentum;
-        let device = centered.device();
+        let device = y.device();
         let running_mean = self.running_mean.value_sync().to_device(&device);
         let running_var = self.running_var.value_sync().to_device(&device);
-        self.running_mean.update(running_mean.mul_scalar(1.0 - m) + mean.detach().reshape([channels]).mul_scalar(m));
-        self.running_var.update(
-            running_var.mul_scalar(1.0 - m) + var.clone().detach().reshape([channels]).mul_scalar(m * unbiased),
-        );
-        let scale = self.weight.val().reshape([1, channels, 1]) / var.add_scalar(self.eps).sqrt();
-        (centered * scale + self.bias.val().reshape([1, channels, 1])).reshape(dims)
+        self.running_mean.update(running_mean.mul_scalar(1.0 - m) + mean.detach().mul_scalar(m));
+        self.running_var.update(running_var.mul_scalar(1.0 - m) + var.detach().mul_scalar(m * unbiased));
+        y.reshape(dims)
     }
 }
 
