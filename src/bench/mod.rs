@@ -173,6 +173,28 @@ pub fn measure<B: AutodiffBackend>(
 /// Seconds per iteration (after warm-up) and the peak memory of the whole measurement.
 type Timings = (Vec<f64>, Option<u64>);
 
+/// Runs `step` for the warm-up and then the timed iterations, synchronising the device
+/// before each timing stops; memory is watched from before the first warm-up step.
+fn time_steps<B: Backend>(
+    plan: &Plan,
+    target: &Target,
+    device: &B::Device,
+    mut step: impl FnMut(),
+) -> Result<Timings, String> {
+    target.sync::<B>(device)?;
+    let probe = MemoryProbe::start::<B>(target.kind, device);
+    let mut seconds = Vec::with_capacity(plan.iters);
+    for i in 0..plan.warmup + plan.iters {
+        let start = Instant::now();
+        step();
+        target.sync::<B>(device)?;
+        if i >= plan.warmup {
+            seconds.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok((seconds, probe.and_then(|p| p.peak_growth())))
+}
+
 fn time_inference<B: Backend>(
     model: &Model,
     batch: usize,
@@ -185,20 +207,9 @@ fn time_inference<B: Backend>(
     // statistics, no dropout), as `archc predict` and `archc eval` do.
     let network = Network::<B>::new(model, device).for_inference();
     let input = random_input::<B>(&model.input, batch, device);
-    target.sync::<B>(device)?;
-    let probe = MemoryProbe::start::<B>(target.kind, device);
-    let mut seconds = Vec::with_capacity(plan.iters);
-    for i in 0..plan.warmup + plan.iters {
-        let start = Instant::now();
-        let output = network.forward(input.clone());
-        target.sync::<B>(device)?;
-        let elapsed = start.elapsed().as_secs_f64();
-        drop(output);
-        if i >= plan.warmup {
-            seconds.push(elapsed);
-        }
-    }
-    Ok((seconds, probe.and_then(|p| p.peak_growth())))
+    time_steps::<B>(plan, target, device, || {
+        network.forward(input.clone());
+    })
 }
 
 fn time_training<B: AutodiffBackend>(
@@ -209,7 +220,8 @@ fn time_training<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Timings, String> {
     B::seed(device, 0);
-    let mut network = Network::<B>::new(model, device);
+    // An `Option` so that the step can move the network through the optimiser.
+    let mut network = Some(Network::<B>::new(model, device));
     // The labs' optimiser, with PyTorch's dampening (Burn's default is 0.1).
     let mut optimizer = SgdConfig::new()
         .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
@@ -223,29 +235,19 @@ fn time_training<B: AutodiffBackend>(
         )),
         _ => None,
     };
-    target.sync::<B>(device)?;
-    let probe = MemoryProbe::start::<B>(target.kind, device);
-    let mut seconds = Vec::with_capacity(plan.iters);
-    for i in 0..plan.warmup + plan.iters {
-        let start = Instant::now();
-        let output = network.forward(input.clone());
+    time_steps::<B>(plan, target, device, || {
+        let Some(current) = network.take() else { return };
         // Classifiers train on cross-entropy; anything else on the mean of its output,
         // which exercises the same backward pass.
-        let loss = match (&labels, output) {
+        let loss = match (&labels, current.forward(input.clone())) {
             (Some(labels), Value::Vector(logits)) => loss_fn.forward(logits, labels.clone()),
             (_, Value::Image(t)) => t.mean(),
             (_, Value::Tokens(t)) => t.mean(),
             (_, Value::Vector(t)) => t.mean(),
         };
-        let grads = GradientsParams::from_grads(loss.backward(), &network);
-        network = optimizer.step(0.01, network, grads);
-        target.sync::<B>(device)?;
-        let elapsed = start.elapsed().as_secs_f64();
-        if i >= plan.warmup {
-            seconds.push(elapsed);
-        }
-    }
-    Ok((seconds, probe.and_then(|p| p.peak_growth())))
+        let grads = GradientsParams::from_grads(loss.backward(), &current);
+        network = Some(optimizer.step(0.01, current, grads));
+    })
 }
 
 /// Standard-normal input of the model's declared shape, batch first.
