@@ -217,6 +217,7 @@ impl OpRule for Reduce {
 
 use crate::lower::Value;
 use burn::prelude::{Backend, Tensor};
+use burn::tensor::Slice;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
 
 fn square(n: u64) -> [usize; 2] {
@@ -227,6 +228,14 @@ impl Pool {
     pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
         let x = x.image();
         let w = &self.window;
+        // A 1×1 window without padding (the option-A shortcut's subsampling) picks every
+        // stride-th pixel: a strided slice, far cheaper than a pooling kernel and its
+        // backward pass. Floor and ceil mode both give ⌈size / stride⌉ outputs here.
+        if w.kernel == 1 && w.padding == 0 {
+            let step = w.stride as isize;
+            let every = Slice::new(0, None, step);
+            return Value::Image(x.slice([Slice::full(), Slice::full(), every, every]));
+        }
         Value::Image(match self.kind {
             PoolKind::Max => max_pool2d(x, square(w.kernel), square(w.stride), square(w.padding), [1, 1], w.ceil),
             PoolKind::Avg => {
