@@ -13,12 +13,19 @@ impl<B: Backend> Network<B> {
     pub fn for_inference(&self) -> Network<B> {
         let mut layers = self.layers.clone();
         let steps = &self.program.steps;
-        let uses =
-            |layer: usize| steps.iter().filter(|s| matches!(s, Step::Layer { layer: l, .. } if *l == layer)).count();
-        let readers = |slot: usize| {
-            steps.iter().map(|s| s.inputs().iter().filter(|&&i| i == slot).count()).sum::<usize>()
-                + usize::from(self.program.output == slot)
-        };
+        // How many steps run each layer, and how many read each slot (the output counts
+        // as a reader), counted once.
+        let mut uses = vec![0usize; layers.len()];
+        let mut readers = vec![0usize; steps.len() + 1];
+        readers[self.program.output] += 1;
+        for step in steps {
+            if let Step::Layer { layer, .. } = step {
+                uses[*layer] += 1;
+            }
+            for input in step.inputs() {
+                readers[input] += 1;
+            }
+        }
         let mut folded = vec![false; steps.len()];
         for (i, step) in steps.iter().enumerate() {
             let Step::Layer { layer: norm, input } = *step else { continue };
@@ -26,7 +33,7 @@ impl<B: Backend> Network<B> {
             let Some(Step::Layer { layer: conv, .. }) = input.checked_sub(1).map(|p| &steps[p]) else { continue };
             let (Layer::Conv(c), Layer::BatchNorm(bn)) = (&layers[*conv], &layers[norm]) else { continue };
             // Shared modules and outputs read twice keep their batch norm.
-            if readers(input) != 1 || uses(*conv) != 1 || uses(norm) != 1 {
+            if readers[input] != 1 || uses[*conv] != 1 || uses[norm] != 1 {
                 continue;
             }
             layers[*conv] = Layer::Conv(c.fold(bn.eval_affine()));
