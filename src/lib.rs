@@ -4,6 +4,7 @@
 //! → `ir` → `cost` (params, MACs, memory) and `lower` (Burn modules) → `train` and
 //! `bench`; `diagnostics` renders what goes wrong.
 
+pub mod analyze;
 pub mod backend;
 pub mod bench;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod elaborate;
 pub mod ir;
 pub mod lower;
 pub mod ops;
+pub mod plots;
 pub mod source;
 pub mod suggest;
 pub mod syntax;

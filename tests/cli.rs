@@ -111,3 +111,26 @@ fn flops_json_and_comparison() {
     let out = archc(&["flops", "--batch", "0", "models/resnet50.arch"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn set_gives_network_arguments_on_the_command_line() {
+    let out = archc(&["check", "models/plain20.arch", "--set", "classes=100", "--set", "skip=true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("plain20: image(3, 32, 32) → vector(100)"), "{}", stdout(&out));
+    // An unknown name, a value of the wrong type and one that does not parse: each is a
+    // diagnostic pointing into the `--set` text, and nothing cascades from it.
+    let cases = [
+        ("skp=true", "no network in this file has a parameter `skp`", "did you mean `skip`?"),
+        ("classes=true", "`classes` must be an integer, but this is a bool", "--set classes=64"),
+        ("skip=1+", "`1+` is not a value for `skip`", "--set:1:6"),
+    ];
+    for (setting, message, detail) in cases {
+        let out = archc(&["check", "models/plain20.arch", "--set", setting]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{setting}: {err}");
+        assert!(err.contains(message) && err.contains(detail), "{setting}: {err}");
+        assert_eq!(err.matches("error[").count(), 1, "{setting}: one error only\n{err}");
+    }
+    assert_eq!(archc(&["check", "models/plain20.arch", "--set", "skip"]).status.code(), Some(2));
+    assert_eq!(archc(&["check", "models/plain20.arch", "--set", "2x=1"]).status.code(), Some(2));
+}

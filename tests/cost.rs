@@ -12,7 +12,7 @@ fn model(name: &str, input: Option<Shape>) -> Model {
     let path = format!("models/{name}.arch");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut sources = Sources::new();
-    let options = Options { input, allow: vec![archc::diagnostics::Code::TinyInputStem] };
+    let options = Options { input, allow: vec![archc::diagnostics::Code::TinyInputStem], ..Options::default() };
     let result = compile(&mut sources, &path, &text, &options);
     assert!(!result.has_errors(), "{name} does not compile");
     result.models.into_iter().next().unwrap()

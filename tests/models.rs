@@ -30,7 +30,7 @@ pub fn compile_model(name: &str, input: Option<Shape>) -> Model {
     let mut sources = Sources::new();
     // An ImageNet network checked on a CIFAR-sized input rightly warns about its stem.
     let allow = if input.is_some() { vec![archc::diagnostics::Code::TinyInputStem] } else { Vec::new() };
-    let result = compile(&mut sources, &path, &text, &Options { input, allow });
+    let result = compile(&mut sources, &path, &text, &Options { input, allow, ..Options::default() });
     let rendered = archc::diagnostics::render_plain(&sources, &result.diagnostics);
     assert!(result.diagnostics.is_empty(), "{name} has diagnostics:\n{rendered}");
     assert_eq!(result.models.len(), 1, "{name} defines one network");

@@ -7,6 +7,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::{assert_png, masked};
+
+mod support;
 
 fn archc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_archc")).args(args).env("RAYON_NUM_THREADS", "2").output().expect("archc runs")
@@ -146,12 +149,8 @@ fn gzipped_and_plain_idx_train_and_evaluate() {
         assert!((top1 - best_top1).abs() < 1e-6, "eval {top1} = best validation {best_top1}");
         assert_eq!(v["confusion"].as_array().unwrap().len(), 10);
         // The learning curves and the confusion matrix are real PNG pictures.
-        for (png, size) in [(run.join("curves.png"), (1200, 480)), (run.join("confusion.png"), (780, 680))] {
-            let picture = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display())).to_rgb8();
-            assert_eq!(picture.dimensions(), size, "{}", png.display());
-            let coloured = picture.pixels().filter(|p| p.0 != [255, 255, 255]).count();
-            assert!(coloured > 1000, "{} has content", png.display());
-        }
+        assert_png(&run.join("curves.png"), (1200, 480));
+        assert_png(&run.join("confusion.png"), (780, 680));
     }
 }
 
@@ -336,4 +335,88 @@ fn fashion_mnist_end_to_end() {
     let best =
         metrics.lines().skip(1).map(|l| l.split(',').nth(4).unwrap().parse::<f64>().unwrap()).fold(0.0, f64::max);
     assert!((v["top1"].as_f64().unwrap() - best).abs() < 1e-6, "eval reports the best checkpoint's accuracy");
+}
+
+#[test]
+fn compare_trains_measures_and_reports() {
+    let dir = scratch("compare");
+    write_mnist(&dir, false);
+    let small = tiny_model(&dir);
+    let wide = dir.join("wide.arch");
+    std::fs::write(&wide, TINY.replace("network tiny", "network wide").replace("conv(8,", "conv(16,")).unwrap();
+    let report = dir.join("report");
+    let text = ok(&archc(&[
+        "compare",
+        &small,
+        wide.to_str().unwrap(),
+        "--data",
+        "mnist",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--subset",
+        "50,all",
+        "--epochs",
+        "2",
+        "--batch",
+        "16",
+        "--lr",
+        "0.05",
+        "--bench-batch",
+        "1,4",
+        "--bench-iters",
+        "2",
+        "--out",
+        report.to_str().unwrap(),
+    ]));
+    assert!(text.contains("report:"), "{text}");
+    // One row per model and training-set size, each from its own run directory.
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("results.json")).unwrap()).unwrap();
+    let rows = results.as_array().unwrap();
+    let seen: Vec<(String, u64)> =
+        rows.iter().map(|r| (r["model"].as_str().unwrap().to_string(), r["train_images"].as_u64().unwrap())).collect();
+    let expected = [("tiny", 50), ("wide", 50), ("tiny", 200), ("wide", 200)];
+    assert_eq!(seen, expected.map(|(m, n)| (m.to_string(), n)).to_vec());
+    for row in rows {
+        let run = PathBuf::from(row["run"].as_str().unwrap());
+        // The table's accuracy is the run's last epoch, as its metrics.csv says.
+        let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let last = metrics.lines().last().unwrap();
+        let top1: f64 = last.split(',').nth(4).unwrap().parse().unwrap();
+        assert!((row["top1"].as_f64().unwrap() - top1).abs() < 1e-12, "{row}\n{metrics}");
+        assert_eq!(metrics.lines().count(), 3, "two epochs in {}", run.display());
+        assert_eq!(row["latency_ms"].as_array().unwrap().len(), 2);
+        let params = row["params"].as_u64().unwrap();
+        assert_eq!(params, if row["model"] == "tiny" { 8 * 9 + 16 + 8 * 10 + 10 } else { 16 * 9 + 32 + 16 * 10 + 10 });
+    }
+    for (png, size) in [
+        ("curves.png", (1400, 560)),
+        ("accuracy_vs_macs.png", (900, 600)),
+        ("accuracy_vs_params.png", (900, 600)),
+        ("accuracy_vs_subset.png", (900, 600)),
+    ] {
+        assert_png(&report.join(png), size);
+    }
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    // The command line names this run's temporary directory.
+    let md: String = md.lines().filter(|l| !l.starts_with("Produced by")).collect::<Vec<_>>().join("\n");
+    insta::with_settings!({ snapshot_path => "../snapshots/compare", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("compare_report", masked(&md));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn compare_refuses_bad_arguments_before_training() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["compare", "models/lenet5.arch", "models/nope.arch", "--data", "mnist"], "models/nope.arch"),
+        (&["compare", "models/lenet5.arch", "--data", "mnist", "--bench-iters", "0"], "--bench-iters"),
+    ];
+    for (args, expected) in cases {
+        let out = archc(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(expected) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+    assert_eq!(archc(&["compare", "models/lenet5.arch", "--data", "mnist", "--subset", "0"]).status.code(), Some(2));
 }

@@ -67,7 +67,7 @@ fn command_line_allow_silences_a_lint() {
     let text = std::fs::read_to_string("tests/ui/W0002_stride_drops_rows.arch").unwrap();
     let mut sources = Sources::new();
     let allow = vec![archc::diagnostics::Code::UnevenStride];
-    let result = compile(&mut sources, "w.arch", &text, &Options { input: None, allow });
+    let result = compile(&mut sources, "w.arch", &text, &Options { input: None, allow, ..Options::default() });
     assert!(result.diagnostics.is_empty());
     assert_eq!(result.models.len(), 1);
 }

@@ -67,7 +67,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     })?;
     let per_class = evaluation.per_class();
     let png = args.confusion_png.clone().unwrap_or_else(|| args.weights.with_file_name("confusion.png"));
-    if let Err(message) = crate::train::plots::confusion(&png, &test.classes, &evaluation.confusion) {
+    if let Err(message) = crate::plots::confusion(&png, &test.classes, &evaluation.confusion) {
         eprintln!("warning: no confusion-matrix plot: {message}");
     }
     if args.json {

@@ -1,7 +1,9 @@
 //! Subcommands, one file each. They load files, call the compiler and print.
 
+mod analyze;
 mod bench;
 mod check;
+mod compare;
 mod eval;
 mod explain;
 mod flops;
@@ -41,6 +43,12 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure latency, throughput and peak memory; compare with a PyTorch reference run.
     Bench(bench::BenchArgs),
+    /// The labs' experiments at initialisation: gradient flow and activation statistics.
+    #[command(subcommand_required = true)]
+    Analyze(analyze::AnalyzeArgs),
+    /// Train and measure several models on one dataset: a Markdown report with a
+    /// comparison table and plots.
+    Compare(compare::CompareArgs),
     /// Explain a diagnostic code (`archc explain E0009`), or list them all.
     Explain(explain::ExplainArgs),
 }
@@ -54,6 +62,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Explain(args) => explain::run(args),
     };
     match result {
@@ -74,12 +84,31 @@ pub struct CompileArgs {
     /// Silence a lint for this run (code or name, e.g. W0002 or uneven_stride). Repeatable.
     #[arg(long, value_parser = parse_lint)]
     allow: Vec<Code>,
+    /// Set a network parameter: NAME=VALUE, e.g. --set skip=false --set classes=100. Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+    set: Vec<(String, String)>,
 }
 
 impl CompileArgs {
     fn options(&self) -> Options {
-        Options { input: self.input, allow: self.allow.clone() }
+        Options { input: self.input, allow: self.allow.clone(), set: self.set.clone() }
     }
+}
+
+/// `NAME=VALUE`; the value is an expression of the language, checked when compiling.
+pub fn parse_setting(text: &str) -> Result<(String, String), String> {
+    let (name, value) =
+        text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=VALUE, e.g. --set skip=false"))?;
+    let name = name.trim();
+    let is_name = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !is_name {
+        return Err(format!("`{name}` in `{text}` is not a parameter name"));
+    }
+    if value.trim().is_empty() {
+        return Err(format!("`{text}` gives no value for `{name}`"));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 pub fn parse_input(text: &str) -> Result<Shape, String> {

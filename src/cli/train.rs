@@ -27,6 +27,29 @@ pub struct TrainArgs {
     #[command(flatten)]
     #[serde(skip)]
     pub compile: CompileArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub options: TrainOptions,
+    /// Train on a stratified, seeded subset of N images.
+    #[arg(long)]
+    pub subset: Option<usize>,
+    /// The run directory (default: runs/MODEL-DATA-TIME).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long)]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many epochs in total, as if interrupted (for testing --resume).
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub stop_after: Option<usize>,
+}
+
+/// How to train, apart from what and on which data: shared by `archc train` and
+/// `archc compare`.
+#[derive(clap::Args, Clone, Serialize, Deserialize)]
+pub struct TrainOptions {
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     #[arg(long, default_value_t = 128)]
@@ -59,9 +82,6 @@ pub struct TrainArgs {
     /// Clip gradients to this global L2 norm.
     #[arg(long)]
     pub clip_grad_norm: Option<f64>,
-    /// Train on a stratified, seeded subset of N images.
-    #[arg(long)]
-    pub subset: Option<usize>,
     /// Hold out this fraction of the training set for validation instead of the test set.
     #[arg(long)]
     pub val_split: Option<f64>,
@@ -78,17 +98,6 @@ pub struct TrainArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
-    /// The run directory (default: runs/MODEL-DATA-TIME).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the run in this directory from its last checkpoint.
-    #[arg(long)]
-    #[serde(skip)]
-    pub resume: Option<PathBuf>,
-    /// Stop after this many epochs in total, as if interrupted (for testing --resume).
-    #[arg(long, hide = true)]
-    #[serde(skip)]
-    pub stop_after: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
@@ -107,9 +116,25 @@ struct RunConfig {
     hyper: Hyper,
     mean: Vec<f32>,
     std: Vec<f32>,
+    /// The network arguments given with `--set`, which the saved model.arch needs again.
+    #[serde(default)]
+    set: Vec<(String, String)>,
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
+    train(args)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A finished (or stopped) run: how much it trained on and every epoch's metrics.
+pub struct Trained {
+    /// Images in the training set actually used (after --subset and --val-split).
+    pub train_images: usize,
+    pub history: Vec<EpochMetrics>,
+}
+
+/// Trains as `archc train` does, printing progress, and returns the run.
+pub fn train(args: TrainArgs) -> Result<Trained, String> {
     let (args, run_dir, model_path) = match &args.resume {
         Some(dir) => {
             let (run, config) = RunDir::open(dir)?;
@@ -118,6 +143,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
             let mut resumed = config.args;
             resumed.stop_after = args.stop_after;
             resumed.compile.input = Some(config.input);
+            resumed.compile.set = config.set;
             (resumed, Some(run), dir.join("model.arch").display().to_string())
         }
         None => {
@@ -150,29 +176,41 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         ));
     }
     let mut train = match args.subset {
-        Some(n) => loaded.train.subset(n, args.seed),
+        Some(n) => loaded.train.subset(n, args.options.seed),
         None => loaded.train,
     };
-    let val = match (args.val_split, loaded.test) {
+    let val = match (args.options.val_split, loaded.test) {
         (Some(_), _) | (None, None) => {
-            let fraction = args.val_split.unwrap_or(0.1);
+            let fraction = args.options.val_split.unwrap_or(0.1);
             if !(0.0..1.0).contains(&fraction) {
                 return Err(format!("--val-split must be in [0, 1), not {fraction}"));
             }
-            let (rest, val) = train.split(fraction, args.seed);
+            let (rest, val) = train.split(fraction, args.options.seed);
             train = rest;
             val
         }
         (None, Some(test)) => test,
     };
     let (mean, std) = normalization(&args, &source, &train);
-    let pipeline = Pipeline { mean: mean.clone(), std: std.clone(), crop_padding: args.crop_padding, flip: args.flip };
+    let pipeline = Pipeline {
+        mean: mean.clone(),
+        std: std.clone(),
+        crop_padding: args.options.crop_padding,
+        flip: args.options.flip,
+    };
     let hyper = hyper(&args);
     let run = match run_dir {
         Some(run) => run,
         None => {
             let dir = args.out.clone().unwrap_or_else(|| default_run_dir(&model.name, &source));
-            let config = RunConfig { args: args.clone(), input: model.input, hyper: hyper.clone(), mean, std };
+            let config = RunConfig {
+                args: args.clone(),
+                input: model.input,
+                hyper: hyper.clone(),
+                mean,
+                std,
+                set: args.compile.set.clone(),
+            };
             let text = std::fs::read_to_string(&model_path).unwrap_or_default();
             RunDir::create(&dir, &serde_json::to_string_pretty(&config).unwrap_or_default(), &text)?
         }
@@ -184,7 +222,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         train.len(),
         val.len(),
         hyper.epochs,
-        args.backend,
+        args.options.backend,
         run.dir.display()
     );
     let session = Session {
@@ -197,42 +235,42 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         stop_after: args.stop_after,
     };
     let mut observer = Printer::new(train.len().div_ceil(hyper.batch.max(1)));
-    let progress = crate::with_backend!(args.backend, |B, device| {
+    let progress = crate::with_backend!(args.options.backend, |B, device| {
         crate::train::train::<burn::backend::Autodiff<B>>(&session, &device, &mut observer)
     })??;
     if let Some(best) = progress.history.iter().map(|m| m.val_top1).reduce(f64::max) {
         println!("best validation top-1 {:.2}%; checkpoints in {}", best * 100.0, run.dir.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Trained { train_images: train.len(), history: progress.history })
 }
 
 fn hyper(args: &TrainArgs) -> Hyper {
-    let sgd = args.optimizer == OptimizerKind::Sgd;
+    let sgd = args.options.optimizer == OptimizerKind::Sgd;
     Hyper {
-        epochs: args.epochs,
-        batch: args.batch.max(1),
-        optimizer: args.optimizer,
+        epochs: args.options.epochs,
+        batch: args.options.batch.max(1),
+        optimizer: args.options.optimizer,
         lr: LrPlan {
-            base: args.lr.unwrap_or(if sgd { 0.1 } else { 1e-3 }),
-            schedule: args.schedule,
-            epochs: args.epochs,
-            step_size: args.step_size,
-            gamma: args.gamma,
-            warmup: args.warmup,
+            base: args.options.lr.unwrap_or(if sgd { 0.1 } else { 1e-3 }),
+            schedule: args.options.schedule,
+            epochs: args.options.epochs,
+            step_size: args.options.step_size,
+            gamma: args.options.gamma,
+            warmup: args.options.warmup,
             min_lr: 0.0,
         },
-        momentum: args.momentum,
-        nesterov: args.nesterov,
-        weight_decay: args.weight_decay.unwrap_or(if sgd { 5e-4 } else { 0.01 }),
-        label_smoothing: args.label_smoothing,
-        clip_grad_norm: args.clip_grad_norm,
-        seed: args.seed,
+        momentum: args.options.momentum,
+        nesterov: args.options.nesterov,
+        weight_decay: args.options.weight_decay.unwrap_or(if sgd { 5e-4 } else { 0.01 }),
+        label_smoothing: args.options.label_smoothing,
+        clip_grad_norm: args.options.clip_grad_norm,
+        seed: args.options.seed,
     }
 }
 
 fn normalization(args: &TrainArgs, source: &Source, train: &Dataset) -> (Vec<f32>, Vec<f32>) {
     let none = (vec![0.0; train.channels], vec![1.0; train.channels]);
-    match args.normalize {
+    match args.options.normalize {
         Normalization::None => none,
         Normalization::Computed => train.channel_stats(),
         Normalization::Standard => source.standard_normalization().unwrap_or_else(|| train.channel_stats()),

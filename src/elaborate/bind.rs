@@ -218,9 +218,18 @@ impl Elaborator<'_> {
                     span,
                     format!("{} `{value}`", value.type_name()),
                 )
-                .with_help(match ty {
-                    ParamTy::Bool => format!("write `{param}: true` or `{param}: false`"),
-                    _ => format!("write `{param}: {}`", example(ty)),
+                .with_help({
+                    // A value from `--set` is fixed on the command line, not in the file.
+                    let (before, between) = match this.settings.iter().any(|s| s.name_span.file == span.file) {
+                        true => ("--set ", "="),
+                        false => ("", ": "),
+                    };
+                    match ty {
+                        ParamTy::Bool => {
+                            format!("write `{before}{param}{between}true` or `{before}{param}{between}false`")
+                        }
+                        _ => format!("write `{before}{param}{between}{}`", example(ty)),
+                    }
                 }),
             );
             None

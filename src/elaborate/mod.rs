@@ -34,6 +34,18 @@ pub struct Options {
     pub input: Option<Shape>,
     /// Lints silenced for the whole run (`--allow W0002`).
     pub allow: Vec<Code>,
+    /// Network arguments given on the command line (`--set depth=30`): the parameter's
+    /// name and the text of its value, an expression in the language.
+    pub set: Vec<(String, String)>,
+}
+
+/// A `--set NAME=VALUE`, parsed. Its text lives in `sources` as a file of its own, so
+/// diagnostics about the value point into it.
+pub(crate) struct Setting {
+    name: String,
+    pub(super) name_span: Span,
+    /// `None` when the value did not parse (already reported).
+    value: Option<crate::syntax::ast::Expr>,
 }
 
 pub struct Compilation {
@@ -56,8 +68,10 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
     let (library, mut diagnostics) = load::load(sources, name, text);
     let mut models = Vec::new();
     let networks: Vec<String> = library.networks.iter().map(|n| n.def.name.text.clone()).collect();
+    let settings = parse_settings(sources, &options.set, &mut diagnostics);
+    diagnostics.extend(unknown_settings(&library, &settings));
     for network in &library.networks {
-        let mut elaborator = Elaborator::new(&library, options);
+        let mut elaborator = Elaborator::new(&library, options, &settings);
         let model = elaborator.network(network);
         let mut found = elaborator.diagnostics;
         // Report in source order, as people read the file; a mistake inside a block
@@ -80,6 +94,67 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
         models.clear();
     }
     Compilation { models, diagnostics, networks }
+}
+
+/// Each `--set NAME=VALUE` becomes a source file `--set` holding `NAME=VALUE`; the value
+/// is parsed as an expression at its offset in that text.
+fn parse_settings(sources: &mut Sources, set: &[(String, String)], diagnostics: &mut Vec<Diagnostic>) -> Vec<Setting> {
+    set.iter()
+        .map(|(name, value)| {
+            let text = format!("{name}={value}");
+            let file = sources.add("--set", text);
+            // Blanks in place of `NAME=` keep the parsed spans at their place in the text.
+            let padded = format!("{}{value}", " ".repeat(name.len() + 1));
+            let value = match crate::syntax::parse_expression(file, &padded) {
+                Ok(expr) => Some(expr),
+                Err(_) => {
+                    // The parser's "expected ..." speaks of whole files; say what a value is.
+                    let span = Span::new(file, name.len() + 1, name.len() + 1 + value.len());
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::Syntax,
+                            format!("`{value}` is not a value for `{name}`"),
+                            span,
+                            "not a value",
+                        )
+                        .with_help("write a number, `true` or `false`, a name, or an expression such as `2 * 8`"),
+                    );
+                    None
+                }
+            };
+            Setting { name: name.clone(), name_span: Span::new(file, 0, name.len()), value }
+        })
+        .collect()
+}
+
+/// A `--set` that names no parameter of any network in the file is an error.
+fn unknown_settings(library: &Library, settings: &[Setting]) -> Vec<Diagnostic> {
+    let params: Vec<&str> =
+        library.networks.iter().flat_map(|n| n.def.params.iter().map(|p| p.name.text.as_str())).collect();
+    settings
+        .iter()
+        .filter(|s| !params.contains(&s.name.as_str()))
+        .map(|setting| {
+            let networks: Vec<String> = library.networks.iter().map(|n| format!("`{}`", n.def.name.text)).collect();
+            let mut d = Diagnostic::new(
+                Code::UnknownName,
+                format!("no network in this file has a parameter `{}`", setting.name),
+                setting.name_span,
+                "unknown parameter",
+            );
+            d = if params.is_empty() {
+                d.with_note(format!("{} takes no parameters", networks.join(", ")))
+            } else {
+                let mut names = params.clone();
+                names.dedup();
+                d.with_note(format!("the parameters are {}", names.join(", ")))
+            };
+            if let Some(help) = suggest::did_you_mean(&setting.name, params.iter().copied()) {
+                d = d.with_help(help);
+            }
+            d
+        })
+        .collect()
 }
 
 /// The result of building one module: its node, and the shape that flows on. The
@@ -130,6 +205,7 @@ struct Frame {
 pub(crate) struct Elaborator<'a> {
     library: &'a Library,
     options: &'a Options,
+    settings: &'a [Setting],
     diagnostics: Vec<Diagnostic>,
     frames: Vec<Frame>,
     inserts: Vec<network::InsertRule>,
@@ -147,10 +223,11 @@ pub(crate) struct Elaborator<'a> {
 }
 
 impl<'a> Elaborator<'a> {
-    fn new(library: &'a Library, options: &'a Options) -> Self {
+    fn new(library: &'a Library, options: &'a Options, settings: &'a [Setting]) -> Self {
         Elaborator {
             library,
             options,
+            settings,
             diagnostics: Vec::new(),
             frames: Vec::new(),
             inserts: Vec::new(),

@@ -30,8 +30,14 @@ impl Elaborator<'_> {
         let def = &entry.def;
         self.check_definitions();
         let env = Env::root(None);
+        let mut unparsed_setting = false;
         for param in &def.params {
-            match &param.default {
+            let given = self.settings.iter().find(|s| s.name == param.name.text);
+            if given.is_some_and(|s| s.value.is_none()) {
+                unparsed_setting = true; // reported when parsed
+                continue;
+            }
+            match given.and_then(|s| s.value.as_ref()).or(param.default.as_ref()) {
                 Some(default) => {
                     if let Some(value) = self.eval(default, &env) {
                         let ty = ParamTy::from_decl(&param.ty.text).unwrap_or(ParamTy::Int);
@@ -50,6 +56,11 @@ impl Elaborator<'_> {
                     .with_help(format!("write `{}: {} = ...`", param.name.text, param.ty.text)),
                 ),
             }
+        }
+        // A parameter without a value would make every use of it an "unknown name" error
+        // of its own; the parameter's error is the one to fix.
+        if self.error_count() > errors_before || unparsed_setting {
+            return None;
         }
         let input = self.network_input(def, &env);
         self.model_input = input;

@@ -49,7 +49,7 @@ impl Program {
     fn without(&self, skip: &[bool]) -> Program {
         // new_slot[old] for every old slot.
         let mut new_slot = vec![0usize; self.steps.len() + 1];
-        let mut steps = Vec::new();
+        let (mut steps, mut labels) = (Vec::new(), Vec::new());
         for (i, step) in self.steps.iter().enumerate() {
             let mut step = step.clone();
             step.map_inputs(|slot| new_slot[slot]);
@@ -57,9 +57,10 @@ impl Program {
                 new_slot[i + 1] = step.inputs()[0];
             } else {
                 steps.push(step);
+                labels.push(self.labels[i].clone());
                 new_slot[i + 1] = steps.len();
             }
         }
-        Program::new(steps, self.layer_paths.clone(), new_slot[self.output])
+        Program::new(steps, labels, self.layer_paths.clone(), new_slot[self.output])
     }
 }

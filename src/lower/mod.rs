@@ -10,7 +10,7 @@ mod program;
 mod value;
 pub mod weights;
 
-pub use program::{Program, Step};
+pub use program::{Program, Step, StepLabel};
 pub use value::Value;
 
 use crate::ir::{Model, Shape};
@@ -109,6 +109,11 @@ impl<B: Backend> Network<B> {
     /// batch dimension in front).
     pub fn forward(&self, input: Value<B>) -> Value<B> {
         self.program.run(&self.layers, input)
+    }
+
+    /// `forward`, showing `observe` every step's output (see `Program::run_observed`).
+    pub fn forward_observed(&self, input: Value<B>, observe: &mut dyn FnMut(usize, &Value<B>)) -> Value<B> {
+        self.program.run_observed(&self.layers, input, observe)
     }
 
     /// Convenience for image classifiers: [batch, C, H, W] → [batch, classes].

@@ -41,10 +41,20 @@ impl Step {
     }
 }
 
+/// What a step is, for people: the IR path of the node it came from and the op's name
+/// (`conv`, `relu`, `add` for a residual sum, `scale` for a gate, or the merge).
+#[derive(Clone, Debug)]
+pub struct StepLabel {
+    pub path: String,
+    pub what: &'static str,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Program {
     /// Step `i` writes slot `i + 1`.
     pub steps: Vec<Step>,
+    /// One label per step.
+    pub labels: Vec<StepLabel>,
     /// The IR path of each layer (`layer1.0.conv1`), for weight names.
     pub layer_paths: Vec<String>,
     pub output: usize,
@@ -67,12 +77,13 @@ pub fn lower<B: Backend>(model: &Model, device: &B::Device) -> (Program, Vec<Lay
         slot = lowering.node(node, slot);
     }
     let program = lowering.program;
-    (Program::new(program.steps, program.layer_paths, slot), lowering.layers)
+    (Program::new(program.steps, program.labels, program.layer_paths, slot), lowering.layers)
 }
 
 impl<B: Backend> Lowering<'_, B> {
-    fn push(&mut self, step: Step) -> usize {
+    fn push(&mut self, step: Step, node: &Node, what: &'static str) -> usize {
         self.program.steps.push(step);
+        self.program.labels.push(StepLabel { path: node.path.clone(), what });
         self.program.steps.len()
     }
 
@@ -85,9 +96,9 @@ impl<B: Backend> Lowering<'_, B> {
 
     fn node(&mut self, node: &Node, input: usize) -> usize {
         match &node.kind {
-            NodeKind::Op { op, .. } => match self.layer(node, op) {
-                Some(layer) => self.push(Step::Layer { layer, input }),
-                None => self.push(Step::Op { op: op.clone(), input }),
+            NodeKind::Op { op, name, .. } => match self.layer(node, op) {
+                Some(layer) => self.push(Step::Layer { layer, input }, node, name),
+                None => self.push(Step::Op { op: op.clone(), input }, node, name),
             },
             NodeKind::Block { children, .. } => self.chain(children, input),
             NodeKind::Residual { body, shortcut } => {
@@ -97,15 +108,15 @@ impl<B: Backend> Lowering<'_, B> {
                     Shortcut::Identity => input,
                     Shortcut::Projection(projection) => self.node(projection, input),
                 };
-                self.push(Step::Add { a: out, b: skip })
+                self.push(Step::Add { a: out, b: skip }, node, "add")
             }
             NodeKind::Scale { gate } => {
                 let gate = self.chain(gate, input);
-                self.push(Step::Scale { x: input, gate })
+                self.push(Step::Scale { x: input, gate }, node, "scale")
             }
             NodeKind::Parallel { merge, branches } => {
                 let inputs = branches.iter().map(|b| self.node(b, input)).collect();
-                self.push(Step::Merge { merge: *merge, inputs })
+                self.push(Step::Merge { merge: *merge, inputs }, node, merge.name())
             }
         }
     }
@@ -125,7 +136,7 @@ impl<B: Backend> Lowering<'_, B> {
 }
 
 impl Program {
-    pub(super) fn new(steps: Vec<Step>, layer_paths: Vec<String>, output: usize) -> Program {
+    pub(super) fn new(steps: Vec<Step>, labels: Vec<StepLabel>, layer_paths: Vec<String>, output: usize) -> Program {
         let mut last_use = vec![0; steps.len() + 1];
         for (i, step) in steps.iter().enumerate() {
             for input in step.inputs() {
@@ -133,10 +144,21 @@ impl Program {
             }
         }
         last_use[output] = usize::MAX;
-        Program { steps, layer_paths, output, last_use }
+        Program { steps, labels, layer_paths, output, last_use }
     }
 
     pub fn run<B: Backend>(&self, layers: &[Layer<B>], input: Value<B>) -> Value<B> {
+        self.run_observed(layers, input, &mut |_, _| {})
+    }
+
+    /// Runs the program, showing `observe` each step's index and output as it is made
+    /// (for activation statistics and attention maps).
+    pub fn run_observed<B: Backend>(
+        &self,
+        layers: &[Layer<B>],
+        input: Value<B>,
+        observe: &mut dyn FnMut(usize, &Value<B>),
+    ) -> Value<B> {
         let mut slots: Vec<Option<Value<B>>> = vec![None; self.steps.len() + 1];
         slots[0] = Some(input);
         for (i, step) in self.steps.iter().enumerate() {
@@ -156,6 +178,7 @@ impl Program {
                     }
                 }
             };
+            observe(i, &out);
             slots[i + 1] = Some(out);
         }
         slots[self.output].take().expect("the output slot is written")

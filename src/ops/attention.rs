@@ -130,6 +130,23 @@ impl Attention {
 impl<B: Backend> AttentionModule<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, n, d] = x.dims();
+        let (mut weights, v) = self.attend(x);
+        if B::ad_enabled(&weights.device()) && self.dropout > 0.0 {
+            weights = DropoutConfig::new(self.dropout).init().forward(weights);
+        }
+        let context = weights.matmul(v).swap_dims(1, 2).reshape([b * n, d]);
+        self.out_proj.forward(context).reshape([b, n, d])
+    }
+
+    /// Each head's attention weights, softmax(QKᵀ/√d): [batch, heads, queries, keys].
+    /// Row 0 of a ViT is what the class token attends to.
+    pub fn weights(&self, x: Tensor<B, 3>) -> Tensor<B, 4> {
+        self.attend(x).0
+    }
+
+    /// The attention weights (before dropout) and the values, both per head.
+    fn attend(&self, x: Tensor<B, 3>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let [b, n, d] = x.dims();
         let (h, dh) = (self.heads, d / self.heads);
         let mut qkv = x.reshape([b * n, d]).matmul(self.in_proj_weight.val().transpose());
         if let Some(bias) = &self.in_proj_bias {
@@ -141,11 +158,6 @@ impl<B: Backend> AttentionModule<B> {
         };
         let (q, k, v) = (heads(0), heads(1), heads(2));
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt());
-        let mut weights = softmax(scores, 3);
-        if B::ad_enabled(&weights.device()) && self.dropout > 0.0 {
-            weights = DropoutConfig::new(self.dropout).init().forward(weights);
-        }
-        let context = weights.matmul(v).swap_dims(1, 2).reshape([b * n, d]);
-        self.out_proj.forward(context).reshape([b, n, d])
+        (softmax(scores, 3), v)
     }
 }

@@ -3,4 +3,4 @@
 pub mod ast;
 mod parse;
 
-pub use parse::{MAX_NESTING, parse};
+pub use parse::{MAX_NESTING, parse, parse_expression};

@@ -35,6 +35,22 @@ pub fn parse(file: FileId, text: &str) -> (SourceFile, Vec<Diagnostic>) {
     }
 }
 
+/// Parses one expression on its own: a network argument given on the command line.
+pub fn parse_expression(file: FileId, text: &str) -> Result<Expr, Vec<Diagnostic>> {
+    if let Some(diagnostic) = check_nesting(file, text) {
+        return Err(vec![diagnostic]);
+    }
+    match ArchParser::parse(Rule::expression, text) {
+        Ok(mut pairs) => {
+            let mut builder = Builder { file, diagnostics: Vec::new() };
+            let whole = pairs.next().expect("the expression rule always produces a pair");
+            let expr = builder.expr(whole.into_inner().next().expect("grammar: expression holds an expr"));
+            if builder.diagnostics.is_empty() { Ok(expr) } else { Err(builder.diagnostics) }
+        }
+        Err(error) => Err(vec![syntax_error(file, text, error)]),
+    }
+}
+
 /// The characters of `text` that are code: comments and string literals skipped.
 fn code_chars(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let (mut in_comment, mut in_string) = (false, false);

@@ -130,7 +130,7 @@ impl RunDir {
         }
         write_atomic(&self.dir.join("metrics.csv"), &csv(&progress.history))?;
         // A chart that cannot be drawn (no font) is worth a warning, not a stopped run.
-        if let Err(message) = super::plots::curves(&self.dir.join("curves.png"), &progress.history) {
+        if let Err(message) = crate::plots::curves(&self.dir.join("curves.png"), &progress.history) {
             eprintln!("warning: no learning-curve plot: {message}");
         }
         write_atomic(&self.dir.join("state.json"), &serde_json::to_string_pretty(progress).unwrap_or_default())

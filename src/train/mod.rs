@@ -7,7 +7,6 @@
 
 mod checkpoint;
 mod evaluate;
-pub mod plots;
 pub mod schedule;
 
 pub use checkpoint::{RunDir, write_atomic};

@@ -1,0 +1,319 @@
+//! PNG charts (plotters): learning curves of a run, the confusion matrix of an
+//! evaluation, and the line and scatter charts of `archc analyze` and `archc compare`. Labels need a TrueType font: `ARCHC_FONT`, or DejaVu Sans where Debian
+//! and most Linux distributions install it.
+
+use crate::train::EpochMetrics;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::OnceLock;
+
+const FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/Library/Fonts/Arial Unicode.ttf",
+];
+
+fn font() -> Result<(), String> {
+    static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let candidates: Vec<String> =
+                std::env::var("ARCHC_FONT").into_iter().chain(FONT_PATHS.iter().map(|s| s.to_string())).collect();
+            for path in &candidates {
+                if let Ok(bytes) = std::fs::read(path) {
+                    // Fonts are registered for the life of the process.
+                    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                    if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                        return Ok(());
+                    }
+                }
+            }
+            Err("no TrueType font for plot labels: set ARCHC_FONT=/path/to/font.ttf (e.g. Debian's fonts-dejavu-core)"
+                .into())
+        })
+        .clone()
+}
+
+/// Draws into a temporary PNG and renames it into place.
+pub fn atomic_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), String>,
+) -> Result<(), String> {
+    font()?;
+    let temp = path.with_extension("tmp.png");
+    {
+        let root = BitMapBackend::new(&temp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        draw(&root)?;
+        root.present().map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    }
+    std::fs::rename(&temp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+/// Distinct colours for the lines of one chart, reused in turn past the tenth.
+pub const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+pub fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// One named line: its (x, y) points and colour.
+pub type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+
+/// Axis descriptions of a chart.
+pub struct Axes<'a> {
+    pub title: &'a str,
+    pub x: &'a str,
+    pub y: &'a str,
+}
+
+/// The (low, high) of some values with 5% margin; (0, 1) when there are none.
+fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let (lo, hi) = if hi - lo < 1e-9 { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    let margin = (hi - lo) * 0.05;
+    (lo - margin, hi + margin)
+}
+
+pub fn line_chart(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    axes: &Axes,
+    series: &[Series],
+) -> Result<(), String> {
+    chart(area, axes, series, true)
+}
+
+/// Points without lines, each labelled with its series' name.
+pub fn scatter_chart(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    axes: &Axes,
+    series: &[Series],
+) -> Result<(), String> {
+    chart(area, axes, series, false)
+}
+
+fn chart(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    axes: &Axes,
+    series: &[Series],
+    lines: bool,
+) -> Result<(), String> {
+    let points = || series.iter().flat_map(|(_, p, _)| p.iter().copied());
+    let (x_lo, x_hi) = span(points().map(|(x, _)| x));
+    let (y_lo, y_hi) = span(points().map(|(_, y)| y));
+    let mut chart = ChartBuilder::on(area)
+        .caption(axes.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+        .map_err(|e| e.to_string())?;
+    // Depths and epochs are whole numbers: label them so.
+    let whole = points().all(|(x, _)| x.fract() == 0.0);
+    let x_label = |x: &f64| if whole { format!("{x:.0}") } else { format!("{x}") };
+    chart
+        .configure_mesh()
+        .x_label_formatter(&x_label)
+        .x_desc(axes.x)
+        .y_desc(axes.y)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (name, points, color) in series {
+        let color = *color;
+        let finite: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+        if lines {
+            chart.draw_series(LineSeries::new(finite.clone(), color.stroke_width(2))).map_err(|e| e.to_string())?;
+        }
+        chart
+            .draw_series(finite.iter().map(|&p| Circle::new(p, if lines { 2 } else { 5 }, color.filled())))
+            .map_err(|e| e.to_string())?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+/// One chart alone in a PNG of the given size.
+pub fn single(path: &Path, size: (u32, u32), axes: &Axes, series: &[Series], lines: bool) -> Result<(), String> {
+    atomic_png(path, size, |root| chart(root, axes, series, lines))
+}
+
+/// `curves.png`: loss (train, validation) and accuracy (train, validation top-1) per epoch.
+pub fn curves(path: &Path, history: &[EpochMetrics]) -> Result<(), String> {
+    let pick = |f: fn(&EpochMetrics) -> f64| history.iter().map(|m| (m.epoch as f64, f(m))).collect::<Vec<_>>();
+    atomic_png(path, (1200, 480), |root| {
+        let (left, right) = root.split_horizontally(600);
+        line_chart(
+            &left,
+            &Axes { title: "loss", x: "epoch", y: "" },
+            &[("train", pick(|m| m.train_loss), BLUE), ("validation", pick(|m| m.val_loss), RED)],
+        )?;
+        line_chart(
+            &right,
+            &Axes { title: "accuracy", x: "epoch", y: "" },
+            &[("train", pick(|m| m.train_acc), BLUE), ("validation top-1", pick(|m| m.val_top1), RED)],
+        )
+    })
+}
+
+/// The confusion matrix as a heat map, rows true classes, columns predictions.
+pub fn confusion(path: &Path, classes: &[String], matrix: &[Vec<u64>]) -> Result<(), String> {
+    let n = matrix.len().max(1);
+    let cell = (560 / n as u32).clamp(8, 60);
+    let side = cell * n as u32;
+    atomic_png(path, (side + 220, side + 120), |root| {
+        let root = root.margin(20, 20, 20, 20);
+        root.draw(&Text::new("confusion matrix (rows: true, columns: predicted)", (0, -10), ("sans-serif", 16)))
+            .map_err(|e| e.to_string())?;
+        for (t, row) in matrix.iter().enumerate() {
+            let total = row.iter().sum::<u64>().max(1) as f64;
+            for (p, &count) in row.iter().enumerate() {
+                let share = count as f64 / total;
+                let shade = (255.0 * (1.0 - share)) as u8;
+                let (x, y) = ((p as u32 * cell) as i32, (t as u32 * cell + 20) as i32);
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32, y + cell as i32)],
+                    RGBColor(shade, shade, 255).filled(),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
+            let name = classes.get(t).cloned().unwrap_or_else(|| t.to_string());
+            root.draw(&Text::new(
+                name,
+                (side as i32 + 8, (t as u32 * cell + 20 + cell / 3) as i32),
+                ("sans-serif", 14),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// A small multiple: panels laid out `columns` to a row, each `cell` pixels, under a
+/// title; `draw` fills panel `i`.
+fn panel_grid(
+    path: &Path,
+    title: &str,
+    count: usize,
+    columns: usize,
+    cell: (u32, u32),
+    mut draw: impl FnMut(usize, &DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), String>,
+) -> Result<(), String> {
+    let columns = columns.clamp(1, count.max(1));
+    let rows = count.div_ceil(columns).max(1);
+    // Wide enough for the title even with one panel.
+    let size = ((cell.0 * columns as u32).max(660), cell.1 * rows as u32 + 40);
+    atomic_png(path, size, |root| {
+        let (head, body) = root.split_vertically(40);
+        head.draw(&Text::new(title.to_string(), (12, 10), ("sans-serif", 18))).map_err(|e| e.to_string())?;
+        for (i, area) in body.split_evenly((rows, columns)).iter().enumerate().take(count) {
+            draw(i, area)?;
+        }
+        Ok(())
+    })
+}
+
+/// One bar chart of weights in [0, 1] per panel (SE and CBAM channel gates).
+pub fn bar_grid(path: &Path, title: &str, panels: &[(String, Vec<f32>)]) -> Result<(), String> {
+    panel_grid(path, title, panels.len(), 4, (360, 220), |i, area| {
+        let (name, values) = &panels[i];
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{name} (by channel)"), ("sans-serif", 14))
+            .margin(6)
+            .x_label_area_size(22)
+            .y_label_area_size(34)
+            .build_cartesian_2d(0f64..values.len().max(1) as f64, 0f64..1f64)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_label_formatter(&|c| format!("{c:.0}"))
+            .label_style(("sans-serif", 11))
+            .y_labels(3)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let color = PALETTE[0];
+        chart
+            .draw_series(values.iter().enumerate().map(|(c, &v)| {
+                Rectangle::new([(c as f64, 0.0), (c as f64 + 0.85, v.clamp(0.0, 1.0) as f64)], color.filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// Blue (0) through cyan, yellow, to red (1).
+fn heat(t: f32) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let ramp = |a: f32, b: f32| (((t - a) / (b - a)).clamp(0.0, 1.0) * 255.0) as u8;
+    RGBColor(ramp(0.35, 0.7), if t < 0.7 { ramp(0.0, 0.35) } else { 255 - ramp(0.7, 1.0) }, 255 - ramp(0.35, 0.7))
+}
+
+/// An image as RGB rows of the model's input size, for overlays.
+pub struct Picture {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<[u8; 3]>,
+}
+
+/// A map over the image, blended half and half with it, per panel. `maps` are
+/// `(name, width, height, values)`; with `stretch` each map is scaled to its own
+/// minimum and maximum (attention weights are small), else read as [0, 1].
+pub fn heat_grid(
+    path: &Path,
+    title: &str,
+    picture: &Picture,
+    maps: &[(String, usize, usize, Vec<f32>)],
+    stretch: bool,
+) -> Result<(), String> {
+    let side = 200u32;
+    panel_grid(path, title, maps.len(), 4, (side + 20, side + 44), |i, area| {
+        let (name, mw, mh, values) = &maps[i];
+        area.draw(&Text::new(name.clone(), (10, 6), ("sans-serif", 14))).map_err(|e| e.to_string())?;
+        let (lo, hi) = if stretch {
+            values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+        } else {
+            (0.0, 1.0)
+        };
+        let range = if hi > lo { hi - lo } else { 1.0 };
+        for y in 0..side {
+            for x in 0..side {
+                // Nearest neighbour in the picture and in the map.
+                let px = (x as usize * picture.width / side as usize).min(picture.width - 1);
+                let py = (y as usize * picture.height / side as usize).min(picture.height - 1);
+                let mx = (x as usize * mw / side as usize).min(mw - 1);
+                let my = (y as usize * mh / side as usize).min(mh - 1);
+                let base = picture.rgb[py * picture.width + px];
+                let hot = heat((values[my * mw + mx] - lo) / range);
+                let mix = |a: u8, b: u8| ((a as u16 + b as u16) / 2) as u8;
+                let color = RGBColor(mix(base[0], hot.0), mix(base[1], hot.1), mix(base[2], hot.2));
+                area.draw_pixel((10 + x as i32, 28 + y as i32), &color).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,271 @@
+//! `archc analyze`: what the labs' experiments must show, measured on small seeded
+//! networks (the direction of each effect, never a fixed number), and the files the
+//! command writes.
+
+use archc::analyze::Probe;
+use archc::analyze::activations::{activation_stats, per_depth};
+use archc::analyze::attention::AttentionMap;
+use archc::analyze::gradients::gradient_norms;
+use archc::elaborate::{Options, compile};
+use archc::ir::{Model, Shape};
+use archc::lower::Network;
+use archc::source::Sources;
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use support::{assert_png, masked};
+
+mod support;
+
+type B = Autodiff<Flex>;
+
+/// models/deepnet.arch on a small input, with the given network arguments.
+fn deepnet(set: &[(&str, &str)]) -> Model {
+    let path = "models/deepnet.arch";
+    let text = std::fs::read_to_string(path).unwrap();
+    let options = Options {
+        input: Some(Shape::Image { c: 1, h: 10, w: 10 }),
+        set: set.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        ..Options::default()
+    };
+    let result = compile(&mut Sources::new(), path, &text, &options);
+    assert!(!result.has_errors(), "{set:?}: {:?}", result.diagnostics);
+    result.models.into_iter().next().unwrap()
+}
+
+/// First weight layer's gradient norm over the last hidden one's (the output layer
+/// reads features whose scale depends on the architecture, so it is left out).
+fn first_over_last_hidden(model: &Model, seed: u64) -> f64 {
+    let device = Default::default();
+    B::seed(&device, seed);
+    let probe = Probe::<B>::random(model, 16, &device);
+    B::seed(&device, seed);
+    let network = Network::<B>::new(model, &device);
+    let rows = gradient_norms(&network, probe);
+    assert_eq!(rows.len(), network.layers.iter().filter(|l| archc::analyze::is_weight_layer(*l)).count());
+    assert!(rows.windows(2).all(|w| w[0].depth + 1 == w[1].depth), "depths count weight layers in order");
+    rows[0].grad_norm / rows[rows.len() - 2].grad_norm
+}
+
+#[test]
+fn gradients_vanish_in_a_deep_plain_net_and_not_in_the_residual_one() {
+    for seed in [0, 1] {
+        let plain30 = first_over_last_hidden(&deepnet(&[("depth", "30"), ("skip", "false")]), seed);
+        let plain10 = first_over_last_hidden(&deepnet(&[("depth", "10"), ("skip", "false")]), seed);
+        let residual30 = first_over_last_hidden(&deepnet(&[("depth", "30"), ("skip", "true")]), seed);
+        // Orders of magnitude below in the plain net, and worse with depth...
+        assert!(plain30 < 1e-3, "seed {seed}: plain, 30 layers: first/last = {plain30:e}");
+        assert!(plain30 < plain10, "seed {seed}: depth makes it worse: {plain30:e} vs {plain10:e} at 10 layers");
+        // ...within an order of magnitude or so with identity shortcuts.
+        assert!(residual30 > 1e-2, "seed {seed}: residual, 30 layers: first/last = {residual30:e}");
+        assert!(residual30 > 1e3 * plain30, "seed {seed}: residual {residual30:e} vs plain {plain30:e}");
+    }
+}
+
+#[test]
+fn batch_norm_holds_the_scale_of_activations_across_depth() {
+    let std_at_depths = |norm: &str| -> Vec<f64> {
+        let model = deepnet(&[("depth", "12"), ("act", "relu"), ("norm", norm)]);
+        let device = Default::default();
+        B::seed(&device, 3);
+        let probe = Probe::<B>::random(&model, 16, &device);
+        let network = Network::<B>::new(&model, &device);
+        let rows = activation_stats(&network, probe.input);
+        assert_eq!(rows.len(), network.program.steps.len(), "one row per step");
+        per_depth(&rows).iter().map(|r| r.std).collect()
+    };
+    let plain = std_at_depths("identity");
+    let normalised = std_at_depths("batchnorm");
+    // Stem, 12 units, classifier: one row per weight layer.
+    assert_eq!((plain.len(), normalised.len()), (14, 14));
+    let (first, last_hidden) = (1, 12);
+    assert!(plain[last_hidden] < 1e-2 * plain[first], "without batch norm the scale decays: {plain:?}");
+    let ratio = normalised[last_hidden] / normalised[first];
+    assert!((0.5..2.0).contains(&ratio), "batch norm keeps it: {normalised:?}");
+}
+
+fn archc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_archc")).args(args).output().expect("archc runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("archc-analyze-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn gradients_command_writes_table_csv_and_plot() {
+    let dir = scratch("gradients");
+    let out = archc(&[
+        "analyze",
+        "gradients",
+        "models/deepnet.arch",
+        "--depths",
+        "2,4",
+        "--sweep",
+        "skip=false,true",
+        "--input",
+        "1x8x8",
+        "--batch",
+        "4",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for label in ["deepnet skip=false depth=2", "deepnet skip=false depth=4", "deepnet skip=true depth=4"] {
+        assert!(stdout.contains(label), "{label} in\n{stdout}");
+    }
+    // CSV: one row per weight layer of each variant (stem + depth convs + fc).
+    let csv = std::fs::read_to_string(dir.join("gradients.csv")).unwrap();
+    let rows = |label: &str| csv.lines().filter(|l| l.starts_with(&format!("{label},"))).count();
+    assert_eq!(rows("deepnet skip=false depth=2"), 4, "{csv}");
+    assert_eq!(rows("deepnet skip=true depth=4"), 6, "{csv}");
+    for line in csv.lines().skip(1) {
+        let norm: f64 = line.split(',').nth(5).unwrap().parse().unwrap();
+        assert!(norm.is_finite() && norm >= 0.0, "{line}");
+    }
+    assert_png(&dir.join("gradients.png"), (1000, 600));
+    let md = std::fs::read_to_string(dir.join("gradients.md")).unwrap();
+    insta::with_settings!({ snapshot_path => "../snapshots/analyze", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("gradients_report", masked(&md));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn activations_command_writes_table_csv_and_plot() {
+    let dir = scratch("activations");
+    let out = archc(&[
+        "analyze",
+        "activations",
+        "models/deepnet.arch",
+        "--set",
+        "depth=3",
+        "--set",
+        "act=relu",
+        "--sweep",
+        "norm=identity,batchnorm(eps: 1e-3, momentum: 0.1)",
+        "--input",
+        "1x8x8",
+        "--batch",
+        "4",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("deepnet norm=batchnorm(eps: 1e-3, momentum: 0.1)"), "{stdout}");
+    // Every step of each variant is in the CSV (stem, relu, 3 × (conv, norm, relu), pool,
+    // flatten, fc), the norm steps being what the sweep chose.
+    let csv = std::fs::read_to_string(dir.join("activations.csv")).unwrap();
+    let rows = |label: &str, op: &str| {
+        csv.lines().filter(|l| l.starts_with(label) && (op.is_empty() || l.contains(&format!(",{op},")))).count()
+    };
+    assert_eq!(rows("deepnet norm=identity,", ""), 14, "{csv}");
+    assert_eq!(rows("\"deepnet norm=batchnorm(eps: 1e-3, momentum: 0.1)\",", ""), 14, "{csv}");
+    assert_eq!(rows("deepnet norm=identity,", "identity"), 3, "{csv}");
+    assert_eq!(rows("\"deepnet norm=batchnorm(eps: 1e-3, momentum: 0.1)\",", "batchnorm"), 3, "{csv}");
+    assert_png(&dir.join("activations.png"), (1400, 560));
+    let md = std::fs::read_to_string(dir.join("activations.md")).unwrap();
+    insta::with_settings!({ snapshot_path => "../snapshots/analyze", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("activations_report", masked(&md));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn analyze_errors_are_one_clear_message() {
+    // A sweep over a parameter the network does not have points at it.
+    let out = archc(&["analyze", "gradients", "models/resnet20.arch", "--depths", "8", "--out", "/nonexistent/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no network in this file has a parameter `depth`") && err.contains("--set"), "{err}");
+    let cases: &[(&[&str], &str)] = &[
+        (&["analyze", "gradients", "models/deepnet.arch", "--batch", "1"], "--batch must be at least 2"),
+        (&["analyze", "activations", "models/nope.arch"], "models/nope.arch"),
+        (
+            &["analyze", "gradients", "models/deepnet.arch", "--depths", "3", "--sweep", "depth=4"],
+            "give the depths once",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = archc(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(expected) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+    // Usage mistakes are clap's (exit 2).
+    assert_eq!(archc(&["analyze", "gradients", "models/deepnet.arch", "--sweep", "skip"]).status.code(), Some(2));
+    assert_eq!(archc(&["analyze"]).status.code(), Some(2));
+}
+
+#[test]
+fn attention_maps_read_the_gates_and_the_class_token() {
+    let text = std::fs::read_to_string("tests/fixtures/lowering/tiny_vit.arch").unwrap();
+    let result = compile(&mut Sources::new(), "tiny_vit.arch", &text, &Options::default());
+    let model = result.models.into_iter().next().unwrap();
+    let device = Default::default();
+    Flex::seed(&device, 5);
+    let network = Network::<Flex>::new(&model, &device);
+    let image = Tensor::<Flex, 4>::random([1, 3, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let maps = archc::analyze::attention::attention_maps(&network, image);
+    let [AttentionMap::Heads { from_class_token: true, height: 4, width: 4, heads, path }] = maps.as_slice() else {
+        panic!("one class-token map over 4×4 patches expected");
+    };
+    assert_eq!(path, "encoder.layers.encoder_layer_1.self_attention", "the last attention layer");
+    assert_eq!(heads.len(), 2);
+    for head in heads {
+        // A softmax row: the patches get what the class token does not give itself.
+        let total: f32 = head.iter().sum();
+        assert!(head.len() == 16 && head.iter().all(|&w| w > 0.0) && total > 0.0 && total < 1.0, "{head:?}");
+    }
+}
+
+#[test]
+fn attention_command_draws_gates_spatial_maps_and_heads() {
+    let image = "tests/fixtures/predict/image.png";
+    // CBAM (channel and spatial gates) in layer1, SE in layer2.
+    let dir = scratch("attention-cbam");
+    let model = "tests/fixtures/lowering/tiny_bottleneck_attention.arch";
+    let out = archc(&["analyze", "attention", model, image, "--out", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("untrained"), "a warning without --weights");
+    let csv = std::fs::read_to_string(dir.join("channel_weights.csv")).unwrap();
+    let mut gates: Vec<(String, usize)> = Vec::new();
+    for line in csv.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let weight: f32 = fields[2].parse().unwrap();
+        assert!(weight > 0.0 && weight < 1.0, "a sigmoid gate: {line}");
+        match gates.last_mut() {
+            Some((gate, n)) if gate == fields[0] => *n += 1,
+            _ => gates.push((fields[0].to_string(), 1)),
+        }
+    }
+    let counts: Vec<usize> = gates.iter().map(|(_, n)| *n).collect();
+    assert_eq!(counts, [32, 64], "CBAM's channel gate on 32 channels, SE's on 64: {gates:?}");
+    assert_png(&dir.join("channel_weights.png"), (720, 260));
+    assert_png(&dir.join("spatial_attention.png"), (660, 284));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let dir = scratch("attention-vit");
+    let out = archc(&[
+        "analyze",
+        "attention",
+        "tests/fixtures/lowering/tiny_vit.arch",
+        image,
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("class-token attention of 2 heads over 4×4 patches"));
+    assert_png(&dir.join("head_attention.png"), (660, 284));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A network without attention says so.
+    let out = archc(&["analyze", "attention", "models/lenet5.arch", image, "--out", "/nonexistent/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no attention to show"));
+}
