@@ -290,6 +290,12 @@ pub fn heat_grid(
     maps: &[(String, usize, usize, Vec<f32>)],
     stretch: bool,
 ) -> Result<(), String> {
+    if picture.width == 0 || picture.height == 0 || picture.rgb.len() != picture.width * picture.height {
+        return Err(format!("cannot draw `{}`: the picture is empty", path.display()));
+    }
+    if let Some((name, ..)) = maps.iter().find(|(_, w, h, v)| *w == 0 || *h == 0 || v.len() != w * h) {
+        return Err(format!("cannot draw `{}`: the map of {name} does not match its size", path.display()));
+    }
     let side = 200u32;
     panel_grid(path, title, maps.len(), 4, (side + 20, side + 44), |i, area| {
         let (name, mw, mh, values) = &maps[i];

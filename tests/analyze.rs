@@ -182,13 +182,21 @@ fn analyze_errors_are_one_clear_message() {
     let out = archc(&["analyze", "gradients", "models/resnet20.arch", "--depths", "8", "--out", "/nonexistent/x"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no network in this file has a parameter `depth`") && err.contains("--set"), "{err}");
+    assert!(err.contains("network `resnet20` has no parameter `depth`") && err.contains("--set"), "{err}");
     let cases: &[(&[&str], &str)] = &[
         (&["analyze", "gradients", "models/deepnet.arch", "--batch", "1"], "--batch must be at least 2"),
         (&["analyze", "activations", "models/nope.arch"], "models/nope.arch"),
         (
             &["analyze", "gradients", "models/deepnet.arch", "--depths", "3", "--sweep", "depth=4"],
             "give the depths once",
+        ),
+        (
+            &["analyze", "gradients", "models/deepnet.arch", "--set", "depth=3", "--depths", "4"],
+            "both fixed with --set",
+        ),
+        (
+            &["analyze", "gradients", "models/deepnet.arch", "--sweep", "skip=true", "--sweep", "skip=false"],
+            "swept twice",
         ),
     ];
     for (args, expected) in cases {
@@ -199,6 +207,10 @@ fn analyze_errors_are_one_clear_message() {
     }
     // Usage mistakes are clap's (exit 2).
     assert_eq!(archc(&["analyze", "gradients", "models/deepnet.arch", "--sweep", "skip"]).status.code(), Some(2));
+    assert_eq!(
+        archc(&["analyze", "gradients", "models/deepnet.arch", "--sweep", "norm=batchnorm(eps: 1"]).status.code(),
+        Some(2)
+    );
     assert_eq!(archc(&["analyze"]).status.code(), Some(2));
 }
 

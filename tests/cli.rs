@@ -120,7 +120,7 @@ fn set_gives_network_arguments_on_the_command_line() {
     // An unknown name, a value of the wrong type and one that does not parse: each is a
     // diagnostic pointing into the `--set` text, and nothing cascades from it.
     let cases = [
-        ("skp=true", "no network in this file has a parameter `skp`", "did you mean `skip`?"),
+        ("skp=true", "network `plain20` has no parameter `skp`", "did you mean `skip`?"),
         ("classes=true", "`classes` must be an integer, but this is a bool", "--set classes=64"),
         ("skip=1+", "`1+` is not a value for `skip`", "--set:1:6"),
     ];
@@ -131,6 +131,14 @@ fn set_gives_network_arguments_on_the_command_line() {
         assert!(err.contains(message) && err.contains(detail), "{setting}: {err}");
         assert_eq!(err.matches("error[").count(), 1, "{setting}: one error only\n{err}");
     }
+    // The same name twice: which would count is not obvious.
+    let out = archc(&["check", "models/plain20.arch", "--set", "skip=true", "--set", "skip=false"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("`skip` is set twice") && stderr(&out).contains("first set here"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(archc(&["check", "models/plain20.arch", "--set", "skip"]).status.code(), Some(2));
     assert_eq!(archc(&["check", "models/plain20.arch", "--set", "2x=1"]).status.code(), Some(2));
 }

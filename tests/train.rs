@@ -70,9 +70,9 @@ fn write_mnist(dir: &Path, gzip: bool) {
     }
 }
 
-const TINY: &str = "network tiny(classes: int = 10) {
+const TINY: &str = "network tiny(classes: int = 10, width: int = 8) {
     input image(1, 8, 8)
-    conv1:   conv(8, kernel: 3, padding: 1, bias: false)
+    conv1:   conv(width, kernel: 3, padding: 1, bias: false)
     bn1:     batchnorm
              relu
     avgpool: global_avgpool
@@ -342,13 +342,15 @@ fn compare_trains_measures_and_reports() {
     let dir = scratch("compare");
     write_mnist(&dir, false);
     let small = tiny_model(&dir);
-    let wide = dir.join("wide.arch");
-    std::fs::write(&wide, TINY.replace("network tiny", "network wide").replace("conv(8,", "conv(16,")).unwrap();
+    let other = dir.join("other.arch");
+    std::fs::write(&other, TINY.replace("network tiny", "network other")).unwrap();
     let report = dir.join("report");
     let text = ok(&archc(&[
         "compare",
         &small,
-        wide.to_str().unwrap(),
+        other.to_str().unwrap(),
+        "--sweep",
+        "width=4,8",
         "--data",
         "mnist",
         "--data-dir",
@@ -375,8 +377,10 @@ fn compare_trains_measures_and_reports() {
     let rows = results.as_array().unwrap();
     let seen: Vec<(String, u64)> =
         rows.iter().map(|r| (r["model"].as_str().unwrap().to_string(), r["train_images"].as_u64().unwrap())).collect();
-    let expected = [("tiny", 50), ("wide", 50), ("tiny", 200), ("wide", 200)];
-    assert_eq!(seen, expected.map(|(m, n)| (m.to_string(), n)).to_vec());
+    let models = ["tiny width=4", "tiny width=8", "other width=4", "other width=8"];
+    let expected: Vec<(String, u64)> =
+        [50, 200].iter().flat_map(|&n| models.iter().map(move |m| (m.to_string(), n))).collect();
+    assert_eq!(seen, expected);
     for row in rows {
         let run = PathBuf::from(row["run"].as_str().unwrap());
         // The table's accuracy is the run's last epoch, as its metrics.csv says.
@@ -386,8 +390,11 @@ fn compare_trains_measures_and_reports() {
         assert!((row["top1"].as_f64().unwrap() - top1).abs() < 1e-12, "{row}\n{metrics}");
         assert_eq!(metrics.lines().count(), 3, "two epochs in {}", run.display());
         assert_eq!(row["latency_ms"].as_array().unwrap().len(), 2);
-        let params = row["params"].as_u64().unwrap();
-        assert_eq!(params, if row["model"] == "tiny" { 8 * 9 + 16 + 8 * 10 + 10 } else { 16 * 9 + 32 + 16 * 10 + 10 });
+        // Each variant is built with its own width: conv, batch norm, classifier.
+        let width: u64 = row["model"].as_str().unwrap().rsplit('=').next().unwrap().parse().unwrap();
+        assert_eq!(row["params"].as_u64().unwrap(), width * 9 + 2 * width + width * 10 + 10, "{row}");
+        let run_name = run.file_name().unwrap().to_string_lossy().to_string();
+        assert!(run_name.ends_with(&format!("width-{width}-{}", if row["train_images"] == 50 { "50" } else { "all" })));
     }
     for (png, size) in [
         ("curves.png", (1400, 560)),
@@ -411,6 +418,14 @@ fn compare_refuses_bad_arguments_before_training() {
     let cases: &[(&[&str], &str)] = &[
         (&["compare", "models/lenet5.arch", "models/nope.arch", "--data", "mnist"], "models/nope.arch"),
         (&["compare", "models/lenet5.arch", "--data", "mnist", "--bench-iters", "0"], "--bench-iters"),
+        (&["compare", "models/lenet5.arch", "--data", "mnist", "--epochs", "0"], "--epochs must be at least 1"),
+        (&["compare", "models/lenet5.arch", "models/lenet5.arch", "--data", "fashion-mnist"], "given twice"),
+        (
+            &["compare", "models/lenet5.arch", "--data", "fashion-mnist", "--subset", "10,10"],
+            "--subset 10 is given twice",
+        ),
+        // Data that does not fit a model is found before anything is measured or trained.
+        (&["compare", "models/lenet5.arch", "models/resnet20.arch", "--data", "fashion-mnist"], "--input 1x28x28"),
     ];
     for (args, expected) in cases {
         let out = archc(args);
@@ -419,4 +434,44 @@ fn compare_refuses_bad_arguments_before_training() {
         assert!(err.contains(expected) && !err.contains("panicked"), "{args:?}: {err}");
     }
     assert_eq!(archc(&["compare", "models/lenet5.arch", "--data", "mnist", "--subset", "0"]).status.code(), Some(2));
+}
+
+#[test]
+fn weights_remember_the_network_arguments_they_were_trained_with() {
+    let dir = scratch("settings");
+    write_mnist(&dir, false);
+    let model = tiny_model(&dir);
+    let run = dir.join("run");
+    let data_dir = dir.display().to_string();
+    ok(&archc(&[
+        "train",
+        &model,
+        "--data",
+        "mnist",
+        "--data-dir",
+        &data_dir,
+        "--epochs",
+        "1",
+        "--set",
+        "classes=10",
+        "--out",
+        run.to_str().unwrap(),
+    ]));
+    let weights = run.join("best.safetensors").display().to_string();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", model.as_str(), "--weights", &weights, "--data", "mnist", "--data-dir", &data_dir];
+        args.extend(extra);
+        archc(&args)
+    };
+    // Evaluating on a network built without the same --set is refused, naming both.
+    let out = eval(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("was trained with --set classes=10, but this run has no --set"), "{err}");
+    ok(&eval(&["--set", "classes=10"]));
+    // A resumed run keeps its network; another --set is refused.
+    let out = archc(&["train", "--resume", run.to_str().unwrap(), "--set", "classes=12"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a resumed run keeps the network it started with"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

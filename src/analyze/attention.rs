@@ -26,6 +26,7 @@ impl AttentionMap {
 }
 
 fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    // f32 data always converts to f32; an empty map is skipped by the caller.
     t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
 }
 
@@ -37,6 +38,9 @@ pub fn attention_maps<B: Backend>(network: &Network<B>, image: Tensor<B, 4>) -> 
     network.forward_observed(Value::Image(image), &mut |_, value| slots.push(value.clone()));
     let mut maps = Vec::new();
     let mut last_attention = None;
+    // The patch grid, from the patchify layer's input and stride.
+    let mut grid = None;
+    let mut class_token = false;
     for (i, step) in network.program.steps.iter().enumerate() {
         let path = network.program.labels[i].path.clone();
         match step {
@@ -51,32 +55,44 @@ pub fn attention_maps<B: Backend>(network: &Network<B>, image: Tensor<B, 4>) -> 
                 },
                 Value::Tokens(_) => {}
             },
-            Step::Layer { layer, input } if matches!(network.layers[*layer], Layer::Attention(_)) => {
-                last_attention = Some((*layer, *input, path));
-            }
+            Step::Layer { layer, input } => match (&network.layers[*layer], &slots[*input]) {
+                (Layer::Attention(_), _) => last_attention = Some((*layer, *input, path)),
+                (Layer::Patchify(conv), Value::Image(x)) => {
+                    let [_, _, h, w] = x.dims();
+                    let [_, _, kh, kw] = conv.weight.val().dims();
+                    let side =
+                        |size: usize, kernel: usize| (size + 2 * conv.padding).saturating_sub(kernel) / conv.stride + 1;
+                    grid = Some((side(h, kh), side(w, kw)));
+                }
+                (Layer::ClassToken(_), _) => class_token = true,
+                _ => {}
+            },
             _ => {}
         }
     }
-    if let Some((layer, input, path)) = last_attention
+    // Gates of a map that could not be read are left out rather than drawn empty.
+    maps.retain(|m| match m {
+        AttentionMap::Channels { weights, .. } => !weights.is_empty(),
+        AttentionMap::Spatial { height, width, map, .. } => map.len() == height * width && !map.is_empty(),
+        AttentionMap::Heads { .. } => true,
+    });
+    if let (Some((layer, input, path)), Some((height, width))) = (last_attention, grid)
         && let (Layer::Attention(attention), Value::Tokens(tokens)) = (&network.layers[layer], &slots[input])
     {
         let weights = attention.weights(tokens.clone());
         let [_, heads, n, _] = weights.dims();
-        let side = |count: usize| (1..=count).find(|s| s * s >= count).filter(|s| s * s == count);
-        // A class token in front of a square grid of patches; else the grid alone.
-        let (from_class_token, grid) = match (side(n.saturating_sub(1)), side(n)) {
-            (Some(s), _) => (true, Some(s)),
-            (None, Some(s)) => (false, Some(s)),
-            _ => (false, None),
-        };
-        if let Some(s) = grid {
+        // The class token (when there is one) comes first, then the patches in rows.
+        let first = usize::from(class_token);
+        if n == first + height * width {
             let per_head: Vec<Vec<f32>> = (0..heads)
                 .map(|h| {
                     let head = weights.clone().slice([0..1, h..h + 1, 0..n, 0..n]).reshape([n, n]);
-                    if from_class_token { host(head.slice([0..1, 1..n])) } else { host(head.mean_dim(0)) }
+                    if class_token { host(head.slice([0..1, 1..n])) } else { host(head.mean_dim(0)) }
                 })
                 .collect();
-            maps.push(AttentionMap::Heads { path, from_class_token, height: s, width: s, heads: per_head });
+            if per_head.iter().all(|m| m.len() == height * width) {
+                maps.push(AttentionMap::Heads { path, from_class_token: class_token, height, width, heads: per_head });
+            }
         }
     }
     maps

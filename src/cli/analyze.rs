@@ -1,6 +1,7 @@
 //! `archc analyze gradients|activations MODEL...`: the labs' experiments at
-//! initialisation, each as a table on stdout and a run directory holding the same
-//! table (Markdown, CSV) and a plot.
+//! initialisation, each as a table on stdout and a directory holding the same table
+//! (Markdown, CSV) and a plot; `archc analyze attention MODEL IMAGE`: what a (trained)
+//! network's SE/CBAM gates and ViT heads look at, as pictures.
 
 use super::{CompileArgs, compile_file, print_diagnostics};
 use crate::analyze::Probe;
@@ -16,9 +17,10 @@ use crate::lower::weights::StateDict;
 use crate::lower::{Network, Value};
 use crate::plots::Picture;
 use crate::plots::{self, Axes};
+use crate::train::write_atomic;
 use burn::prelude::*;
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -103,8 +105,11 @@ struct ProbeArgs {
 }
 
 /// `NAME=V1,V2,...`; commas inside brackets belong to a value (`norm=batchnorm(eps: 1e-3),identity`).
-fn parse_sweep(text: &str) -> Result<(String, Vec<String>), String> {
-    let (name, values) = super::parse_setting(text)?;
+pub(super) fn parse_sweep(text: &str) -> Result<(String, Vec<String>), String> {
+    let usage = "write NAME=V1,V2,..., e.g. --sweep skip=false,true";
+    let (name, values) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=V1,V2,...: {usage}"))?;
+    let (name, _) = super::parse_setting(&format!("{name}=_"))
+        .map_err(|_| format!("`{name}` in `{text}` is not a parameter name"))?;
     let mut parts = vec![String::new()];
     let mut depth = 0i32;
     for ch in values.chars() {
@@ -117,19 +122,29 @@ fn parse_sweep(text: &str) -> Result<(String, Vec<String>), String> {
             }
             _ => {}
         }
+        if depth < 0 {
+            return Err(format!("`{text}` closes a bracket it never opened"));
+        }
         parts.last_mut().expect("one part at least").push(ch);
+    }
+    if depth != 0 {
+        return Err(format!("`{text}` leaves a bracket open"));
     }
     let parts: Vec<String> = parts.into_iter().map(|p| p.trim().to_string()).collect();
     if parts.iter().any(String::is_empty) {
-        return Err(format!("`{text}` has an empty value; write NAME=V1,V2,..."));
+        return Err(format!("`{text}` has an empty value: {usage}"));
     }
     Ok((name, parts))
 }
 
 /// One network to analyse: a model file with one combination of swept values.
-struct Variant {
-    label: String,
-    model: Model,
+pub(super) struct Variant {
+    /// The network's name and the swept values.
+    pub label: String,
+    pub path: String,
+    /// Every `--set`, the swept ones included.
+    pub settings: Vec<(String, String)>,
+    pub model: Model,
 }
 
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode, String> {
@@ -166,19 +181,40 @@ fn variants(args: &ProbeArgs) -> Result<Vec<Variant>, String> {
         }
         sweeps.push(("depth".into(), args.depths.iter().map(u64::to_string).collect()));
     }
+    compile_variants(&args.models, &args.compile, &sweeps, "--depths")
+}
+
+/// Every model file with every combination of the swept values, compiled and labelled
+/// (`deepnet skip=false depth=30`). A parameter is either fixed (`--set`) or swept, and
+/// swept once; `depth_flag` names where a `depth` sweep came from, for the message.
+pub(super) fn compile_variants(
+    paths: &[String],
+    compile: &CompileArgs,
+    sweeps: &[(String, Vec<String>)],
+    depth_flag: &str,
+) -> Result<Vec<Variant>, String> {
+    for (i, (name, _)) in sweeps.iter().enumerate() {
+        if sweeps[..i].iter().any(|(n, _)| n == name) {
+            return Err(format!("`{name}` is swept twice: give all its values in one --sweep {name}=..."));
+        }
+        if compile.set.iter().any(|(n, _)| n == name) {
+            let flag = if name == "depth" { depth_flag } else { "--sweep" };
+            return Err(format!("`{name}` is both fixed with --set and swept with {flag}: give one"));
+        }
+    }
     let mut out = Vec::new();
-    for path in &args.models {
-        for combination in combinations(&sweeps) {
-            let mut options = args.compile.options();
+    for path in paths {
+        for combination in combinations(sweeps) {
+            let mut options = compile.options();
             options.set.extend(combination.iter().cloned());
             let compiled = compile_file(path, &options)?;
             print_diagnostics(&compiled.sources, &compiled.result.diagnostics);
             let Some(model) = compiled.result.models.into_iter().next() else {
-                return Err(format!("`{path}` has errors; nothing to analyse"));
+                return Err(format!("`{path}` has errors; nothing to run"));
             };
             let values: Vec<String> = combination.iter().map(|(n, v)| format!("{n}={v}")).collect();
             let label = std::iter::once(model.name.clone()).chain(values).collect::<Vec<_>>().join(" ");
-            out.push(Variant { label, model });
+            out.push(Variant { label, path: path.clone(), settings: options.set, model });
         }
     }
     Ok(out)
@@ -245,7 +281,8 @@ fn check_batch(args: &ProbeArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn out_dir(out: &Option<PathBuf>, what: &str) -> Result<PathBuf, String> {
+/// The output directory: `--out`, or `runs/WHAT-SECONDS`; created.
+pub(super) fn out_dir(out: &Option<PathBuf>, what: &str) -> Result<PathBuf, String> {
     let dir = out.clone().unwrap_or_else(|| {
         let seconds =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -255,12 +292,15 @@ fn out_dir(out: &Option<PathBuf>, what: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// Writes a text file through a temporary file and a rename.
-fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
-    let temp = path.with_extension("tmp");
-    std::fs::write(&temp, text)
-        .and_then(|_| std::fs::rename(&temp, path))
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+/// A picture that cannot be drawn (no font, say) is a warning: the tables stand alone.
+fn warn_unless_drawn(name: &str, result: Result<(), String>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(message) => {
+            eprintln!("warning: {name} not drawn: {message}");
+            false
+        }
+    }
 }
 
 /// A CSV field, quoted when it holds a comma or a quote (labels such as
@@ -360,9 +400,9 @@ fn gradients(args: ProbeArgs) -> Result<ExitCode, String> {
     };
     write_atomic(&dir.join("gradients.md"), &md)?;
     write_atomic(&dir.join("gradients.csv"), &csv)?;
-    plots::single(&png, (1000, 600), &axes, &series, true)?;
+    let drawn = warn_unless_drawn("gradients.png", plots::single(&png, (1000, 600), &axes, &series, true));
     print!("{text}");
-    println!("\nwrote {}/gradients.{{md,csv,png}}", dir.display());
+    println!("\nwrote {}/gradients.{{md,csv{}}}", dir.display(), if drawn { ",png" } else { "" });
     Ok(ExitCode::SUCCESS)
 }
 
@@ -438,15 +478,16 @@ fn activations(args: ProbeArgs) -> Result<ExitCode, String> {
     let stds = series(|r| if r.std > 0.0 { r.std.log10() } else { f64::NAN });
     let means = series(|r| r.mean);
     let x = "layer depth (weight layers, input to output)";
-    plots::atomic_png(&dir.join("activations.png"), (1400, 560), |root| {
+    let picture = plots::atomic_png(&dir.join("activations.png"), (1400, 560), |root| {
         let (left, right) = root.split_horizontally(700);
         plots::line_chart(&left, &Axes { title: "standard deviation of activations", x, y: "log10 std" }, &stds)?;
         plots::line_chart(&right, &Axes { title: "mean of activations", x, y: "mean" }, &means)
-    })?;
+    });
     write_atomic(&dir.join("activations.md"), &md)?;
     write_atomic(&dir.join("activations.csv"), &csv)?;
+    let drawn = warn_unless_drawn("activations.png", picture);
     print!("{text}");
-    println!("\nwrote {}/activations.{{md,csv,png}}", dir.display());
+    println!("\nwrote {}/activations.{{md,csv{}}}", dir.display(), if drawn { ",png" } else { "" });
     Ok(ExitCode::SUCCESS)
 }
 
@@ -461,6 +502,9 @@ fn attention(args: AttentionArgs) -> Result<ExitCode, String> {
     };
     let (c, h, w) = (c as usize, h as usize, w as usize);
     let dict = args.weights.as_deref().map(StateDict::read).transpose()?;
+    if let (Some(path), Some(dict)) = (&args.weights, &dict) {
+        super::check_settings(path, dict, &args.compile)?;
+    }
     let normalize = match (&args.mean, &args.std) {
         (Some(mean), Some(std)) => Some(Normalize { mean: mean.clone(), std: std.clone() }),
         (None, None) => dict.as_ref().and_then(|d| d.normalization(c)).map(|(mean, std)| Normalize { mean, std }),
@@ -531,9 +575,13 @@ fn attention(args: AttentionArgs) -> Result<ExitCode, String> {
         }
         write_atomic(&dir.join("channel_weights.csv"), &csv)?;
         let title = "channel weights of each gate (0 to 1)".to_string();
-        plots::bar_grid(&dir.join("channel_weights.png"), &title, &channels)?;
-        written.push("channel_weights.png");
         written.push("channel_weights.csv");
+        if warn_unless_drawn(
+            "channel_weights.png",
+            plots::bar_grid(&dir.join("channel_weights.png"), &title, &channels),
+        ) {
+            written.push("channel_weights.png");
+        }
     }
     let spatial: Vec<(String, usize, usize, Vec<f32>)> = maps
         .iter()
@@ -548,8 +596,10 @@ fn attention(args: AttentionArgs) -> Result<ExitCode, String> {
             let _ = writeln!(text, "{path}: spatial map {mh}×{mw}, mean {mean:.3}");
         }
         let title = "spatial attention, 0 blue to 1 red".to_string();
-        plots::heat_grid(&dir.join("spatial_attention.png"), &title, &picture, &spatial, false)?;
-        written.push("spatial_attention.png");
+        let png = dir.join("spatial_attention.png");
+        if warn_unless_drawn("spatial_attention.png", plots::heat_grid(&png, &title, &picture, &spatial, false)) {
+            written.push("spatial_attention.png");
+        }
     }
     for map in &maps {
         if let AttentionMap::Heads { path, from_class_token, height, width, heads } = map {
@@ -561,8 +611,10 @@ fn attention(args: AttentionArgs) -> Result<ExitCode, String> {
                 .collect();
             let _ = writeln!(text, "{path}: {what} of {} heads over {height}×{width} patches", heads.len());
             let title = format!("{what} per head, last attention layer (each head scaled to its range)");
-            plots::heat_grid(&dir.join("head_attention.png"), &title, &picture, &panels, true)?;
-            written.push("head_attention.png");
+            let png = dir.join("head_attention.png");
+            if warn_unless_drawn("head_attention.png", plots::heat_grid(&png, &title, &picture, &panels, true)) {
+                written.push("head_attention.png");
+            }
         }
     }
     print!("{text}");

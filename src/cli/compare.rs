@@ -4,7 +4,7 @@
 //! MACs and vs parameters, and accuracy vs training-set size when several subsets ran.
 
 use super::train::{self as train_cmd, TrainArgs, TrainOptions};
-use super::{CompileArgs, compile_file, human, print_diagnostics, thousands};
+use super::{CompileArgs, human, thousands};
 use crate::bench::{self, Measurement, Mode, Plan, Target};
 use crate::cost::{self, Convention, GroupBy, aligned, bytes, markdown};
 use crate::ir::Model;
@@ -29,6 +29,10 @@ pub struct CompareArgs {
     /// (e.g. 1000,10000,all).
     #[arg(long, value_delimiter = ',', value_parser = parse_subset, default_value = "all")]
     subset: Vec<Option<usize>>,
+    /// Compare values of a network parameter: NAME=V1,V2,... (e.g. skip=false,true);
+    /// every model runs with every combination.
+    #[arg(long, value_name = "NAME=V1,V2,...", value_parser = super::analyze::parse_sweep)]
+    sweep: Vec<(String, Vec<String>)>,
     #[command(flatten)]
     compile: CompileArgs,
     #[command(flatten)]
@@ -57,7 +61,12 @@ fn parse_subset(text: &str) -> Result<Option<usize>, String> {
 /// One model trained on one training-set size, and measured.
 #[derive(Serialize)]
 struct Row {
+    /// The network's name (with its file's stem when two files share it).
     model: String,
+    /// Which `--subset` entry this row trained on.
+    subset_index: usize,
+    /// What top-1 and top-5 were measured on.
+    evaluated_on: String,
     file: String,
     train_images: usize,
     params: u128,
@@ -81,41 +90,54 @@ pub fn run(args: CompareArgs) -> Result<ExitCode, String> {
     if args.bench_batch.contains(&0) || args.bench_iters == 0 {
         return Err("--bench-batch sizes and --bench-iters must be positive".into());
     }
-    // Every model compiles before anything trains: a typo should not cost an hour.
-    let mut models: Vec<(String, Model)> = Vec::new();
-    for path in &args.models {
-        let compiled = compile_file(path, &args.compile.options())?;
-        print_diagnostics(&compiled.sources, &compiled.result.diagnostics);
-        let Some(model) = compiled.result.models.into_iter().next() else {
-            return Err(format!("`{path}` has errors; nothing to compare"));
-        };
-        models.push((path.clone(), model));
+    // Everything that can be checked is checked before anything trains: a typo should
+    // not cost an hour.
+    if args.options.epochs == 0 {
+        return Err("--epochs must be at least 1".into());
     }
-    let dir = args.out.clone().unwrap_or_else(|| {
-        let seconds =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        PathBuf::from("runs").join(format!("compare-{seconds}"))
-    });
-    std::fs::create_dir_all(dir.join("runs")).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    for (i, path) in args.models.iter().enumerate() {
+        if args.models[..i].contains(path) {
+            return Err(format!("`{path}` is given twice"));
+        }
+    }
+    for (i, size) in args.subset.iter().enumerate() {
+        if args.subset[..i].contains(size) {
+            let size = size.map_or("all".to_string(), |n| n.to_string());
+            return Err(format!("--subset {size} is given twice"));
+        }
+    }
+    let variants = super::analyze::compile_variants(&args.models, &args.compile, &args.sweep, "--sweep")?;
+    let source = crate::data::dataset::Source::parse(&args.data);
+    for variant in &variants {
+        train_cmd::load_for(&source, args.data_dir.as_deref(), &variant.model)?;
+    }
+    let labels: Vec<String> = variants.iter().map(|v| unique_label(&variants, v)).collect();
+    for (i, label) in labels.iter().enumerate() {
+        if labels[..i].contains(label) {
+            return Err(format!("two models would both be called `{label}`: rename one network or file"));
+        }
+    }
+    let dir = super::analyze::out_dir(&args.out, "compare")?;
 
     let threads = rayon::current_num_threads();
     let mut measured = Vec::new();
-    for (_, model) in &models {
-        println!("== measuring {} on {} ({threads} threads)", model.name, args.options.backend);
-        measured.push(measure(model, &args, threads)?);
+    for (variant, label) in variants.iter().zip(&labels) {
+        println!("== measuring {label} on {} ({threads} threads)", args.options.backend);
+        measured.push(measure(&variant.model, &args, threads)?);
     }
 
     let mut rows = Vec::new();
-    for subset in &args.subset {
-        for ((path, model), (latency, peak)) in models.iter().zip(&measured) {
+    for (subset_index, subset) in args.subset.iter().enumerate() {
+        for ((variant, (latency, peak)), label) in variants.iter().zip(&measured).zip(&labels) {
+            let model = &variant.model;
             let size = subset.map_or("all".to_string(), |n| n.to_string());
-            let run_dir = dir.join("runs").join(format!("{}-{size}", unique_name(&models, model, path)));
-            println!("== training {} on {size} images of {}", model.name, args.data);
+            let run_dir = dir.join("runs").join(format!("{}-{size}", file_name(label)));
+            println!("== training {label} on {size} images of {}", args.data);
             let trained = train_cmd::train(TrainArgs {
-                model: Some(path.clone()),
+                model: Some(variant.path.clone()),
                 data: Some(args.data.clone()),
                 data_dir: args.data_dir.clone(),
-                compile: args.compile.clone(),
+                compile: CompileArgs { set: variant.settings.clone(), ..args.compile.clone() },
                 options: args.options.clone(),
                 subset: *subset,
                 out: Some(run_dir.clone()),
@@ -123,14 +145,16 @@ pub fn run(args: CompareArgs) -> Result<ExitCode, String> {
                 stop_after: None,
             })?;
             let Some(last) = trained.history.last() else {
-                return Err(format!("`{}` trained no epoch: give --epochs 1 or more", model.name));
+                return Err(format!("`{label}` trained no epoch: give --epochs 1 or more"));
             };
             let cost = cost::report(model, Convention::Core, 1, GroupBy::Layer);
             let seconds: f64 = trained.history.iter().map(|m| m.seconds).sum();
             let images = trained.train_images;
             rows.push(Row {
-                model: model.name.clone(),
-                file: path.clone(),
+                model: label.clone(),
+                subset_index,
+                evaluated_on: trained.evaluated_on.clone(),
+                file: variant.path.clone(),
                 train_images: images,
                 params: cost.params,
                 macs: cost.macs,
@@ -148,26 +172,34 @@ pub fn run(args: CompareArgs) -> Result<ExitCode, String> {
             });
         }
     }
-    let report = render_report(&args, &rows, threads, dir.to_string_lossy().as_ref());
+    // A picture that cannot be drawn (no font, say) costs the picture, not the runs.
+    let pictures = draw(&dir, &args, &rows);
+    let report = render_report(&args, &rows, threads, dir.to_string_lossy().as_ref(), &pictures);
     crate::train::write_atomic(&dir.join("report.md"), &report)?;
     let json = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
     crate::train::write_atomic(&dir.join("results.json"), &(json + "\n"))?;
-    draw(&dir, &args, &rows)?;
     println!("\n{}", table(&args, &rows, false));
     println!("report: {}", dir.join("report.md").display());
     Ok(ExitCode::SUCCESS)
 }
 
-/// The name a model's run directories take: its network name, with the file's stem
-/// added when two files define networks of the same name.
-fn unique_name(models: &[(String, Model)], model: &Model, path: &str) -> String {
-    let same = models.iter().filter(|(_, m)| m.name == model.name).count();
+/// How a model is called in the report: its network name and swept values, with the
+/// file's stem added when two files define networks of the same name.
+fn unique_label(variants: &[super::analyze::Variant], variant: &super::analyze::Variant) -> String {
+    let same = variants.iter().filter(|v| v.label == variant.label).count();
     if same > 1 {
-        let stem = std::path::Path::new(path).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        format!("{}-{stem}", model.name)
+        let stem = std::path::Path::new(&variant.path).file_stem().map(|s| s.to_string_lossy().to_string());
+        format!("{} ({})", variant.label, stem.unwrap_or_default())
     } else {
-        model.name.clone()
+        variant.label.clone()
     }
+}
+
+/// A label as a directory name: `deepnet skip=false` → `deepnet-skip-false`.
+fn file_name(label: &str) -> String {
+    let name: String =
+        label.chars().map(|c| if c.is_ascii_alphanumeric() || "._".contains(c) { c } else { '-' }).collect();
+    name.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
 }
 
 type Latencies = Vec<(usize, f64)>;
@@ -233,25 +265,43 @@ fn table(args: &CompareArgs, rows: &[Row], markdown_table: bool) -> String {
     if markdown_table { markdown(&header, &cells, 1) } else { aligned(&header, &cells, 1) }
 }
 
-fn render_report(args: &CompareArgs, rows: &[Row], threads: usize, dir: &str) -> String {
+fn render_report(args: &CompareArgs, rows: &[Row], threads: usize, dir: &str, pictures: &[&str]) -> String {
     let mut md = format!("# Comparison on {}\n\n", args.data);
     let command: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect();
     let o = &args.options;
-    let evaluated_on = match o.val_split {
-        Some(f) => format!("a validation split of {:.0}% of the training set", 100.0 * f),
-        None => "the test set".to_string(),
+    let sgd = o.optimizer == crate::train::OptimizerKind::Sgd;
+    let lr = o.lr.unwrap_or(if sgd { 0.1 } else { 1e-3 });
+    let weight_decay = o.weight_decay.unwrap_or(if sgd { 5e-4 } else { 0.01 });
+    let mut augmentation = Vec::new();
+    if o.crop_padding > 0 {
+        augmentation.push(format!("random crops after {}-pixel padding", o.crop_padding));
+    }
+    if o.flip {
+        augmentation.push("horizontal flips".to_string());
+    }
+    let augmentation = if augmentation.is_empty() { "no augmentation".to_string() } else { augmentation.join(" and ") };
+    let evaluated_on: Vec<&str> = rows.iter().map(|r| r.evaluated_on.as_str()).collect();
+    let evaluated_on = match evaluated_on.first() {
+        Some(first) if evaluated_on.iter().all(|e| e == first) => first.to_string(),
+        _ => "each run's validation set (see its run directory)".to_string(),
+    };
+    let memory = match o.backend {
+        crate::backend::BackendKind::Cuda => {
+            "peak memory is the growth of the CUDA allocator's reserved memory over one training step, all models \
+             measured in one process (a later model may reuse memory an earlier one reserved)"
+        }
+        _ => "peak memory is the growth of the process's resident set over one training step",
     };
     let _ = writeln!(md, "Produced by `{}`.\n", command.join(" "));
     let _ = writeln!(
         md,
-        "Each model trained for {} epochs with {} (learning rate {}, {} schedule, batch {}, seed {}) on the `{}` \
-         backend, {threads} threads. \
-         Accuracy is measured on {evaluated_on} in eval mode after the last epoch (top-1, top-5) and at the best epoch \
-         (best top-1). Time is the whole run, evaluation included; images/s is the training passes' throughput. Latency is the median of {} eval-mode \
-         forward passes on random input; peak memory is the resident-set growth of one training step.\n",
+        "Each model trained for {} epochs with {} (learning rate {lr}, {} schedule, weight decay {weight_decay}, \
+         batch {}, {augmentation}, seed {}) on the `{}` backend, {threads} threads. Top-1 and top-5 are measured on \
+         {evaluated_on} in eval mode after the last epoch; best top-1 is the best epoch on the same images, so it is \
+         optimistic. Time is the whole run (data loading, evaluation and checkpoints included); images/s is the \
+         training passes' throughput. Latency is the median of {} eval-mode forward passes on random input; {memory}.\n",
         o.epochs,
         value_name(&o.optimizer),
-        o.lr.map_or("default".into(), |lr| lr.to_string()),
         value_name(&o.schedule),
         o.batch,
         o.seed,
@@ -259,10 +309,20 @@ fn render_report(args: &CompareArgs, rows: &[Row], threads: usize, dir: &str) ->
         args.bench_iters
     );
     let _ = writeln!(md, "## Results\n\n{}", table(args, rows, true));
-    let _ = writeln!(md, "## Learning curves\n\n![validation top-1 and training loss per epoch](curves.png)\n");
-    let _ = writeln!(md, "## Accuracy against cost\n\n![top-1 vs MACs](accuracy_vs_macs.png)\n");
-    let _ = writeln!(md, "![top-1 vs parameters](accuracy_vs_params.png)\n");
-    if args.subset.len() > 1 {
+    let has = |name: &str| pictures.contains(&name);
+    if has("curves.png") {
+        let _ = writeln!(md, "## Learning curves\n\n![validation top-1 and training loss per epoch](curves.png)\n");
+    }
+    if has("accuracy_vs_macs.png") || has("accuracy_vs_params.png") {
+        let _ = writeln!(md, "## Accuracy against cost\n");
+        if has("accuracy_vs_macs.png") {
+            let _ = writeln!(md, "![top-1 vs MACs](accuracy_vs_macs.png)\n");
+        }
+        if has("accuracy_vs_params.png") {
+            let _ = writeln!(md, "![top-1 vs parameters](accuracy_vs_params.png)\n");
+        }
+    }
+    if has("accuracy_vs_subset.png") {
         let _ = writeln!(
             md,
             "## Accuracy against training-set size\n\n![top-1 vs training images](accuracy_vs_subset.png)\n"
@@ -281,30 +341,45 @@ fn render_report(args: &CompareArgs, rows: &[Row], threads: usize, dir: &str) ->
     md
 }
 
-/// The rows of the largest training set (the one the cost plots and curves show).
+/// The rows of the largest training set (the one the cost plots and curves show): one
+/// `--subset` entry's rows, even when two entries came to the same size.
 fn largest(rows: &[Row]) -> Vec<&Row> {
-    let most = rows.iter().map(|r| r.train_images).max().unwrap_or(0);
-    rows.iter().filter(|r| r.train_images == most).collect()
+    let Some(most) = rows.iter().max_by_key(|r| (r.train_images, std::cmp::Reverse(r.subset_index))) else {
+        return Vec::new();
+    };
+    rows.iter().filter(|r| r.subset_index == most.subset_index).collect()
 }
 
-fn draw(dir: &std::path::Path, args: &CompareArgs, rows: &[Row]) -> Result<(), String> {
+/// Draws the report's pictures and returns those written; one that fails is a warning.
+fn draw(dir: &std::path::Path, args: &CompareArgs, rows: &[Row]) -> Vec<&'static str> {
+    let mut written = Vec::new();
+    let mut keep = |name: &'static str, result: Result<(), String>| match result {
+        Ok(()) => written.push(name),
+        Err(message) => eprintln!("warning: {name} not drawn: {message}"),
+    };
     let last = largest(rows);
     let per_model = |f: &dyn Fn(&Row) -> Vec<(f64, f64)>| -> Vec<Series> {
         last.iter().enumerate().map(|(i, r)| (r.model.as_str(), f(r), plots::color(i))).collect()
     };
     let top1 = per_model(&|r| r.curve.iter().map(|&(e, a, _)| (e, 100.0 * a)).collect());
     let loss = per_model(&|r| r.curve.iter().map(|&(e, _, l)| (e, l)).collect());
-    plots::atomic_png(&dir.join("curves.png"), (1400, 560), |root| {
-        let (left, right) = root.split_horizontally(700);
-        plots::line_chart(&left, &Axes { title: "validation top-1", x: "epoch", y: "top-1 (%)" }, &top1)?;
-        plots::line_chart(&right, &Axes { title: "training loss", x: "epoch", y: "loss" }, &loss)
-    })?;
+    keep(
+        "curves.png",
+        plots::atomic_png(&dir.join("curves.png"), (1400, 560), |root| {
+            let (left, right) = root.split_horizontally(700);
+            plots::line_chart(&left, &Axes { title: "validation top-1", x: "epoch", y: "top-1 (%)" }, &top1)?;
+            plots::line_chart(&right, &Axes { title: "training loss", x: "epoch", y: "loss" }, &loss)
+        }),
+    );
     let macs = per_model(&|r| vec![(r.macs as f64 / 1e6, 100.0 * r.top1)]);
     let axes = Axes { title: "top-1 against multiply-accumulates", x: "MMACs per image", y: "top-1 (%)" };
-    plots::single(&dir.join("accuracy_vs_macs.png"), (900, 600), &axes, &macs, false)?;
+    keep("accuracy_vs_macs.png", plots::single(&dir.join("accuracy_vs_macs.png"), (900, 600), &axes, &macs, false));
     let params = per_model(&|r| vec![(r.params as f64 / 1e6, 100.0 * r.top1)]);
     let axes = Axes { title: "top-1 against parameters", x: "parameters (millions)", y: "top-1 (%)" };
-    plots::single(&dir.join("accuracy_vs_params.png"), (900, 600), &axes, &params, false)?;
+    keep(
+        "accuracy_vs_params.png",
+        plots::single(&dir.join("accuracy_vs_params.png"), (900, 600), &axes, &params, false),
+    );
     if args.subset.len() > 1 {
         let mut names: Vec<&str> = Vec::new();
         for r in rows {
@@ -326,7 +401,10 @@ fn draw(dir: &std::path::Path, args: &CompareArgs, rows: &[Row]) -> Result<(), S
             })
             .collect();
         let axes = Axes { title: "top-1 against training-set size", x: "log10 training images", y: "top-1 (%)" };
-        plots::single(&dir.join("accuracy_vs_subset.png"), (900, 600), &axes, &series, true)?;
+        keep(
+            "accuracy_vs_subset.png",
+            plots::single(&dir.join("accuracy_vs_subset.png"), (900, 600), &axes, &series, true),
+        );
     }
-    Ok(())
+    written
 }

@@ -53,6 +53,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
         ));
     }
     let dict = StateDict::read(&args.weights)?;
+    super::check_settings(&args.weights, &dict, &args.compile)?;
     // The checkpoint remembers the normalisation it was trained with.
     let (mean, std) = dict
         .normalization(test.channels)

@@ -43,7 +43,7 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure latency, throughput and peak memory; compare with a PyTorch reference run.
     Bench(bench::BenchArgs),
-    /// The labs' experiments at initialisation: gradient flow and activation statistics.
+    /// The labs' experiments: gradient flow and activations at initialisation, attention maps.
     #[command(subcommand_required = true)]
     Analyze(analyze::AnalyzeArgs),
     /// Train and measure several models on one dataset: a Markdown report with a
@@ -93,6 +93,35 @@ impl CompileArgs {
     fn options(&self) -> Options {
         Options { input: self.input, allow: self.allow.clone(), set: self.set.clone() }
     }
+}
+
+/// Weights trained with `--set` arguments only fit the network built with the same
+/// ones; a different network may take the same tensor shapes and give wrong answers
+/// without any error.
+pub fn check_settings(
+    weights: &std::path::Path,
+    dict: &crate::lower::weights::StateDict,
+    compile: &CompileArgs,
+) -> Result<(), String> {
+    let normal = |set: &[(String, String)]| {
+        let mut set: Vec<(String, String)> = set.iter().map(|(n, v)| (n.clone(), v.trim().to_string())).collect();
+        set.sort();
+        set
+    };
+    let (trained, given) = (normal(&dict.settings()), normal(&compile.set));
+    if trained == given {
+        return Ok(());
+    }
+    let show = |set: &[(String, String)]| match set.is_empty() {
+        true => "no --set".to_string(),
+        false => set.iter().map(|(n, v)| format!("--set {n}={v}")).collect::<Vec<_>>().join(" "),
+    };
+    Err(format!(
+        "`{}` was trained with {}, but this run has {}: give the same settings",
+        weights.display(),
+        show(&trained),
+        show(&given)
+    ))
 }
 
 /// `NAME=VALUE`; the value is an expression of the language, checked when compiling.

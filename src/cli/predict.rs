@@ -61,6 +61,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
         ));
     };
     let dict = StateDict::read(&args.weights)?;
+    super::check_settings(&args.weights, &dict, &args.compile)?;
     let normalize = normalization(&args, &dict, c as usize)?;
     let names = class_names(&args, &dict, classes as usize)?;
     let (c, h, w) = (c as usize, h as usize, w as usize);

@@ -3,7 +3,7 @@
 use super::{CompileArgs, compile_file, print_diagnostics};
 use crate::backend::BackendKind;
 use crate::data::dataset::{self, Dataset, Pipeline, Source};
-use crate::ir::Shape;
+use crate::ir::{Model, Shape};
 use crate::train::schedule::{LrPlan, Schedule};
 use crate::train::{EpochMetrics, Hyper, Observer, OptimizerKind, RunDir, Session};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -130,7 +130,32 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
 pub struct Trained {
     /// Images in the training set actually used (after --subset and --val-split).
     pub train_images: usize,
+    /// What the validation metrics were measured on, in words.
+    pub evaluated_on: String,
     pub history: Vec<EpochMetrics>,
+}
+
+/// Loads a dataset for `model`, checking that its images and classes fit the model.
+pub fn load_for(source: &Source, data_dir: Option<&Path>, model: &Model) -> Result<dataset::Loaded, String> {
+    let loaded = dataset::load(source, data_dir, model.input)?;
+    if loaded.train.shape() != model.input {
+        let s = loaded.train.shape();
+        let hint = match s {
+            Shape::Image { c, h, w } => format!(": run with `--input {c}x{h}x{w}`"),
+            _ => String::new(),
+        };
+        return Err(format!("`{}` images are {s}, but `{}` takes {}{hint}", source.name(), model.name, model.input));
+    }
+    let classes = loaded.train.classes.len() as u64;
+    if model.output != (Shape::Vector { d: classes }) {
+        return Err(format!(
+            "`{}` has {classes} classes, but `{}` outputs {}: set its `classes` parameter (`--set classes={classes}`)",
+            source.name(),
+            model.name,
+            model.output
+        ));
+    }
+    Ok(loaded)
 }
 
 /// Trains as `archc train` does, printing progress, and returns the run.
@@ -143,6 +168,12 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
             let mut resumed = config.args;
             resumed.stop_after = args.stop_after;
             resumed.compile.input = Some(config.input);
+            if !args.compile.set.is_empty() && args.compile.set != config.set {
+                return Err(format!(
+                    "a resumed run keeps the network it started with; `{}` has its own `--set` (see its config.json)",
+                    dir.display()
+                ));
+            }
             resumed.compile.set = config.set;
             (resumed, Some(run), dir.join("model.arch").display().to_string())
         }
@@ -157,29 +188,12 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
         return Err(format!("`{model_path}` has errors; nothing to train"));
     };
     let source = Source::parse(args.data.as_deref().unwrap_or_default());
-    let loaded = dataset::load(&source, args.data_dir.as_deref(), model.input)?;
-    if loaded.train.shape() != model.input {
-        let s = loaded.train.shape();
-        let hint = match s {
-            Shape::Image { c, h, w } => format!(": run with `--input {c}x{h}x{w}`"),
-            _ => String::new(),
-        };
-        return Err(format!("`{}` images are {s}, but `{}` takes {}{hint}", source.name(), model.name, model.input));
-    }
-    let classes = loaded.train.classes.len() as u64;
-    if model.output != (Shape::Vector { d: classes }) {
-        return Err(format!(
-            "`{}` has {classes} classes, but `{}` outputs {}: set its `classes` parameter",
-            source.name(),
-            model.name,
-            model.output
-        ));
-    }
+    let loaded = load_for(&source, args.data_dir.as_deref(), model)?;
     let mut train = match args.subset {
         Some(n) => loaded.train.subset(n, args.options.seed),
         None => loaded.train,
     };
-    let val = match (args.options.val_split, loaded.test) {
+    let (val, evaluated_on) = match (args.options.val_split, loaded.test) {
         (Some(_), _) | (None, None) => {
             let fraction = args.options.val_split.unwrap_or(0.1);
             if !(0.0..1.0).contains(&fraction) {
@@ -187,9 +201,13 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
             }
             let (rest, val) = train.split(fraction, args.options.seed);
             train = rest;
-            val
+            let held_out = format!("{} images held out of the training set ({:.0}%)", val.len(), 100.0 * fraction);
+            (val, held_out)
         }
-        (None, Some(test)) => test,
+        (None, Some(test)) => {
+            let official = format!("the {} images of the test set", test.len());
+            (test, official)
+        }
     };
     let (mean, std) = normalization(&args, &source, &train);
     let pipeline = Pipeline {
@@ -233,6 +251,7 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
         hyper: &hyper,
         run: &run,
         stop_after: args.stop_after,
+        settings: &args.compile.set,
     };
     let mut observer = Printer::new(train.len().div_ceil(hyper.batch.max(1)));
     let progress = crate::with_backend!(args.options.backend, |B, device| {
@@ -241,7 +260,7 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
     if let Some(best) = progress.history.iter().map(|m| m.val_top1).reduce(f64::max) {
         println!("best validation top-1 {:.2}%; checkpoints in {}", best * 100.0, run.dir.display());
     }
-    Ok(Trained { train_images: train.len(), history: progress.history })
+    Ok(Trained { train_images: train.len(), evaluated_on, history: progress.history })
 }
 
 fn hyper(args: &TrainArgs) -> Hyper {

@@ -88,6 +88,19 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
         diagnostics.extend(found);
         models.extend(model);
     }
+    // A bad `--set` value is checked once per network that has the parameter; say it once.
+    let mut seen_settings = Vec::new();
+    diagnostics.retain(|d| {
+        let from_set = settings.iter().any(|s| s.name_span.file == d.primary.span.file);
+        let key = (d.code, d.primary.span);
+        !from_set
+            || if seen_settings.contains(&key) {
+                false
+            } else {
+                seen_settings.push(key);
+                true
+            }
+    });
     // A model is only handed on when the whole file is free of errors (an import that
     // failed, say, is not the network's own error but still makes it untrustworthy).
     if diagnostics.iter().any(Diagnostic::is_error) {
@@ -97,18 +110,34 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
 }
 
 /// Each `--set NAME=VALUE` becomes a source file `--set` holding `NAME=VALUE`; the value
-/// is parsed as an expression at its offset in that text.
+/// is parsed as an expression at its offset in that text. A name given twice is an
+/// error: which of the two would count is not obvious.
 fn parse_settings(sources: &mut Sources, set: &[(String, String)], diagnostics: &mut Vec<Diagnostic>) -> Vec<Setting> {
-    set.iter()
-        .map(|(name, value)| {
-            let text = format!("{name}={value}");
-            let file = sources.add("--set", text);
-            // Blanks in place of `NAME=` keep the parsed spans at their place in the text.
-            let padded = format!("{}{value}", " ".repeat(name.len() + 1));
-            let value = match crate::syntax::parse_expression(file, &padded) {
-                Ok(expr) => Some(expr),
-                Err(_) => {
-                    // The parser's "expected ..." speaks of whole files; say what a value is.
+    let mut settings: Vec<Setting> = Vec::new();
+    for (name, value) in set {
+        let text = format!("{name}={value}");
+        let file = sources.add("--set", text);
+        let name_span = Span::new(file, 0, name.len());
+        if let Some(first) = settings.iter().find(|s| &s.name == name) {
+            diagnostics.push(
+                Diagnostic::new(Code::DuplicateArgument, format!("`{name}` is set twice"), name_span, "set again here")
+                    .with_secondary(first.name_span, "first set here")
+                    .with_help(format!("give `--set {name}=...` once")),
+            );
+            continue;
+        }
+        // Blanks in place of `NAME=` keep the parsed spans at their place in the text.
+        let padded = format!("{}{value}", " ".repeat(name.len() + 1));
+        let value = match crate::syntax::parse_expression(file, &padded) {
+            Ok(expr) => Some(expr),
+            Err(found) => {
+                // pest's "expected ..." lists what may start a whole file; say what a value
+                // is instead. Other diagnostics (too large, too deep) stand as they are.
+                for d in found {
+                    if d.code != Code::Syntax {
+                        diagnostics.push(d);
+                        continue;
+                    }
                     let span = Span::new(file, name.len() + 1, name.len() + 1 + value.len());
                     diagnostics.push(
                         Diagnostic::new(
@@ -119,42 +148,46 @@ fn parse_settings(sources: &mut Sources, set: &[(String, String)], diagnostics: 
                         )
                         .with_help("write a number, `true` or `false`, a name, or an expression such as `2 * 8`"),
                     );
-                    None
                 }
-            };
-            Setting { name: name.clone(), name_span: Span::new(file, 0, name.len()), value }
-        })
-        .collect()
+                None
+            }
+        };
+        settings.push(Setting { name: name.clone(), name_span, value });
+    }
+    settings
 }
 
-/// A `--set` that names no parameter of any network in the file is an error.
+/// Every network of the file must have every `--set` parameter: commands use the
+/// first network or all of them, and a setting quietly ignored by one would mislabel
+/// its results.
 fn unknown_settings(library: &Library, settings: &[Setting]) -> Vec<Diagnostic> {
-    let params: Vec<&str> =
-        library.networks.iter().flat_map(|n| n.def.params.iter().map(|p| p.name.text.as_str())).collect();
-    settings
-        .iter()
-        .filter(|s| !params.contains(&s.name.as_str()))
-        .map(|setting| {
-            let networks: Vec<String> = library.networks.iter().map(|n| format!("`{}`", n.def.name.text)).collect();
+    let mut found = Vec::new();
+    for setting in settings {
+        for network in &library.networks {
+            let params: Vec<&str> = network.def.params.iter().map(|p| p.name.text.as_str()).collect();
+            if params.contains(&setting.name.as_str()) {
+                continue;
+            }
+            let name = &network.def.name.text;
             let mut d = Diagnostic::new(
                 Code::UnknownName,
-                format!("no network in this file has a parameter `{}`", setting.name),
+                format!("network `{name}` has no parameter `{}`", setting.name),
                 setting.name_span,
                 "unknown parameter",
-            );
+            )
+            .with_secondary(network.def.name.span, "defined here");
             d = if params.is_empty() {
-                d.with_note(format!("{} takes no parameters", networks.join(", ")))
+                d.with_note(format!("`{name}` takes no parameters"))
             } else {
-                let mut names = params.clone();
-                names.dedup();
-                d.with_note(format!("the parameters are {}", names.join(", ")))
+                d.with_note(format!("the parameters of `{name}` are {}", params.join(", ")))
             };
             if let Some(help) = suggest::did_you_mean(&setting.name, params.iter().copied()) {
                 d = d.with_help(help);
             }
-            d
-        })
-        .collect()
+            found.push(d);
+        }
+    }
+    found
 }
 
 /// The result of building one module: its node, and the shape that flows on. The

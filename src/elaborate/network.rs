@@ -26,9 +26,11 @@ pub(super) struct InsertRule {
 
 impl Elaborator<'_> {
     pub(super) fn network(&mut self, entry: &Rc<DefEntry>) -> Option<Model> {
-        let errors_before = self.error_count();
         let def = &entry.def;
         self.check_definitions();
+        // Counted after the definition checks: an error in some block's parameter list
+        // must not silence this network's own diagnostics below.
+        let errors_before = self.error_count();
         let env = Env::root(None);
         let mut unparsed_setting = false;
         for param in &def.params {

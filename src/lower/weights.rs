@@ -127,6 +127,12 @@ impl StateDict {
         Err(last_error)
     }
 
+    /// The network arguments (`--set NAME=VALUE`) the weights were trained with, as
+    /// archc stores them in a checkpoint's metadata; none for other files.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        self.metadata.get("set").and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default()
+    }
+
     /// The per-channel (mean, std) archc stores in a checkpoint's metadata, when it is
     /// there and has `channels` entries each.
     pub fn normalization(&self, channels: usize) -> Option<(Vec<f32>, Vec<f32>)> {

@@ -12,6 +12,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, Optimizer, Sgd};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 type SgdRecord<B> =
@@ -32,10 +33,30 @@ fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
 }
 
 /// Writes text atomically.
+/// What a checkpoint carries beside its tensors, for `eval` and `predict`: the input
+/// normalisation, the class names and the `--set` network arguments.
+pub fn metadata(pipeline: &Pipeline, classes: &[String], settings: &[(String, String)]) -> BTreeMap<String, String> {
+    let join = |v: &[f32]| v.iter().map(f32::to_string).collect::<Vec<_>>().join(",");
+    let mut metadata = BTreeMap::new();
+    metadata.insert("mean".into(), join(&pipeline.mean));
+    metadata.insert("std".into(), join(&pipeline.std));
+    metadata.insert("classes".into(), serde_json::to_string(classes).unwrap_or_default());
+    if !settings.is_empty() {
+        metadata.insert("set".into(), serde_json::to_string(settings).unwrap_or_default());
+    }
+    metadata
+}
+
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
-    let temp = path.with_extension("tmp");
-    std::fs::write(&temp, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-    std::fs::rename(&temp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    // `report.md` → `report.md.tmp`: files that differ only in extension get their own.
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".tmp");
+    let temp = std::path::PathBuf::from(temp);
+    let written = std::fs::write(&temp, text).and_then(|_| std::fs::rename(&temp, path));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        format!("cannot write `{}`: {e}", path.display())
+    })
 }
 
 fn csv(history: &[EpochMetrics]) -> String {
@@ -111,14 +132,10 @@ impl RunDir {
         optimizer: OptimRecord<B>,
         progress: &Progress,
         best: bool,
-        pipeline: &Pipeline,
-        classes: &[String],
+        metadata: &BTreeMap<String, String>,
     ) -> Result<(), String> {
         let mut weights = network.state_dict();
-        let join = |v: &[f32]| v.iter().map(f32::to_string).collect::<Vec<_>>().join(",");
-        weights.metadata.insert("mean".into(), join(&pipeline.mean));
-        weights.metadata.insert("std".into(), join(&pipeline.std));
-        weights.metadata.insert("classes".into(), serde_json::to_string(classes).unwrap_or_default());
+        weights.metadata.extend(metadata.clone());
         weights.write_safetensors(&self.dir.join("last.safetensors"), &network.num_batches_tracked())?;
         if best {
             weights.write_safetensors(&self.dir.join("best.safetensors"), &network.num_batches_tracked())?;

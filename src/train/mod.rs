@@ -177,6 +177,9 @@ pub struct Session<'a> {
     pub run: &'a RunDir,
     /// Stop after this many epochs in total (tests simulate an interruption with it).
     pub stop_after: Option<usize>,
+    /// The network arguments given with `--set`: checkpoints record them, so that
+    /// evaluating the weights on a network built differently is caught.
+    pub settings: &'a [(String, String)],
 }
 
 /// Trains (or resumes) a run to `hyper.epochs`, writing everything to the run directory.
@@ -188,6 +191,7 @@ pub fn train<B: AutodiffBackend>(
     let hyper = session.hyper;
     B::seed(device, hyper.seed);
     let mut network = Network::<B>::new(session.model, device);
+    let metadata = checkpoint::metadata(session.pipeline, &session.train.classes, session.settings);
     let mut optim = Optim::<B>::new(hyper);
     let mut progress = Progress::default();
     if let Some((restored, state)) = session.run.resume::<B>(network.clone(), device)? {
@@ -279,7 +283,7 @@ pub fn train<B: AutodiffBackend>(
             Optim::Sgd(o) => checkpoint::OptimRecord::Sgd(o.to_record()),
             Optim::AdamW(o) => checkpoint::OptimRecord::AdamW(o.to_record()),
         };
-        session.run.save_epoch(&network, record, &progress, best, session.pipeline, &session.train.classes)?;
+        session.run.save_epoch(&network, record, &progress, best, &metadata)?;
         observer.epoch(&metrics, hyper.epochs);
     }
     Ok(progress)
