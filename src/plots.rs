@@ -127,7 +127,12 @@ fn chart(
         .map_err(|e| e.to_string())?;
     // Depths and epochs are whole numbers: label them so.
     let whole = points().all(|(x, _)| x.fract() == 0.0);
-    let x_label = |x: &f64| if whole { format!("{x:.0}") } else { format!("{x}") };
+    // Ticks between whole numbers (1.5 epochs) get no label rather than a rounded one.
+    let x_label = |x: &f64| match whole {
+        true if (x - x.round()).abs() < 1e-9 => format!("{x:.0}"),
+        true => String::new(),
+        false => format!("{x}"),
+    };
     chart
         .configure_mesh()
         .x_label_formatter(&x_label)
@@ -251,7 +256,7 @@ pub fn bar_grid(path: &Path, title: &str, panels: &[(String, Vec<f32>)]) -> Resu
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_label_formatter(&|c| format!("{c:.0}"))
+            .x_label_formatter(&|c| if c.fract() == 0.0 { format!("{c:.0}") } else { String::new() })
             .label_style(("sans-serif", 11))
             .y_labels(3)
             .draw()
