@@ -10,7 +10,7 @@ use crate::analyze::attention::{AttentionMap, attention_maps};
 use crate::analyze::gradients::{LayerGradient, gradient_norms};
 use crate::backend::BackendKind;
 use crate::cost::{aligned, markdown};
-use crate::data::dataset::{self, Pipeline, Source};
+use crate::data::dataset::{Pipeline, Source};
 use crate::data::images::{self, Normalize};
 use crate::ir::{Model, Shape};
 use crate::lower::weights::StateDict;
@@ -232,24 +232,7 @@ struct HostBatch {
 fn real_batch(args: &ProbeArgs, model: &Model) -> Result<Option<HostBatch>, String> {
     let Some(data) = &args.data else { return Ok(None) };
     let source = Source::parse(data);
-    let loaded = dataset::load(&source, args.data_dir.as_deref(), model.input)?;
-    if loaded.train.shape() != model.input {
-        let s = loaded.train.shape();
-        let hint = match s {
-            Shape::Image { c, h, w } => format!(": run with `--input {c}x{h}x{w}`"),
-            _ => String::new(),
-        };
-        return Err(format!("`{}` images are {s}, but `{}` takes {}{hint}", source.name(), model.name, model.input));
-    }
-    let classes = loaded.train.classes.len() as u64;
-    if model.output != (Shape::Vector { d: classes }) {
-        return Err(format!(
-            "`{}` has {classes} classes, but `{}` outputs {}: set its `classes` parameter (--set classes={classes})",
-            source.name(),
-            model.name,
-            model.output
-        ));
-    }
+    let loaded = super::train::load_for(&source, args.data_dir.as_deref(), model)?;
     let subset = loaded.train.subset(args.batch.min(loaded.train.len()), args.seed);
     let (mean, std) = source.standard_normalization().unwrap_or_else(|| subset.channel_stats());
     let pipeline = Pipeline { mean, std, crop_padding: 0, flip: false };
@@ -271,6 +254,22 @@ fn probe<B: Backend>(model: &Model, real: &Option<HostBatch>, batch: usize, devi
         },
         None => Probe::random(model, batch, device),
     }
+}
+
+/// Builds `variant`'s network at initialisation and its batch, each from the seed, and
+/// measures.
+fn at_initialisation<B: Backend, T>(
+    variant: &Variant,
+    real: &Option<HostBatch>,
+    args: &ProbeArgs,
+    device: &B::Device,
+    measure: impl FnOnce(&Network<B>, Probe<B>) -> T,
+) -> T {
+    B::seed(device, args.seed);
+    let probe = probe::<B>(&variant.model, real, args.batch, device);
+    B::seed(device, args.seed);
+    let network = Network::<B>::new(&variant.model, device);
+    measure(&network, probe)
 }
 
 fn check_batch(args: &ProbeArgs) -> Result<(), String> {
@@ -325,12 +324,8 @@ fn gradients(args: ProbeArgs) -> Result<ExitCode, String> {
     for variant in &variants {
         let real = real_batch(&args, &variant.model)?;
         let rows = crate::with_backend!(args.backend, |B, device| {
-            type AD = burn::backend::Autodiff<B>;
-            AD::seed(&device, args.seed);
-            let probe = probe::<AD>(&variant.model, &real, args.batch, &device);
-            AD::seed(&device, args.seed);
-            let network = Network::<AD>::new(&variant.model, &device);
-            gradient_norms(&network, probe)
+            let measure = |network: &_, probe| gradient_norms(network, probe);
+            at_initialisation::<burn::backend::Autodiff<B>, _>(variant, &real, &args, &device, measure)
         })?;
         results.push((variant.label.clone(), rows));
     }
@@ -422,12 +417,8 @@ fn activations(args: ProbeArgs) -> Result<ExitCode, String> {
         let real = real_batch(&args, &variant.model)?;
         let rows = crate::with_backend!(args.backend, |B, device| {
             // The autodiff backend runs the network in training mode, as training does.
-            type AD = burn::backend::Autodiff<B>;
-            AD::seed(&device, args.seed);
-            let probe = probe::<AD>(&variant.model, &real, args.batch, &device);
-            AD::seed(&device, args.seed);
-            let network = Network::<AD>::new(&variant.model, &device);
-            activation_stats(&network, probe.input)
+            let measure = |network: &_, probe: Probe<_>| activation_stats(network, probe.input);
+            at_initialisation::<burn::backend::Autodiff<B>, _>(variant, &real, &args, &device, measure)
         })?;
         results.push((variant.label.clone(), rows));
     }
