@@ -11,7 +11,7 @@ use crate::analyze::gradients::{LayerGradient, gradient_norms};
 use crate::backend::BackendKind;
 use crate::cost::{aligned, markdown};
 use crate::data::dataset::{Pipeline, Source};
-use crate::data::images::{self, Normalize};
+use crate::data::images;
 use crate::ir::{Model, Shape};
 use crate::lower::weights::StateDict;
 use crate::lower::{Network, Value};
@@ -221,6 +221,7 @@ pub(super) fn compile_variants(
 }
 
 /// Normalised pixels of a batch, its [N, C, H, W] and its labels, on the host.
+#[derive(Clone)]
 struct HostBatch {
     pixels: Vec<f32>,
     dims: [usize; 4],
@@ -244,6 +245,26 @@ fn real_batch(args: &ProbeArgs, model: &Model) -> Result<Option<HostBatch>, Stri
     let pixels = images.into_data().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
     let labels = labels.into_data().convert::<i64>().to_vec::<i64>().map_err(|e| format!("{e:?}"))?;
     Ok(Some(HostBatch { pixels, dims, labels }))
+}
+
+/// The real batch of each variant, the dataset read once per distinct input and output
+/// shape rather than once per variant.
+fn real_batches(args: &ProbeArgs, variants: &[Variant]) -> Result<Vec<Option<HostBatch>>, String> {
+    let mut loaded: Vec<((Shape, Shape), Option<HostBatch>)> = Vec::new();
+    let mut out = Vec::new();
+    for variant in variants {
+        let key = (variant.model.input, variant.model.output);
+        let batch = match loaded.iter().find(|(k, _)| *k == key) {
+            Some((_, batch)) => batch.clone(),
+            None => {
+                let batch = real_batch(args, &variant.model)?;
+                loaded.push((key, batch.clone()));
+                batch
+            }
+        };
+        out.push(batch);
+    }
+    Ok(out)
 }
 
 fn probe<B: Backend>(model: &Model, real: &Option<HostBatch>, batch: usize, device: &B::Device) -> Probe<B> {
@@ -321,8 +342,7 @@ fn gradients(args: ProbeArgs) -> Result<ExitCode, String> {
     check_batch(&args)?;
     let variants = variants(&args)?;
     let mut results: Vec<(String, Vec<LayerGradient>)> = Vec::new();
-    for variant in &variants {
-        let real = real_batch(&args, &variant.model)?;
+    for (variant, real) in variants.iter().zip(real_batches(&args, &variants)?) {
         let rows = crate::with_backend!(args.backend, |B, device| {
             let measure = |network: &_, probe| gradient_norms(network, probe);
             at_initialisation::<burn::backend::Autodiff<B>, _>(variant, &real, &args, &device, measure)
@@ -413,8 +433,7 @@ fn activations(args: ProbeArgs) -> Result<ExitCode, String> {
     check_batch(&args)?;
     let variants = variants(&args)?;
     let mut results: Vec<(String, Vec<StepStats>)> = Vec::new();
-    for variant in &variants {
-        let real = real_batch(&args, &variant.model)?;
+    for (variant, real) in variants.iter().zip(real_batches(&args, &variants)?) {
         let rows = crate::with_backend!(args.backend, |B, device| {
             // The autodiff backend runs the network in training mode, as training does.
             let measure = |network: &_, probe: Probe<_>| activation_stats(network, probe.input);
@@ -496,16 +515,7 @@ fn attention(args: AttentionArgs) -> Result<ExitCode, String> {
     if let (Some(path), Some(dict)) = (&args.weights, &dict) {
         super::check_settings(path, dict, &args.compile)?;
     }
-    let normalize = match (&args.mean, &args.std) {
-        (Some(mean), Some(std)) => Some(Normalize { mean: mean.clone(), std: std.clone() }),
-        (None, None) => dict.as_ref().and_then(|d| d.normalization(c)).map(|(mean, std)| Normalize { mean, std }),
-        _ => return Err("give both --mean and --std, or neither".into()),
-    };
-    if let Some(n) = &normalize
-        && (n.mean.len() != c || n.std.len() != c || n.std.contains(&0.0))
-    {
-        return Err(format!("normalisation needs {c} means and {c} non-zero stds"));
-    }
+    let normalize = super::image_normalization(&args.mean, &args.std, dict.as_ref(), c)?;
     let input = images::load(&args.image, c, h, w, normalize.as_ref())?;
     let raw = images::load(&args.image, c, h, w, None)?;
     let picture = Picture {

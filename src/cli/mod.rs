@@ -95,6 +95,28 @@ impl CompileArgs {
     }
 }
 
+/// The normalisation for image inputs: `--mean` and `--std` when given, else what the
+/// checkpoint stores, else none.
+pub fn image_normalization(
+    mean: &Option<Vec<f32>>,
+    std: &Option<Vec<f32>>,
+    dict: Option<&crate::lower::weights::StateDict>,
+    channels: usize,
+) -> Result<Option<crate::data::images::Normalize>, String> {
+    let (mean, std) = match (mean, std) {
+        (Some(m), Some(s)) => (m.clone(), s.clone()),
+        (None, None) => match dict.and_then(|d| d.normalization(channels)) {
+            Some(stored) => stored,
+            None => return Ok(None),
+        },
+        _ => return Err("give both --mean and --std, or neither".into()),
+    };
+    if mean.len() != channels || std.len() != channels || std.contains(&0.0) {
+        return Err(format!("normalisation needs {channels} means and {channels} non-zero stds"));
+    }
+    Ok(Some(crate::data::images::Normalize { mean, std }))
+}
+
 /// Weights trained with `--set` arguments only fit the network built with the same
 /// ones; a different network may take the same tensor shapes and give wrong answers
 /// without any error.

@@ -4,7 +4,7 @@
 
 use super::{CompileArgs, compile_file, print_diagnostics};
 use crate::backend::BackendKind;
-use crate::data::images::{self, Normalize};
+use crate::data::images;
 use crate::data::npy;
 use crate::ir::Shape;
 use crate::lower::weights::StateDict;
@@ -62,7 +62,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
     };
     let dict = StateDict::read(&args.weights)?;
     super::check_settings(&args.weights, &dict, &args.compile)?;
-    let normalize = normalization(&args, &dict, c as usize)?;
+    let normalize = super::image_normalization(&args.mean, &args.std, Some(&dict), c as usize)?;
     let names = class_names(&args, &dict, classes as usize)?;
     let (c, h, w) = (c as usize, h as usize, w as usize);
     let mut batches: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
@@ -101,21 +101,6 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
     })?;
     print_predictions(&args, &batches, &logits, &names);
     Ok(ExitCode::SUCCESS)
-}
-
-fn normalization(args: &PredictArgs, dict: &StateDict, channels: usize) -> Result<Option<Normalize>, String> {
-    let (mean, std) = match (&args.mean, &args.std) {
-        (Some(m), Some(s)) => (m.clone(), s.clone()),
-        (None, None) => match dict.normalization(channels) {
-            Some(stored) => stored,
-            None => return Ok(None),
-        },
-        _ => return Err("give both --mean and --std, or neither".into()),
-    };
-    if mean.len() != channels || std.len() != channels || std.contains(&0.0) {
-        return Err(format!("normalisation needs {channels} means and {channels} non-zero stds"));
-    }
-    Ok(Some(Normalize { mean, std }))
 }
 
 fn class_names(args: &PredictArgs, dict: &StateDict, classes: usize) -> Result<Vec<String>, String> {
