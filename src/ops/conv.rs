@@ -179,6 +179,7 @@ impl OpRule for Conv {
 
 // ---- Lowering -------------------------------------------------------------------
 
+use super::kernels;
 use crate::lower::init;
 use burn::module::{Module, Param};
 use burn::prelude::{Backend, Tensor};
@@ -246,12 +247,22 @@ impl<B: Backend> ConvModule<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let (weight, bias) = (self.weight.val(), self.bias.as_ref().map(|b| b.val()));
+        let settings = kernels::conv::Settings {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        };
+        if let Some(y) = kernels::conv::conv2d(&x, &weight, bias.as_ref(), settings) {
+            return y;
+        }
         let options = ConvOptions::new(
             [self.stride, self.stride],
             [self.padding, self.padding],
             [self.dilation, self.dilation],
             self.groups,
         );
-        conv2d(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()), options)
+        conv2d(x, weight, bias, options)
     }
 }

@@ -6,9 +6,9 @@
 pub mod activation;
 pub mod attention;
 pub mod conv;
+mod kernels;
 pub mod linear;
 pub mod norm;
-mod norm_kernel;
 pub mod pool;
 pub mod reshape;
 pub mod tokens;

@@ -162,7 +162,7 @@ impl<B: Backend> BatchNormModule<B> {
         let count = batch * spatial;
         let x = x.reshape([batch, channels, spatial]);
         let (gamma, beta) = (self.weight.val(), self.bias.val());
-        let (y, mean, var) = match super::norm_kernel::train(&x, &gamma, &beta, self.eps) {
+        let (y, mean, var) = match super::kernels::batch_norm::train(&x, &gamma, &beta, self.eps) {
             Some(fused) => fused,
             None => {
                 // Both reductions along contiguous memory (no transposed copy); the

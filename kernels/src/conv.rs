@@ -1,0 +1,441 @@
+//! 2-D convolution as GEMMs over NCHW, forward and both gradients.
+//!
+//! Per image and group, with K = in-channels-per-group × kernel area and P = output
+//! positions, `col` [K × P] is the image unfolded (im2col; the image itself for a 1×1
+//! convolution with stride 1 and no padding):
+//!
+//! - forward:         y [out × P]  = W [out × K] · col
+//! - weight gradient: dW [out × K] += dy [out × P] · colᵀ
+//! - input gradient:  dcol [K × P] = Wᵀ · dy, folded back onto the image (col2im).
+//!
+//! Images are shared out among the pool's threads (each GEMM then runs on one thread);
+//! with fewer images than threads the GEMMs themselves run in parallel. The unfolding
+//! copies contiguous runs of a row, so it streams.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// A convolution's sizes: input [batch, in_channels, height, width], weight
+/// [out_channels, in_channels / groups, kernel[0], kernel[1]].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl Conv2d {
+    /// Output height and width. The caller has checked the shapes (the window fits).
+    pub fn output_size(&self) -> [usize; 2] {
+        let size = |i: usize, input: usize| {
+            (input + 2 * self.padding[i] - self.dilation[i] * (self.kernel[i] - 1) - 1) / self.stride[i] + 1
+        };
+        [size(0, self.height), size(1, self.width)]
+    }
+
+    /// Whether the kernels handle this convolution: non-empty, a window that fits, and
+    /// channels that divide into the groups.
+    pub fn is_supported(&self) -> bool {
+        let fits = |i: usize, input: usize| {
+            self.kernel[i] > 0
+                && self.stride[i] > 0
+                && self.dilation[i] > 0
+                && input + 2 * self.padding[i] > self.dilation[i] * (self.kernel[i] - 1)
+        };
+        self.batch > 0
+            && self.groups > 0
+            && self.in_channels.is_multiple_of(self.groups)
+            && self.out_channels.is_multiple_of(self.groups)
+            && self.out_channels > 0
+            && self.in_channels > 0
+            && fits(0, self.height)
+            && fits(1, self.width)
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_channels * self.height * self.width
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.out_channels * self.patch_len()
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_channels * self.positions()
+    }
+
+    fn in_per_group(&self) -> usize {
+        self.in_channels / self.groups
+    }
+
+    fn out_per_group(&self) -> usize {
+        self.out_channels / self.groups
+    }
+
+    /// K: the length of one unfolded patch.
+    fn patch_len(&self) -> usize {
+        self.in_per_group() * self.kernel[0] * self.kernel[1]
+    }
+
+    /// P: the number of output positions.
+    fn positions(&self) -> usize {
+        let [h, w] = self.output_size();
+        h * w
+    }
+
+    fn image_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    /// A 1×1 convolution with stride 1 and no padding: the image is its own unfolding.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
+    /// How many tasks to share the batch among, and how the GEMMs inside run.
+    fn schedule(&self) -> (usize, Parallelism) {
+        let threads = rayon::current_num_threads().max(1);
+        if self.batch >= threads {
+            (threads.min(self.batch), Parallelism::None)
+        } else {
+            (self.batch, Parallelism::Rayon(threads))
+        }
+    }
+
+    /// Unfolds one group of one image (`x`: that group's channels) into `col` [K × P].
+    fn unfold(&self, x: &[f32], col: &mut [f32]) {
+        self.each_row(|row, plane, runs| {
+            let out = &mut col[row * runs.positions..][..runs.positions];
+            runs.copy(&x[plane..][..self.height * self.width], out);
+        });
+    }
+
+    /// Adds `col` [K × P] back onto one group of one image (`x`), the adjoint of `unfold`.
+    fn fold(&self, col: &[f32], x: &mut [f32]) {
+        self.each_row(|row, plane, runs| {
+            let from = &col[row * runs.positions..][..runs.positions];
+            runs.accumulate(from, &mut x[plane..][..self.height * self.width]);
+        });
+    }
+
+    /// Calls `f(row, plane offset, runs)` for every row of the unfolding: one input
+    /// channel and one kernel tap.
+    fn each_row(&self, mut f: impl FnMut(usize, usize, &Runs)) {
+        let [out_h, out_w] = self.output_size();
+        let mut row = 0;
+        for c in 0..self.in_per_group() {
+            for ki in 0..self.kernel[0] {
+                for kj in 0..self.kernel[1] {
+                    let runs = Runs {
+                        out_h,
+                        out_w,
+                        positions: out_h * out_w,
+                        width: self.width,
+                        height: self.height,
+                        stride: self.stride,
+                        offset: [
+                            (ki * self.dilation[0]) as isize - self.padding[0] as isize,
+                            (kj * self.dilation[1]) as isize - self.padding[1] as isize,
+                        ],
+                    };
+                    f(row, c * self.height * self.width, &runs);
+                    row += 1;
+                }
+            }
+        }
+    }
+}
+
+/// One kernel tap's view of an input plane: output position (oh, ow) reads input
+/// (oh·stride + offset₀, ow·stride + offset₁), or zero outside the plane.
+struct Runs {
+    out_h: usize,
+    out_w: usize,
+    positions: usize,
+    width: usize,
+    height: usize,
+    stride: [usize; 2],
+    offset: [isize; 2],
+}
+
+impl Runs {
+    /// The input row an output row reads, if inside the plane.
+    fn input_row(&self, oh: usize) -> Option<usize> {
+        let ih = (oh * self.stride[0]) as isize + self.offset[0];
+        (ih >= 0 && (ih as usize) < self.height).then_some(ih as usize)
+    }
+
+    /// The output columns [lo, hi) whose input column is inside the plane.
+    fn columns(&self) -> (usize, usize) {
+        let (s, off) = (self.stride[1], self.offset[1]);
+        let lo = if off >= 0 { 0 } else { (off.unsigned_abs()).div_ceil(s) }.min(self.out_w);
+        let hi = ((self.width as isize - off).max(0) as usize).div_ceil(s).clamp(lo, self.out_w);
+        (lo, hi)
+    }
+
+    fn copy(&self, plane: &[f32], out: &mut [f32]) {
+        if self.stride == [1, 1] && self.out_w == self.width {
+            return self.copy_block(plane, out);
+        }
+        let (lo, hi) = self.columns();
+        for oh in 0..self.out_h {
+            let out = &mut out[oh * self.out_w..][..self.out_w];
+            let Some(ih) = self.input_row(oh) else {
+                out.fill(0.0);
+                continue;
+            };
+            let input = &plane[ih * self.width..][..self.width];
+            out[..lo].fill(0.0);
+            out[hi..].fill(0.0);
+            if hi == lo {
+                continue;
+            }
+            let first = (lo * self.stride[1]) as isize + self.offset[1];
+            if self.stride[1] == 1 {
+                out[lo..hi].copy_from_slice(&input[first as usize..][..hi - lo]);
+            } else {
+                for (i, o) in out[lo..hi].iter_mut().enumerate() {
+                    *o = input[first as usize + i * self.stride[1]];
+                }
+            }
+        }
+    }
+
+    /// `copy` for a stride-1 window that keeps the width (a "same" convolution, most of
+    /// a ResNet): the rows inside the plane are one shifted run of the plane, copied at
+    /// once, after which the columns that wrapped round to a neighbouring row are zeroed.
+    /// Row by row, the copies were short enough for the call overhead to dominate.
+    fn copy_block(&self, plane: &[f32], out: &mut [f32]) {
+        let (width, [off_h, off_w]) = (self.width as isize, self.offset);
+        let first = (-off_h).clamp(0, self.out_h as isize) as usize;
+        let last = (self.height as isize - off_h).clamp(first as isize, self.out_h as isize) as usize;
+        out[..first * self.width].fill(0.0);
+        out[last * self.width..self.positions].fill(0.0);
+        let block = &mut out[first * self.width..last * self.width];
+        // block[i] reads plane[start + i], where inside the plane.
+        let start = (first as isize + off_h) * width + off_w;
+        let skip = ((-start).max(0) as usize).min(block.len());
+        let end = ((plane.len() as isize - start).max(0) as usize).clamp(skip, block.len());
+        block[..skip].fill(0.0);
+        block[end..].fill(0.0);
+        if end > skip {
+            block[skip..end].copy_from_slice(&plane[(start + skip as isize) as usize..][..end - skip]);
+        }
+        let (lo, hi) = self.columns();
+        for row in block.chunks_exact_mut(self.width) {
+            row[..lo].fill(0.0);
+            row[hi..].fill(0.0);
+        }
+    }
+
+    fn accumulate(&self, from: &[f32], plane: &mut [f32]) {
+        let (lo, hi) = self.columns();
+        for oh in 0..self.out_h {
+            let Some(ih) = self.input_row(oh) else { continue };
+            let from = &from[oh * self.out_w..][..self.out_w];
+            let input = &mut plane[ih * self.width..][..self.width];
+            if hi == lo {
+                continue;
+            }
+            let first = (lo * self.stride[1]) as isize + self.offset[1];
+            if self.stride[1] == 1 {
+                for (i, &v) in input[first as usize..][..hi - lo].iter_mut().zip(&from[lo..hi]) {
+                    *i += v;
+                }
+            } else {
+                for (i, &v) in from[lo..hi].iter().enumerate() {
+                    input[first as usize + i * self.stride[1]] += v;
+                }
+            }
+        }
+    }
+}
+
+/// A row-major matrix view for `gemm`: base pointer and row stride, or its transpose.
+#[derive(Clone, Copy)]
+struct Matrix {
+    ptr: *const f32,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl Matrix {
+    fn rows(data: &[f32], row_len: usize) -> Matrix {
+        Matrix { ptr: data.as_ptr(), row_stride: row_len as isize, col_stride: 1 }
+    }
+
+    /// The transpose of the row-major matrix with rows of `row_len`.
+    fn transposed(data: &[f32], row_len: usize) -> Matrix {
+        Matrix { ptr: data.as_ptr(), row_stride: 1, col_stride: row_len as isize }
+    }
+}
+
+/// `dst [m × n] (+)= lhs [m × k] · rhs [k × n]`, `dst` row-major.
+fn matmul(
+    dst: &mut [f32],
+    accumulate: bool,
+    (m, n, k): (usize, usize, usize),
+    lhs: Matrix,
+    rhs: Matrix,
+    par: Parallelism,
+) {
+    assert!(dst.len() >= m * n, "GEMM destination too short");
+    // SAFETY: `dst` holds m×n values; every caller builds `lhs` and `rhs` from slices
+    // holding the m×k and k×n values their strides reach.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr,
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// The forward pass: y [batch, out_channels, out_h, out_w].
+pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    assert_eq!(x.len(), conv.input_len(), "convolution input length");
+    assert_eq!(weight.len(), conv.weight_len(), "convolution weight length");
+    let (k, p) = (conv.patch_len(), conv.positions());
+    let (in_g, out_g) = (conv.in_per_group(), conv.out_per_group());
+    let (_, par) = conv.schedule();
+    let mut y = vec![0f32; conv.output_len()];
+    let image_out = conv.out_channels * p;
+    let each_image = |col: &mut Vec<f32>, (b, out): (usize, &mut [f32])| {
+        let image = &x[b * conv.image_len()..][..conv.image_len()];
+        for g in 0..conv.groups {
+            let group_in = &image[g * in_g * conv.height * conv.width..];
+            let rhs = if conv.is_pointwise() {
+                &group_in[..k * p]
+            } else {
+                conv.unfold(group_in, col);
+                &col[..]
+            };
+            let dst = &mut out[g * out_g * p..][..out_g * p];
+            if let Some(bias) = bias {
+                for (o, row) in dst.chunks_exact_mut(p).enumerate() {
+                    row.fill(bias[g * out_g + o]);
+                }
+            }
+            let w = &weight[g * out_g * k..][..out_g * k];
+            matmul(dst, bias.is_some(), (out_g, p, k), Matrix::rows(w, k), Matrix::rows(rhs, p), par);
+        }
+    };
+    let scratch = || if conv.is_pointwise() { Vec::new() } else { vec![0f32; k * p] };
+    match par {
+        Parallelism::None => y.par_chunks_mut(image_out).enumerate().for_each_init(scratch, each_image),
+        _ => {
+            let mut col = scratch();
+            y.chunks_mut(image_out).enumerate().for_each(|item| each_image(&mut col, item));
+        }
+    }
+    y
+}
+
+/// Which gradients a backward pass computes.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted {
+    pub input: bool,
+    pub weight: bool,
+    pub bias: bool,
+}
+
+/// A convolution's gradients; each absent unless wanted.
+#[derive(Debug, Default)]
+pub struct Gradients {
+    pub input: Option<Vec<f32>>,
+    pub weight: Option<Vec<f32>>,
+    pub bias: Option<Vec<f32>>,
+}
+
+/// The backward pass, from the output gradient `dy` [batch, out_channels, out_h, out_w].
+pub fn backward(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted) -> Gradients {
+    assert_eq!(x.len(), conv.input_len(), "convolution input length");
+    assert_eq!(weight.len(), conv.weight_len(), "convolution weight length");
+    assert_eq!(dy.len(), conv.output_len(), "convolution output gradient length");
+    let (k, p) = (conv.patch_len(), conv.positions());
+    let (in_g, out_g) = (conv.in_per_group(), conv.out_per_group());
+    let (tasks, par) = conv.schedule();
+    let per_task = conv.batch.div_ceil(tasks);
+    let (image_len, group_len) = (conv.image_len(), in_g * conv.height * conv.width);
+
+    let mut dx = wanted.input.then(|| vec![0f32; conv.input_len()]);
+    let dx_chunks: Vec<Option<&mut [f32]>> = match &mut dx {
+        Some(dx) => dx.chunks_mut(per_task * image_len).map(Some).collect(),
+        None => (0..conv.batch.div_ceil(per_task)).map(|_| None).collect(),
+    };
+
+    // Each task: its images' input gradients, and its partial weight and bias gradients.
+    let task = |(t, mut dx): (usize, Option<&mut [f32]>)| {
+        let mut dw = if wanted.weight { vec![0f32; conv.weight_len()] } else { Vec::new() };
+        let mut db = vec![0f32; if wanted.bias { conv.out_channels } else { 0 }];
+        let mut col = if conv.is_pointwise() { Vec::new() } else { vec![0f32; k * p] };
+        let images = t * per_task..((t + 1) * per_task).min(conv.batch);
+        for (i, b) in images.enumerate() {
+            let image = &x[b * image_len..][..image_len];
+            let dy_image = &dy[b * conv.out_channels * p..][..conv.out_channels * p];
+            for g in 0..conv.groups {
+                let dy_g = &dy_image[g * out_g * p..][..out_g * p];
+                let w = &weight[g * out_g * k..][..out_g * k];
+                if wanted.weight {
+                    let group_in = &image[g * group_len..][..group_len];
+                    let cols = if conv.is_pointwise() {
+                        group_in
+                    } else {
+                        conv.unfold(group_in, &mut col);
+                        &col[..]
+                    };
+                    let dw_g = &mut dw[g * out_g * k..][..out_g * k];
+                    matmul(dw_g, i > 0, (out_g, k, p), Matrix::rows(dy_g, p), Matrix::transposed(cols, p), par);
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    let dx_g = &mut dx[i * image_len + g * group_len..][..group_len];
+                    let wt = Matrix::transposed(w, k);
+                    if conv.is_pointwise() {
+                        matmul(dx_g, false, (k, p, out_g), wt, Matrix::rows(dy_g, p), par);
+                    } else {
+                        matmul(&mut col, false, (k, p, out_g), wt, Matrix::rows(dy_g, p), par);
+                        conv.fold(&col, dx_g);
+                    }
+                }
+            }
+            for (sum, row) in db.iter_mut().zip(dy_image.chunks_exact(p)) {
+                *sum += row.iter().sum::<f32>();
+            }
+        }
+        (dw, db)
+    };
+    let add = |(mut dw, mut db): (Vec<f32>, Vec<f32>), (dw2, db2): (Vec<f32>, Vec<f32>)| {
+        dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
+        (dw, db)
+    };
+    let (dw, db) = match par {
+        Parallelism::None => dx_chunks.into_par_iter().enumerate().map(task).reduce_with(add),
+        _ => dx_chunks.into_iter().enumerate().map(task).reduce(add),
+    }
+    .expect("a batch of at least one image");
+    Gradients { input: dx, weight: wanted.weight.then_some(dw), bias: wanted.bias.then_some(db) }
+}

@@ -1,0 +1,63 @@
+//! Fused ops on burn-flex, the default CPU backend: archc's own kernels (the
+//! `archc-kernels` crate, built optimised) wrapped as Burn ops with their backward
+//! passes.
+//!
+//! Burn runs a convolution or a training batch norm as a chain of generic ops, each
+//! walking strided memory and each recorded for autodiff; on burn-flex that chain was
+//! most of a ResNet's training step (BENCHMARKS.md). These are backend extensions done
+//! inside archc, and the shape of what we would propose upstream: a `batch_norm_train`
+//! module op, and a convolution whose gradients are GEMMs rather than a transposed
+//! convolution. Other backends keep Burn's ops. The switch is by type (`TypeId`), so no
+//! new trait bound spreads through the lowering.
+
+pub mod batch_norm;
+pub mod conv;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::{DType, TensorData};
+use std::any::{Any, TypeId};
+
+/// The training backend the kernels serve.
+type Ad = Autodiff<Flex>;
+
+/// Which of the kernels' backends `B` is.
+enum Kind {
+    /// Inference: plain tensors.
+    Flex,
+    /// Training: tensors that record the graph.
+    Autodiff,
+}
+
+fn kind<B: 'static>() -> Option<Kind> {
+    if TypeId::of::<B>() == TypeId::of::<Flex>() {
+        Some(Kind::Flex)
+    } else if TypeId::of::<B>() == TypeId::of::<Ad>() {
+        Some(Kind::Autodiff)
+    } else {
+        None
+    }
+}
+
+/// Moves a value to a type that `TypeId` says is the same type.
+fn cast<A: 'static, T: 'static>(value: A) -> T {
+    let mut slot = Some(value);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<T>>()
+        .and_then(Option::take)
+        .expect("cast only between identical types")
+}
+
+/// Whether the kernels can read the tensor (they are written for f32).
+fn is_f32(t: &FlexTensor) -> bool {
+    t.dtype() == DType::F32
+}
+
+/// A contiguous f32 tensor's values; callers check `is_f32` and make it contiguous.
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn tensor(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
+}

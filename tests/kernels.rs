@@ -1,0 +1,289 @@
+//! burn-flex runs convolutions and training batch norm on archc's own kernels
+//! (`kernels/`, wrapped in `src/ops/kernels/`); every other backend runs Burn's ops.
+//!
+//! - Through whole networks, burn-flex must give ndarray's outputs, gradients and
+//!   running statistics: images and vectors, one image or several, every convolution
+//!   setting (stride, padding, dilation, groups, no bias, 1×1), with one thread and
+//!   with more.
+//! - The convolution kernel itself must match a direct, loop-by-loop convolution
+//!   written here, on random sizes (proptest), forward and all three gradients.
+
+use archc::elaborate::{Options, compile};
+use archc::ir::Shape;
+use archc::lower::weights::{RawTensor, StateDict};
+use archc::lower::{Network, Value};
+use archc::source::Sources;
+use burn::backend::{Autodiff, Flex, NdArray};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::backend::AutodiffBackend;
+
+/// A seeded pseudo-random sequence (no backend RNG, so both backends see the same data).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 1.5
+        })
+        .collect()
+}
+
+struct Outcome {
+    output: Vec<f32>,
+    grads: StateDict,
+    input_grad: Vec<f32>,
+    state: StateDict,
+}
+
+fn run<B: AutodiffBackend>(source: &str, batch: usize) -> Outcome {
+    let mut sources = Sources::new();
+    let result = compile(&mut sources, "bn.arch", source, &Options::default());
+    assert!(!result.has_errors(), "{}", archc::diagnostics::render_plain(&sources, &result.diagnostics));
+    let model = &result.models[0];
+    let device = Default::default();
+    let network = Network::<B>::new(model, &device);
+    // Non-trivial affine parameters and running statistics.
+    let mut dict = network.state_dict();
+    for (i, (name, tensor)) in dict.tensors.iter_mut().enumerate() {
+        let n = tensor.data.len();
+        let mut data = values(n, 100 + i as u64);
+        if name.ends_with("running_var") {
+            data.iter_mut().for_each(|v| *v = v.abs() + 0.5);
+        }
+        *tensor = RawTensor { shape: tensor.shape.clone(), data };
+    }
+    let network = network.load_state_dict(&dict).unwrap();
+    let (dims, input): (Vec<usize>, Value<B>) = match model.input {
+        Shape::Image { c, h, w } => {
+            let dims = vec![batch, c as usize, h as usize, w as usize];
+            let data = TensorData::new(values(dims.iter().product(), 7), dims.clone());
+            (dims, Value::Image(Tensor::<B, 4>::from_data(data, &device).require_grad()))
+        }
+        Shape::Vector { d } => {
+            let dims = vec![batch, d as usize];
+            let data = TensorData::new(values(dims.iter().product(), 7), dims.clone());
+            (dims, Value::Vector(Tensor::<B, 2>::from_data(data, &device).require_grad()))
+        }
+        Shape::Tokens { .. } => unreachable!(),
+    };
+    let output = match network.forward(input.clone()) {
+        Value::Image(t) => t.flatten::<1>(0, 3),
+        Value::Vector(t) => t.flatten::<1>(0, 1),
+        Value::Tokens(_) => unreachable!(),
+    };
+    // A loss that weighs every output differently, so each gradient term matters.
+    let weights = Tensor::<B, 1>::from_data(TensorData::new(values(output.dims()[0], 3), [output.dims()[0]]), &device);
+    let loss = (output.clone() * weights).sum();
+    let gradients = loss.backward();
+    let input_grad = match &input {
+        Value::Image(t) => t.grad(&gradients).map(|g| g.flatten::<1>(0, 3)),
+        Value::Vector(t) => t.grad(&gradients).map(|g| g.flatten::<1>(0, 1)),
+        Value::Tokens(_) => unreachable!(),
+    }
+    .expect("the input requires a gradient");
+    let as_vec = |t: Tensor<B::InnerBackend, 1>| t.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+    assert_eq!(dims.iter().product::<usize>(), input_grad.dims()[0]);
+    Outcome {
+        output: as_vec(output.inner()),
+        grads: network.gradients(&gradients),
+        input_grad: as_vec(input_grad),
+        state: network.state_dict(),
+    }
+}
+
+fn close(what: &str, a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-4 * scale, "{what}[{i}]: fused {x} vs tensor ops {y}");
+    }
+}
+
+fn same(source: &str, batch: usize) {
+    // Both schedules: images shared among threads, and GEMMs parallel inside one image.
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| same_on_this_pool(source, batch));
+    }
+}
+
+fn same_on_this_pool(source: &str, batch: usize) {
+    let fused = run::<Autodiff<Flex>>(source, batch);
+    let reference = run::<Autodiff<NdArray>>(source, batch);
+    close("output", &fused.output, &reference.output);
+    close("input gradient", &fused.input_grad, &reference.input_grad);
+    let names = |o: &Outcome| o.grads.tensors.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&fused), names(&reference), "the same parameters have gradients");
+    assert!(!fused.grads.tensors.is_empty());
+    for (name, expected) in &reference.grads.tensors {
+        close(&format!("gradient of {name}"), &fused.grads.tensors[name].data, &expected.data);
+    }
+    for (name, expected) in &reference.state.tensors {
+        close(&format!("{name} after the step"), &fused.state.tensors[name].data, &expected.data);
+    }
+}
+
+#[test]
+fn images_match_the_tensor_op_version() {
+    same("network bn_image { input image(3, 5, 7)\n bn: batchnorm }", 4);
+}
+
+#[test]
+fn a_single_image_batch_matches() {
+    same("network bn_one { input image(2, 3, 3)\n bn: batchnorm }", 1);
+}
+
+#[test]
+fn vectors_match_the_tensor_op_version() {
+    same("network bn_vector { input vector(6)\n bn: batchnorm }", 5);
+}
+
+#[test]
+fn convolutions_match_burns() {
+    for (layer, input, batch) in [
+        ("conv(4, kernel: 3, padding: 1)", "image(3, 6, 5)", 4),
+        ("conv(4, kernel: 3, stride: 2, padding: 1, bias: false)", "image(2, 7, 7)", 2),
+        ("conv(6, kernel: 3, stride: 2, dilation: 2, padding: 2, groups: 2)", "image(4, 9, 8)", 3),
+        ("conv(5, kernel: 1)", "image(3, 4, 4)", 2),
+        ("conv(5, kernel: 1, stride: 2, bias: false)", "image(3, 5, 5)", 1),
+        ("conv(3, kernel: 5, padding: 3)", "image(1, 3, 3)", 1),
+        ("conv(2, kernel: 2, stride: 3)", "image(2, 8, 7)", 5),
+    ] {
+        same(&format!("network c {{ input {input}\n c: {layer} }}"), batch);
+    }
+}
+
+#[test]
+fn a_conv_bn_relu_residual_stack_matches_burns() {
+    let source = "network r { input image(3, 8, 8)
+        stem: conv(8, kernel: 3, padding: 1, bias: false)
+        bn: batchnorm
+        act: relu
+        a: conv(8, kernel: 3, padding: 1)
+        b: conv(8, kernel: 1, bias: false) }";
+    same(source, 3);
+}
+
+// ---- The convolution kernel against a direct convolution ------------------------
+
+mod direct {
+    use archc_kernels::conv::Conv2d;
+
+    /// Calls `f(x index, weight index, y index)` for every multiply of the convolution.
+    fn each_tap(c: &Conv2d, mut f: impl FnMut(usize, usize, usize)) {
+        let [oh_n, ow_n] = c.output_size();
+        let (in_g, out_g) = (c.in_channels / c.groups, c.out_channels / c.groups);
+        for b in 0..c.batch {
+            for co in 0..c.out_channels {
+                let g = co / out_g;
+                for oh in 0..oh_n {
+                    for ow in 0..ow_n {
+                        for ci in 0..in_g {
+                            for ki in 0..c.kernel[0] {
+                                for kj in 0..c.kernel[1] {
+                                    let ih = (oh * c.stride[0] + ki * c.dilation[0]) as isize - c.padding[0] as isize;
+                                    let iw = (ow * c.stride[1] + kj * c.dilation[1]) as isize - c.padding[1] as isize;
+                                    if ih < 0 || iw < 0 || ih as usize >= c.height || iw as usize >= c.width {
+                                        continue;
+                                    }
+                                    let channel = g * in_g + ci;
+                                    let xi = ((b * c.in_channels + channel) * c.height + ih as usize) * c.width
+                                        + iw as usize;
+                                    let wi = ((co * in_g + ci) * c.kernel[0] + ki) * c.kernel[1] + kj;
+                                    let yi = ((b * c.out_channels + co) * oh_n + oh) * ow_n + ow;
+                                    f(xi, wi, yi);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn forward(c: &Conv2d, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+        let [oh, ow] = c.output_size();
+        let per_channel = oh * ow;
+        let mut y: Vec<f32> = (0..c.output_len()).map(|i| bias[(i / per_channel) % c.out_channels]).collect();
+        each_tap(c, |xi, wi, yi| y[yi] += x[xi] * w[wi]);
+        y
+    }
+
+    /// (dx, dw, db) for the output gradient `dy`.
+    pub fn backward(c: &Conv2d, x: &[f32], w: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (mut dx, mut dw) = (vec![0f32; x.len()], vec![0f32; w.len()]);
+        each_tap(c, |xi, wi, yi| {
+            dx[xi] += w[wi] * dy[yi];
+            dw[wi] += x[xi] * dy[yi];
+        });
+        let [oh, ow] = c.output_size();
+        let mut db = vec![0f32; c.out_channels];
+        for (i, g) in dy.iter().enumerate() {
+            db[(i / (oh * ow)) % c.out_channels] += g;
+        }
+        (dx, dw, db)
+    }
+}
+
+fn close_to(what: &str, actual: &[f32], expected: &[f32]) -> Result<(), TestCaseError> {
+    prop_assert_eq!(actual.len(), expected.len(), "{}: lengths", what);
+    let scale = expected.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        prop_assert!((a - e).abs() <= 1e-4 * scale, "{}[{}]: kernel {} vs direct {}", what, i, a, e);
+    }
+    Ok(())
+}
+
+use archc_kernels::conv::{self as conv_kernel, Conv2d, Wanted};
+use proptest::prelude::*;
+
+fn geometry() -> impl Strategy<Value = Conv2d> {
+    (1usize..4, 1usize..4, 1usize..4, 1usize..3, 1usize..10, 1usize..10, (1usize..4, 1usize..4), (1usize..4, 1usize..4))
+        .prop_flat_map(|(batch, in_g, out_g, groups, height, width, kernel, stride)| {
+            ((0usize..3, 0usize..3), (1usize..3, 1usize..3)).prop_map(move |(padding, dilation)| Conv2d {
+                batch,
+                in_channels: in_g * groups,
+                height,
+                width,
+                out_channels: out_g * groups,
+                kernel: [kernel.0, kernel.1],
+                stride: [stride.0, stride.1],
+                padding: [padding.0, padding.1],
+                dilation: [dilation.0, dilation.1],
+                groups,
+            })
+        })
+        .prop_filter("the window fits", Conv2d::is_supported)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_convolution_kernel_matches_a_direct_convolution(c in geometry(), threads in 1usize..4, seed in 0u64..1000) {
+        let x = values(c.input_len(), seed);
+        let w = values(c.weight_len(), seed + 1);
+        let bias = values(c.out_channels, seed + 2);
+        let dy = values(c.output_len(), seed + 3);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let (y, without_bias, found) = pool.install(|| {
+            let all = Wanted { input: true, weight: true, bias: true };
+            (
+                conv_kernel::forward(&c, &x, &w, Some(&bias)),
+                conv_kernel::forward(&c, &x, &w, None),
+                conv_kernel::backward(&c, &x, &w, &dy, all),
+            )
+        });
+        close_to("output", &y, &direct::forward(&c, &x, &w, &bias))?;
+        close_to("output without bias", &without_bias, &direct::forward(&c, &x, &w, &vec![0.0; c.out_channels]))?;
+        let (dx, dw, db) = direct::backward(&c, &x, &w, &dy);
+        close_to("input gradient", &found.input.unwrap(), &dx)?;
+        close_to("weight gradient", &found.weight.unwrap(), &dw)?;
+        close_to("bias gradient", &found.bias.unwrap(), &db)?;
+        // Only what is asked for.
+        let only_weight = conv_kernel::backward(&c, &x, &w, &dy, Wanted { input: false, weight: true, bias: false });
+        prop_assert!(only_weight.input.is_none() && only_weight.bias.is_none());
+        close_to("weight gradient alone", &only_weight.weight.unwrap(), &dw)?;
+    }
+}
