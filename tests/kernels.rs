@@ -1,10 +1,10 @@
-//! burn-flex runs convolutions and training batch norm on archc's own kernels
+//! burn-flex runs convolutions, pooling and training batch norm on archc's own kernels
 //! (`kernels/`, wrapped in `src/ops/kernels/`); every other backend runs Burn's ops.
 //!
 //! - Through whole networks, burn-flex must give ndarray's outputs, gradients and
 //!   running statistics: images and vectors, one image or several, every convolution
-//!   setting (stride, padding, dilation, groups, no bias, 1×1), with one thread and
-//!   with more.
+//!   setting (stride, padding, dilation, groups, no bias, 1×1), max and average
+//!   pooling (padding, ceil mode, `count_include_pad`), with one thread and with more.
 //! - The convolution kernel itself must match a direct, loop-by-loop convolution
 //!   written here, on random sizes (proptest), forward and all three gradients.
 
@@ -151,6 +151,23 @@ fn convolutions_match_burns() {
         ("conv(2, kernel: 2, stride: 3)", "image(2, 8, 7)", 5),
     ] {
         same(&format!("network c {{ input {input}\n c: {layer} }}"), batch);
+    }
+}
+
+#[test]
+fn poolings_match_burns() {
+    for (layer, input, batch) in [
+        ("maxpool(kernel: 2)", "image(3, 6, 5)", 4),
+        ("maxpool(kernel: 3, stride: 2, padding: 1)", "image(2, 7, 7)", 2),
+        ("maxpool(kernel: 3, stride: 2, ceil_mode: true)", "image(2, 8, 8)", 3),
+        ("avgpool(kernel: 2)", "image(3, 5, 5)", 2),
+        ("avgpool(kernel: 3, stride: 2, padding: 1)", "image(2, 7, 6)", 2),
+        ("avgpool(kernel: 3, stride: 2, padding: 1, count_include_pad: false)", "image(2, 7, 6)", 1),
+        ("avgpool(kernel: 3, stride: 2, ceil_mode: true, count_include_pad: false)", "image(1, 8, 8)", 2),
+        ("avgpool(kernel: 2, stride: 1, padding: 1, ceil_mode: true)", "image(1, 4, 5)", 3),
+    ] {
+        // A convolution first, so the pooling's input gradient reaches a parameter too.
+        same(&format!("network p {{ input {input}\n c: conv(3, kernel: 1)\n p: {layer} }}"), batch);
     }
 }
 

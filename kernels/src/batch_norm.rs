@@ -59,16 +59,17 @@ pub fn statistics(x: &[f32], at: Planes, eps: f64) -> Statistics {
 /// `(x - mean) * inv_std * gamma + beta`, plane by plane.
 pub fn normalize(x: &[f32], at: Planes, stats: &Statistics, gamma: &[f32], beta: &[f32]) -> Vec<f32> {
     let (c, s) = (at.channels, at.spatial);
-    let mut y = vec![0f32; at.len()];
+    let mut y = crate::uninit(at.len());
     y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (out, input))| {
         let ch = plane % c;
         let scale = stats.inv_std[ch] * gamma[ch];
         let shift = beta[ch] - stats.mean[ch] * scale;
         for (o, &v) in out.iter_mut().zip(input) {
-            *o = v * scale + shift;
+            o.write(v * scale + shift);
         }
     });
-    y
+    // SAFETY: the planes cover `y`, and each value was written.
+    unsafe { crate::assume_init(y) }
 }
 
 /// The gradients of a training batch norm.
@@ -105,7 +106,7 @@ pub fn backward(
         .collect();
     let input = input_gradient.then(|| {
         let count = (at.batch * s) as f64;
-        let mut dx = vec![0f32; at.len()];
+        let mut dx = crate::uninit(at.len());
         dx.par_chunks_mut(s).enumerate().for_each(|(plane, out)| {
             let ch = plane % c;
             let (mean, inv_std) = (stats.mean[ch], stats.inv_std[ch]);
@@ -114,10 +115,11 @@ pub fn backward(
             let at = plane * s;
             for ((o, &g), &v) in out.iter_mut().zip(&dy[at..at + s]).zip(&x[at..at + s]) {
                 let x_hat = (v - mean) * inv_std;
-                *o = k * (g - mean_dy - x_hat * mean_dy_xhat);
+                o.write(k * (g - mean_dy - x_hat * mean_dy_xhat));
             }
         });
-        dx
+        // SAFETY: the planes cover `dx`, and each value was written.
+        unsafe { crate::assume_init(dx) }
     });
     Gradients {
         input,

@@ -14,6 +14,7 @@
 
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A convolution's sizes: input [batch, in_channels, height, width], weight
 /// [out_channels, in_channels / groups, kernel[0], kernel[1]].
@@ -287,14 +288,41 @@ fn matmul(
     par: Parallelism,
 ) {
     assert!(dst.len() >= m * n, "GEMM destination too short");
-    // SAFETY: `dst` holds m×n values; every caller builds `lhs` and `rhs` from slices
-    // holding the m×k and k×n values their strides reach.
+    // SAFETY: `dst` holds m×n initialised values.
+    unsafe { gemm_into(dst.as_mut_ptr(), accumulate, (m, n, k), lhs, rhs, par) }
+}
+
+/// `dst [m × n] = lhs [m × k] · rhs [k × n]` into values not yet written.
+fn matmul_uninit(
+    dst: &mut [MaybeUninit<f32>],
+    (m, n, k): (usize, usize, usize),
+    lhs: Matrix,
+    rhs: Matrix,
+    par: Parallelism,
+) {
+    assert!(dst.len() >= m * n, "GEMM destination too short");
+    // SAFETY: `dst` holds room for m×n values; without `accumulate`, gemm only writes.
+    unsafe { gemm_into(dst.as_mut_ptr().cast::<f32>(), false, (m, n, k), lhs, rhs, par) }
+}
+
+/// # Safety
+/// `dst` must point at m×n writable values (initialised if `accumulate`); every caller
+/// builds `lhs` and `rhs` from slices holding the m×k and k×n values their strides reach.
+unsafe fn gemm_into(
+    dst: *mut f32,
+    accumulate: bool,
+    (m, n, k): (usize, usize, usize),
+    lhs: Matrix,
+    rhs: Matrix,
+    par: Parallelism,
+) {
+    // SAFETY: as the caller guarantees.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,
@@ -321,9 +349,9 @@ pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
     let (k, p) = (conv.patch_len(), conv.positions());
     let (in_g, out_g) = (conv.in_per_group(), conv.out_per_group());
     let (_, par) = conv.schedule();
-    let mut y = vec![0f32; conv.output_len()];
+    let mut y = crate::uninit(conv.output_len());
     let image_out = conv.out_channels * p;
-    let each_image = |col: &mut Vec<f32>, (b, out): (usize, &mut [f32])| {
+    let each_image = |col: &mut Vec<f32>, (b, out): (usize, &mut [MaybeUninit<f32>])| {
         let image = &x[b * conv.image_len()..][..conv.image_len()];
         for g in 0..conv.groups {
             let group_in = &image[g * in_g * conv.height * conv.width..];
@@ -334,13 +362,18 @@ pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
                 &col[..]
             };
             let dst = &mut out[g * out_g * p..][..out_g * p];
-            if let Some(bias) = bias {
-                for (o, row) in dst.chunks_exact_mut(p).enumerate() {
-                    row.fill(bias[g * out_g + o]);
+            let w = Matrix::rows(&weight[g * out_g * k..][..out_g * k], k);
+            match bias {
+                Some(bias) => {
+                    for (o, row) in dst.chunks_exact_mut(p).enumerate() {
+                        row.fill(MaybeUninit::new(bias[g * out_g + o]));
+                    }
+                    // SAFETY: every value was just written.
+                    let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                    matmul(dst, true, (out_g, p, k), w, Matrix::rows(rhs, p), par);
                 }
+                None => matmul_uninit(dst, (out_g, p, k), w, Matrix::rows(rhs, p), par),
             }
-            let w = &weight[g * out_g * k..][..out_g * k];
-            matmul(dst, bias.is_some(), (out_g, p, k), Matrix::rows(w, k), Matrix::rows(rhs, p), par);
         }
     };
     let scratch = || if conv.is_pointwise() { Vec::new() } else { vec![0f32; k * p] };
@@ -351,7 +384,9 @@ pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
             y.chunks_mut(image_out).enumerate().for_each(|item| each_image(&mut col, item));
         }
     }
-    y
+    // SAFETY: each image's groups cover its output, each written by the bias fill or
+    // the GEMM.
+    unsafe { crate::assume_init(y) }
 }
 
 /// Which gradients a backward pass computes.

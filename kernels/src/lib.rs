@@ -7,3 +7,26 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod pool;
+
+use std::mem::{ManuallyDrop, MaybeUninit};
+
+/// Room for `len` values that the caller will write, without first zeroing them: the
+/// outputs here are written exactly once each, and zeroing a batch's activations first
+/// was a tenth of an inference pass.
+pub(crate) fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: `MaybeUninit` values need no initialisation.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// The values of `v`, every one of which has been written.
+///
+/// # Safety
+/// Every element of `v` must be initialised.
+pub(crate) unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut v = ManuallyDrop::new(v);
+    // SAFETY: same allocation, layout and length; the caller guarantees initialisation.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity()) }
+}

@@ -215,6 +215,7 @@ impl OpRule for Reduce {
 
 // ---- Lowering -------------------------------------------------------------------
 
+use super::kernels;
 use crate::lower::Value;
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::Slice;
@@ -235,6 +236,19 @@ impl Pool {
             let step = w.stride as isize;
             let every = Slice::new(0, None, step);
             return Value::Image(x.slice([Slice::full(), Slice::full(), every, every]));
+        }
+        let settings = kernels::pool::Settings {
+            reduction: match self.kind {
+                PoolKind::Max => kernels::pool::Reduction::Max,
+                PoolKind::Avg => kernels::pool::Reduction::Avg { count_include_pad: self.count_include_pad },
+            },
+            kernel: w.kernel as usize,
+            stride: w.stride as usize,
+            padding: w.padding as usize,
+            ceil_mode: w.ceil,
+        };
+        if let Some(y) = kernels::pool::pool2d(&x, settings) {
+            return Value::Image(y);
         }
         Value::Image(match self.kind {
             PoolKind::Max => max_pool2d(x, square(w.kernel), square(w.stride), square(w.padding), [1, 1], w.ceil),

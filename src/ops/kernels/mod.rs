@@ -12,6 +12,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod pool;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};

@@ -1,0 +1,192 @@
+//! Windowed max and average pooling over NCHW with PyTorch's semantics (padding, ceil
+//! mode, `count_include_pad`), forward and backward, rayon-parallel over planes.
+
+use rayon::prelude::*;
+
+/// A pooling's sizes and settings: input [batch, channels, height, width].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2d {
+    pub batch: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub ceil_mode: bool,
+    /// Average pooling only: whether padding counts towards the divisor.
+    pub count_include_pad: bool,
+}
+
+/// One output index's window along one dimension: the input range it reads, and its
+/// length counting padding (the divisor's factor under `count_include_pad`).
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    end: usize,
+    padded_len: usize,
+}
+
+impl Pool2d {
+    /// PyTorch's output size: ⌊(n + 2p − k) / s⌋ + 1 (⌈⌉ in ceil mode, where the last
+    /// window must still start inside the input or its left padding).
+    pub fn output_size(&self) -> [usize; 2] {
+        let size = |i: usize, input: usize| {
+            let span = input + 2 * self.padding[i] - self.kernel[i];
+            let mut out = if self.ceil_mode { span.div_ceil(self.stride[i]) } else { span / self.stride[i] } + 1;
+            if self.ceil_mode && (out - 1) * self.stride[i] >= input + self.padding[i] {
+                out -= 1;
+            }
+            out
+        };
+        [size(0, self.height), size(1, self.width)]
+    }
+
+    /// Non-empty, a window that fits the padded input, padding at most half the window
+    /// (PyTorch's own conditions).
+    pub fn is_supported(&self) -> bool {
+        let fits = |i: usize, input: usize| {
+            self.kernel[i] > 0
+                && self.stride[i] > 0
+                && 2 * self.padding[i] <= self.kernel[i]
+                && input + 2 * self.padding[i] >= self.kernel[i]
+        };
+        self.batch > 0 && self.channels > 0 && fits(0, self.height) && fits(1, self.width)
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.batch * self.channels * self.height * self.width
+    }
+
+    pub fn output_len(&self) -> usize {
+        let [h, w] = self.output_size();
+        self.batch * self.channels * h * w
+    }
+
+    fn spans(&self, i: usize, input: usize, outputs: usize) -> Vec<Span> {
+        (0..outputs)
+            .map(|o| {
+                let start = (o * self.stride[i]) as isize - self.padding[i] as isize;
+                let end = (start + self.kernel[i] as isize).min((input + self.padding[i]) as isize);
+                Span {
+                    start: start.max(0) as usize,
+                    end: end.clamp(0, input as isize) as usize,
+                    padded_len: (end - start) as usize,
+                }
+            })
+            .collect()
+    }
+
+    /// Every output position's (row span, column span), row by row.
+    fn windows(&self) -> (Vec<Span>, Vec<Span>) {
+        let [out_h, out_w] = self.output_size();
+        (self.spans(0, self.height, out_h), self.spans(1, self.width, out_w))
+    }
+
+    fn plane(&self) -> usize {
+        self.height * self.width
+    }
+}
+
+/// Max pooling: the output, and for each output the index within its input plane of
+/// the value it took (`u32::MAX` for a window with no input, which PyTorch rules out).
+pub fn max_forward(pool: &Pool2d, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
+    assert_eq!(x.len(), pool.input_len(), "pooling input length");
+    let (rows, cols) = pool.windows();
+    let out_plane = rows.len() * cols.len();
+    let mut y = vec![0f32; pool.output_len()];
+    let mut arg = vec![0u32; pool.output_len()];
+    y.par_chunks_mut(out_plane).zip(arg.par_chunks_mut(out_plane)).zip(x.par_chunks(pool.plane())).for_each(
+        |((y, arg), x)| {
+            let mut at = 0;
+            for r in &rows {
+                for c in &cols {
+                    let (mut best, mut best_at) = (f32::NEG_INFINITY, u32::MAX);
+                    for i in r.start..r.end {
+                        for j in c.start..c.end {
+                            let v = x[i * pool.width + j];
+                            // NaN wins, as in PyTorch; ties keep the first.
+                            if v > best || v.is_nan() || best_at == u32::MAX {
+                                (best, best_at) = (v, (i * pool.width + j) as u32);
+                                if v.is_nan() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    (y[at], arg[at]) = (best, best_at);
+                    at += 1;
+                }
+            }
+        },
+    );
+    (y, arg)
+}
+
+/// Max pooling's input gradient: each output's gradient goes to the value it took.
+pub fn max_backward(pool: &Pool2d, arg: &[u32], dy: &[f32]) -> Vec<f32> {
+    assert_eq!(dy.len(), pool.output_len(), "pooling output gradient length");
+    let [out_h, out_w] = pool.output_size();
+    let mut dx = vec![0f32; pool.input_len()];
+    dx.par_chunks_mut(pool.plane()).zip(dy.par_chunks(out_h * out_w)).zip(arg.par_chunks(out_h * out_w)).for_each(
+        |((dx, dy), arg)| {
+            for (&g, &at) in dy.iter().zip(arg) {
+                if at != u32::MAX {
+                    dx[at as usize] += g;
+                }
+            }
+        },
+    );
+    dx
+}
+
+/// Each output's divisor: the window's size with padding, or only what it reads.
+fn divisor(pool: &Pool2d, r: &Span, c: &Span) -> f32 {
+    if pool.count_include_pad {
+        (r.padded_len * c.padded_len) as f32
+    } else {
+        ((r.end - r.start) * (c.end - c.start)).max(1) as f32
+    }
+}
+
+/// Average pooling.
+pub fn avg_forward(pool: &Pool2d, x: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), pool.input_len(), "pooling input length");
+    let (rows, cols) = pool.windows();
+    let mut y = vec![0f32; pool.output_len()];
+    y.par_chunks_mut(rows.len() * cols.len()).zip(x.par_chunks(pool.plane())).for_each(|(y, x)| {
+        let mut at = 0;
+        for r in &rows {
+            for c in &cols {
+                let mut sum = 0f32;
+                for i in r.start..r.end {
+                    sum += x[i * pool.width + c.start..i * pool.width + c.end].iter().sum::<f32>();
+                }
+                y[at] = sum / divisor(pool, r, c);
+                at += 1;
+            }
+        }
+    });
+    y
+}
+
+/// Average pooling's input gradient: each output's gradient, divided, spread over the
+/// values its window read.
+pub fn avg_backward(pool: &Pool2d, dy: &[f32]) -> Vec<f32> {
+    assert_eq!(dy.len(), pool.output_len(), "pooling output gradient length");
+    let (rows, cols) = pool.windows();
+    let mut dx = vec![0f32; pool.input_len()];
+    dx.par_chunks_mut(pool.plane()).zip(dy.par_chunks(rows.len() * cols.len())).for_each(|(dx, dy)| {
+        let mut at = 0;
+        for r in &rows {
+            for c in &cols {
+                let g = dy[at] / divisor(pool, r, c);
+                for i in r.start..r.end {
+                    dx[i * pool.width + c.start..i * pool.width + c.end].iter_mut().for_each(|v| *v += g);
+                }
+                at += 1;
+            }
+        }
+    });
+    dx
+}
