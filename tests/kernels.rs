@@ -256,7 +256,7 @@ use archc_kernels::conv::{self as conv_kernel, Conv2d, Wanted};
 use proptest::prelude::*;
 
 fn geometry() -> impl Strategy<Value = Conv2d> {
-    (1usize..4, 1usize..4, 1usize..4, 1usize..3, 1usize..10, 1usize..10, (1usize..4, 1usize..4), (1usize..4, 1usize..4))
+    (1usize..4, 1usize..4, 1usize..7, 1usize..3, 1usize..12, 1usize..12, (1usize..4, 1usize..4), (1usize..4, 1usize..4))
         .prop_flat_map(|(batch, in_g, out_g, groups, height, width, kernel, stride)| {
             ((0usize..3, 0usize..3), (1usize..3, 1usize..3)).prop_map(move |(padding, dilation)| Conv2d {
                 batch,
@@ -275,7 +275,7 @@ fn geometry() -> impl Strategy<Value = Conv2d> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
     fn the_convolution_kernel_matches_a_direct_convolution(c in geometry(), threads in 1usize..4, seed in 0u64..1000) {

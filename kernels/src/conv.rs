@@ -100,6 +100,47 @@ impl Conv2d {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
     }
 
+    /// For a stride-1 convolution without groups, its input gradient as a convolution:
+    /// dx = conv(dy, W′) with W′[ci][co] = W[co][ci] rotated by 180° and padding
+    /// d·(k − 1) − p, which gives back the input's size. Run forward it unfolds `dy` and
+    /// writes `dx` once, instead of a GEMM into an unfolded buffer nine times `dx`'s size
+    /// folded back with additions. `None` where that does not hold (the caller then
+    /// folds).
+    fn input_gradient_as_convolution(&self, weight: &[f32]) -> Option<(Conv2d, Vec<f32>)> {
+        let [kh, kw] = self.kernel;
+        let padding = |i: usize| (self.dilation[i] * (self.kernel[i] - 1)).checked_sub(self.padding[i]);
+        if self.groups != 1 || self.stride != [1, 1] {
+            return None;
+        }
+        let [out_h, out_w] = self.output_size();
+        let transposed = Conv2d {
+            batch: self.batch,
+            in_channels: self.out_channels,
+            height: out_h,
+            width: out_w,
+            out_channels: self.in_channels,
+            kernel: self.kernel,
+            stride: [1, 1],
+            padding: [padding(0)?, padding(1)?],
+            dilation: self.dilation,
+            groups: 1,
+        };
+        debug_assert_eq!(transposed.output_size(), [self.height, self.width]);
+        let (cin, cout) = (self.in_channels, self.out_channels);
+        let mut flipped = vec![0f32; weight.len()];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for a in 0..kh {
+                    for b in 0..kw {
+                        flipped[((ci * cout + co) * kh + a) * kw + b] =
+                            weight[((co * cin + ci) * kh + (kh - 1 - a)) * kw + (kw - 1 - b)];
+                    }
+                }
+            }
+        }
+        Some((transposed, flipped))
+    }
+
     /// How many tasks to share the batch among, and how the GEMMs inside run.
     fn schedule(&self) -> (usize, Parallelism) {
         let threads = rayon::current_num_threads().max(1);
@@ -416,6 +457,14 @@ pub fn backward(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wa
     let per_task = conv.batch.div_ceil(tasks);
     let (image_len, group_len) = (conv.image_len(), in_g * conv.height * conv.width);
 
+    // With stride 1 the input gradient is itself a convolution, of dy, run forward.
+    if wanted.input
+        && let Some((transposed, flipped)) = conv.input_gradient_as_convolution(weight)
+    {
+        let rest = backward(conv, x, weight, dy, Wanted { input: false, ..wanted });
+        return Gradients { input: Some(forward(&transposed, dy, &flipped, None)), ..rest };
+    }
+
     let mut dx = wanted.input.then(|| vec![0f32; conv.input_len()]);
     let dx_chunks: Vec<Option<&mut [f32]>> = match &mut dx {
         Some(dx) => dx.chunks_mut(per_task * image_len).map(Some).collect(),
@@ -443,7 +492,12 @@ pub fn backward(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wa
                         &col[..]
                     };
                     let dw_g = &mut dw[g * out_g * k..][..out_g * k];
-                    matmul(dw_g, i > 0, (out_g, k, p), Matrix::rows(dy_g, p), Matrix::transposed(cols, p), par);
+                    // One thread per task: dot products without packing (see `dot`).
+                    let dotted =
+                        matches!(par, Parallelism::None) && crate::dot::add_a_bt(dw_g, dy_g, cols, (out_g, k, p));
+                    if !dotted {
+                        matmul(dw_g, i > 0, (out_g, k, p), Matrix::rows(dy_g, p), Matrix::transposed(cols, p), par);
+                    }
                 }
                 if let Some(dx) = dx.as_deref_mut() {
                     let dx_g = &mut dx[i * image_len + g * group_len..][..group_len];

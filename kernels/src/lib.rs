@@ -7,6 +7,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+mod dot;
 pub mod pool;
 
 use std::mem::{ManuallyDrop, MaybeUninit};
