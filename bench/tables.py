@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """Markdown tables for BENCHMARKS.md from archc and PyTorch bench reports.
 
-    python3 bench/tables.py bench/results/archc-cpu-resnet20.json bench/results/pytorch-cpu-resnet20.json ...
+    python3 bench/tables.py bench/results/round-*/*.json
 
-Reports are paired by model; rows by (mode, batch). Only the standard library.
+Reports are paired by model and, when they lie in per-round directories
+(`bench/run_cpu.sh` writes round-1/, round-2/, ...), by round; rows by (mode, batch).
+Each side's cells are from its median round by images/s; the ratio is the median of
+the per-round ratios (archc ÷ PyTorch in the same round, back to back), with their
+range. Only the standard library.
 """
 import json
+import os
+import statistics
 import sys
 
 
@@ -13,30 +19,46 @@ def mib(b):
     return "-" if b is None else f"{b / 2**20:.1f} MiB"
 
 
+def median_run(runs):
+    """The run with the median images/s (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda r: r["images_per_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def main(paths):
-    ours, theirs = {}, {}
+    ours, theirs, meta = {}, {}, {}
     for path in paths:
         with open(path) as f:
             report = json.load(f)
         side = ours if report["tool"].startswith("archc") else theirs
+        round_ = os.path.basename(os.path.dirname(path))
         for r in report["results"]:
-            side[(r["model"], r["mode"], r["batch"])] = (r, report)
-    models = sorted({k[0] for k in ours}, key=lambda m: [k[0] for k in ours].index(m))
-    for model in models:
-        first = next(v for k, v in ours.items() if k[0] == model)
-        r, report = first
+            side.setdefault((r["model"], r["mode"], r["batch"]), {})[round_] = r
+            if side is ours:
+                meta.setdefault(r["model"], (r, report, set()))[2].add(round_)
+    for model, (first, report, rounds) in meta.items():
         print(f"### {model}\n")
-        print(f"{report['tool']} ({r['backend']}) vs PyTorch, {r['threads']} threads, {report['machine']}, {report['date']}\n")
-        print("| mode | batch | archc ms (median / p90) | PyTorch ms (median / p90) | archc img/s | PyTorch img/s | ratio | archc GFLOP/s | PyTorch GFLOP/s | archc peak | PyTorch peak |")
+        print(f"{report['tool']} ({first['backend']}) vs PyTorch, {first['threads']} threads, "
+              f"{report['machine']}, {report['date']}, {len(rounds)} round(s)\n")
+        print("| mode | batch | archc ms (median / p90) | PyTorch ms (median / p90) | archc img/s | PyTorch img/s "
+              "| ratio (range over rounds) | archc GFLOP/s | PyTorch GFLOP/s | archc peak | PyTorch peak |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for key in sorted((k for k in ours if k[0] == model), key=lambda k: (k[1], k[2])):
-            a = ours[key][0]
-            t = theirs.get(key, (None,))[0]
+            a_rounds, t_rounds = ours[key], theirs.get(key, {})
+            a = median_run(a_rounds.values())
+            t = median_run(t_rounds.values()) if t_rounds else None
+            ratios = [a_rounds[r]["images_per_s"] / t_rounds[r]["images_per_s"] for r in a_rounds if r in t_rounds]
+            if ratios:
+                ratio = f"{statistics.median(ratios):.2f}×"
+                if len(ratios) > 1:
+                    ratio += f" ({min(ratios):.2f}–{max(ratios):.2f})"
+            else:
+                ratio = "-"
             cells = [key[1], str(key[2]),
                      f"{a['latency_ms']['median']:.2f} / {a['latency_ms']['p90']:.2f}",
                      f"{t['latency_ms']['median']:.2f} / {t['latency_ms']['p90']:.2f}" if t else "-",
                      f"{a['images_per_s']:.0f}", f"{t['images_per_s']:.0f}" if t else "-",
-                     f"{a['images_per_s'] / t['images_per_s']:.2f}×" if t else "-",
+                     ratio,
                      f"{a['gflops_achieved']:.1f}", f"{t['gflops_achieved']:.1f}" if t else "-",
                      mib(a["peak_bytes"]), mib(t["peak_bytes"]) if t else "-"]
             print("| " + " | ".join(cells) + " |")

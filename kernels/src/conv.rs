@@ -103,16 +103,19 @@ impl Conv2d {
     /// For a stride-1 convolution without groups, its input gradient as a convolution:
     /// dx = conv(dy, W′) with W′[ci][co] = W[co][ci] rotated by 180° and padding
     /// d·(k − 1) − p, which gives back the input's size. Run forward it unfolds `dy` and
-    /// writes `dx` once, instead of a GEMM into an unfolded buffer nine times `dx`'s size
-    /// folded back with additions. `None` where that does not hold (the caller then
-    /// folds).
+    /// writes `dx` once, instead of a GEMM into an unfolded buffer k² times `dx`'s size
+    /// folded back with additions. `None` where that does not hold or does not pay (the
+    /// caller then folds).
     fn input_gradient_as_convolution(&self, weight: &[f32]) -> Option<(Conv2d, Vec<f32>)> {
         let [kh, kw] = self.kernel;
         let padding = |i: usize| (self.dilation[i] * (self.kernel[i] - 1)).checked_sub(self.padding[i]);
-        if self.groups != 1 || self.stride != [1, 1] {
+        let [out_h, out_w] = self.output_size();
+        // The transposed convolution multiplies over the input's positions, the fold over
+        // the output's: worth it when the output is no smaller (a "same" convolution), not
+        // for a valid one, whose dy would be padded by a whole kernel (LeNet-5's conv2).
+        if self.groups != 1 || self.stride != [1, 1] || self.height * self.width > out_h * out_w {
             return None;
         }
-        let [out_h, out_w] = self.output_size();
         let transposed = Conv2d {
             batch: self.batch,
             in_channels: self.out_channels,
