@@ -58,6 +58,8 @@ pub fn statistics(x: &[f32], at: Planes, eps: f64) -> Statistics {
 
 /// `(x - mean) * inv_std * gamma + beta`, plane by plane.
 pub fn normalize(x: &[f32], at: Planes, stats: &Statistics, gamma: &[f32], beta: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), at.len(), "batch norm input length");
+    assert!(gamma.len() == at.channels && beta.len() == at.channels, "batch norm parameter lengths");
     let (c, s) = (at.channels, at.spatial);
     let mut y = crate::uninit(at.len());
     y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (out, input))| {
@@ -91,6 +93,8 @@ pub fn backward(
     input_gradient: bool,
 ) -> Gradients {
     assert_eq!(dy.len(), at.len(), "batch norm output gradient length");
+    assert_eq!(x.len(), at.len(), "batch norm input length");
+    assert_eq!(gamma.len(), at.channels, "batch norm gamma length");
     let (c, s) = (at.channels, at.spatial);
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()

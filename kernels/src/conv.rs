@@ -6,7 +6,12 @@
 //!
 //! - forward:         y [out × P]  = W [out × K] · col
 //! - weight gradient: dW [out × K] += dy [out × P] · colᵀ
-//! - input gradient:  dcol [K × P] = Wᵀ · dy, folded back onto the image (col2im).
+//! - input gradient:  dcol [K × P] = Wᵀ · dy, folded back onto the image (col2im);
+//!   for a stride-1 convolution that keeps its size, a forward convolution of dy
+//!   instead (`input_gradient_as_convolution`).
+//!
+//! With one thread per image the weight gradient uses the dot-product kernel of
+//! `dot.rs` rather than the GEMM.
 //!
 //! Images are shared out among the pool's threads (each GEMM then runs on one thread);
 //! with fewer images than threads the GEMMs themselves run in parallel. The unfolding
@@ -51,6 +56,8 @@ impl Conv2d {
                 && input + 2 * self.padding[i] > self.dilation[i] * (self.kernel[i] - 1)
         };
         self.batch > 0
+            && self.height > 0
+            && self.width > 0
             && self.groups > 0
             && self.in_channels.is_multiple_of(self.groups)
             && self.out_channels.is_multiple_of(self.groups)
@@ -388,7 +395,11 @@ unsafe fn gemm_into(
 
 /// The forward pass: y [batch, out_channels, out_h, out_w].
 pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    // The output is written without zeroing: every size it covers must be one the
+    // loops below fill.
+    assert!(conv.is_supported(), "unsupported convolution {conv:?}");
     assert_eq!(x.len(), conv.input_len(), "convolution input length");
+    assert!(bias.is_none_or(|b| b.len() == conv.out_channels), "convolution bias length");
     assert_eq!(weight.len(), conv.weight_len(), "convolution weight length");
     let (k, p) = (conv.patch_len(), conv.positions());
     let (in_g, out_g) = (conv.in_per_group(), conv.out_per_group());
@@ -451,6 +462,18 @@ pub struct Gradients {
 
 /// The backward pass, from the output gradient `dy` [batch, out_channels, out_h, out_w].
 pub fn backward(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted) -> Gradients {
+    backward_with(conv, x, weight, dy, wanted, true)
+}
+
+/// `backward` with the weight gradient always on the GEMM, as on a CPU without AVX2 and
+/// FMA (for tests: the dot kernel is otherwise taken wherever it can be).
+#[doc(hidden)]
+pub fn backward_on_gemm(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted) -> Gradients {
+    backward_with(conv, x, weight, dy, wanted, false)
+}
+
+fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted, dot: bool) -> Gradients {
+    assert!(conv.is_supported(), "unsupported convolution {conv:?}");
     assert_eq!(x.len(), conv.input_len(), "convolution input length");
     assert_eq!(weight.len(), conv.weight_len(), "convolution weight length");
     assert_eq!(dy.len(), conv.output_len(), "convolution output gradient length");
@@ -464,7 +487,7 @@ pub fn backward(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wa
     if wanted.input
         && let Some((transposed, flipped)) = conv.input_gradient_as_convolution(weight)
     {
-        let rest = backward(conv, x, weight, dy, Wanted { input: false, ..wanted });
+        let rest = backward_with(conv, x, weight, dy, Wanted { input: false, ..wanted }, dot);
         return Gradients { input: Some(forward(&transposed, dy, &flipped, None)), ..rest };
     }
 
@@ -496,8 +519,9 @@ pub fn backward(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wa
                     };
                     let dw_g = &mut dw[g * out_g * k..][..out_g * k];
                     // One thread per task: dot products without packing (see `dot`).
-                    let dotted =
-                        matches!(par, Parallelism::None) && crate::dot::add_a_bt(dw_g, dy_g, cols, (out_g, k, p));
+                    let dotted = dot
+                        && matches!(par, Parallelism::None)
+                        && crate::dot::add_a_bt(dw_g, dy_g, cols, (out_g, k, p));
                     if !dotted {
                         matmul(dw_g, i > 0, (out_g, k, p), Matrix::rows(dy_g, p), Matrix::transposed(cols, p), par);
                     }

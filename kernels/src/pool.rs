@@ -51,7 +51,12 @@ impl Pool2d {
                 && 2 * self.padding[i] <= self.kernel[i]
                 && input + 2 * self.padding[i] >= self.kernel[i]
         };
-        self.batch > 0 && self.channels > 0 && fits(0, self.height) && fits(1, self.width)
+        self.batch > 0
+            && self.channels > 0
+            && self.height > 0
+            && self.width > 0
+            && fits(0, self.height)
+            && fits(1, self.width)
     }
 
     pub fn input_len(&self) -> usize {
@@ -91,6 +96,7 @@ impl Pool2d {
 /// Max pooling: the output, and for each output the index within its input plane of
 /// the value it took (`u32::MAX` for a window with no input, which PyTorch rules out).
 pub fn max_forward(pool: &Pool2d, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
+    assert!(pool.is_supported(), "unsupported pooling {pool:?}");
     assert_eq!(x.len(), pool.input_len(), "pooling input length");
     let (rows, cols) = pool.windows();
     let out_plane = rows.len() * cols.len();
@@ -105,12 +111,9 @@ pub fn max_forward(pool: &Pool2d, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
                     for i in r.start..r.end {
                         for j in c.start..c.end {
                             let v = x[i * pool.width + j];
-                            // NaN wins, as in PyTorch; ties keep the first.
+                            // NaN wins (the last one, as in PyTorch); ties keep the first.
                             if v > best || v.is_nan() || best_at == u32::MAX {
                                 (best, best_at) = (v, (i * pool.width + j) as u32);
-                                if v.is_nan() {
-                                    break;
-                                }
                             }
                         }
                     }
@@ -151,6 +154,7 @@ fn divisor(pool: &Pool2d, r: &Span, c: &Span) -> f32 {
 
 /// Average pooling.
 pub fn avg_forward(pool: &Pool2d, x: &[f32]) -> Vec<f32> {
+    assert!(pool.is_supported(), "unsupported pooling {pool:?}");
     assert_eq!(x.len(), pool.input_len(), "pooling input length");
     let (rows, cols) = pool.windows();
     let mut y = vec![0f32; pool.output_len()];
