@@ -12,9 +12,8 @@ use archc::lower::Network;
 use archc::source::Sources;
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
-use std::path::PathBuf;
 use std::process::{Command, Output};
-use support::{assert_png, masked};
+use support::{Scratch, assert_png, masked};
 
 mod support;
 
@@ -89,10 +88,8 @@ fn archc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_archc")).args(args).output().expect("archc runs")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("archc-analyze-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn scratch(name: &str) -> Scratch {
+    Scratch::new("analyze", name)
 }
 
 #[test]

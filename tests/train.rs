@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::{assert_png, masked};
+use support::{Scratch, assert_png, masked};
 
 mod support;
 
@@ -15,11 +15,8 @@ fn archc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_archc")).args(args).env("RAYON_NUM_THREADS", "2").output().expect("archc runs")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("archc-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> Scratch {
+    Scratch::new("train", name)
 }
 
 /// Images whose brightness pattern depends on the label, so a small net can learn them.

@@ -1,6 +1,42 @@
 //! Helpers shared by the integration tests that check files users read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A scratch directory under the system's temporary directory, named after the test
+/// and the process, emptied when made and removed when the test passes (kept after a
+/// failure, to look at).
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(prefix: &str, name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("archc-{prefix}-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
 
 /// A real PNG picture of the given size with something drawn on it.
 pub fn assert_png(path: &Path, size: (u32, u32)) {
