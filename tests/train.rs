@@ -311,7 +311,8 @@ fn fashion_mnist_end_to_end() {
         eprintln!("skipped: install Debian's dataset-fashion-mnist to run this test");
         return;
     }
-    let run = scratch("fmnist").join("run");
+    let dir = scratch("fmnist");
+    let run = dir.join("run");
     let args =
         ["train", "models/lenet5.arch", "--data", "fashion-mnist", "--epochs", "2", "--batch", "64", "--lr", "0.05"];
     let text = ok(&archc(&[&args[..], &["--out", run.to_str().unwrap()]].concat()));
