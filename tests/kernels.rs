@@ -175,7 +175,7 @@ fn poolings_match_burns() {
 }
 
 #[test]
-fn a_conv_bn_relu_residual_stack_matches_burns() {
+fn a_conv_bn_relu_stack_matches_burns() {
     let source = "network r { input image(3, 8, 8)
         stem: conv(8, kernel: 3, padding: 1, bias: false)
         bn: batchnorm

@@ -56,7 +56,7 @@ pub fn conv2d<B: Backend>(
             let primitive = |t: Tensor<Flex, 4>| t.into_primitive().tensor();
             let (x, weight) = (primitive(cast(x.clone())), primitive(cast(weight.clone())));
             let bias = bias.map(|b| cast::<_, Tensor<Flex, 1>>(b.clone()).into_primitive().tensor());
-            let (conv, y) = forward(&x, &weight, bias.as_ref(), settings)?;
+            let (conv, y, _) = forward(&x, &weight, bias.as_ref(), settings)?;
             let [out_h, out_w] = conv.output_size();
             let y = tensor(y, &[conv.batch, conv.out_channels, out_h, out_w]);
             Some(cast(Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y))))
@@ -65,7 +65,8 @@ pub fn conv2d<B: Backend>(
             let x = cast::<_, Tensor<Ad, 4>>(x.clone()).into_primitive().tensor();
             let weight = cast::<_, Tensor<Ad, 4>>(weight.clone()).into_primitive().tensor();
             let bias = bias.map(|b| cast::<_, Tensor<Ad, 1>>(b.clone()).into_primitive().tensor());
-            let (conv, y) = forward(&x.primitive, &weight.primitive, bias.as_ref().map(|b| &b.primitive), settings)?;
+            let (conv, y, (x_values, weight_values)) =
+                forward(&x.primitive, &weight.primitive, bias.as_ref().map(|b| &b.primitive), settings)?;
             let [out_h, out_w] = conv.output_size();
             let y = tensor(y, &[conv.batch, conv.out_channels, out_h, out_w]);
             // Without a bias, an untracked stand-in: the op always has three parents.
@@ -75,10 +76,7 @@ pub fn conv2d<B: Backend>(
             };
             let parents = [x.node.clone(), weight.node.clone(), bias_node];
             let y = match ConvBackward.prepare::<NoCheckpointing>(parents).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(
-                    Saved { conv, x: x.primitive.to_contiguous(), weight: weight.primitive.to_contiguous() },
-                    y,
-                ),
+                OpsKind::Tracked(prep) => prep.finish(Saved { conv, x: x_values, weight: weight_values }, y),
                 OpsKind::UnTracked(prep) => prep.finish(y),
             };
             Some(cast(Tensor::<Ad, 4>::from_primitive(TensorPrimitive::Float(y))))
@@ -86,13 +84,14 @@ pub fn conv2d<B: Backend>(
     }
 }
 
-/// Runs the forward kernel; `None` for what it does not handle.
+/// Runs the forward kernel: the sizes, the output, and the input and weight made
+/// contiguous (kept for the backward pass); `None` for what it does not handle.
 fn forward(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: Option<&FlexTensor>,
     settings: Settings,
-) -> Option<(Conv2d, Vec<f32>)> {
+) -> Option<(Conv2d, Vec<f32>, (FlexTensor, FlexTensor))> {
     if !(is_f32(x) && is_f32(weight) && bias.is_none_or(is_f32)) {
         return None;
     }
@@ -103,7 +102,7 @@ fn forward(
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
     let bias = bias.map(FlexTensor::to_contiguous);
     let y = kernel::forward(&conv, values(&x), values(&weight), bias.as_ref().map(values));
-    Some((conv, y))
+    Some((conv, y, (x, weight)))
 }
 
 /// What the backward pass needs: the sizes, the input and the weight (shared with the
