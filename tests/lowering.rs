@@ -3,17 +3,18 @@
 //! hold PyTorch's weights with non-trivial batch-norm statistics, an input batch, the
 //! eval-mode logits, the train-mode logits, the cross-entropy loss, every parameter's
 //! gradient and the running statistics after one training step. Each model is checked
-//! on burn-ndarray and burn-flex.
+//! on burn-ndarray and burn-flex, and in bf16 and f16 mixed precision on burn-flex
+//! against the same f32 reference, with the looser tolerances those formats allow.
 
 use archc::elaborate::{Options, compile};
 use archc::ir::Model;
 use archc::lower::weights::{RawTensor, StateDict};
-use archc::lower::{Layer, Network, Step, Value};
+use archc::lower::{Layer, Network, Precision, Step, Value};
 use archc::source::Sources;
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use burn::tensor::TensorData;
+use burn::tensor::{DType, TensorData};
 
 const FIXTURES: &[(&str, &str)] = &[
     ("tiny_resnet", "tests/fixtures/lowering/tiny_resnet.arch"),
@@ -192,4 +193,126 @@ fn saved_weights_load_back_by_name() {
     let reloaded = Network::<NdArray>::new(&m, &device).load_state_dict(&back);
     assert!(reloaded.is_ok());
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Runs `network`, returning its logits and the steps whose value is not in `dtype`.
+fn run_noting_dtypes<B: Backend>(
+    network: &Network<B>,
+    input: Tensor<B, 4>,
+    dtype: DType,
+) -> (Tensor<B, 2>, Vec<(&'static str, DType)>) {
+    let mut stray = Vec::new();
+    let logits = network.forward_observed(Value::Image(input), &mut |i, v| {
+        if v.dtype() != dtype {
+            stray.push((network.program.labels[i].what, v.dtype()));
+        }
+    });
+    (logits.vector(), stray)
+}
+
+/// Mixed precision on burn-flex against PyTorch's f32 numbers: every value between
+/// steps in the compute precision (a value left in f32 would meet a bf16 one in an
+/// add, which burn-flex does not refuse but misreads), f32 logits and f32 gradients
+/// within what the format's rounding allows (`grads_tolerance: None` checks only that
+/// they are f32).
+fn check_mixed(name: &str, m: &Model, fixture: &Fixture, precision: Precision, tolerance: (f32, Option<f32>)) {
+    type Ad = Autodiff<Flex>;
+    let (values_tolerance, grads_tolerance) = tolerance;
+    let device = Default::default();
+    let what = |w: &str| format!("{name} {precision} {w}");
+    let build = || Network::<Ad>::new(m, &device).load_state_dict(&fixture.weights).unwrap().with_precision(precision);
+    let network = build();
+    let input = fixture.tensor::<Ad, 4>("__input", &device);
+    let wanted = DType::from(precision.dtype());
+    let (logits, stray) = run_noting_dtypes(&network, input.clone(), wanted);
+    assert!(stray.is_empty(), "{}: steps not in {wanted:?}: {stray:?}", what("values"));
+    assert_eq!(logits.dtype(), DType::F32, "{}", what("logits are f32"));
+    assert_close(&what("train logits"), &values(logits.clone()), fixture.get("__logits_train"), values_tolerance);
+    let labels = fixture.get("__labels").data.iter().map(|&v| v as i64).collect::<Vec<_>>();
+    let labels = Tensor::<Ad, 1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &device);
+    let loss = CrossEntropyLossConfig::new().init(&device).forward(logits, labels);
+    assert_close(&what("loss"), &values(loss.clone()), fixture.get("__loss"), values_tolerance);
+    let backward = loss.backward();
+    let first = network.layers.iter().find_map(|l| match l {
+        Layer::Conv(c) | Layer::Patchify(c) => Some(c.weight.clone()),
+        _ => None,
+    });
+    let first = first.expect("every fixture starts with a convolution");
+    assert_eq!(first.grad(&backward).map(|g| g.dtype()), Some(DType::F32), "{}", what("weight gradients are f32"));
+    let grads = network.gradients(&backward);
+    for key in fixture.all.tensors.keys().filter(|k| k.starts_with("__grad.")) {
+        let param = &key["__grad.".len()..];
+        let grad = grads.tensors.get(param).unwrap_or_else(|| panic!("{}: no gradient for {param}", what("")));
+        if let Some(tolerance) = grads_tolerance {
+            assert_close(&what(&format!("grad {param}")), &grad.data, fixture.get(key), tolerance);
+        }
+    }
+    // A fresh network: the training pass above moved the running statistics.
+    use burn::module::AutodiffModule;
+    let eval = build().valid().for_inference();
+    assert_eq!(eval.precision, precision, "{}", what("inference keeps the precision"));
+    let logits = eval.forward(Value::Image(input.inner())).vector();
+    assert_close(&what("eval logits"), &values(logits), fixture.get("__logits_eval"), values_tolerance);
+}
+
+#[test]
+fn flex_mixed_precision_tracks_pytorch() {
+    // bf16 keeps 8 bits of mantissa, f16 11: about 4e-3 and 5e-4 per rounding, grown
+    // by the depth of the network. The first layers' gradients of the 20-layer nets
+    // are not compared element by element: at this batch size, rounding the input
+    // alone to bf16 (f16) moves them by half (a fifth) of their norm in f32, because
+    // ReLU and batch-norm switching makes them that sensitive.
+    for (name, path) in FIXTURES {
+        let (m, fixture) = (model(path), Fixture::read(name));
+        let shallow = name.starts_with("tiny_") || *name == "lenet5";
+        check_mixed(name, &m, &fixture, Precision::Bf16, (3e-2, shallow.then_some(4e-2)));
+        check_mixed(name, &m, &fixture, Precision::F16, (1e-2, shallow.then_some(2e-2)));
+    }
+}
+
+/// The ops no fixture has (sinusoidal positions, dropout, softmax, pooling, channel
+/// padding, token means), in bf16 and f16: every step's value in the compute
+/// precision, in training mode (dropout on) and eval mode, and eval logits near f32's.
+#[test]
+fn mixed_precision_keeps_every_op_in_the_compute_dtype() {
+    const EVERY_OP: &str = "network every_op(classes: int = 5) {
+        input image(3, 16, 16)
+        conv1: conv(8, kernel: 3, padding: 1, bias: false)
+        bn1:   batchnorm
+               silu
+               maxpool(kernel: 2, stride: 1, padding: 1)
+               pad_channels(12)
+               avgpool(kernel: 2, stride: 1)
+               adaptive_avgpool(8)
+        proj:  patchify(16, patch: 2)
+               pos_embedding(kind: sinusoidal)
+               dropout(0.1)
+        enc:   encoder_layer(heads: 2, mlp_dim: 32, dropout: 0.1, attention_dropout: 0.1)
+               softmax
+               tanh
+               mean_tokens
+        fc:    linear(classes)
+    }";
+    let mut sources = Sources::new();
+    let result = compile(&mut sources, "every_op.arch", EVERY_OP, &Options::default());
+    assert!(!result.has_errors(), "the test model compiles");
+    let m = &result.models[0];
+    type Ad = Autodiff<Flex>;
+    let device = Default::default();
+    Ad::seed(&device, 3);
+    let network = Network::<Ad>::new(m, &device);
+    let input = Tensor::<Ad, 4>::random([2, 3, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    use burn::module::AutodiffModule;
+    let f32_logits = values(network.valid().forward(Value::Image(input.clone().inner())).vector());
+    for (precision, tolerance) in [(Precision::Bf16, 3e-2), (Precision::F16, 1e-2)] {
+        let wanted = DType::from(precision.dtype());
+        let train = network.clone().with_precision(precision);
+        let (logits, stray) = run_noting_dtypes(&train, input.clone(), wanted);
+        assert!(stray.is_empty(), "{precision} training: steps not in {wanted:?}: {stray:?}");
+        assert!(values(logits).iter().all(|v| v.is_finite()), "{precision}: finite training logits");
+        let (logits, stray) = run_noting_dtypes(&train.valid(), input.clone().inner(), wanted);
+        assert!(stray.is_empty(), "{precision} eval: steps not in {wanted:?}: {stray:?}");
+        let reference = RawTensor { shape: vec![2, 5], data: f32_logits.clone() };
+        assert_close(&format!("every_op {precision} eval logits"), &values(logits), &reference, tolerance);
+    }
 }

@@ -39,7 +39,7 @@ impl<B: Backend> Network<B> {
             layers[*conv] = Layer::Conv(c.fold(bn.eval_affine()));
             folded[i] = true;
         }
-        Network { layers, program: self.program.without(&folded) }
+        Network { layers, program: self.program.without(&folded), precision: self.precision }
     }
 }
 

@@ -6,10 +6,12 @@
 
 mod fold;
 pub mod init;
+pub mod precision;
 mod program;
 mod value;
 pub mod weights;
 
+pub use precision::Precision;
 pub use program::{Program, Step, StepLabel};
 pub use value::Value;
 
@@ -22,6 +24,7 @@ use crate::ops::norm::{BatchNormModule, LayerNormModule};
 use crate::ops::tokens::{EmbeddingModule, to_tokens};
 use burn::module::Module;
 use burn::prelude::*;
+use burn::tensor::DType;
 
 /// A layer that carries weights. Variants hold PyTorch-layout tensors whose field
 /// names are PyTorch's (`weight`, `bias`, `running_mean`, `in_proj_weight`, ...).
@@ -91,29 +94,39 @@ impl Op {
 }
 
 /// A lowered network: its layers (the weights, one per weight-carrying IR op, named
-/// by `program.layer_paths`) and the program that wires them.
+/// by `program.layer_paths`), the program that wires them, and the precision it
+/// computes in (its weights are f32 whatever that is).
 #[derive(Module, Debug)]
 pub struct Network<B: Backend> {
     pub layers: Vec<Layer<B>>,
     pub program: Program,
+    pub precision: Precision,
 }
 
 impl<B: Backend> Network<B> {
-    /// Builds the network for a checked model, with PyTorch's default initialisation.
+    /// Builds the network for a checked model, with PyTorch's default initialisation,
+    /// computing in f32.
     pub fn new(model: &Model, device: &B::Device) -> Network<B> {
         let (program, layers) = program::lower(model, device);
-        Network { layers, program }
+        Network { layers, program, precision: Precision::F32 }
+    }
+
+    /// The same network computing in `precision` (see `precision.rs`).
+    pub fn with_precision(mut self, precision: Precision) -> Network<B> {
+        self.precision = precision;
+        self
     }
 
     /// Runs the network. `input` must have the model's declared input shape (with a
-    /// batch dimension in front).
+    /// batch dimension in front); the output is f32 whatever the compute precision.
     pub fn forward(&self, input: Value<B>) -> Value<B> {
-        self.program.run(&self.layers, input)
+        self.forward_observed(input, &mut |_, _| {})
     }
 
     /// `forward`, showing `observe` every step's output (see `Program::run_observed`).
     pub fn forward_observed(&self, input: Value<B>, observe: &mut dyn FnMut(usize, &Value<B>)) -> Value<B> {
-        self.program.run_observed(&self.layers, input, observe)
+        let input = input.cast(self.precision.dtype().into());
+        self.program.run_observed(&self.layers, input, observe).cast(DType::F32)
     }
 
     /// Convenience for image classifiers: [batch, C, H, W] → [batch, classes].

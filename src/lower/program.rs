@@ -147,10 +147,6 @@ impl Program {
         Program { steps, labels, layer_paths, output, last_use }
     }
 
-    pub fn run<B: Backend>(&self, layers: &[Layer<B>], input: Value<B>) -> Value<B> {
-        self.run_observed(layers, input, &mut |_, _| {})
-    }
-
     /// Runs the program, showing `observe` each step's index and output as it is made
     /// (for activation statistics and attention maps).
     pub fn run_observed<B: Backend>(

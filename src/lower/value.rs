@@ -65,6 +65,20 @@ impl<B: Backend> Value<B> {
         }
     }
 
+    /// The element type it computes in (see `precision.rs`).
+    pub fn dtype(&self) -> burn::tensor::DType {
+        match self {
+            Value::Image(t) => t.dtype(),
+            Value::Tokens(t) => t.dtype(),
+            Value::Vector(t) => t.dtype(),
+        }
+    }
+
+    /// The same value in `dtype`.
+    pub fn cast(self, dtype: burn::tensor::DType) -> Value<B> {
+        crate::map_value!(self, |t| super::precision::cast(t, dtype))
+    }
+
     /// Elementwise sum of two values of the same shape.
     pub fn plus(self, other: Value<B>) -> Value<B> {
         match (self, other) {

@@ -7,7 +7,7 @@
 //! and its fields are named as PyTorch names them, so `layers.3.Conv.weight` in Burn's
 //! module tree is `layer1.0.conv1.weight` here.
 
-use super::{Layer, Network};
+use super::{Layer, Network, Precision};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -131,6 +131,15 @@ impl StateDict {
     /// archc stores them in a checkpoint's metadata; none for other files.
     pub fn settings(&self) -> Vec<(String, String)> {
         self.metadata.get("set").and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default()
+    }
+
+    /// The compute precision the weights were trained in (f32 for other files), so that
+    /// `eval` measures what training's validation measured.
+    pub fn precision(&self) -> Precision {
+        self.metadata
+            .get("precision")
+            .and_then(|text| serde_json::from_value(text.as_str().into()).ok())
+            .unwrap_or_default()
     }
 
     /// The per-channel (mean, std) archc stores in a checkpoint's metadata, when it is

@@ -92,6 +92,7 @@ impl OpRule for Attention {
 
 use super::linear::{LinearModule, init_linear};
 use crate::lower::init;
+use crate::lower::precision::{as_dtype_of, in_f32};
 use burn::module::{Module, Param};
 use burn::nn::DropoutConfig;
 use burn::prelude::{Backend, Tensor};
@@ -148,9 +149,11 @@ impl<B: Backend> AttentionModule<B> {
     fn attend(&self, x: Tensor<B, 3>) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let [b, n, d] = x.dims();
         let (h, dh) = (self.heads, d / self.heads);
-        let mut qkv = x.reshape([b * n, d]).matmul(self.in_proj_weight.val().transpose());
+        let weight = as_dtype_of(self.in_proj_weight.val(), &x);
+        let mut qkv = x.reshape([b * n, d]).matmul(weight.transpose());
         if let Some(bias) = &self.in_proj_bias {
-            qkv = qkv + bias.val().unsqueeze_dim(0);
+            let bias = as_dtype_of(bias.val(), &qkv).unsqueeze_dim(0);
+            qkv = qkv + bias;
         }
         let qkv = qkv.reshape([b, n, 3 * d]);
         let heads = |part: usize| {
@@ -158,6 +161,7 @@ impl<B: Backend> AttentionModule<B> {
         };
         let (q, k, v) = (heads(0), heads(1), heads(2));
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt());
-        (softmax(scores, 3), v)
+        // In f32, as autocast does: the exponentials' sum needs the range.
+        (in_f32(scores, |s| softmax(s, 3)), v)
     }
 }

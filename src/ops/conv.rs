@@ -181,6 +181,7 @@ impl OpRule for Conv {
 
 use super::kernels;
 use crate::lower::init;
+use crate::lower::precision::as_dtype_of;
 use burn::module::{Module, Param};
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::module::conv2d;
@@ -247,7 +248,8 @@ impl<B: Backend> ConvModule<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let (weight, bias) = (self.weight.val(), self.bias.as_ref().map(|b| b.val()));
+        let weight = as_dtype_of(self.weight.val(), &x);
+        let bias = self.bias.as_ref().map(|b| as_dtype_of(b.val(), &x));
         let settings = kernels::conv::Settings {
             stride: self.stride,
             padding: self.padding,

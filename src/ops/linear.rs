@@ -64,6 +64,7 @@ impl OpRule for Linear {
 // ---- Lowering -------------------------------------------------------------------
 
 use crate::lower::init;
+use crate::lower::precision::as_dtype_of;
 use burn::module::{Module, Param};
 use burn::prelude::{Backend, Tensor};
 
@@ -92,9 +93,13 @@ impl Linear {
 impl<B: Backend> LinearModule<B> {
     /// [batch, in] → [batch, out]: x·Wᵀ + b.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let y = x.matmul(self.weight.val().transpose());
+        let weight = as_dtype_of(self.weight.val(), &x);
+        let y = x.matmul(weight.transpose());
         match &self.bias {
-            Some(bias) => y + bias.val().unsqueeze_dim(0),
+            Some(bias) => {
+                let bias = as_dtype_of(bias.val(), &y).unsqueeze_dim(0);
+                y + bias
+            }
             None => y,
         }
     }

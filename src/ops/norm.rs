@@ -104,6 +104,7 @@ impl OpRule for LayerNorm {
 
 // ---- Lowering -------------------------------------------------------------------
 
+use crate::lower::precision::in_f32;
 use burn::module::{Module, Param, RunningState};
 use burn::prelude::{Backend, Tensor};
 
@@ -147,8 +148,13 @@ impl<B: Backend> BatchNormModule<B> {
     }
 
     /// Over [batch, channels, ...]: training statistics on autodiff backends (the
-    /// training ones), running statistics otherwise.
+    /// training ones), running statistics otherwise. Always computed in f32, returned
+    /// in the input's precision.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        in_f32(x, |x| self.forward_f32(x))
+    }
+
+    fn forward_f32<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let dims = x.dims();
         let channels = dims[1];
         let mut per_channel = [1usize; D];
@@ -206,7 +212,12 @@ impl LayerNorm {
 }
 
 impl<B: Backend> LayerNormModule<B> {
+    /// Computed in f32, returned in the input's precision.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        in_f32(x, |x| self.forward_f32(x))
+    }
+
+    fn forward_f32<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let last = D - 1;
         let mean = x.clone().mean_dim(last);
         let centered = x - mean;

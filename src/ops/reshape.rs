@@ -166,14 +166,14 @@ impl PadChannels {
         let [b, c, h, w] = x.dims();
         let before = self.before(c as u64) as usize;
         let after = self.channels as usize - c - before;
-        let device = x.device();
+        let options = (&x.device(), x.dtype());
         let mut parts = Vec::new();
         if before > 0 {
-            parts.push(Tensor::zeros([b, before, h, w], &device));
+            parts.push(Tensor::zeros([b, before, h, w], options));
         }
         parts.push(x);
         if after > 0 {
-            parts.push(Tensor::zeros([b, after, h, w], &device));
+            parts.push(Tensor::zeros([b, after, h, w], options));
         }
         Value::Image(Tensor::cat(parts, 1))
     }

@@ -1,0 +1,89 @@
+//! Mixed precision the way PyTorch's autocast does it, so that a bf16 or f16 run
+//! carries over: the weights (and the optimiser's state) stay f32; a forward pass
+//! casts the input to the compute precision, every weight-carrying op casts its
+//! weights to its input's precision, and what needs range or accumulation (batch and
+//! layer norm statistics, softmax, the loss) is computed in f32 and cast back. Every
+//! value between steps is therefore in the compute precision, which keeps binary ops
+//! (residual adds, gates, concatenations) on one dtype: burn-flex reads a mismatched
+//! operand's bytes as the other dtype rather than refusing it.
+//!
+//! Gradients flow back through the casts (Burn's autodiff casts each gradient to its
+//! input's dtype), so the weight gradients the optimiser sees are f32. In f32 no cast
+//! is made at all: the f32 network is exactly the one archc always ran.
+
+use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// bfloat16 compute, f32 weights: f32's range with 8 bits of mantissa.
+    Bf16,
+    /// float16 compute, f32 weights: 11 bits of mantissa but a narrow range, so
+    /// training scales the loss (as PyTorch's GradScaler does).
+    F16,
+}
+
+impl Precision {
+    pub fn dtype(self) -> FloatDType {
+        match self {
+            Precision::F32 => FloatDType::F32,
+            Precision::Bf16 => FloatDType::BF16,
+            Precision::F16 => FloatDType::F16,
+        }
+    }
+
+    /// Whether training needs loss scaling to keep small gradients from flushing to 0.
+    pub fn scales_loss(self) -> bool {
+        self == Precision::F16
+    }
+
+    /// Refuses a precision the backend cannot compute in, naming both.
+    pub fn check<B: Backend>(self, backend: impl fmt::Display, device: &B::Device) -> Result<(), String> {
+        if self == Precision::F32 || B::supports_dtype(device, DType::from(self.dtype())) {
+            return Ok(());
+        }
+        Err(format!(
+            "the {backend} backend cannot compute in {self}: use --backend flex or --backend cuda, or --precision f32"
+        ))
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        })
+    }
+}
+
+/// `t` in the dtype `like` computes in: how a weight meets its input.
+pub fn as_dtype_of<B: Backend, const D: usize, const E: usize>(t: Tensor<B, D>, like: &Tensor<B, E>) -> Tensor<B, D> {
+    cast(t, like.dtype())
+}
+
+/// `t` in f32, for statistics and sums that low precision would spoil.
+pub fn widened<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
+    cast(t, DType::F32)
+}
+
+/// `t` in `dtype`; no op (and no autodiff node) when it already is.
+pub fn cast<B: Backend, const D: usize>(t: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
+    if t.dtype() == dtype { t } else { t.cast(dtype) }
+}
+
+/// Runs `f` in f32 on `x` and returns its result in `x`'s dtype (norms, softmax).
+pub fn in_f32<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    f: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
+    let dtype = x.dtype();
+    cast(f(widened(x)), dtype)
+}
