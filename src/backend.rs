@@ -51,10 +51,34 @@ macro_rules! with_backend {
 #[doc(hidden)]
 macro_rules! with_cuda {
     (|$b:ident, $device:ident| $body:expr) => {{
-        type $b = burn::backend::Cuda;
-        let $device = burn::backend::cuda::CudaDevice::new(0);
-        Ok::<_, String>($body)
+        match $crate::backend::cuda_driver() {
+            Err(message) => Err::<_, String>(message),
+            Ok(()) => {
+                type $b = burn::backend::Cuda;
+                let $device = burn::backend::cuda::CudaDevice::new(0);
+                Ok::<_, String>($body)
+            }
+        }
     }};
+}
+
+/// Whether the NVIDIA driver library can be loaded. Burn loads it on first use and
+/// panics when it cannot; asking first turns a machine without CUDA into one line.
+#[cfg(feature = "cuda")]
+pub fn cuda_driver() -> Result<(), String> {
+    for name in [c"libcuda.so.1", c"libcuda.so"] {
+        // SAFETY: dlopen with a valid C string; the handle is closed at once (the
+        // library stays loaded only if something else holds it).
+        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL) };
+        if !handle.is_null() {
+            // SAFETY: a handle dlopen returned, closed once.
+            unsafe { libc::dlclose(handle) };
+            return Ok(());
+        }
+    }
+    Err("the cuda backend needs NVIDIA's driver, and this machine has none (libcuda.so.1 cannot be loaded; \
+         check LD_LIBRARY_PATH): use --backend flex"
+        .into())
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -62,4 +86,53 @@ macro_rules! with_cuda {
 #[doc(hidden)]
 macro_rules! with_cuda {
     (|$b:ident, $device:ident| $body:expr) => {{ Err::<_, String>("this archc was built without CUDA: rebuild with `cargo build --features cuda`".to_string()) }};
+}
+
+/// `--devices`: the device indices a run trains on, first the main one. `cuda:N`
+/// names a GPU (`--backend cuda`); on the CPU backends each `cpu` is one replica of
+/// the network on the one CPU, which runs the data-parallel path without a GPU (it
+/// shares the same cores, so it is no faster).
+pub fn parse_devices(backend: BackendKind, text: &str) -> Result<Vec<u16>, String> {
+    let mut indices: Vec<u16> = Vec::new();
+    for entry in text.split(',').map(str::trim) {
+        if entry.is_empty() {
+            return Err(format!("--devices {text}: an entry is empty"));
+        }
+        let index = match (backend, entry.strip_prefix("cuda:")) {
+            (BackendKind::Cuda, Some(n)) => n
+                .parse::<u16>()
+                .map_err(|_| format!("--devices: `{entry}` is not a device: write cuda:0, cuda:1, ..."))?,
+            (BackendKind::Cuda, None) if entry == "cuda" => 0,
+            (BackendKind::Flex | BackendKind::Ndarray, None) if entry == "cpu" => 0,
+            (BackendKind::Flex | BackendKind::Ndarray, _) if entry.starts_with("cuda") => {
+                return Err(format!("--devices {text} names GPUs: add --backend cuda"));
+            }
+            (BackendKind::Cuda, None) => {
+                return Err(format!("--devices: `{entry}` is not a CUDA device: write cuda:0, cuda:1, ..."));
+            }
+            _ => {
+                return Err(format!(
+                    "--devices: `{entry}` is not a device: with --backend {backend}, write cpu (one per replica)"
+                ));
+            }
+        };
+        if backend == BackendKind::Cuda && indices.contains(&index) {
+            return Err(format!("--devices: cuda:{index} is listed twice"));
+        }
+        indices.push(index);
+    }
+    Ok(indices)
+}
+
+/// The devices of `indices`, of the same kind as `main` (the one `with_backend!` made).
+/// Refuses GPUs the machine does not have.
+pub fn devices<B: burn::prelude::Backend>(main: &B::Device, indices: &[u16]) -> Result<Vec<B::Device>, String> {
+    use burn::tensor::backend::{Device as _, DeviceId};
+    let type_id = main.to_id().type_id;
+    // Index 0 always exists (and is all a CPU has); only GPUs beyond it need counting.
+    let count = if indices.iter().any(|&i| i > 0) { B::device_count(type_id) } else { 1 };
+    if let Some(missing) = indices.iter().find(|&&i| usize::from(i) >= count) {
+        return Err(format!("--devices: there is no cuda:{missing}; this machine has {count} CUDA device(s)"));
+    }
+    Ok(indices.iter().map(|&index_id| B::Device::from_id(DeviceId { type_id, index_id })).collect())
 }

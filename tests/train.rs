@@ -1,8 +1,9 @@
 //! `archc train` and `archc eval` on datasets the tests make themselves: IDX (plain and
 //! gzipped), CIFAR binary and ImageFolder; corrupt files; resuming an interrupted run
 //! gives the same metrics as an uninterrupted one; a diverging run stops with a message.
-//! `fashion_mnist_end_to_end` trains LeNet-5 on the real Fashion-MNIST (Debian's
-//! dataset-fashion-mnist, installed by .ci/run).
+//! Data-parallel replicas train as one device does; bf16 and f16 runs record their
+//! precision and evaluate in it. `fashion_mnist_end_to_end` trains LeNet-5 on the real
+//! Fashion-MNIST (Debian's dataset-fashion-mnist, installed by .ci/run).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -472,4 +473,175 @@ fn weights_remember_the_network_arguments_they_were_trained_with() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("a resumed run keeps the network it started with"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// metrics.csv as numbers: per epoch, train loss, train accuracy, val loss, val top-1.
+fn metric_values(run: &Path) -> Vec<[f64; 4]> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let row = |line: &str| {
+        let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        [v[1], v[2], v[3], v[4]]
+    };
+    text.lines().skip(1).map(row).collect()
+}
+
+/// Without batch norm (whose statistics are per device) or dropout, the same batch
+/// split over replicas gives the whole batch's mean gradient, so the runs agree up to
+/// the rounding of summing the shares' gradients. The uneven splits (batch 15 over 2
+/// and 4 replicas, and a last batch of 8) are on purpose.
+#[test]
+fn data_parallel_replicas_train_as_one_device() {
+    let dir = scratch("parallel");
+    write_mnist(&dir, false);
+    let model = dir.join("plain.arch");
+    std::fs::write(
+        &model,
+        "network plain(classes: int = 10) {
+            input image(1, 8, 8)
+            conv1: conv(8, kernel: 3, padding: 1)
+                   relu
+                   maxpool(kernel: 2)
+                   flatten
+            fc:    linear(classes)
+        }",
+    )
+    .unwrap();
+    let data_dir = dir.display().to_string();
+    let common = [
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        "mnist",
+        "--data-dir",
+        &data_dir,
+        "--epochs",
+        "3",
+        "--batch",
+        "15",
+        "--lr",
+        "0.05",
+        "--crop-padding",
+        "1",
+        "--flip",
+    ];
+    let one = dir.join("one");
+    ok(&archc(&[&common[..], &["--out", one.to_str().unwrap()]].concat()));
+    let reference = metric_values(&one);
+    for devices in ["cpu,cpu", "cpu,cpu,cpu,cpu"] {
+        let run = dir.join(devices.replace(',', "-"));
+        let text = ok(&archc(&[&common[..], &["--out", run.to_str().unwrap(), "--devices", devices]].concat()));
+        assert!(text.contains(&format!("on flex ({devices})")), "{text}");
+        let metrics = metric_values(&run);
+        assert_eq!(metrics.len(), reference.len());
+        for (epoch, (a, b)) in metrics.iter().zip(&reference).enumerate() {
+            for (k, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+                    "{devices}, epoch {}, column {k}: {x} vs {y}",
+                    epoch + 1
+                );
+            }
+        }
+    }
+    // Batch norm normalises each device's share by its own statistics; the running
+    // mean the replicas' updates leave (Burn averages them) is the whole batch's. One
+    // step of the 200 images at learning rate 0 changes nothing else.
+    let tiny = tiny_model(&dir);
+    let args = ["train", &tiny, "--data", "mnist", "--data-dir", &data_dir, "--epochs", "1", "--batch", "200"];
+    let running_mean = |devices: &[&str]| {
+        let run = dir.join(format!("bn{}", devices.len()));
+        ok(&archc(&[&args[..], &["--lr", "0", "--out", run.to_str().unwrap()], devices].concat()));
+        let weights = archc::lower::weights::StateDict::read(&run.join("last.safetensors")).unwrap();
+        weights.tensors["bn1.running_mean"].data.clone()
+    };
+    let (single, replicas) = (running_mean(&[]), running_mean(&["--devices", "cpu,cpu"]));
+    assert!(single.iter().any(|&m| m.abs() > 1e-3), "the step moved the running mean: {single:?}");
+    for (a, b) in replicas.iter().zip(&single) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "running mean {replicas:?} vs {single:?}");
+    }
+}
+
+/// A bf16 run trains, records its precision in config.json and in the checkpoint (whose
+/// tensors stay f32), and `archc eval` then measures in bf16 what validation measured.
+/// An f16 run keeps its loss scaler across an interruption.
+#[test]
+fn mixed_precision_runs_record_and_evaluate_their_precision() {
+    let dir = scratch("precision");
+    write_mnist(&dir, true);
+    let model = tiny_model(&dir);
+    let data_dir = dir.display().to_string();
+    let common = ["train", &model, "--data", "mnist", "--data-dir", &data_dir, "--batch", "32", "--lr", "0.05"];
+    let run = dir.join("bf16");
+    let text =
+        ok(&archc(&[&common[..], &["--epochs", "2", "--precision", "bf16", "--out", run.to_str().unwrap()]].concat()));
+    assert!(text.contains(" in bf16;"), "{text}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["hyper"]["precision"], "bf16");
+    let best = run.join("best.safetensors");
+    let bytes = std::fs::read(&best).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(header.metadata().as_ref().and_then(|m| m.get("precision")).map(String::as_str), Some("bf16"));
+    assert!(
+        header.tensors().values().all(|t| t.dtype == safetensors::Dtype::F32 || t.dtype == safetensors::Dtype::I64)
+    );
+    let best_top1 = metric_values(&run).iter().map(|m| m[3]).fold(0.0, f64::max);
+    let eval = |extra: &[&str]| {
+        let args =
+            ["eval", &model, "--weights", best.to_str().unwrap(), "--data", "mnist", "--data-dir", &data_dir, "--json"];
+        let out = ok(&archc(&[&args[..], extra].concat()));
+        serde_json::from_str::<serde_json::Value>(out.lines().next().unwrap()).unwrap()["top1"].as_f64().unwrap()
+    };
+    assert!((eval(&[]) - best_top1).abs() < 1e-9, "eval in the checkpoint's bf16 = the best validation top-1");
+    assert!((eval(&["--precision", "f32"]) - best_top1).abs() < 0.1, "f32 evaluates the same weights");
+
+    let f16 = [&common[..], &["--epochs", "3", "--precision", "f16", "--seed", "3"]].concat();
+    let whole = dir.join("whole");
+    ok(&archc(&[&f16[..], &["--out", whole.to_str().unwrap()]].concat()));
+    let parts = dir.join("parts");
+    ok(&archc(&[&f16[..], &["--out", parts.to_str().unwrap(), "--stop-after", "1"]].concat()));
+    ok(&archc(&["train", "--resume", parts.to_str().unwrap()]));
+    assert_eq!(metrics_without_timing(&whole), metrics_without_timing(&parts));
+    let scaler = |run: &Path| {
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+        state["loss_scale"].clone()
+    };
+    assert!(scaler(&whole)["scale"].as_f64().unwrap() > 0.0, "{}", scaler(&whole));
+    assert_eq!(scaler(&whole), scaler(&parts));
+}
+
+/// Where a run computes is checked before any data is read or a directory made.
+#[test]
+fn devices_and_precisions_are_checked_before_training() {
+    let dir = scratch("devices");
+    write_mnist(&dir, false);
+    let model = tiny_model(&dir);
+    let run = dir.join("run");
+    let base =
+        ["train", &model, "--data", "mnist", "--data-dir", dir.to_str().unwrap(), "--out", run.to_str().unwrap()];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--precision", "bf16", "--backend", "ndarray"], "the ndarray backend cannot compute in bf16"),
+        (&["--devices", "cuda:0,cuda:1"], "--devices cuda:0,cuda:1 names GPUs: add --backend cuda"),
+        (&["--devices", "cpu,gpu"], "`gpu` is not a device"),
+        (&["--devices", "cpu,,cpu"], "an entry is empty"),
+        (&["--backend", "cuda", "--devices", "cuda:1,cuda:1"], "cuda:1 is listed twice"),
+        (&["--backend", "cuda", "--devices", "cpu"], "`cpu` is not a CUDA device"),
+    ];
+    for (extra, message) in cases {
+        let out = archc(&[&base[..], extra].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(err.contains(message), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+        assert!(!run.exists(), "{extra:?} made a run directory");
+    }
+    // Without NVIDIA's driver, the CUDA backend is one line too, not Burn's panic.
+    if !Path::new("/proc/driver/nvidia").exists() {
+        let out = archc(&[&base[..], &["--backend", "cuda"]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("needs NVIDIA's driver"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }

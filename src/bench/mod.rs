@@ -15,7 +15,7 @@ pub use table::{read_reference, render, side_by_side};
 use crate::backend::BackendKind;
 use crate::cost::{self, Convention, GroupBy};
 use crate::ir::{Model, Shape};
-use crate::lower::{Network, Value};
+use crate::lower::{Network, Precision, Value};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
@@ -115,10 +115,19 @@ impl Report {
 /// Where the measurements run, as the report names it.
 pub struct Target {
     pub kind: BackendKind,
+    pub precision: Precision,
     pub threads: usize,
 }
 
 impl Target {
+    /// `cuda`, or `cuda-bf16` in mixed precision (as the PyTorch reference names its runs).
+    fn backend_name(&self) -> String {
+        match self.precision {
+            Precision::F32 => self.kind.to_string(),
+            p => format!("{}-{p}", self.kind),
+        }
+    }
+
     fn device_name(&self) -> String {
         match self.kind {
             BackendKind::Cuda => "cuda:0".into(),
@@ -153,7 +162,7 @@ pub fn measure<B: AutodiffBackend>(
             let images_per_s = batch as f64 / (latency.median / 1e3);
             let measurement = Measurement {
                 model: model.name.clone(),
-                backend: target.kind.to_string(),
+                backend: target.backend_name(),
                 device: target.device_name(),
                 threads: target.threads,
                 batch,
@@ -205,7 +214,7 @@ fn time_inference<B: Backend>(
     B::seed(device, 0);
     // A network on a backend without autodiff runs in eval mode (running batch-norm
     // statistics, no dropout), as `archc predict` and `archc eval` do.
-    let network = Network::<B>::new(model, device).for_inference();
+    let network = Network::<B>::new(model, device).with_precision(target.precision).for_inference();
     let input = random_input::<B>(&model.input, batch, device);
     time_steps::<B>(plan, target, device, || {
         network.forward(input.clone());
@@ -221,7 +230,7 @@ fn time_training<B: AutodiffBackend>(
 ) -> Result<Timings, String> {
     B::seed(device, 0);
     // An `Option` so that the step can move the network through the optimiser.
-    let mut network = Some(Network::<B>::new(model, device));
+    let mut network = Some(Network::<B>::new(model, device).with_precision(target.precision));
     // The labs' optimiser, with PyTorch's dampening (Burn's default is 0.1).
     let mut optimizer = SgdConfig::new()
         .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))

@@ -4,6 +4,7 @@
 use super::{CompileArgs, compile_file, print_diagnostics};
 use crate::backend::BackendKind;
 use crate::bench::{self, Measurement, Mode, Plan, Report, Target};
+use crate::lower::Precision;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,10 @@ pub struct BenchArgs {
     mode: ModeArg,
     #[arg(long, value_enum, default_value = "flex")]
     backend: BackendKind,
+    /// Compute precision: f32, or bf16/f16 mixed precision with f32 weights (what
+    /// `bench/pytorch_reference.py --dtype bf16` measures with autocast).
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: Precision,
     /// Untimed iterations before measuring (allocator, caches, CUDA autotuning).
     #[arg(long, default_value_t = 3)]
     warmup: usize,
@@ -94,7 +99,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
                 }
             };
             let results = crate::with_backend!(args.backend, |B, device| {
-                let target = Target { kind: args.backend, threads };
+                args.precision.check::<B>(args.backend, &device)?;
+                let target = Target { kind: args.backend, precision: args.precision, threads };
                 bench::measure::<burn::backend::Autodiff<B>>(model, &plan, &target, &device, &mut progress)
             })??;
             if args.format == OutputFormat::Table {

@@ -211,7 +211,7 @@ fn measure(model: &Model, args: &CompareArgs, threads: usize) -> Result<(Latenci
     let train = Plan { batches: vec![args.options.batch.max(1)], modes: vec![Mode::Train], warmup: 1, iters: 2 };
     let mut quiet = |_: &Measurement| {};
     let (inference, training) = crate::with_backend!(args.options.backend, |B, device| {
-        let target = Target { kind: args.options.backend, threads };
+        let target = Target { kind: args.options.backend, precision: args.options.precision, threads };
         type AD = burn::backend::Autodiff<B>;
         let inference = bench::measure::<AD>(model, &infer, &target, &device, &mut quiet)?;
         let training = bench::measure::<AD>(model, &train, &target, &device, &mut quiet)?;
@@ -292,11 +292,18 @@ fn render_report(args: &CompareArgs, rows: &[Row], threads: usize, dir: &str, pi
         }
         _ => "peak memory is the growth of the process's resident set over one training step",
     };
+    let mut place = format!("the `{}` backend", o.backend);
+    if let Some(devices) = &o.devices {
+        place.push_str(&format!(" (devices {devices})"));
+    }
+    if o.precision != crate::lower::Precision::F32 {
+        place.push_str(&format!(" in {} mixed precision", o.precision));
+    }
     let _ = writeln!(md, "Produced by `{}`.\n", command.join(" "));
     let _ = writeln!(
         md,
         "Each model trained for {} epochs with {} (learning rate {lr}, {} schedule, weight decay {weight_decay}, \
-         batch {}, {augmentation}, seed {}) on the `{}` backend, {threads} threads. Top-1 and top-5 are measured on \
+         batch {}, {augmentation}, seed {}) on {place}, {threads} threads. Top-1 and top-5 are measured on \
          {evaluated_on} in eval mode after the last epoch; best top-1 is the best epoch on the same images, so it is \
          optimistic. Time is the whole run (data loading, evaluation and checkpoints included); images/s is the \
          training passes' throughput. Latency is the median of {} eval-mode forward passes on random input; {memory}.\n",
@@ -305,7 +312,6 @@ fn render_report(args: &CompareArgs, rows: &[Row], threads: usize, dir: &str, pi
         value_name(&o.schedule),
         o.batch,
         o.seed,
-        o.backend,
         args.bench_iters
     );
     let _ = writeln!(md, "## Results\n\n{}", table(args, rows, true));

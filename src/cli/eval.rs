@@ -4,8 +4,8 @@
 use super::{CompileArgs, compile_file, print_diagnostics};
 use crate::backend::BackendKind;
 use crate::data::dataset::{self, Pipeline, Source};
-use crate::lower::Network;
 use crate::lower::weights::StateDict;
+use crate::lower::{Network, Precision};
 use crate::train::evaluate;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,10 @@ pub struct EvalArgs {
     batch: usize,
     #[arg(long, value_enum, default_value = "flex")]
     backend: BackendKind,
+    /// Compute precision (default: the one the weights were trained in, so that eval
+    /// reports what training's validation did).
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -62,8 +66,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let pipeline = Pipeline { mean, std, crop_padding: 0, flip: false };
     let load_errors =
         |e: Vec<String>| format!("`{}` does not fit `{}`:\n  {}", args.weights.display(), model.name, e.join("\n  "));
+    let precision = args.precision.unwrap_or_else(|| dict.precision());
     let evaluation = crate::with_backend!(args.backend, |B, device| {
+        precision.check::<B>(args.backend, &device)?;
         let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?;
+        let network = network.with_precision(precision);
         evaluate::<B>(&network, &test, &pipeline, args.batch, &device)?
     })?;
     let per_class = evaluation.per_class();

@@ -4,6 +4,7 @@ use super::{CompileArgs, compile_file, print_diagnostics};
 use crate::backend::BackendKind;
 use crate::data::dataset::{self, Dataset, Pipeline, Source};
 use crate::ir::{Model, Shape};
+use crate::lower::Precision;
 use crate::train::schedule::{LrPlan, Schedule};
 use crate::train::{EpochMetrics, Hyper, Observer, OptimizerKind, RunDir, Session};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -98,6 +99,17 @@ pub struct TrainOptions {
     pub seed: u64,
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
+    /// Compute precision: f32, or mixed precision with f32 weights as PyTorch's autocast
+    /// does it: bf16, or f16 with dynamic loss scaling. For --backend cuda; on flex it
+    /// is emulated (slower than f32), and ndarray has only f32.
+    #[arg(long, value_enum, default_value = "f32")]
+    #[serde(default)]
+    pub precision: Precision,
+    /// Train data parallel: `cuda:0,cuda:1,...` with --backend cuda. --batch is split
+    /// over them. On the CPU backends, `cpu,cpu` runs two replicas on the one CPU.
+    #[arg(long)]
+    #[serde(default)]
+    pub devices: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
@@ -187,6 +199,16 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
     let Some(model) = compiled.result.models.first() else {
         return Err(format!("`{model_path}` has errors; nothing to train"));
     };
+    // Where the run computes is checked before any data is read or directory made.
+    let backend = args.options.backend;
+    let device_indices = match &args.options.devices {
+        Some(text) => crate::backend::parse_devices(backend, text)?,
+        None => vec![0],
+    };
+    crate::with_backend!(backend, |B, device| {
+        args.options.precision.check::<B>(backend, &device)?;
+        crate::backend::devices::<B>(&device, &device_indices)?;
+    })?;
     let source = Source::parse(args.data.as_deref().unwrap_or_default());
     let loaded = load_for(&source, args.data_dir.as_deref(), model)?;
     let mut train = match args.subset {
@@ -234,13 +256,17 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
         }
     };
     println!(
-        "training {} on {} ({} images, validation {} images) for {} epochs on {}; run directory {}",
+        "training {} on {} ({} images, validation {} images) for {} epochs on {}{}; run directory {}",
         model.name,
         source.name(),
         train.len(),
         val.len(),
         hyper.epochs,
-        args.options.backend,
+        args.options.devices.as_deref().map_or_else(|| backend.to_string(), |d| format!("{backend} ({d})")),
+        match hyper.precision {
+            Precision::F32 => String::new(),
+            p => format!(" in {p}"),
+        },
         run.dir.display()
     );
     let session = Session {
@@ -255,7 +281,8 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
     };
     let mut observer = Printer::new(train.len().div_ceil(hyper.batch.max(1)));
     let progress = crate::with_backend!(args.options.backend, |B, device| {
-        crate::train::train::<burn::backend::Autodiff<B>>(&session, &device, &mut observer)
+        let devices = crate::backend::devices::<B>(&device, &device_indices)?;
+        crate::train::train::<burn::backend::Autodiff<B>>(&session, &devices, &mut observer)
     })??;
     if let Some(best) = progress.history.iter().map(|m| m.val_top1).reduce(f64::max) {
         println!("best validation top-1 {:.2}%; checkpoints in {}", best * 100.0, run.dir.display());
@@ -284,6 +311,7 @@ fn hyper(args: &TrainArgs) -> Hyper {
         label_smoothing: args.options.label_smoothing,
         clip_grad_norm: args.options.clip_grad_norm,
         seed: args.options.seed,
+        precision: args.options.precision,
     }
 }
 

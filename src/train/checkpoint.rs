@@ -6,7 +6,7 @@
 
 use super::{EpochMetrics, Progress};
 use crate::data::dataset::Pipeline;
-use crate::lower::Network;
+use crate::lower::{Network, Precision};
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, Optimizer, Sgd};
@@ -32,10 +32,15 @@ fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
     NamedMpkFileRecorder::new()
 }
 
-/// Writes text atomically.
 /// What a checkpoint carries beside its tensors, for `eval` and `predict`: the input
-/// normalisation, the class names and the `--set` network arguments.
-pub fn metadata(pipeline: &Pipeline, classes: &[String], settings: &[(String, String)]) -> BTreeMap<String, String> {
+/// normalisation, the class names, the `--set` network arguments and the precision
+/// it trained in (the weights themselves are f32).
+pub fn metadata(
+    pipeline: &Pipeline,
+    classes: &[String],
+    settings: &[(String, String)],
+    precision: Precision,
+) -> BTreeMap<String, String> {
     let join = |v: &[f32]| v.iter().map(f32::to_string).collect::<Vec<_>>().join(",");
     let mut metadata = BTreeMap::new();
     metadata.insert("mean".into(), join(&pipeline.mean));
@@ -44,9 +49,13 @@ pub fn metadata(pipeline: &Pipeline, classes: &[String], settings: &[(String, St
     if !settings.is_empty() {
         metadata.insert("set".into(), serde_json::to_string(settings).unwrap_or_default());
     }
+    if precision != Precision::F32 {
+        metadata.insert("precision".into(), precision.to_string());
+    }
     metadata
 }
 
+/// Writes text atomically.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
     // `report.md` → `report.md.tmp`: files that differ only in extension get their own.
     let mut temp = path.as_os_str().to_owned();

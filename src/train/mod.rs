@@ -1,34 +1,38 @@
 //! Training with PyTorch's semantics: SGD (momentum, dampening 0, Nesterov, coupled
 //! weight decay) or AdamW (PyTorch's defaults), per-epoch schedules, label smoothing,
-//! clipping by global gradient norm. Training statistics come from the training
-//! forward passes (as PyTorch users print them); evaluation always runs in eval mode
-//! (running batch-norm statistics, no dropout). Every random choice derives from the
-//! seed and the epoch, so a resumed run repeats an uninterrupted one.
+//! clipping by global gradient norm, mixed precision (bf16, or f16 with loss scaling)
+//! and data parallelism over several devices. Training statistics come from the
+//! training forward passes (as PyTorch users print them); evaluation always runs in
+//! eval mode (running batch-norm statistics, no dropout). Every random choice derives
+//! from the seed and the epoch, so a resumed run repeats an uninterrupted one.
 
 mod checkpoint;
 mod evaluate;
+pub mod loss_scale;
 pub mod schedule;
+pub mod step;
 
 pub use checkpoint::{RunDir, write_atomic};
 pub use evaluate::{Evaluation, evaluate};
 
 use crate::data::dataset::{Dataset, Pipeline};
 use crate::ir::Model;
-use crate::lower::{Network, Value};
+use crate::lower::{Network, Precision};
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use loss_scale::LossScale;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use schedule::LrPlan;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
+use step::Stepper;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +54,9 @@ pub struct Hyper {
     pub label_smoothing: f64,
     pub clip_grad_norm: Option<f64>,
     pub seed: u64,
+    /// The compute precision (runs from before it existed were f32).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// One line of metrics.csv.
@@ -72,6 +79,9 @@ pub struct Progress {
     pub completed_epochs: usize,
     pub best_top1: f64,
     pub history: Vec<EpochMetrics>,
+    /// The f16 loss scaler's state; `None` in other precisions.
+    #[serde(default)]
+    pub loss_scale: Option<LossScale>,
 }
 
 enum Optim<B: AutodiffBackend> {
@@ -113,53 +123,48 @@ impl<B: AutodiffBackend> Optim<B> {
     }
 }
 
-/// Scales all gradients so that their global L2 norm is at most `max`
-/// (`torch.nn.utils.clip_grad_norm_`).
-struct GradNorm<'a, B: AutodiffBackend> {
+/// The sum of the squares of all gradients, summed on the device and read once.
+struct GradSquares<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
-    squares: f64,
-    ids: Vec<burn::module::ParamId>,
-    _b: std::marker::PhantomData<B>,
+    sum: Option<Tensor<B::InnerBackend, 1>>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for GradNorm<'_, B> {
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradSquares<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            self.squares += g.powi_scalar(2).sum().into_scalar().elem::<f64>();
-            self.ids.push(param.id);
+            let squares = g.powi_scalar(2).sum();
+            self.sum = Some(match self.sum.take() {
+                Some(sum) => sum + squares,
+                None => squares,
+            });
         }
     }
 }
 
-fn clip_global_norm<B: AutodiffBackend>(network: &Network<B>, mut grads: GradientsParams, max: f64) -> GradientsParams {
-    let mut norm = GradNorm::<B> { grads: &grads, squares: 0.0, ids: Vec::new(), _b: std::marker::PhantomData };
-    network.visit(&mut norm);
-    let total = norm.squares.sqrt();
-    let ids = norm.ids;
-    if total <= max {
-        return grads;
-    }
-    let scale = max / (total + 1e-6);
-    let mut rescale = Rescale::<B> { grads: &mut grads, ids, scale, _b: std::marker::PhantomData };
-    network.visit(&mut rescale);
-    grads
+fn grad_squares<B: AutodiffBackend>(network: &Network<B>, grads: &GradientsParams) -> f64 {
+    let mut squares = GradSquares::<B> { grads, sum: None };
+    network.visit(&mut squares);
+    squares.sum.map_or(0.0, |sum| sum.into_scalar().elem::<f64>())
 }
 
+/// Every gradient multiplied by `factor`.
 struct Rescale<'a, B: AutodiffBackend> {
     grads: &'a mut GradientsParams,
-    ids: Vec<burn::module::ParamId>,
-    scale: f64,
+    factor: f64,
     _b: std::marker::PhantomData<B>,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for Rescale<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if self.ids.contains(&param.id)
-            && let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id)
-        {
-            self.grads.register::<B::InnerBackend, D>(param.id, g.mul_scalar(self.scale));
+        if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            self.grads.register::<B::InnerBackend, D>(param.id, g.mul_scalar(self.factor));
         }
     }
+}
+
+fn rescale<B: AutodiffBackend>(network: &Network<B>, mut grads: GradientsParams, factor: f64) -> GradientsParams {
+    network.visit(&mut Rescale::<B> { grads: &mut grads, factor, _b: std::marker::PhantomData });
+    grads
 }
 
 /// What the caller sees after each epoch (progress lines, bars).
@@ -183,17 +188,22 @@ pub struct Session<'a> {
 }
 
 /// Trains (or resumes) a run to `hyper.epochs`, writing everything to the run directory.
+/// The network and optimiser live on the first of `devices`; with more than one, each
+/// batch is split over them (see `step.rs`).
 pub fn train<B: AutodiffBackend>(
     session: &Session,
-    device: &B::Device,
+    devices: &[B::Device],
     observer: &mut dyn Observer,
 ) -> Result<Progress, String> {
     let hyper = session.hyper;
+    let device = devices.first().ok_or("no device to train on")?;
+    hyper.precision.check::<B>("chosen", device)?;
     B::seed(device, hyper.seed);
-    let mut network = Network::<B>::new(session.model, device);
-    let metadata = checkpoint::metadata(session.pipeline, &session.train.classes, session.settings);
+    let mut network = Network::<B>::new(session.model, device).with_precision(hyper.precision);
+    let metadata = checkpoint::metadata(session.pipeline, &session.train.classes, session.settings, hyper.precision);
     let mut optim = Optim::<B>::new(hyper);
-    let mut progress = Progress::default();
+    let mut progress =
+        Progress { loss_scale: hyper.precision.scales_loss().then(LossScale::default), ..Progress::default() };
     if let Some((restored, state)) = session.run.resume::<B>(network.clone(), device)? {
         network = restored.0;
         optim = match (optim, restored.1) {
@@ -208,9 +218,8 @@ pub fn train<B: AutodiffBackend>(
         };
         progress = state;
     }
-    let loss_fn = CrossEntropyLossConfig::new()
-        .with_smoothing((hyper.label_smoothing > 0.0).then_some(hyper.label_smoothing as f32))
-        .init(device);
+    let smoothing = (hyper.label_smoothing > 0.0).then_some(hyper.label_smoothing as f32);
+    let stepper = Stepper::<B>::new(devices.to_vec());
     let last_epoch = session.stop_after.unwrap_or(hyper.epochs).min(hyper.epochs);
     for epoch in progress.completed_epochs..last_epoch {
         let start = Instant::now();
@@ -224,34 +233,38 @@ pub fn train<B: AutodiffBackend>(
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let batches = order.len().div_ceil(hyper.batch);
         for (b, indices) in order.chunks(hyper.batch).enumerate() {
-            let (images, labels) = session.pipeline.batch::<B>(session.train, indices, Some(&mut rng), device);
-            let logits = network.forward(Value::Image(images)).vector();
-            let hits = logits
-                .clone()
-                .argmax(1)
-                .reshape([indices.len()])
-                .equal(labels.clone())
-                .int()
-                .sum()
-                .into_scalar()
-                .elem::<i64>();
-            let loss = loss_fn.forward(logits, labels);
-            let value = loss.clone().into_scalar().elem::<f64>();
-            if !value.is_finite() {
+            let scale = progress.loss_scale.as_ref().map_or(1.0, |s| s.scale);
+            let outcome = stepper.run(&network, session.train, indices, session.pipeline, &mut rng, smoothing, scale);
+            if let Some(value) = outcome.non_finite {
                 return Err(format!(
                     "the loss became {value} in epoch {} (batch {b}); stopped. The last good checkpoint is in `{}`. Try a smaller --lr or --clip-grad-norm",
                     epoch + 1,
                     session.run.dir.display()
                 ));
             }
-            let mut grads = GradientsParams::from_grads(loss.backward(), &network);
-            if let Some(max) = hyper.clip_grad_norm {
-                grads = clip_global_norm(&network, grads, max);
+            let mut grads = outcome.grads;
+            if progress.loss_scale.is_some() {
+                grads = rescale(&network, grads, 1.0 / scale);
             }
-            network = optim.step(lr, network, grads);
-            loss_sum += value * indices.len() as f64;
-            correct += hits as usize;
-            seen += indices.len();
+            // One read of the gradients' global L2 norm serves the f16 overflow check and
+            // the clipping (`torch.nn.utils.clip_grad_norm_`).
+            let norm = (progress.loss_scale.is_some() || hyper.clip_grad_norm.is_some())
+                .then(|| grad_squares(&network, &grads).sqrt());
+            let take_step = match progress.loss_scale.as_mut() {
+                Some(scaler) => scaler.update(norm.is_some_and(f64::is_finite)),
+                None => true,
+            };
+            if take_step {
+                if let (Some(max), Some(norm)) = (hyper.clip_grad_norm, norm)
+                    && norm > max
+                {
+                    grads = rescale(&network, grads, max / (norm + 1e-6));
+                }
+                network = optim.step(lr, network, grads);
+            }
+            loss_sum += outcome.loss_sum;
+            correct += outcome.hits;
+            seen += outcome.images;
             observer.batch(
                 b + 1,
                 batches,
