@@ -53,7 +53,7 @@ macro_rules! with_cuda {
     (|$b:ident, $device:ident| $body:expr) => {{
         match $crate::backend::cuda_driver() {
             Err(message) => Err::<_, String>(message),
-            Ok(()) => {
+            Ok(_) => {
                 type $b = burn::backend::Cuda;
                 let $device = burn::backend::cuda::CudaDevice::new(0);
                 Ok::<_, String>($body)
@@ -62,23 +62,46 @@ macro_rules! with_cuda {
     }};
 }
 
-/// Whether the NVIDIA driver library can be loaded. Burn loads it on first use and
-/// panics when it cannot; asking first turns a machine without CUDA into one line.
+/// How many CUDA devices the NVIDIA driver sees; an error when there is no driver or
+/// no device. Burn loads the driver on first use and panics when it cannot; asking
+/// first turns a machine without CUDA (or a container that hides its GPUs) into one line.
 #[cfg(feature = "cuda")]
-pub fn cuda_driver() -> Result<(), String> {
-    for name in [c"libcuda.so.1", c"libcuda.so"] {
-        // SAFETY: dlopen with a valid C string; the handle is closed at once (the
-        // library stays loaded only if something else holds it).
+pub fn cuda_driver() -> Result<usize, String> {
+    let handle = [c"libcuda.so.1", c"libcuda.so"].iter().find_map(|name| {
+        // SAFETY: dlopen with a valid C string. The handle is never closed: Burn loads
+        // the same library next, and unloading an initialised driver is not safe.
         let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL) };
-        if !handle.is_null() {
-            // SAFETY: a handle dlopen returned, closed once.
-            unsafe { libc::dlclose(handle) };
-            return Ok(());
+        (!handle.is_null()).then_some(handle)
+    });
+    let Some(handle) = handle else {
+        return Err("the cuda backend needs NVIDIA's driver, and this machine has none (libcuda.so.1 cannot be \
+                    loaded; check LD_LIBRARY_PATH): use --backend flex"
+            .into());
+    };
+    // SAFETY: symbols looked up by their C names in the driver; a null one is refused.
+    let (init, count) =
+        unsafe { (libc::dlsym(handle, c"cuInit".as_ptr()), libc::dlsym(handle, c"cuDeviceGetCount".as_ptr())) };
+    if init.is_null() || count.is_null() {
+        return Err("the NVIDIA driver library has no cuInit or cuDeviceGetCount: reinstall the driver".into());
+    }
+    // SAFETY: the driver API's signatures, `CUresult cuInit(unsigned int)` and
+    // `CUresult cuDeviceGetCount(int *)` (CUresult is an int; 0 is success).
+    let (status, devices) = unsafe {
+        let init: extern "C" fn(libc::c_uint) -> libc::c_int = std::mem::transmute(init);
+        let count: extern "C" fn(*mut libc::c_int) -> libc::c_int = std::mem::transmute(count);
+        let mut devices = 0;
+        match init(0) {
+            0 => (count(&mut devices), devices),
+            failed => (failed, 0),
+        }
+    };
+    match (status, devices) {
+        (0, n) if n > 0 => Ok(n as usize),
+        (0, _) => Err("the NVIDIA driver sees no CUDA device on this machine: use --backend flex".into()),
+        (code, _) => {
+            Err(format!("the NVIDIA driver cannot start (CUDA error {code}): no usable GPU; use --backend flex"))
         }
     }
-    Err("the cuda backend needs NVIDIA's driver, and this machine has none (libcuda.so.1 cannot be loaded; \
-         check LD_LIBRARY_PATH): use --backend flex"
-        .into())
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -135,4 +158,15 @@ pub fn devices<B: burn::prelude::Backend>(main: &B::Device, indices: &[u16]) -> 
         return Err(format!("--devices: there is no cuda:{missing}; this machine has {count} CUDA device(s)"));
     }
     Ok(indices.iter().map(|&index_id| B::Device::from_id(DeviceId { type_id, index_id })).collect())
+}
+
+/// What a panic said, on one line: how a failure inside a backend (CUDA running out of
+/// memory, say) is reported like any other error.
+pub fn failure_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(text), _) => text.to_string(),
+        (_, Some(text)) => text.clone(),
+        _ => "no message".to_string(),
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

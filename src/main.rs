@@ -23,6 +23,17 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
     }
+    // A failure inside archc or a backend ends with one line and exit code 101, as
+    // errors do, instead of Rust's report (which RUST_BACKTRACE=1 keeps). Exiting at
+    // once also ends a data-parallel run whose other devices would wait for the one
+    // that failed.
+    if std::env::var_os("RUST_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|info| {
+            let place = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+            eprintln!("error: archc stopped: {}{place}", archc::backend::failure_message(info.payload()));
+            std::process::exit(101);
+        }));
+    }
     let cli = archc::cli::Cli::parse();
     archc::cli::run(cli)
 }

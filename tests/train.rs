@@ -425,6 +425,12 @@ fn compare_refuses_bad_arguments_before_training() {
         ),
         // Data that does not fit a model is found before anything is measured or trained.
         (&["compare", "models/lenet5.arch", "models/resnet20.arch", "--data", "fashion-mnist"], "--input 1x28x28"),
+        // So are a precision the backend lacks and devices it does not have.
+        (
+            &["compare", "models/lenet5.arch", "--data", "mnist", "--backend", "ndarray", "--precision", "f16"],
+            "the ndarray backend cannot compute in f16",
+        ),
+        (&["compare", "models/lenet5.arch", "--data", "mnist", "--devices", "cuda:0"], "add --backend cuda"),
     ];
     for (args, expected) in cases {
         let out = archc(args);
@@ -527,10 +533,17 @@ fn data_parallel_replicas_train_as_one_device() {
     let one = dir.join("one");
     ok(&archc(&[&common[..], &["--out", one.to_str().unwrap()]].concat()));
     let reference = metric_values(&one);
-    for devices in ["cpu,cpu", "cpu,cpu,cpu,cpu"] {
-        let run = dir.join(devices.replace(',', "-"));
-        let text = ok(&archc(&[&common[..], &["--out", run.to_str().unwrap(), "--devices", devices]].concat()));
-        assert!(text.contains(&format!("on flex ({devices})")), "{text}");
+    // A run interrupted on one device and resumed on two (a run may move).
+    let moved = dir.join("moved");
+    ok(&archc(&[&common[..], &["--out", moved.to_str().unwrap(), "--stop-after", "1"]].concat()));
+    ok(&archc(&["train", "--resume", moved.to_str().unwrap(), "--devices", "cpu,cpu"]));
+    for (devices, run) in [("cpu,cpu", None), ("cpu,cpu,cpu,cpu", None), ("1 then 2", Some(moved))] {
+        let run = run.unwrap_or_else(|| {
+            let run = dir.join(devices.replace(',', "-"));
+            let text = ok(&archc(&[&common[..], &["--out", run.to_str().unwrap(), "--devices", devices]].concat()));
+            assert!(text.contains(&format!("on flex ({devices})")), "{text}");
+            run
+        });
         let metrics = metric_values(&run);
         assert_eq!(metrics.len(), reference.len());
         for (epoch, (a, b)) in metrics.iter().zip(&reference).enumerate() {
@@ -600,7 +613,8 @@ fn mixed_precision_runs_record_and_evaluate_their_precision() {
     ok(&archc(&[&f16[..], &["--out", whole.to_str().unwrap()]].concat()));
     let parts = dir.join("parts");
     ok(&archc(&[&f16[..], &["--out", parts.to_str().unwrap(), "--stop-after", "1"]].concat()));
-    ok(&archc(&["train", "--resume", parts.to_str().unwrap()]));
+    let text = ok(&archc(&["train", "--resume", parts.to_str().unwrap()]));
+    assert!(text.contains("f16 loss scale"), "{text}");
     assert_eq!(metrics_without_timing(&whole), metrics_without_timing(&parts));
     let scaler = |run: &Path| {
         let state: serde_json::Value =

@@ -95,6 +95,7 @@ pub fn run(args: CompareArgs) -> Result<ExitCode, String> {
     if args.options.epochs == 0 {
         return Err("--epochs must be at least 1".into());
     }
+    train_cmd::placement(&args.options)?;
     for (i, path) in args.models.iter().enumerate() {
         if args.models[..i].contains(path) {
             return Err(format!("`{path}` is given twice"));

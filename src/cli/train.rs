@@ -147,6 +147,22 @@ pub struct Trained {
     pub history: Vec<EpochMetrics>,
 }
 
+/// Where a run computes, checked before any data is read or a directory made: the
+/// device indices of `--devices` (the main device alone without it), on a backend
+/// that exists here and computes in the precision asked for.
+pub fn placement(options: &TrainOptions) -> Result<Vec<u16>, String> {
+    let backend = options.backend;
+    let indices = match &options.devices {
+        Some(text) => crate::backend::parse_devices(backend, text)?,
+        None => vec![0],
+    };
+    crate::with_backend!(backend, |B, device| {
+        options.precision.check::<B>(backend, &device)?;
+        crate::backend::devices::<B>(&device, &indices)?;
+    })?;
+    Ok(indices)
+}
+
 /// Loads a dataset for `model`, checking that its images and classes fit the model.
 pub fn load_for(source: &Source, data_dir: Option<&Path>, model: &Model) -> Result<dataset::Loaded, String> {
     let loaded = dataset::load(source, data_dir, model.input)?;
@@ -179,6 +195,10 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
                 .map_err(|e| format!("`{}/config.json` is damaged: {e}", dir.display()))?;
             let mut resumed = config.args;
             resumed.stop_after = args.stop_after;
+            // A run may move: resumed on other devices, it computes the same thing.
+            if args.options.devices.is_some() {
+                resumed.options.devices = args.options.devices.clone();
+            }
             resumed.compile.input = Some(config.input);
             if !args.compile.set.is_empty() && args.compile.set != config.set {
                 return Err(format!(
@@ -199,16 +219,8 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
     let Some(model) = compiled.result.models.first() else {
         return Err(format!("`{model_path}` has errors; nothing to train"));
     };
-    // Where the run computes is checked before any data is read or directory made.
+    let device_indices = placement(&args.options)?;
     let backend = args.options.backend;
-    let device_indices = match &args.options.devices {
-        Some(text) => crate::backend::parse_devices(backend, text)?,
-        None => vec![0],
-    };
-    crate::with_backend!(backend, |B, device| {
-        args.options.precision.check::<B>(backend, &device)?;
-        crate::backend::devices::<B>(&device, &device_indices)?;
-    })?;
     let source = Source::parse(args.data.as_deref().unwrap_or_default());
     let loaded = load_for(&source, args.data_dir.as_deref(), model)?;
     let mut train = match args.subset {
@@ -284,6 +296,12 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
         let devices = crate::backend::devices::<B>(&device, &device_indices)?;
         crate::train::train::<burn::backend::Autodiff<B>>(&session, &devices, &mut observer)
     })??;
+    if let Some(scaler) = &progress.loss_scale {
+        println!(
+            "f16 loss scale {} at the end; {} step(s) skipped for overflowing gradients",
+            scaler.scale, scaler.skipped
+        );
+    }
     if let Some(best) = progress.history.iter().map(|m| m.val_top1).reduce(f64::max) {
         println!("best validation top-1 {:.2}%; checkpoints in {}", best * 100.0, run.dir.display());
     }

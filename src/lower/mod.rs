@@ -41,7 +41,12 @@ pub enum Layer<B: Backend> {
 }
 
 impl<B: Backend> Layer<B> {
-    fn forward(&self, x: Value<B>) -> Value<B> {
+    /// Runs the layer; `compute` is the dtype of the network's compute precision, which
+    /// convolutions, linear layers and attention cast their input to.
+    fn forward(&self, x: Value<B>, compute: DType) -> Value<B> {
+        let low_precision =
+            matches!(self, Layer::Conv(_) | Layer::Patchify(_) | Layer::Linear(_) | Layer::Attention(_));
+        let x = if low_precision { x.cast(compute) } else { x };
         match (self, x) {
             (Layer::Conv(conv), x) => Value::Image(conv.forward(x.image())),
             (Layer::Patchify(conv), x) => Value::Tokens(to_tokens(conv.forward(x.image()))),
@@ -125,8 +130,8 @@ impl<B: Backend> Network<B> {
 
     /// `forward`, showing `observe` every step's output (see `Program::run_observed`).
     pub fn forward_observed(&self, input: Value<B>, observe: &mut dyn FnMut(usize, &Value<B>)) -> Value<B> {
-        let input = input.cast(self.precision.dtype().into());
-        self.program.run_observed(&self.layers, input, observe).cast(DType::F32)
+        let compute = self.precision.dtype().into();
+        self.program.run_observed(&self.layers, input, compute, observe).cast(DType::F32)
     }
 
     /// Convenience for image classifiers: [batch, C, H, W] → [batch, classes].
@@ -134,7 +139,7 @@ impl<B: Backend> Network<B> {
         self.forward(Value::Image(images)).vector()
     }
 
-    fn run_layer(layers: &[Layer<B>], index: usize, x: Value<B>) -> Value<B> {
-        layers[index].forward(x)
+    fn run_layer(layers: &[Layer<B>], index: usize, x: Value<B>, compute: DType) -> Value<B> {
+        layers[index].forward(x, compute)
     }
 }

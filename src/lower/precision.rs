@@ -1,10 +1,14 @@
-//! Mixed precision the way PyTorch's autocast does it, so that a bf16 or f16 run
-//! carries over: the weights (and the optimiser's state) stay f32; a forward pass
-//! casts the input to the compute precision, every weight-carrying op casts its
-//! weights to its input's precision, and what needs range or accumulation (batch and
-//! layer norm statistics, softmax, the loss) is computed in f32 and cast back. Every
-//! value between steps is therefore in the compute precision, which keeps binary ops
-//! (residual adds, gates, concatenations) on one dtype: burn-flex reads a mismatched
+//! Mixed precision with the rules of PyTorch's autocast, so that a bf16 or f16 run
+//! carries over. The weights (and the optimiser's state) stay f32. Convolutions,
+//! linear layers and attention (autocast's low-precision list) cast their input and
+//! their weights to the compute precision; layer norm and softmax (its f32 list)
+//! compute in f32 and return f32; batch norm computes its statistics in f32 and
+//! returns its input's precision (as cuDNN's does); everything else runs in the
+//! precision of its input, and an op with inputs of two precisions (a residual add,
+//! a gate, a concatenation, a learned position embedding) promotes them to the wider
+//! one, as PyTorch's type promotion does. A CNN thus computes in bf16 from its first
+//! convolution on, while a ViT's residual stream stays f32 as it does under autocast.
+//! Promotion also keeps every binary op on one dtype: burn-flex reads a mismatched
 //! operand's bytes as the other dtype rather than refusing it.
 //!
 //! Gradients flow back through the casts (Burn's autodiff casts each gradient to its
@@ -64,6 +68,14 @@ impl fmt::Display for Precision {
     }
 }
 
+/// Both tensors in the wider of their two dtypes (f32 unless they agree).
+pub fn promoted<B: Backend, const D: usize, const E: usize>(
+    a: Tensor<B, D>,
+    b: Tensor<B, E>,
+) -> (Tensor<B, D>, Tensor<B, E>) {
+    if a.dtype() == b.dtype() { (a, b) } else { (widened(a), widened(b)) }
+}
+
 /// `t` in the dtype `like` computes in: how a weight meets its input.
 pub fn as_dtype_of<B: Backend, const D: usize, const E: usize>(t: Tensor<B, D>, like: &Tensor<B, E>) -> Tensor<B, D> {
     cast(t, like.dtype())
@@ -79,7 +91,8 @@ pub fn cast<B: Backend, const D: usize>(t: Tensor<B, D>, dtype: DType) -> Tensor
     if t.dtype() == dtype { t } else { t.cast(dtype) }
 }
 
-/// Runs `f` in f32 on `x` and returns its result in `x`'s dtype (norms, softmax).
+/// Runs `f` in f32 on `x` and returns its result in `x`'s dtype (batch norm, and the
+/// attention weights that meet the values in a low-precision product).
 pub fn in_f32<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     f: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,

@@ -147,12 +147,14 @@ impl Program {
         Program { steps, labels, layer_paths, output, last_use }
     }
 
-    /// Runs the program, showing `observe` each step's index and output as it is made
-    /// (for activation statistics and attention maps).
+    /// Runs the program in the compute precision `compute` (see `precision.rs`),
+    /// showing `observe` each step's index and output as it is made (for activation
+    /// statistics and attention maps).
     pub fn run_observed<B: Backend>(
         &self,
         layers: &[Layer<B>],
         input: Value<B>,
+        compute: burn::tensor::DType,
         observe: &mut dyn FnMut(usize, &Value<B>),
     ) -> Value<B> {
         let mut slots: Vec<Option<Value<B>>> = vec![None; self.steps.len() + 1];
@@ -161,7 +163,7 @@ impl Program {
             let mut values = self.read(&mut slots, &step.inputs(), i).into_iter();
             let mut next = || values.next().expect("one value per input");
             let out = match step {
-                Step::Layer { layer, .. } => Network::run_layer(layers, *layer, next()),
+                Step::Layer { layer, .. } => Network::run_layer(layers, *layer, next(), compute),
                 Step::Op { op, .. } => op.apply(next()),
                 Step::Add { .. } => next().plus(next()),
                 Step::Scale { .. } => next().scale(next()),

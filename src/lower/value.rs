@@ -2,6 +2,7 @@
 //! Burn tensors with the batch dimension first.
 
 use burn::prelude::*;
+use burn::tensor::DType;
 
 #[derive(Clone, Debug)]
 pub enum Value<B: Backend> {
@@ -66,7 +67,7 @@ impl<B: Backend> Value<B> {
     }
 
     /// The element type it computes in (see `precision.rs`).
-    pub fn dtype(&self) -> burn::tensor::DType {
+    pub fn dtype(&self) -> DType {
         match self {
             Value::Image(t) => t.dtype(),
             Value::Tokens(t) => t.dtype(),
@@ -75,13 +76,18 @@ impl<B: Backend> Value<B> {
     }
 
     /// The same value in `dtype`.
-    pub fn cast(self, dtype: burn::tensor::DType) -> Value<B> {
+    pub fn cast(self, dtype: DType) -> Value<B> {
         crate::map_value!(self, |t| super::precision::cast(t, dtype))
+    }
+
+    /// Both values in the wider of their precisions (see `precision.rs`).
+    fn promoted(self, other: Value<B>) -> (Value<B>, Value<B>) {
+        if self.dtype() == other.dtype() { (self, other) } else { (self.cast(DType::F32), other.cast(DType::F32)) }
     }
 
     /// Elementwise sum of two values of the same shape.
     pub fn plus(self, other: Value<B>) -> Value<B> {
-        match (self, other) {
+        match self.promoted(other) {
             (Value::Image(a), Value::Image(b)) => Value::Image(a + b),
             (Value::Tokens(a), Value::Tokens(b)) => Value::Tokens(a + b),
             (Value::Vector(a), Value::Vector(b)) => Value::Vector(a + b),
@@ -91,7 +97,7 @@ impl<B: Backend> Value<B> {
 
     /// Elementwise product of two values of the same shape.
     pub fn times(self, other: Value<B>) -> Value<B> {
-        match (self, other) {
+        match self.promoted(other) {
             (Value::Image(a), Value::Image(b)) => Value::Image(a * b),
             (Value::Tokens(a), Value::Tokens(b)) => Value::Tokens(a * b),
             (Value::Vector(a), Value::Vector(b)) => Value::Vector(a * b),
@@ -101,7 +107,7 @@ impl<B: Backend> Value<B> {
 
     /// `x * gate`, the gate broadcast over positions (per-channel) or channels (spatial).
     pub fn scale(self, gate: Value<B>) -> Value<B> {
-        match (self, gate) {
+        match self.promoted(gate) {
             (Value::Image(x), Value::Image(g)) => Value::Image(x * g),
             (Value::Image(x), Value::Vector(g)) => {
                 let [b, c] = g.dims();
@@ -117,8 +123,14 @@ impl<B: Backend> Value<B> {
         }
     }
 
-    /// Concatenation along channels (images) or the last dimension.
+    /// Concatenation along channels (images) or the last dimension, in the widest of
+    /// the values' precisions.
     pub fn concat(values: Vec<Value<B>>) -> Value<B> {
+        let dtype = values.first().map(Value::dtype);
+        let values: Vec<Value<B>> = match values.iter().all(|v| Some(v.dtype()) == dtype) {
+            true => values,
+            false => values.into_iter().map(|v| v.cast(DType::F32)).collect(),
+        };
         match values.first() {
             Some(Value::Image(_)) => Value::Image(Tensor::cat(values.into_iter().map(Value::image).collect(), 1)),
             Some(Value::Tokens(_)) => Value::Tokens(Tensor::cat(values.into_iter().map(Value::tokens).collect(), 2)),

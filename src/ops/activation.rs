@@ -58,7 +58,7 @@ impl OpRule for Activation {
 // ---- Lowering -------------------------------------------------------------------
 
 use crate::lower::Value;
-use crate::lower::precision::in_f32;
+use crate::lower::precision::widened;
 use crate::map_value;
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::activation;
@@ -86,12 +86,12 @@ impl Activation {
             ActKind::Silu => map_value!(x, |t| activation::silu(t)),
             ActKind::Sigmoid => map_value!(x, |t| activation::sigmoid(t)),
             ActKind::Tanh => map_value!(x, |t| t.tanh()),
-            // Over channels for images, over the last dimension otherwise; in f32, as
-            // autocast runs it.
+            // Over channels for images, over the last dimension otherwise; in f32 and
+            // returned in f32, as autocast runs it.
             ActKind::Softmax => match x {
-                Value::Image(t) => Value::Image(in_f32(t, |t| activation::softmax(t, 1))),
-                Value::Tokens(t) => Value::Tokens(in_f32(t, |t| activation::softmax(t, 2))),
-                Value::Vector(t) => Value::Vector(in_f32(t, |t| activation::softmax(t, 1))),
+                Value::Image(t) => Value::Image(activation::softmax(widened(t), 1)),
+                Value::Tokens(t) => Value::Tokens(activation::softmax(widened(t), 2)),
+                Value::Vector(t) => Value::Vector(activation::softmax(widened(t), 1)),
             },
         }
     }

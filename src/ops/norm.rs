@@ -104,7 +104,7 @@ impl OpRule for LayerNorm {
 
 // ---- Lowering -------------------------------------------------------------------
 
-use crate::lower::precision::in_f32;
+use crate::lower::precision::{in_f32, widened};
 use burn::module::{Module, Param, RunningState};
 use burn::prelude::{Backend, Tensor};
 
@@ -212,12 +212,9 @@ impl LayerNorm {
 }
 
 impl<B: Backend> LayerNormModule<B> {
-    /// Computed in f32, returned in the input's precision.
+    /// Computed in f32 and returned in f32, as autocast runs it.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        in_f32(x, |x| self.forward_f32(x))
-    }
-
-    fn forward_f32<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let x = widened(x);
         let last = D - 1;
         let mean = x.clone().mean_dim(last);
         let centered = x - mean;

@@ -200,7 +200,7 @@ impl OpRule for MeanTokens {
 // ---- Lowering -------------------------------------------------------------------
 
 use super::conv::{ConvModule, Window, init_conv};
-use crate::lower::precision::as_dtype_of;
+use crate::lower::precision::promoted;
 use crate::lower::{Value, init};
 use burn::module::{Module, Param};
 use burn::prelude::{Backend, Tensor};
@@ -235,12 +235,12 @@ impl ClassToken {
 impl<B: Backend> EmbeddingModule<B> {
     pub fn prepend(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, _, d] = x.dims();
-        let token = as_dtype_of(self.value.val(), &x).expand([b, 1, d]);
+        let (token, x) = promoted(self.value.val().expand([b, 1, d]), x);
         Tensor::cat(vec![token, x], 1)
     }
 
     pub fn add(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let value = as_dtype_of(self.value.val(), &x);
+        let (x, value) = promoted(x, self.value.val());
         x + value
     }
 }
@@ -270,7 +270,7 @@ impl PosEmbedding {
         let x = x.tokens();
         let [_, n, d] = x.dims();
         let table = Tensor::<B, 1>::from_floats(Self::sinusoidal(n, d).as_slice(), &x.device()).reshape([1, n, d]);
-        let table = as_dtype_of(table, &x);
+        let (x, table) = promoted(x, table);
         Value::Tokens(x + table)
     }
 }

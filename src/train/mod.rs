@@ -123,28 +123,35 @@ impl<B: AutodiffBackend> Optim<B> {
     }
 }
 
-/// The sum of the squares of all gradients, summed on the device and read once.
-struct GradSquares<'a, B: AutodiffBackend> {
+/// The sums of all gradients' squares and of all their values, on the device, read
+/// once: the global L2 norm for clipping, and whether every gradient is finite (a NaN
+/// or infinity anywhere makes the plain sum non-finite) for f16's loss scaling.
+struct GradSums<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
-    sum: Option<Tensor<B::InnerBackend, 1>>,
+    sums: Option<Tensor<B::InnerBackend, 1>>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for GradSquares<'_, B> {
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradSums<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let squares = g.powi_scalar(2).sum();
-            self.sum = Some(match self.sum.take() {
-                Some(sum) => sum + squares,
-                None => squares,
+            let sums = Tensor::cat(vec![g.clone().powi_scalar(2).sum(), g.sum()], 0);
+            self.sums = Some(match self.sums.take() {
+                Some(total) => total + sums,
+                None => sums,
             });
         }
     }
 }
 
-fn grad_squares<B: AutodiffBackend>(network: &Network<B>, grads: &GradientsParams) -> f64 {
-    let mut squares = GradSquares::<B> { grads, sum: None };
-    network.visit(&mut squares);
-    squares.sum.map_or(0.0, |sum| sum.into_scalar().elem::<f64>())
+/// (global L2 norm, all finite) of the gradients.
+fn grad_stats<B: AutodiffBackend>(network: &Network<B>, grads: &GradientsParams) -> (f64, bool) {
+    let mut sums = GradSums::<B> { grads, sums: None };
+    network.visit(&mut sums);
+    let values = sums.sums.map(|s| s.into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default());
+    match values.as_deref() {
+        Some([squares, sum]) => (squares.sqrt(), sum.is_finite()),
+        _ => (0.0, true),
+    }
 }
 
 /// Every gradient multiplied by `factor`.
@@ -197,7 +204,7 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<Progress, String> {
     let hyper = session.hyper;
     let device = devices.first().ok_or("no device to train on")?;
-    hyper.precision.check::<B>("chosen", device)?;
+    hyper.precision.check::<B>("training", device)?;
     B::seed(device, hyper.seed);
     let mut network = Network::<B>::new(session.model, device).with_precision(hyper.precision);
     let metadata = checkpoint::metadata(session.pipeline, &session.train.classes, session.settings, hyper.precision);
@@ -225,6 +232,8 @@ pub fn train<B: AutodiffBackend>(
         let start = Instant::now();
         // Everything random in this epoch comes from (seed, epoch).
         let epoch_seed = hyper.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
+        // Burn's generator is one per backend, not per device: with several devices, the
+        // order in which their threads draw dropout masks from it is the scheduler's.
         B::seed(device, epoch_seed);
         let mut rng = StdRng::seed_from_u64(epoch_seed);
         let mut order: Vec<usize> = (0..session.train.len()).collect();
@@ -235,6 +244,13 @@ pub fn train<B: AutodiffBackend>(
         for (b, indices) in order.chunks(hyper.batch).enumerate() {
             let scale = progress.loss_scale.as_ref().map_or(1.0, |s| s.scale);
             let outcome = stepper.run(&network, session.train, indices, session.pipeline, &mut rng, smoothing, scale);
+            if let Some(failure) = outcome.failure {
+                return Err(format!(
+                    "a device failed in epoch {} (batch {b}): {failure}. The last good checkpoint is in `{}`",
+                    epoch + 1,
+                    session.run.dir.display()
+                ));
+            }
             if let Some(value) = outcome.non_finite {
                 return Err(format!(
                     "the loss became {value} in epoch {} (batch {b}); stopped. The last good checkpoint is in `{}`. Try a smaller --lr or --clip-grad-norm",
@@ -243,22 +259,24 @@ pub fn train<B: AutodiffBackend>(
                 ));
             }
             let mut grads = outcome.grads;
-            if progress.loss_scale.is_some() {
-                grads = rescale(&network, grads, 1.0 / scale);
-            }
-            // One read of the gradients' global L2 norm serves the f16 overflow check and
-            // the clipping (`torch.nn.utils.clip_grad_norm_`).
-            let norm = (progress.loss_scale.is_some() || hyper.clip_grad_norm.is_some())
-                .then(|| grad_squares(&network, &grads).sqrt());
+            // One read of the gradients serves the f16 overflow check and the clipping
+            // (`torch.nn.utils.clip_grad_norm_`, on the unscaled gradients).
+            let stats =
+                (progress.loss_scale.is_some() || hyper.clip_grad_norm.is_some()).then(|| grad_stats(&network, &grads));
             let take_step = match progress.loss_scale.as_mut() {
-                Some(scaler) => scaler.update(norm.is_some_and(f64::is_finite)),
+                Some(scaler) => scaler.update(stats.is_none_or(|(_, finite)| finite)),
                 None => true,
             };
             if take_step {
-                if let (Some(max), Some(norm)) = (hyper.clip_grad_norm, norm)
-                    && norm > max
+                // Unscaling and clipping are one multiplication.
+                let mut factor = 1.0 / scale;
+                if let (Some(max), Some((norm, _))) = (hyper.clip_grad_norm, stats)
+                    && norm / scale > max
                 {
-                    grads = rescale(&network, grads, max / (norm + 1e-6));
+                    factor *= max / (norm / scale + 1e-6);
+                }
+                if factor != 1.0 {
+                    grads = rescale(&network, grads, factor);
                 }
                 network = optim.step(lr, network, grads);
             }

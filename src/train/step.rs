@@ -43,6 +43,8 @@ pub struct ShardOutcome {
     pub loss: f64,
     pub hits: usize,
     pub images: usize,
+    /// Why the share's passes failed (a backend's panic), if they did.
+    pub failure: Option<String>,
 }
 
 /// What a whole batch's passes measured, with the batch's gradients on the main device.
@@ -52,6 +54,8 @@ pub struct BatchOutcome {
     pub images: usize,
     /// The first non-finite share loss, if any.
     pub non_finite: Option<f64>,
+    /// The first share's failure, if any.
+    pub failure: Option<String>,
     pub grads: GradientsParams,
 }
 
@@ -72,7 +76,8 @@ fn measure<B: Backend>(network: &Network<B>, shard: Shard<B>) -> (ShardOutcome, 
     let loss_fn = CrossEntropyLossConfig::new().with_smoothing(shard.smoothing).init(&logits.device());
     let loss = loss_fn.forward(logits, shard.labels);
     let value = loss.clone().into_scalar().elem::<f64>();
-    let outcome = ShardOutcome { index: shard.index, loss: value, hits: hits.elem::<i64>() as usize, images };
+    let outcome =
+        ShardOutcome { index: shard.index, loss: value, hits: hits.elem::<i64>() as usize, images, failure: None };
     (outcome, loss)
 }
 
@@ -89,8 +94,17 @@ impl<B: AutodiffBackend> TrainStep for Network<B> {
     type Output = ShardOutcome;
 
     fn step(&self, shard: Shard<B>) -> TrainOutput<ShardOutcome> {
-        let (outcome, grads) = forward_backward(self, shard);
-        TrainOutput::new(self, grads, outcome)
+        let (index, images) = (shard.index, shard.labels.dims()[0]);
+        // A failing device must still answer: Burn's multi-device step waits for every
+        // worker, so one that died would leave the run waiting for ever.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| forward_backward(self, shard))) {
+            Ok((outcome, grads)) => TrainOutput::new(self, grads, outcome),
+            Err(payload) => {
+                let failure = Some(crate::backend::failure_message(payload.as_ref()));
+                let item = ShardOutcome { index, loss: f64::NAN, hits: 0, images, failure };
+                TrainOutput { grads: GradientsParams::new(), item }
+            }
+        }
     }
 }
 
@@ -203,6 +217,7 @@ impl<B: AutodiffBackend> Stepper<B> {
             hits: outcomes.iter().map(|o| o.hits).sum(),
             images: outcomes.iter().map(|o| o.images).sum(),
             non_finite: outcomes.iter().map(|o| o.loss).find(|l| !l.is_finite()),
+            failure: outcomes.iter().find_map(|o| o.failure.clone()),
             grads,
         }
     }
