@@ -53,7 +53,7 @@ macro_rules! with_cuda {
     (|$b:ident, $device:ident| $body:expr) => {{
         match $crate::backend::cuda_driver() {
             Err(message) => Err::<_, String>(message),
-            Ok(_) => {
+            Ok(()) => {
                 type $b = burn::backend::Cuda;
                 let $device = burn::backend::cuda::CudaDevice::new(0);
                 Ok::<_, String>($body)
@@ -62,11 +62,11 @@ macro_rules! with_cuda {
     }};
 }
 
-/// How many CUDA devices the NVIDIA driver sees; an error when there is no driver or
-/// no device. Burn loads the driver on first use and panics when it cannot; asking
+/// Whether the NVIDIA driver starts and sees a CUDA device; an error saying which of
+/// the two is missing. Burn loads the driver on first use and panics when it cannot; asking
 /// first turns a machine without CUDA (or a container that hides its GPUs) into one line.
 #[cfg(feature = "cuda")]
-pub fn cuda_driver() -> Result<usize, String> {
+pub fn cuda_driver() -> Result<(), String> {
     let handle = [c"libcuda.so.1", c"libcuda.so"].iter().find_map(|name| {
         // SAFETY: dlopen with a valid C string. The handle is never closed: Burn loads
         // the same library next, and unloading an initialised driver is not safe.
@@ -96,7 +96,7 @@ pub fn cuda_driver() -> Result<usize, String> {
         }
     };
     match (status, devices) {
-        (0, n) if n > 0 => Ok(n as usize),
+        (0, n) if n > 0 => Ok(()),
         (0, _) => Err("the NVIDIA driver sees no CUDA device on this machine: use --backend flex".into()),
         (code, _) => {
             Err(format!("the NVIDIA driver cannot start (CUDA error {code}): no usable GPU; use --backend flex"))

@@ -68,12 +68,18 @@ impl fmt::Display for Precision {
     }
 }
 
-/// Both tensors in the wider of their two dtypes (f32 unless they agree).
+/// The wider of two dtypes: f32 unless they agree (a network has one low precision).
+pub fn wider(a: DType, b: DType) -> DType {
+    if a == b { a } else { DType::F32 }
+}
+
+/// Both tensors in the wider of their two dtypes.
 pub fn promoted<B: Backend, const D: usize, const E: usize>(
     a: Tensor<B, D>,
     b: Tensor<B, E>,
 ) -> (Tensor<B, D>, Tensor<B, E>) {
-    if a.dtype() == b.dtype() { (a, b) } else { (widened(a), widened(b)) }
+    let dtype = wider(a.dtype(), b.dtype());
+    (cast(a, dtype), cast(b, dtype))
 }
 
 /// `t` in the dtype `like` computes in: how a weight meets its input.

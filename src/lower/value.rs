@@ -82,7 +82,8 @@ impl<B: Backend> Value<B> {
 
     /// Both values in the wider of their precisions (see `precision.rs`).
     fn promoted(self, other: Value<B>) -> (Value<B>, Value<B>) {
-        if self.dtype() == other.dtype() { (self, other) } else { (self.cast(DType::F32), other.cast(DType::F32)) }
+        let dtype = super::precision::wider(self.dtype(), other.dtype());
+        (self.cast(dtype), other.cast(dtype))
     }
 
     /// Elementwise sum of two values of the same shape.
@@ -126,10 +127,10 @@ impl<B: Backend> Value<B> {
     /// Concatenation along channels (images) or the last dimension, in the widest of
     /// the values' precisions.
     pub fn concat(values: Vec<Value<B>>) -> Value<B> {
-        let dtype = values.first().map(Value::dtype);
-        let values: Vec<Value<B>> = match values.iter().all(|v| Some(v.dtype()) == dtype) {
-            true => values,
-            false => values.into_iter().map(|v| v.cast(DType::F32)).collect(),
+        let widest = values.iter().map(Value::dtype).reduce(super::precision::wider);
+        let values: Vec<Value<B>> = match widest {
+            Some(dtype) => values.into_iter().map(|v| v.cast(dtype)).collect(),
+            None => values,
         };
         match values.first() {
             Some(Value::Image(_)) => Value::Image(Tensor::cat(values.into_iter().map(Value::image).collect(), 1)),
