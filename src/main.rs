@@ -34,6 +34,10 @@ fn main() -> ExitCode {
             std::process::exit(101);
         }));
     }
+    // The one way to make archc fail on purpose, for the test of the report above.
+    if std::env::var_os("ARCHC_PANIC_FOR_TEST").is_some() {
+        panic!("a panic asked for by ARCHC_PANIC_FOR_TEST");
+    }
     let cli = archc::cli::Cli::parse();
     archc::cli::run(cli)
 }

@@ -43,13 +43,18 @@ pub fn atomic_png(
 ) -> Result<(), String> {
     font()?;
     let temp = path.with_extension("tmp.png");
-    {
+    let drawn = (|| {
         let root = BitMapBackend::new(&temp, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         draw(&root)?;
-        root.present().map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        root.present().map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    })();
+    let result = drawn
+        .and_then(|()| std::fs::rename(&temp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display())));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
     }
-    std::fs::rename(&temp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    result
 }
 
 /// Distinct colours for the lines of one chart, reused in turn past the tenth.

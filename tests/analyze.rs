@@ -19,24 +19,24 @@ mod support;
 
 type B = Autodiff<Flex>;
 
+/// Burn has one random generator per backend, shared by the threads the harness runs
+/// tests on: a test that seeds it and draws from it holds this lock, or another test's
+/// draws would come between its seed and its draws.
+fn seeded_generator() -> std::sync::MutexGuard<'static, ()> {
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// models/deepnet.arch on a small input, with the given network arguments.
 fn deepnet(set: &[(&str, &str)]) -> Model {
-    let path = "models/deepnet.arch";
-    let text = std::fs::read_to_string(path).unwrap();
-    let options = Options {
-        input: Some(Shape::Image { c: 1, h: 10, w: 10 }),
-        set: set.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-        ..Options::default()
-    };
-    let result = compile(&mut Sources::new(), path, &text, &options);
-    assert!(!result.has_errors(), "{set:?}: {:?}", result.diagnostics);
-    result.models.into_iter().next().unwrap()
+    deepnet_on(set, Shape::Image { c: 1, h: 10, w: 10 })
 }
 
 /// First weight layer's gradient norm over the last hidden one's (the output layer
 /// reads features whose scale depends on the architecture, so it is left out).
 fn first_over_last_hidden(model: &Model, seed: u64) -> f64 {
     let device = Default::default();
+    let _generator = seeded_generator();
     B::seed(&device, seed);
     let probe = Probe::<B>::random(model, 16, &device);
     B::seed(&device, seed);
@@ -67,6 +67,7 @@ fn batch_norm_holds_the_scale_of_activations_across_depth() {
     let std_at_depths = |norm: &str| -> Vec<f64> {
         let model = deepnet(&[("depth", "12"), ("act", "relu"), ("norm", norm)]);
         let device = Default::default();
+        let _generator = seeded_generator();
         B::seed(&device, 3);
         let probe = Probe::<B>::random(&model, 16, &device);
         let network = Network::<B>::new(&model, &device);
@@ -82,6 +83,93 @@ fn batch_norm_holds_the_scale_of_activations_across_depth() {
     assert!(plain[last_hidden] < 1e-2 * plain[first], "without batch norm the scale decays: {plain:?}");
     let ratio = normalised[last_hidden] / normalised[first];
     assert!((0.5..2.0).contains(&ratio), "batch norm keeps it: {normalised:?}");
+}
+
+fn deepnet_on(set: &[(&str, &str)], input: Shape) -> Model {
+    let path = "models/deepnet.arch";
+    let text = std::fs::read_to_string(path).unwrap();
+    let set = set.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    let result = compile(&mut Sources::new(), path, &text, &Options { input: Some(input), set, ..Options::default() });
+    assert!(!result.has_errors(), "{:?}", result.diagnostics);
+    result.models.into_iter().next().unwrap()
+}
+
+/// (path, weights, ‖∇W‖, ‖W‖) of each convolution and linear layer in order, measured
+/// here without archc's analysis code: the batch and the network drawn from the seed as
+/// `analyze` documents (seed, batch, seed again, network), labels `i mod classes`, one
+/// cross-entropy backward pass, each weight's gradient read from Burn.
+fn independent_gradient_norms(model: &Model, batch: usize, seed: u64) -> Vec<(String, usize, f64, f64)> {
+    use archc::lower::{Layer, Step};
+    use burn::nn::loss::CrossEntropyLossConfig;
+    let device = Default::default();
+    let _generator = seeded_generator();
+    B::seed(&device, seed);
+    let probe = Probe::<B>::random(model, batch, &device);
+    B::seed(&device, seed);
+    let network = Network::<B>::new(model, &device);
+    let classes = network.forward(probe.input).vector();
+    let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes.dims()[1] as i64).collect();
+    let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [batch]), &device);
+    let grads = CrossEntropyLossConfig::new().init(&device).forward(classes, labels).backward();
+    let norm = |t: Vec<f32>| t.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
+    let mut rows = Vec::new();
+    for (i, step) in network.program.steps.iter().enumerate() {
+        let Step::Layer { layer, .. } = step else { continue };
+        let (count, grad, weight) = match &network.layers[*layer] {
+            Layer::Conv(c) => {
+                let g = c.weight.grad(&grads).expect("every weight has a gradient");
+                (c.weight.shape().num_elements(), to_vec(g), to_vec(c.weight.val().inner()))
+            }
+            Layer::Linear(l) => {
+                let g = l.weight.grad(&grads).expect("every weight has a gradient");
+                (l.weight.shape().num_elements(), to_vec(g), to_vec(l.weight.val().inner()))
+            }
+            _ => continue,
+        };
+        rows.push((network.program.labels[i].path.clone(), count, norm(grad), norm(weight)));
+    }
+    rows
+}
+
+fn to_vec<T: Backend, const D: usize>(t: Tensor<T, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+}
+
+/// The Markdown report's numbers (three significant digits) against the CSV's.
+fn check_gradient_report(md: &str, csv: &str) {
+    let norms = |label: &str| -> Vec<f64> {
+        csv.lines()
+            .filter(|l| l.starts_with(&format!("{label},")))
+            .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+            .collect()
+    };
+    let close = |cell: &str, value: f64| {
+        let shown: f64 = cell.parse().unwrap_or_else(|_| panic!("`{cell}` is a number"));
+        assert!((shown - value).abs() <= 5e-4 * value.abs(), "`{cell}` shows {shown}, the CSV {value}");
+    };
+    let mut variant = String::new();
+    for line in md.lines() {
+        if let Some(label) = line.strip_prefix("## ") {
+            variant = label.to_string();
+            continue;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        if !line.starts_with("| ") || cells[0] == "model" || cells[0] == "depth" {
+            continue;
+        }
+        if variant.is_empty() {
+            // The summary: layers, first, last hidden, their ratio, the output layer.
+            let n = norms(cells[0]);
+            assert_eq!(cells[1], n.len().to_string());
+            let (first, hidden, output) = (n[0], n[n.len() - 2], n[n.len() - 1]);
+            for (cell, value) in cells[2..].iter().zip([first, hidden, first / hidden, output]) {
+                close(cell, value);
+            }
+        } else {
+            let depth: usize = cells[0].parse().unwrap();
+            close(cells[4], norms(&variant)[depth - 1]);
+        }
+    }
 }
 
 fn archc(args: &[&str]) -> Output {
@@ -120,12 +208,27 @@ fn gradients_command_writes_table_csv_and_plot() {
     let rows = |label: &str| csv.lines().filter(|l| l.starts_with(&format!("{label},"))).count();
     assert_eq!(rows("deepnet skip=false depth=2"), 4, "{csv}");
     assert_eq!(rows("deepnet skip=true depth=4"), 6, "{csv}");
-    for line in csv.lines().skip(1) {
-        let norm: f64 = line.split(',').nth(5).unwrap().parse().unwrap();
-        assert!(norm.is_finite() && norm >= 0.0, "{line}");
+    // Every number is the measurement made here independently, for every variant.
+    for (depth, skip) in [("2", "false"), ("4", "false"), ("2", "true"), ("4", "true")] {
+        let label = format!("deepnet skip={skip} depth={depth}");
+        let model = deepnet_on(&[("depth", depth), ("skip", skip)], Shape::Image { c: 1, h: 8, w: 8 });
+        let expected = independent_gradient_norms(&model, 4, 0);
+        let rows: Vec<Vec<&str>> =
+            csv.lines().filter(|l| l.starts_with(&format!("{label},"))).map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), expected.len(), "{label}: one row per weight layer");
+        for (k, (row, (path, weights, grad, weight))) in rows.iter().zip(&expected).enumerate() {
+            assert_eq!(
+                (row[1], row[2], row[4]),
+                ((k + 1).to_string().as_str(), path.as_str(), weights.to_string().as_str())
+            );
+            let (csv_grad, csv_weight): (f64, f64) = (row[5].parse().unwrap(), row[6].parse().unwrap());
+            assert!((csv_grad - grad).abs() <= 1e-5 * grad, "{label} {path}: ‖∇W‖ {csv_grad} vs {grad}");
+            assert!((csv_weight - weight).abs() <= 1e-6 * weight, "{label} {path}: ‖W‖ {csv_weight} vs {weight}");
+        }
     }
     assert_png(&dir.join("gradients.png"), (1000, 600));
     let md = std::fs::read_to_string(dir.join("gradients.md")).unwrap();
+    check_gradient_report(&md, &csv);
     insta::with_settings!({ snapshot_path => "../snapshots/analyze", prepend_module_to_snapshot => false, omit_expression => true }, {
         insta::assert_snapshot!("gradients_report", masked(&md));
     });
@@ -211,25 +314,46 @@ fn analyze_errors_are_one_clear_message() {
     assert_eq!(archc(&["analyze"]).status.code(), Some(2));
 }
 
+/// The class token's attention over the patches in the last encoder layer, for each
+/// head, against PyTorch's own attention weights (torchvision's ViT with
+/// `need_weights=True, average_attn_weights=False`, in the tiny_vit fixture).
 #[test]
-fn attention_maps_read_the_gates_and_the_class_token() {
+fn attention_maps_are_pytorchs_attention_weights() {
+    use archc::lower::weights::{RawTensor, StateDict};
     let text = std::fs::read_to_string("tests/fixtures/lowering/tiny_vit.arch").unwrap();
     let result = compile(&mut Sources::new(), "tiny_vit.arch", &text, &Options::default());
     let model = result.models.into_iter().next().unwrap();
+    let fixture = StateDict::read(std::path::Path::new("tests/fixtures/lowering/tiny_vit.safetensors")).unwrap();
+    let mut weights = fixture.clone();
+    weights.tensors.retain(|k, _| !k.starts_with("__"));
     let device = Default::default();
-    Flex::seed(&device, 5);
-    let network = Network::<Flex>::new(&model, &device);
-    let image = Tensor::<Flex, 4>::random([1, 3, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-    let maps = archc::analyze::attention::attention_maps(&network, image);
-    let [AttentionMap::Heads { from_class_token: true, height: 4, width: 4, heads, path }] = maps.as_slice() else {
-        panic!("one class-token map over 4×4 patches expected");
+    // Building draws initial weights (replaced here) from the shared generator.
+    let network = {
+        let _generator = seeded_generator();
+        Network::<Flex>::new(&model, &device).load_state_dict(&weights).unwrap()
     };
-    assert_eq!(path, "encoder.layers.encoder_layer_1.self_attention", "the last attention layer");
-    assert_eq!(heads.len(), 2);
-    for head in heads {
-        // A softmax row: the patches get what the class token does not give itself.
-        let total: f32 = head.iter().sum();
-        assert!(head.len() == 16 && head.iter().all(|&w| w > 0.0) && total > 0.0 && total < 1.0, "{head:?}");
+    let input: &RawTensor = &fixture.tensors["__input"];
+    let expected: &RawTensor = &fixture.tensors["__attention_class_token"];
+    let [batch, heads, patches] = expected.shape[..] else { panic!("[batch, heads, patches]") };
+    let per_image = input.data.len() / batch;
+    for b in 0..batch {
+        let image = input.data[b * per_image..(b + 1) * per_image].to_vec();
+        let image = Tensor::<Flex, 4>::from_data(TensorData::new(image, [1, 3, 16, 16]), &device);
+        let maps = archc::analyze::attention::attention_maps(&network, image);
+        let [AttentionMap::Heads { from_class_token: true, height: 4, width: 4, heads: computed, path }] =
+            maps.as_slice()
+        else {
+            panic!("one class-token map over 4×4 patches expected");
+        };
+        assert_eq!(path, "encoder.layers.encoder_layer_1.self_attention", "the last attention layer");
+        assert_eq!(computed.len(), heads);
+        for (h, head) in computed.iter().enumerate() {
+            let reference = &expected.data[(b * heads + h) * patches..(b * heads + h + 1) * patches];
+            assert_eq!(head.len(), patches);
+            for (a, e) in head.iter().zip(reference) {
+                assert!((a - e).abs() <= 1e-5, "image {b}, head {h}: {head:?} vs PyTorch's {reference:?}");
+            }
+        }
     }
 }
 

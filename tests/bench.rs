@@ -38,7 +38,9 @@ fn bench(args: &[&str]) -> Output {
 #[test]
 fn json_report_follows_the_schema_and_its_numbers_agree() {
     let file = scratch("lenet5.json");
+    let started = std::time::Instant::now();
     let out = bench(&["models/lenet5.arch", "--batch", "1,4", "--format", "json", "--out", file.to_str().unwrap()]);
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON report");
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -54,6 +56,8 @@ fn json_report_follows_the_schema_and_its_numbers_agree() {
     assert_eq!(cases, expected);
 
     let flops = forward_flops("models/lenet5.arch");
+    // LeNet-5's 416,520 MACs per image: the README's zoo table, which PyTorch's counter checks.
+    assert_eq!(flops, 2.0 * 416_520.0);
     for r in results {
         let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort();
@@ -87,6 +91,14 @@ fn json_report_follows_the_schema_and_its_numbers_agree() {
         if cfg!(target_os = "linux") {
             assert!(r["peak_bytes"].is_u64(), "Linux reports resident memory: {r}");
         }
+    }
+    // Against clocks archc does not read: the timed iterations (3 per case) fit in the
+    // command's wall time, and no rate exceeds what one core can do (a few tens of
+    // GFLOP/s; 500 would take a latency read in the wrong unit).
+    let timed: f64 = results.iter().map(|r| 3.0 * r["latency_ms"]["median"].as_f64().unwrap()).sum();
+    assert!(timed < wall_ms, "{timed} ms of timed iterations in a {wall_ms} ms run");
+    for r in results {
+        assert!(r["gflops_achieved"].as_f64().unwrap() < 500.0, "one thread: {r}");
     }
 }
 
@@ -190,4 +202,95 @@ fn bad_arguments_and_models_exit_nonzero() {
     let out = archc(&["bench", "tests/ui/E0009_residual_identity_mismatch.arch"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("error[E0009]"));
+}
+
+/// `model name` from /proc/cpuinfo, where the kernel lists one.
+fn cpu_model_name() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_string())
+}
+
+fn utc_date() -> String {
+    let out = Command::new("date").args(["-u", "+%F"]).output().expect("date runs");
+    text(&out.stdout).trim().to_string()
+}
+
+/// The report's top level has exactly the schema's fields, each with a value that can
+/// be checked from outside archc: the version, today's date, the CPU and core count.
+#[test]
+fn json_report_names_the_tool_the_date_and_the_machine() {
+    let before = utc_date();
+    let out = archc(&[
+        "bench",
+        "models/lenet5.arch",
+        "--batch",
+        "1",
+        "--mode",
+        "infer",
+        "--iters",
+        "2",
+        "--warmup",
+        "0",
+        "--threads",
+        "2",
+        "--format",
+        "json",
+    ]);
+    let after = utc_date();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON report");
+    let mut keys: Vec<&str> = report.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["date", "machine", "results", "schema", "tool"]);
+    assert_eq!(report["schema"], "archc-bench/1");
+    assert_eq!(report["tool"], format!("archc {}", env!("CARGO_PKG_VERSION")));
+    let date = report["date"].as_str().unwrap();
+    assert!(date == before || date == after, "{date}, not today ({before})");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let machine = report["machine"].as_str().unwrap();
+    match cpu_model_name() {
+        Some(cpu) => assert_eq!(machine, format!("{cpu} ({cores} cores)")),
+        None => assert_eq!(machine, format!("{} ({cores} cores)", std::env::consts::ARCH)),
+    }
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(r["threads"], 2, "--threads sizes the pool and the report says so");
+    let mut latency: Vec<&str> = r["latency_ms"].as_object().unwrap().keys().map(String::as_str).collect();
+    latency.sort();
+    assert_eq!(latency, ["median", "p90"]);
+    assert_eq!(
+        (r["model"].as_str(), r["mode"].as_str(), r["batch"].as_u64()),
+        (Some("lenet5"), Some("infer"), Some(1))
+    );
+}
+
+/// `--precision bf16` (and f16) on burn-flex, which emulates them: the runs happen and
+/// the report names the precision in `backend`; a backend without the precision is a
+/// one-line error before anything is measured.
+#[test]
+fn precision_runs_on_flex_and_is_refused_where_the_backend_lacks_it() {
+    for (precision, backend) in [("bf16", "flex-bf16"), ("f16", "flex-f16"), ("f32", "flex")] {
+        let out = bench(&["models/lenet5.arch", "--batch", "2", "--precision", precision, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{precision}: {}", text(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let results = report["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2, "infer and train");
+        for r in results {
+            assert_eq!(r["backend"], backend, "{r}");
+            assert!(r["latency_ms"]["median"].as_f64().unwrap() > 0.0, "{r}");
+        }
+    }
+    let table = text(&bench(&["models/lenet5.arch", "--batch", "2", "--mode", "infer", "--precision", "bf16"]).stdout);
+    assert!(table.contains("lenet5 on flex-bf16 (cpu, 1 thread)"), "{table}");
+
+    let started = std::time::Instant::now();
+    let out = bench(&["models/resnet50.arch", "--backend", "ndarray", "--precision", "f16"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("the ndarray backend cannot compute in f16"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(started.elapsed().as_secs() < 30, "refused before measuring ResNet-50");
 }

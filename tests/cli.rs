@@ -142,3 +142,102 @@ fn set_gives_network_arguments_on_the_command_line() {
     assert_eq!(archc(&["check", "models/plain20.arch", "--set", "skip"]).status.code(), Some(2));
     assert_eq!(archc(&["check", "models/plain20.arch", "--set", "2x=1"]).status.code(), Some(2));
 }
+
+/// Line and column (1-based, in characters) where `needle` first starts in `text`,
+/// counted here, apart from archc's own span arithmetic.
+fn line_column(text: &str, needle: &str) -> (u64, u64) {
+    let offset = text.find(needle).unwrap();
+    let before = &text[..offset];
+    let line = before.matches('\n').count() as u64 + 1;
+    let column = before.rsplit('\n').next().unwrap().chars().count() as u64 + 1;
+    (line, column)
+}
+
+fn sorted_keys(value: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    keys
+}
+
+const LINE_KEYS: [&str; 7] = ["errors", "file", "input", "model", "output", "params", "warnings"];
+const DIAGNOSTIC_KEYS: [&str; 8] = ["code", "column", "file", "help", "label", "line", "message", "severity"];
+
+/// One line per network with exactly the README's fields, and every diagnostic with
+/// exactly its fields, each value checked: one file with an error, one with a warning,
+/// and one that cannot be read.
+#[test]
+fn check_json_gives_every_documented_field_and_no_other() {
+    let dir = std::env::temp_dir().join(format!("archc-cli-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A comment line and a blank one first, so that line and column are not 1.
+    let broken = "# `fc` reads an image\n\nnetwork broken(classes: int = 10) {\n    input image(3, 32, 32)\n    conv1:   conv(16, kernel: 3, padding: 1)\n             relu\n    avgpool: global_avgpool\n      fc:    linear(classes)\n}\n";
+    let warned = "network warned {\n    input image(3, 32, 32)\n    stem: { conv1: conv(16, kernel: 3, padding: 1)\n            bn1: batchnorm }\n          relu\n}\n";
+    let (broken_path, warned_path) = (dir.join("broken.arch"), dir.join("warned.arch"));
+    std::fs::write(&broken_path, broken).unwrap();
+    std::fs::write(&warned_path, warned).unwrap();
+    let missing_path = dir.join("missing.arch");
+    let paths = [&broken_path, &warned_path, &missing_path].map(|p| p.to_str().unwrap().to_string());
+
+    let out = archc(&["check", "--format", "json", &paths[0], &paths[1], &paths[2]]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "JSON goes to stdout only: {}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{}", stdout(&out));
+    for line in &lines {
+        assert_eq!(sorted_keys(line), LINE_KEYS, "{line}");
+        for diagnostic in line["errors"].as_array().unwrap().iter().chain(line["warnings"].as_array().unwrap()) {
+            assert_eq!(sorted_keys(diagnostic), DIAGNOSTIC_KEYS, "{diagnostic}");
+        }
+    }
+
+    let (line, column) = line_column(broken, "fc:");
+    assert_eq!((line, column), (8, 7));
+    assert_eq!(
+        lines[0],
+        serde_json::json!({
+            "file": paths[0], "model": "broken", "params": null, "input": null, "output": null,
+            "errors": [{
+                "code": "E0011", "severity": "error",
+                "message": "`linear` expects a vector, but its input is image(16, 1, 1)",
+                "label": "this gets image(16, 1, 1)",
+                "file": paths[0], "line": line, "column": column,
+                "help": "add `flatten` before it (or `global_avgpool` then `flatten`)",
+            }],
+            "warnings": [],
+        })
+    );
+
+    // conv1: 16·3·3·3 weights + 16 biases; bn1: 16 scales + 16 shifts.
+    let params = 16 * 3 * 3 * 3 + 16 + 16 + 16;
+    let (line, column) = line_column(warned, "conv1:");
+    assert_eq!((line, column), (3, 13));
+    assert_eq!(
+        lines[1],
+        serde_json::json!({
+            "file": paths[1], "model": "warned", "params": params, "input": [3, 32, 32], "output": [16, 32, 32],
+            "errors": [],
+            "warnings": [{
+                "code": "W0001", "severity": "warning",
+                "message": "`stem.conv1` has a bias that the batch norm after it cancels",
+                "label": "16 bias parameters that do nothing",
+                "file": paths[1], "line": line, "column": column,
+                "help": "write `bias: false` on the convolution",
+            }],
+        })
+    );
+
+    // A file that cannot be read is a line of the same form, its error at line 0.
+    assert_eq!(
+        lines[2],
+        serde_json::json!({
+            "file": paths[2], "model": null, "params": null, "input": null, "output": null,
+            "errors": [{
+                "code": "io", "severity": "error",
+                "message": format!("cannot read `{}`: no such file", paths[2]),
+                "label": "", "file": paths[2], "line": 0, "column": 0, "help": null,
+            }],
+            "warnings": [],
+        })
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -128,11 +128,11 @@ proptest! {
 
     #[test]
     fn mutated_zoo_models_never_panic(
-        model in 0usize..19,
+        model in any::<proptest::sample::Index>(),
         edits in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<usize>(), any::<usize>()), 1..6),
     ) {
         let sources = zoo_sources();
-        let source = &sources[model % sources.len()];
+        let source = &sources[model.index(sources.len())];
         check(&mutate(source, &edits));
     }
 }
@@ -171,4 +171,32 @@ fn enormous_models_are_counted_not_built() {
     let runaway = "block two { a: repeat(linear(4), times: 1000)\n b: repeat(linear(4), times: 1000) }\n\
                    network r { input vector(4)\n layers: repeat(two, times: 1000) }";
     assert!(check(runaway).diagnostics.iter().any(|d| d.code.id() == "E0025"));
+}
+
+/// What a user sees if archc itself fails (a bug, or a backend's panic): one line and
+/// exit code 101; `RUST_BACKTRACE` keeps Rust's own report. The panic is asked for
+/// through an environment variable that exists for this test.
+#[test]
+fn a_failure_inside_archc_is_one_line_and_exit_101() {
+    let run = |backtrace: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_archc"));
+        command.args(["check", "models/lenet5.arch"]).env("ARCHC_PANIC_FOR_TEST", "1").env_remove("RUST_BACKTRACE");
+        if backtrace {
+            command.env("RUST_BACKTRACE", "1");
+        }
+        command.output().unwrap()
+    };
+    let out = run(false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(101), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: archc stopped: a panic asked for by ARCHC_PANIC_FOR_TEST (at src/main.rs:"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    let out = run(true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(101), "{err}");
+    assert!(err.contains("panicked at src/main.rs") && err.contains("stack backtrace"), "{err}");
 }

@@ -180,12 +180,27 @@ fn resumed_run_equals_uninterrupted_run() {
     let whole = dir.join("whole");
     ok(&archc(&[&common[..], &["--out", whole.to_str().unwrap()]].concat()));
     let parts = dir.join("parts");
-    ok(&archc(&[&common[..], &["--out", parts.to_str().unwrap(), "--stop-after", "1"]].concat()));
-    assert_eq!(metrics_without_timing(&parts).len(), 2, "interrupted after one epoch");
-    ok(&archc(&["train", "--resume", parts.to_str().unwrap()]));
+    let first = ok(&archc(&[&common[..], &["--out", parts.to_str().unwrap(), "--stop-after", "1"]].concat()));
+    assert_eq!(epoch_lines(&first), ["epoch 1/3"], "{first}");
+    let interrupted = std::fs::read_to_string(parts.join("metrics.csv")).unwrap();
+    assert_eq!(interrupted.lines().count(), 2, "interrupted after one epoch");
+    let resumed = ok(&archc(&["train", "--resume", parts.to_str().unwrap()]));
+    // The resumed process trains the two remaining epochs only: its log says so, and
+    // the first epoch's row (its time and speed included) is the one the interrupted
+    // process measured, not a new one.
+    assert_eq!(epoch_lines(&resumed), ["epoch 2/3", "epoch 3/3"], "{resumed}");
+    let metrics = std::fs::read_to_string(parts.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().nth(1), interrupted.lines().nth(1), "epoch 1 was not trained again");
     assert_eq!(metrics_without_timing(&whole), metrics_without_timing(&parts));
-    let read = |run: &Path| archc::lower::weights::StateDict::read(&run.join("last.safetensors")).unwrap().tensors;
-    assert!(read(&whole) == read(&parts), "the same final weights, bit for bit");
+    let read = |run: &Path, file: &str| archc::lower::weights::StateDict::read(&run.join(file)).unwrap().tensors;
+    for file in ["last.safetensors", "best.safetensors"] {
+        assert!(read(&whole, file) == read(&parts, file), "the same {file}, bit for bit");
+    }
+}
+
+/// The `epoch N/M` that start a run's per-epoch lines.
+fn epoch_lines(log: &str) -> Vec<String> {
+    log.lines().filter(|l| l.starts_with("epoch ")).map(|l| l.split(':').next().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -210,6 +225,116 @@ fn diverging_loss_stops_with_a_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("the loss became") && err.contains("--lr"), "{err}");
+}
+
+/// A run that trains well for an epoch and then diverges stops in the second epoch,
+/// leaving the first epoch's checkpoint exactly as a run of one epoch leaves it.
+#[test]
+fn divergence_keeps_the_last_good_checkpoint() {
+    let dir = scratch("nan-later");
+    write_mnist(&dir, false);
+    let model = tiny_model(&dir);
+    let data_dir = dir.display().to_string();
+    // StepLR multiplies the learning rate by 1e33 after the first epoch: epoch 2's
+    // first step throws the weights far out, and a later batch's loss is not finite.
+    let common = [
+        "train",
+        &model,
+        "--data",
+        "mnist",
+        "--data-dir",
+        &data_dir,
+        "--batch",
+        "32",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "step",
+        "--step-size",
+        "1",
+        "--gamma",
+        "1e33",
+        "--seed",
+        "4",
+    ];
+    let good = dir.join("good");
+    ok(&archc(&[&common[..], &["--epochs", "1", "--out", good.to_str().unwrap()]].concat()));
+    let run = dir.join("run");
+    let out = archc(&[&common[..], &["--epochs", "3", "--out", run.to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("in epoch 2") && err.contains(&format!("last good checkpoint is in `{}`", run.display())));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["completed_epochs"], 1);
+    assert_eq!(metrics_without_timing(&run), metrics_without_timing(&good));
+    let read = |run: &Path, file: &str| archc::lower::weights::StateDict::read(&run.join(file)).unwrap().tensors;
+    for file in ["last.safetensors", "best.safetensors"] {
+        assert!(read(&run, file) == read(&good, file), "{file} is epoch 1's");
+    }
+    // No file is left half-written, and none under a temporary name.
+    for entry in std::fs::read_dir(&run).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        assert!(!name.contains("tmp"), "{name} left behind");
+    }
+}
+
+/// Runs archc under a file-size limit (bash's `ulimit -f`, in KiB), with SIGXFSZ
+/// ignored, so that a write past the limit fails with EFBIG in the middle of a file,
+/// as a full disk would make it fail.
+fn archc_with_file_limit(kib: u32, args: &[&str]) -> Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("trap '' XFSZ; ulimit -f {kib}; exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_archc"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("bash runs")
+}
+
+/// Every file archc writes goes to a temporary name first: a write that fails half-way
+/// (here: a file-size limit) leaves the previous file whole, no temporary file behind,
+/// and one line naming the file.
+#[test]
+fn a_write_that_fails_midway_leaves_the_old_file() {
+    let dir = scratch("atomic");
+    write_mnist(&dir, false);
+    let model = tiny_model(&dir);
+    let run = dir.join("run");
+    let data_dir = dir.display().to_string();
+    // width 64: last.safetensors is about 5.6 KiB, larger than the 4 KiB limit below.
+    let args = ["train", &model, "--data", "mnist", "--data-dir", &data_dir, "--epochs", "2", "--set", "width=64"];
+    ok(&archc(&[&args[..], &["--stop-after", "1", "--out", run.to_str().unwrap()]].concat()));
+    let before: Vec<(String, Vec<u8>)> = files(&run);
+    let out = archc_with_file_limit(4, &["train", "--resume", run.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("last.safetensors") && err.contains("File too large"), "{err}");
+    assert_eq!(files(&run), before, "the checkpoint files are as they were, and nothing else is there");
+
+    // The same for a text file: a bench report over an older one.
+    let report = dir.join("report.json");
+    std::fs::write(&report, "the previous report").unwrap();
+    let bench = ["bench", "models/lenet5.arch", "--batch", "1,2,3,4", "--iters", "1", "--warmup", "0"];
+    let out = archc_with_file_limit(1, &[&bench[..], &["--threads", "1", "--out", report.to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("report.json") && err.trim().lines().count() == 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "the previous report");
+    assert!(!dir.join("report.json.tmp").exists(), "the temporary file is removed");
+}
+
+/// A directory's files by name, with their bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
 }
 
 #[test]
@@ -306,10 +431,7 @@ fn cifar_and_image_folders_load() {
 
 #[test]
 fn fashion_mnist_end_to_end() {
-    let data = Path::new("/usr/share/datasets/fashion-mnist");
-    if !data.exists() {
-        assert!(std::env::var("CI").is_err(), "CI installs dataset-fashion-mnist; it is missing");
-        eprintln!("skipped: install Debian's dataset-fashion-mnist to run this test");
+    if !fashion_mnist_or_skip("fashion_mnist_end_to_end") {
         return;
     }
     let dir = scratch("fmnist");
@@ -404,6 +526,7 @@ fn compare_trains_measures_and_reports() {
         assert_png(&report.join(png), size);
     }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    check_report_numbers(&md, rows);
     // The command line names this run's temporary directory.
     let md: String = md.lines().filter(|l| !l.starts_with("Produced by")).collect::<Vec<_>>().join("\n");
     insta::with_settings!({ snapshot_path => "../snapshots/compare", prepend_module_to_snapshot => false, omit_expression => true }, {
@@ -412,8 +535,90 @@ fn compare_trains_measures_and_reports() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The numbers of a compare report (the snapshot masks them) against what they come
+/// from: the command's arguments, each run's metrics.csv, results.json's measurements,
+/// and the tiny models' parameter and MAC counts worked out by hand.
+fn check_report_numbers(md: &str, rows: &[serde_json::Value]) {
+    for phrase in [
+        "trained for 2 epochs with sgd (learning rate 0.05, cosine schedule, weight decay 0.0005, batch 16, no \
+         augmentation, seed 0) on the `flex` backend, 2 threads",
+        "measured on the 50 images of the test set",
+        "median of 2 eval-mode forward passes",
+    ] {
+        assert!(md.contains(phrase), "`{phrase}` in\n{md}");
+    }
+    let table: Vec<Vec<String>> = md
+        .lines()
+        .skip_while(|l| !l.starts_with("## Results"))
+        .filter(|l| l.starts_with("| ") && !l.starts_with("|-"))
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+        .take_while(|cells: &Vec<String>| cells.len() == 12)
+        .collect();
+    assert_eq!(table.len(), rows.len() + 1, "a header and one row per run:\n{md}");
+    for (cells, row) in table[1..].iter().zip(rows) {
+        let run = PathBuf::from(row["run"].as_str().unwrap());
+        let epochs: Vec<Vec<f64>> = std::fs::read_to_string(run.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
+            .collect();
+        let last = epochs.last().unwrap();
+        let width: f64 = row["model"].as_str().unwrap().rsplit('=').next().unwrap().parse().unwrap();
+        let close = |cell: &str, value: f64, within: f64| {
+            let shown = number(cell);
+            assert!((shown - value).abs() <= within, "{}: `{cell}` shows {shown}, expected {value}", row["model"]);
+        };
+        assert_eq!(cells[0], row["model"].as_str().unwrap());
+        close(&cells[1], row["train_images"].as_f64().unwrap(), 0.0);
+        // 3×3 convolution (9 weights per channel), batch norm (2), classifier (10 + 10).
+        let params = width * 9.0 + 2.0 * width + width * 10.0 + 10.0;
+        close(&cells[2], params, 0.005 * params);
+        // The convolution over 8×8 positions, the classifier's 10 per channel.
+        let macs = width * 9.0 * 64.0 + width * 10.0;
+        close(&cells[3], macs, 0.005 * macs);
+        // Accuracies: the last epoch's (top-1, top-5) and the best epoch's top-1.
+        close(&cells[4], 100.0 * last[4], 0.005);
+        close(&cells[5], 100.0 * last[5], 0.005);
+        close(&cells[6], 100.0 * epochs.iter().map(|e| e[4]).fold(0.0, f64::max), 0.005);
+        // The whole run's time and the mean training throughput of its epochs.
+        let seconds: f64 = epochs.iter().map(|e| e[7]).sum();
+        close(&cells[7], seconds, if seconds < 10.0 { 0.051 } else { 0.51 });
+        close(&cells[8], epochs.iter().map(|e| e[8]).sum::<f64>() / epochs.len() as f64, 0.1);
+        for (k, latency) in row["latency_ms"].as_array().unwrap().iter().enumerate() {
+            close(&cells[9 + k], latency[1].as_f64().unwrap(), 0.005);
+        }
+        match row["train_peak_bytes"].as_f64() {
+            Some(bytes) => close(&cells[11], bytes, 0.005 * bytes),
+            None => assert_eq!(cells[11], "-"),
+        }
+    }
+}
+
+/// A table cell as a number: `1,234`, `84.00%`, `1.2 s`, `0.51 ms`, `4.33 K`, `24.8 MB`.
+fn number(cell: &str) -> f64 {
+    let cell = cell.trim_end_matches(['%', 's', 'B']).trim_end_matches(" m").trim();
+    let (digits, scale) = match cell.rsplit_once(' ') {
+        Some((digits, "K")) => (digits, 1e3),
+        Some((digits, "M")) => (digits, 1e6),
+        Some((digits, "G")) => (digits, 1e9),
+        _ => (cell, 1.0),
+    };
+    digits.replace(',', "").trim().parse::<f64>().unwrap_or_else(|_| panic!("`{cell}` is not a number")) * scale
+}
+
 #[test]
 fn compare_refuses_bad_arguments_before_training() {
+    let dir = scratch("compare-refuses");
+    write_mnist(&dir, false);
+    let tiny = tiny_model(&dir);
+    let data_dir = dir.to_str().unwrap();
+    let out = archc(&["compare", &tiny, "models/resnet20.arch", "--data", "mnist", "--data-dir", data_dir]);
+    // Data that does not fit a model is found before anything is measured or trained.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--input 1x8x8") && !err.contains("panicked"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("=="), "nothing measured or trained first");
     let cases: &[(&[&str], &str)] = &[
         (&["compare", "models/lenet5.arch", "models/nope.arch", "--data", "mnist"], "models/nope.arch"),
         (&["compare", "models/lenet5.arch", "--data", "mnist", "--bench-iters", "0"], "--bench-iters"),
@@ -423,9 +628,7 @@ fn compare_refuses_bad_arguments_before_training() {
             &["compare", "models/lenet5.arch", "--data", "fashion-mnist", "--subset", "10,10"],
             "--subset 10 is given twice",
         ),
-        // Data that does not fit a model is found before anything is measured or trained.
-        (&["compare", "models/lenet5.arch", "models/resnet20.arch", "--data", "fashion-mnist"], "--input 1x28x28"),
-        // So are a precision the backend lacks and devices it does not have.
+        // A precision the backend lacks and devices it does not have are found first too.
         (
             &["compare", "models/lenet5.arch", "--data", "mnist", "--backend", "ndarray", "--precision", "f16"],
             "the ndarray backend cannot compute in f16",
@@ -598,15 +801,27 @@ fn mixed_precision_runs_record_and_evaluate_their_precision() {
     assert!(
         header.tensors().values().all(|t| t.dtype == safetensors::Dtype::F32 || t.dtype == safetensors::Dtype::I64)
     );
-    let best_top1 = metric_values(&run).iter().map(|m| m[3]).fold(0.0, f64::max);
+    // The best epoch (the first with the highest validation top-1) is the checkpoint.
+    let epochs = metric_values(&run);
+    let best_epoch = epochs.iter().fold(epochs[0], |b, m| if m[3] > b[3] { *m } else { b });
     let eval = |extra: &[&str]| {
         let args =
             ["eval", &model, "--weights", best.to_str().unwrap(), "--data", "mnist", "--data-dir", &data_dir, "--json"];
         let out = ok(&archc(&[&args[..], extra].concat()));
-        serde_json::from_str::<serde_json::Value>(out.lines().next().unwrap()).unwrap()["top1"].as_f64().unwrap()
+        let v = serde_json::from_str::<serde_json::Value>(out.lines().next().unwrap()).unwrap();
+        (v["loss"].as_f64().unwrap(), v["top1"].as_f64().unwrap())
     };
-    assert!((eval(&[]) - best_top1).abs() < 1e-9, "eval in the checkpoint's bf16 = the best validation top-1");
-    assert!((eval(&["--precision", "f32"]) - best_top1).abs() < 0.1, "f32 evaluates the same weights");
+    // In the checkpoint's bf16, eval measures what validation measured (metrics.csv
+    // keeps six decimals).
+    let (bf16_loss, bf16_top1) = eval(&[]);
+    assert!((bf16_top1 - best_epoch[3]).abs() < 1e-9, "eval top-1 {bf16_top1} vs validation {best_epoch:?}");
+    assert!((bf16_loss - best_epoch[2]).abs() < 1e-6, "eval loss {bf16_loss} vs validation {best_epoch:?}");
+    // In f32 it measures what the same weights give in f32, computed here.
+    let (f32_loss, f32_top1) = eval(&["--precision", "f32"]);
+    let (own_loss, own_top1) = evaluate_in_f32(&model, &best, 50);
+    assert!((f32_loss - own_loss).abs() < 1e-5 * own_loss, "eval --precision f32 loss {f32_loss} vs {own_loss}");
+    assert!((f32_top1 - own_top1).abs() < 1e-9, "eval --precision f32 top-1 {f32_top1} vs {own_top1}");
+    assert!((f32_loss - bf16_loss).abs() > 1e-5, "f32 ({f32_loss}) and bf16 ({bf16_loss}) differ: --precision is used");
 
     let f16 = [&common[..], &["--epochs", "3", "--precision", "f16", "--seed", "3"]].concat();
     let whole = dir.join("whole");
@@ -621,8 +836,107 @@ fn mixed_precision_runs_record_and_evaluate_their_precision() {
             serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
         state["loss_scale"].clone()
     };
-    assert!(scaler(&whole)["scale"].as_f64().unwrap() > 0.0, "{}", scaler(&whole));
     assert_eq!(scaler(&whole), scaler(&parts));
+    // 3 epochs of 7 batches: too few for the scale to grow (2000 good steps), so it is
+    // 65536 halved once per skipped step, and the good steps follow the last skip.
+    let (scale, skipped, good) = scale_state(&whole);
+    assert_eq!(scale * 2f64.powi(skipped as i32), 65536.0, "{}", scaler(&whole));
+    assert!(good + skipped <= 21, "{}", scaler(&whole));
+}
+
+/// (scale, skipped steps, good steps since the last change) of an f16 run's scaler.
+fn scale_state(run: &Path) -> (f64, u64, u64) {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let s = &state["loss_scale"];
+    (s["scale"].as_f64().unwrap(), s["skipped"].as_u64().unwrap(), s["good_steps"].as_u64().unwrap())
+}
+
+/// Loss and top-1 of `weights` on the first `count` test images that `write_mnist`
+/// writes, computed here in f32 (the lowered network, the checkpoint's normalisation,
+/// a plain cross-entropy), independently of `archc eval`.
+fn evaluate_in_f32(model: &str, weights: &Path, count: usize) -> (f64, f64) {
+    use archc::lower::Network;
+    use burn::backend::Flex;
+    use burn::prelude::*;
+    let text = std::fs::read_to_string(model).unwrap();
+    let compiled = archc::elaborate::compile(
+        &mut archc::source::Sources::new(),
+        model,
+        &text,
+        &archc::elaborate::Options::default(),
+    );
+    let dict = archc::lower::weights::StateDict::read(weights).unwrap();
+    let (mean, std) = dict.normalization(1).expect("archc's checkpoints carry the normalisation");
+    let device = Default::default();
+    let network = Network::<Flex>::new(&compiled.models[0], &device).load_state_dict(&dict).unwrap();
+    let (pixels, labels) = images(count, 8, 1);
+    let input: Vec<f32> = pixels.iter().map(|&p| (p as f32 / 255.0 - mean[0]) / std[0]).collect();
+    let logits = network.logits(Tensor::from_data(TensorData::new(input, [count, 1, 8, 8]), &device));
+    let rows = logits.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+    let (mut loss, mut hits) = (0f64, 0usize);
+    for (row, &label) in rows.chunks(10).zip(&labels) {
+        let top = row.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let log_sum = row.iter().map(|&v| (v as f64 - top).exp()).sum::<f64>().ln() + top;
+        loss += log_sum - row[label as usize] as f64;
+        let best = (0..10).fold(0, |b, i| if row[i] > row[b] { i } else { b });
+        hits += usize::from(best == label as usize);
+    }
+    (loss / count as f64, hits as f64 / count as f64)
+}
+
+/// f16's loss scaling in real runs: a batch of one makes the scaled gradients
+/// overflow f16, so steps are skipped (and the run goes on, finite); clipping sees the
+/// unscaled gradients, so a bound no unscaled norm reaches changes nothing, and an
+/// active one trains as f32 with the same bound does.
+#[test]
+fn f16_runs_skip_overflowing_steps_and_clip_unscaled_gradients() {
+    let dir = scratch("f16");
+    write_mnist(&dir, false);
+    let model = tiny_model(&dir);
+    let data_dir = dir.display().to_string();
+    let base = ["train", &model, "--data", "mnist", "--data-dir", &data_dir, "--epochs", "1", "--seed", "2"];
+    let skipping = dir.join("skipping");
+    let text = ok(&archc(
+        &[&base[..], &["--precision", "f16", "--batch", "1", "--subset", "60", "--out", skipping.to_str().unwrap()]]
+            .concat(),
+    ));
+    let (scale, skipped, good) = scale_state(&skipping);
+    assert!(skipped >= 1, "no step overflowed: {text}");
+    assert_eq!(scale * 2f64.powi(skipped as i32), 65536.0);
+    assert!(good + skipped <= 60);
+    assert!(text.contains(&format!("f16 loss scale {scale} at the end; {skipped} step(s) skipped")), "{text}");
+    assert!(metric_values(&skipping)[0].iter().all(|v| v.is_finite()));
+    let weights = archc::lower::weights::StateDict::read(&skipping.join("last.safetensors")).unwrap();
+    assert!(weights.tensors.values().all(|t| t.data.iter().all(|v| v.is_finite())), "skipped steps change nothing");
+
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        ok(&archc(&[&base[..], &["--batch", "32", "--out", out.to_str().unwrap()], extra].concat()));
+        metric_values(&out)[0]
+    };
+    let plain = run("f16", &["--precision", "f16"]);
+    let loose = run("f16-loose", &["--precision", "f16", "--clip-grad-norm", "100"]);
+    assert_eq!(plain, loose, "a bound of 100 is far above the unscaled norms (but not the scaled ones)");
+    let clipped = run("f16-clipped", &["--precision", "f16", "--clip-grad-norm", "0.05"]);
+    assert_ne!(clipped, plain, "a bound of 0.05 clips");
+    // The same seed starts both runs from the same weights: the clipped f16 run moves
+    // them as the clipped f32 run does, up to f16's rounding.
+    run("f32-clipped", &["--clip-grad-norm", "0.05"]);
+    let start = dir.join("start");
+    ok(&archc(&[&base[..], &["--batch", "32", "--lr", "0", "--out", start.to_str().unwrap()]].concat()));
+    let weights = |run: &str| archc::lower::weights::StateDict::read(&dir.join(run).join("last.safetensors")).unwrap();
+    let (initial, f16, f32) = (weights("start"), weights("f16-clipped"), weights("f32-clipped"));
+    for (name, w0) in initial.tensors.iter().filter(|(n, _)| n.ends_with("weight") || n.ends_with("bias")) {
+        let delta = |w: &archc::lower::weights::StateDict| -> Vec<f64> {
+            w.tensors[name].data.iter().zip(&w0.data).map(|(a, b)| (a - b) as f64).collect()
+        };
+        let (a, e) = (delta(&f16), delta(&f32));
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let difference: Vec<f64> = a.iter().zip(&e).map(|(x, y)| x - y).collect();
+        assert!(norm(&e) > 0.0, "{name} moved");
+        assert!(norm(&difference) <= 0.05 * norm(&e), "{name}: f16 update {} vs f32 {}", norm(&a), norm(&e));
+    }
 }
 
 /// Where a run computes is checked before any data is read or a directory made.
@@ -658,4 +972,26 @@ fn devices_and_precisions_are_checked_before_training() {
         assert!(err.contains("needs NVIDIA's driver"), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
+}
+
+/// Where Debian's `dataset-fashion-mnist` installs Fashion-MNIST.
+const FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Whether the real Fashion-MNIST is installed. In CI (`CI` set, as `.ci/run` runs) it
+/// must be: a missing dataset fails the test. Elsewhere the test is skipped and says
+/// so with a `SKIPPED` line written straight to the terminal (the harness hides what
+/// `eprintln!` prints in a passing test), which `.ci/run`'s closing line counts.
+fn fashion_mnist_or_skip(test: &str) -> bool {
+    if Path::new(FASHION_MNIST).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: CI installs Debian's dataset-fashion-mnist, but {FASHION_MNIST} is missing"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: install Debian's dataset-fashion-mnist ({FASHION_MNIST}) to run it"
+    );
+    false
 }

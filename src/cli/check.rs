@@ -39,10 +39,13 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
             Err(message) => {
                 failed = true;
                 if args.format == Format::Json {
-                    let error = json!({"code": "io", "message": message, "file": path, "line": 0, "column": 0});
+                    // The same fields as every other diagnostic and line, with no span to point at.
+                    let error = json!({"code": "io", "severity": "error", "message": message, "label": "",
+                                       "file": path, "line": 0, "column": 0, "help": null});
                     println!(
                         "{}",
-                        json!({"file": path, "model": null, "params": null, "output": null, "errors": [error], "warnings": []})
+                        json!({"file": path, "model": null, "params": null, "input": null, "output": null,
+                               "errors": [error], "warnings": []})
                     );
                 } else {
                     eprintln!("error: {message}");

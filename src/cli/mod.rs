@@ -130,6 +130,12 @@ pub fn check_settings(
         set.sort();
         set
     };
+    // Only archc's checkpoints record their arguments (`set`, beside the class names it
+    // always writes); a PyTorch file says nothing about how it was built, so any `--set`
+    // may use it.
+    if !dict.metadata.contains_key("set") && !dict.metadata.contains_key("classes") {
+        return Ok(());
+    }
     let (trained, given) = (normal(&dict.settings()), normal(&compile.set));
     if trained == given {
         return Ok(());

@@ -290,6 +290,7 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
         run: &run,
         stop_after: args.stop_after,
         settings: &args.compile.set,
+        init: None,
     };
     let mut observer = Printer::new(train.len().div_ceil(hyper.batch.max(1)));
     let progress = crate::with_backend!(args.options.backend, |B, device| {

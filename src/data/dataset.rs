@@ -271,11 +271,13 @@ pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded,
             let (c, h, w) = (c as usize, h as usize, w as usize);
             let split = |name: &str| root.join(name).is_dir().then(|| root.join(name));
             match (split("train"), split("val").or_else(|| split("test"))) {
-                (Some(train), Some(test)) => Ok(Loaded {
-                    train: folder::read(&train, &source.name(), c, h, w)?,
-                    test: Some(folder::read(&test, &source.name(), c, h, w)?),
-                }),
-                _ => Ok(Loaded { train: folder::read(root, &source.name(), c, h, w)?, test: None }),
+                (Some(train), Some(test)) => {
+                    let train = folder::read(&train, &source.name(), (c, h, w), None)?;
+                    // Labelled by the training split's class names, not by its own folders.
+                    let test = folder::read(&test, &source.name(), (c, h, w), Some(&train.classes))?;
+                    Ok(Loaded { train, test: Some(test) })
+                }
+                _ => Ok(Loaded { train: folder::read(root, &source.name(), (c, h, w), None)?, test: None }),
             }
         }
     }

@@ -19,8 +19,15 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(entries)
 }
 
-/// Reads a folder of class folders at the given size (channels 1 or 3).
-pub fn read(root: &Path, name: &str, channels: usize, height: usize, width: usize) -> Result<Dataset, String> {
+/// Reads a folder of class folders at the given size (channels 1 or 3). `classes`, for
+/// a validation split, are the training split's: its folders are labelled by those
+/// names (it may lack some), and a folder that is not one of them is an error.
+pub fn read(
+    root: &Path,
+    name: &str,
+    (channels, height, width): (usize, usize, usize),
+    classes: Option<&[String]>,
+) -> Result<Dataset, String> {
     let class_dirs: Vec<PathBuf> = sorted_entries(root)?.into_iter().filter(|p| p.is_dir()).collect();
     if class_dirs.is_empty() {
         return Err(format!(
@@ -28,9 +35,16 @@ pub fn read(root: &Path, name: &str, channels: usize, height: usize, width: usiz
             root.display()
         ));
     }
+    let names: Vec<String> = class_dirs
+        .iter()
+        .map(|dir| dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default())
+        .collect();
     let mut dataset = Dataset::empty(name, channels, height, width);
-    for (class, dir) in class_dirs.iter().enumerate() {
-        dataset.classes.push(dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
+    dataset.classes = classes.map_or_else(|| names.clone(), <[String]>::to_vec);
+    for (dir, folder) in class_dirs.iter().zip(&names) {
+        let Some(class) = dataset.classes.iter().position(|c| c == folder) else {
+            return Err(format!("`{}` is a class that the training split does not have", dir.display()));
+        };
         for file in sorted_entries(dir)?.into_iter().filter(|p| is_image(p)) {
             let floats = super::images::load(&file, channels, height, width, None)?;
             // Back to bytes: the pipeline normalises every dataset the same way later.

@@ -1,6 +1,7 @@
-//! Images as model input: decoded (PNG/JPEG), converted to the model's channels
-//! (1 = grey, 3 = RGB), resized to its height and width, scaled to [0, 1] and
-//! normalised per channel.
+//! Images as model input: decoded (PNG/JPEG), resized to the model's height and width
+//! (a triangle filter over pixel centres, rounded once), converted to its channels
+//! (1 = grey as PIL's `convert("L")`, 3 = RGB), scaled to [0, 1] and normalised per
+//! channel.
 
 use std::path::Path;
 
@@ -30,8 +31,13 @@ pub fn load(
     let mut out = vec![0f32; channels * height * width];
     match channels {
         1 => {
-            for (i, p) in resized.to_luma8().pixels().enumerate() {
-                out[i] = p.0[0] as f32 / 255.0;
+            // PIL's `convert("L")`, which torchvision's `Grayscale` uses too: ITU-R 601-2
+            // luma in 16-bit fixed point, rounded. (The image crate's `to_luma8` weighs by
+            // Rec. 709 and truncates, which is not what a PyTorch-trained model has seen.)
+            // A grey image comes back unchanged.
+            for (i, p) in resized.to_rgb8().pixels().enumerate() {
+                let [r, g, b] = p.0.map(u32::from);
+                out[i] = ((19_595 * r + 38_470 * g + 7_471 * b + 0x8000) >> 16) as f32 / 255.0;
             }
         }
         3 => {

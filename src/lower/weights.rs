@@ -178,8 +178,17 @@ impl StateDict {
         let temp = path.with_extension("safetensors.tmp");
         let metadata: Option<std::collections::HashMap<String, String>> =
             (!self.metadata.is_empty()).then(|| self.metadata.clone().into_iter().collect());
-        safetensors::serialize_to_file(views, metadata, &temp).map_err(|e| format!("cannot write `{shown}`: {e}"))?;
-        std::fs::rename(&temp, path).map_err(|e| format!("cannot write `{shown}`: {}", io_reason(&e)))
+        let written = safetensors::serialize_to_file(views, metadata, &temp)
+            .map_err(|e| match e {
+                safetensors::SafeTensorError::IoError(e) => io_reason(&e),
+                other => other.to_string(),
+            })
+            .and_then(|()| std::fs::rename(&temp, path).map_err(|e| io_reason(&e)));
+        written.map_err(|reason| {
+            // Half a temporary file is of no use to anyone.
+            let _ = std::fs::remove_file(&temp);
+            format!("cannot write `{shown}`: {reason}")
+        })
     }
 }
 

@@ -128,11 +128,16 @@ impl RunDir {
         record: R,
     ) -> Result<(), String> {
         let temp = self.dir.join(format!("{name}-tmp"));
-        recorder()
-            .record(record, temp.clone())
-            .map_err(|e| format!("cannot write `{}/{name}.mpk`: {e}", self.dir.display()))?;
-        std::fs::rename(temp.with_extension("mpk"), self.dir.join(format!("{name}.mpk")))
-            .map_err(|e| format!("cannot write `{}/{name}.mpk`: {e}", self.dir.display()))
+        // The recorder adds the extension itself.
+        let written = temp.with_extension("mpk");
+        let result = recorder()
+            .record(record, temp)
+            .map_err(|e| e.to_string())
+            .and_then(|()| std::fs::rename(&written, self.dir.join(format!("{name}.mpk"))).map_err(|e| e.to_string()));
+        result.map_err(|reason| {
+            let _ = std::fs::remove_file(&written);
+            format!("cannot write `{}/{name}.mpk`: {reason}", self.dir.display())
+        })
     }
 
     pub fn save_epoch<B: AutodiffBackend>(

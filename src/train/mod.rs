@@ -17,6 +17,7 @@ pub use evaluate::{Evaluation, evaluate};
 
 use crate::data::dataset::{Dataset, Pipeline};
 use crate::ir::Model;
+use crate::lower::weights::StateDict;
 use crate::lower::{Network, Precision};
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -154,6 +155,28 @@ fn grad_stats<B: AutodiffBackend>(network: &Network<B>, grads: &GradientsParams)
     }
 }
 
+/// The sum of every parameter's values, which is finite only if they all are.
+struct WeightSum<B: AutodiffBackend> {
+    sum: Option<Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for WeightSum<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let sum = param.val().inner().sum();
+        self.sum = Some(match self.sum.take() {
+            Some(total) => total + sum,
+            None => sum,
+        });
+    }
+}
+
+/// Whether every weight is finite (one device read).
+fn weights_finite<B: AutodiffBackend>(network: &Network<B>) -> bool {
+    let mut visitor = WeightSum::<B> { sum: None };
+    network.visit(&mut visitor);
+    visitor.sum.is_none_or(|sum| sum.into_scalar().elem::<f64>().is_finite())
+}
+
 /// Every gradient multiplied by `factor`.
 struct Rescale<'a, B: AutodiffBackend> {
     grads: &'a mut GradientsParams,
@@ -192,6 +215,10 @@ pub struct Session<'a> {
     /// The network arguments given with `--set`: checkpoints record them, so that
     /// evaluating the weights on a network built differently is caught.
     pub settings: &'a [(String, String)],
+    /// Weights (and batch-norm statistics) to start a new run from instead of the
+    /// seeded initialisation; every tensor of the network must be there. A resumed
+    /// run starts from its own checkpoint instead.
+    pub init: Option<&'a StateDict>,
 }
 
 /// Trains (or resumes) a run to `hyper.epochs`, writing everything to the run directory.
@@ -207,6 +234,9 @@ pub fn train<B: AutodiffBackend>(
     hyper.precision.check::<B>("training", device)?;
     B::seed(device, hyper.seed);
     let mut network = Network::<B>::new(session.model, device).with_precision(hyper.precision);
+    if let Some(weights) = session.init {
+        network = network.load_state_dict(weights).map_err(|problems| problems.join("; "))?;
+    }
     let metadata = checkpoint::metadata(session.pipeline, &session.train.classes, session.settings, hyper.precision);
     let mut optim = Optim::<B>::new(hyper);
     let mut progress =
@@ -292,6 +322,15 @@ pub fn train<B: AutodiffBackend>(
             );
         }
         let train_seconds = start.elapsed().as_secs_f64();
+        // A ReLU turns NaN into 0 on Burn's backends (PyTorch's keeps it), so weights
+        // that became NaN can leave the loss finite: check them before they are saved.
+        if !weights_finite(&network) {
+            return Err(format!(
+                "the weights became NaN or infinite in epoch {} while the loss stayed finite; stopped. The last good checkpoint is in `{}`. Try a smaller --lr or --clip-grad-norm",
+                epoch + 1,
+                session.run.dir.display()
+            ));
+        }
         let eval = evaluate::<B::InnerBackend>(&network.valid(), session.val, session.pipeline, hyper.batch, device)?;
         let metrics = EpochMetrics {
             epoch: epoch + 1,

@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests that check files users read.
+// Each test binary that includes this module uses only some of its helpers.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -47,22 +49,27 @@ pub fn assert_png(path: &Path, size: (u32, u32)) {
 }
 
 /// Numbers replaced by `#`, with their unit (`24.8 MB`, `0.51 ms`: a measured size
-/// may change unit between runs); words that merely hold digits (`depth=4`,
-/// `body.0.conv`, `b128`) stay. A snapshot then holds the report's form, not its values.
+/// may change unit between runs); the punctuation around a number stays (`(#)`, `#,`,
+/// `#%`), and words that merely hold digits (`depth=4`, `body.0.conv`, `b128`) stay. A
+/// snapshot then holds the report's form, not its values; tests check the values
+/// against their sources separately.
 pub fn masked(text: &str) -> String {
     const UNITS: &[&str] = &["B", "KB", "MB", "GB", "K", "M", "G", "T", "ms", "s"];
-    let is_number = |word: &str| {
-        let bare = word.trim_start_matches('(').trim_end_matches(['%', ',', '.', ')', ';']);
-        !bare.is_empty() && bare.parse::<f64>().is_ok()
+    let mask = |word: &str| -> Option<String> {
+        let start = word.len() - word.trim_start_matches('(').len();
+        let end = word.trim_end_matches(['%', ',', '.', ')', ';', ':']).len();
+        let number = word.get(start..end).filter(|n| !n.is_empty())?;
+        number.parse::<f64>().ok()?;
+        Some(format!("{}#{}", &word[..start], &word[end..]))
     };
     let line = |line: &str| {
         let mut out: Vec<String> = Vec::new();
         for word in line.split(' ') {
             let after_number = out.last().is_some_and(|w| w == "#");
-            if is_number(word) {
-                out.push("#".into());
-            } else if !(after_number && UNITS.contains(&word)) {
-                out.push(word.to_string());
+            match mask(word) {
+                Some(masked) => out.push(masked),
+                None if after_number && UNITS.contains(&word) => {}
+                None => out.push(word.to_string()),
             }
         }
         out.join(" ")
