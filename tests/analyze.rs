@@ -8,7 +8,7 @@ use archc::analyze::attention::AttentionMap;
 use archc::analyze::gradients::gradient_norms;
 use archc::elaborate::{Options, compile};
 use archc::ir::{Model, Shape};
-use archc::lower::Network;
+use archc::lower::{Network, Value};
 use archc::source::Sources;
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
@@ -131,18 +131,96 @@ fn independent_gradient_norms(model: &Model, batch: usize, seed: u64) -> Vec<(St
     rows
 }
 
+/// (path, mean, population std, share of zeros) of every step's output, computed here
+/// from the values (seeded as `analyze` documents, training mode).
+fn independent_step_statistics(model: &Model, batch: usize, seed: u64) -> Vec<(String, f64, f64, f64)> {
+    let device = Default::default();
+    let _generator = seeded_generator();
+    B::seed(&device, seed);
+    let probe = Probe::<B>::random(model, batch, &device);
+    B::seed(&device, seed);
+    let network = Network::<B>::new(model, &device);
+    let mut rows = Vec::new();
+    network.forward_observed(probe.input, &mut |i, value| {
+        let values = match value {
+            Value::Image(t) => to_vec(t.clone()),
+            Value::Tokens(t) => to_vec(t.clone()),
+            Value::Vector(t) => to_vec(t.clone()),
+        };
+        let n = values.len() as f64;
+        let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = values.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let zeros = values.iter().filter(|&&v| v == 0.0).count() as f64 / n;
+        rows.push((network.program.labels[i].path.clone(), mean, var.sqrt(), zeros));
+    });
+    rows
+}
+
+/// A CSV's rows after the header, fields split with quotes respected.
+fn csv_rows(csv: &str) -> Vec<Vec<String>> {
+    csv.lines()
+        .skip(1)
+        .map(|line| {
+            let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+            for c in line.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => fields.push(std::mem::take(&mut field)),
+                    c => field.push(c),
+                }
+            }
+            fields.push(field);
+            fields
+        })
+        .collect()
+}
+
+/// Each row of the activations report (depth, layer, op, mean, std, zeros) is one of
+/// the CSV's steps, its numbers shown to three significant digits.
+fn check_activation_report(md: &str, csv: &str) {
+    let rows = csv_rows(csv);
+    let mut variant = String::new();
+    let mut checked = 0;
+    for line in md.lines() {
+        if let Some(label) = line.strip_prefix("## ") {
+            variant = label.to_string();
+            continue;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        if !line.starts_with("| ") || cells[0] == "depth" {
+            continue;
+        }
+        let step = rows
+            .iter()
+            .rev()
+            .find(|r| r[0] == variant && r[2] == cells[0] && r[3] == cells[1] && r[4] == cells[2])
+            .unwrap_or_else(|| panic!("{variant}: no step `{line}` in the CSV"));
+        for (cell, value) in [(cells[3], &step[5]), (cells[4], &step[6])] {
+            let (shown, value): (f64, f64) = (cell.parse().unwrap(), value.parse().unwrap());
+            assert!((shown - value).abs() <= 5e-4 * value.abs(), "{variant}: `{line}` vs the CSV's {value}");
+        }
+        let zeros: f64 = step[7].parse().unwrap();
+        assert_eq!(cells[5], format!("{:.1}%", 100.0 * zeros), "{variant}: `{line}`");
+        checked += 1;
+    }
+    assert_eq!(checked, 2 * 5, "each variant's stem, three units and classifier");
+}
+
 fn to_vec<T: Backend, const D: usize>(t: Tensor<T, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
 }
 
 /// The Markdown report's numbers (three significant digits) against the CSV's.
 fn check_gradient_report(md: &str, csv: &str) {
-    let norms = |label: &str| -> Vec<f64> {
-        csv.lines()
-            .filter(|l| l.starts_with(&format!("{label},")))
-            .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+    // (‖∇W‖, ‖W‖) of each weight layer of a variant.
+    let layers = |label: &str| -> Vec<(f64, f64)> {
+        csv_rows(csv)
+            .into_iter()
+            .filter(|r| r[0] == label)
+            .map(|r| (r[5].parse().unwrap(), r[6].parse().unwrap()))
             .collect()
     };
+    let norms = |label: &str| -> Vec<f64> { layers(label).into_iter().map(|(g, _)| g).collect() };
     let close = |cell: &str, value: f64| {
         let shown: f64 = cell.parse().unwrap_or_else(|_| panic!("`{cell}` is a number"));
         assert!((shown - value).abs() <= 5e-4 * value.abs(), "`{cell}` shows {shown}, the CSV {value}");
@@ -167,7 +245,10 @@ fn check_gradient_report(md: &str, csv: &str) {
             }
         } else {
             let depth: usize = cells[0].parse().unwrap();
-            close(cells[4], norms(&variant)[depth - 1]);
+            let (grad, weight) = layers(&variant)[depth - 1];
+            for (cell, value) in [(cells[4], grad), (cells[5], weight), (cells[6], grad / weight)] {
+                close(cell, value);
+            }
         }
     }
 }
@@ -268,8 +349,27 @@ fn activations_command_writes_table_csv_and_plot() {
     assert_eq!(rows("\"deepnet norm=batchnorm(eps: 1e-3, momentum: 0.1)\",", ""), 14, "{csv}");
     assert_eq!(rows("deepnet norm=identity,", "identity"), 3, "{csv}");
     assert_eq!(rows("\"deepnet norm=batchnorm(eps: 1e-3, momentum: 0.1)\",", "batchnorm"), 3, "{csv}");
+    // Every step's numbers are the statistics of its output computed here, for both
+    // variants, and the report's rows are the CSV's.
+    for norm in ["identity", "batchnorm(eps: 1e-3, momentum: 0.1)"] {
+        let label = format!("deepnet norm={norm}");
+        let model = deepnet_on(&[("depth", "3"), ("act", "relu"), ("norm", norm)], Shape::Image { c: 1, h: 8, w: 8 });
+        let expected = independent_step_statistics(&model, 4, 0);
+        let rows: Vec<Vec<String>> = csv_rows(&csv).into_iter().filter(|r| r[0] == label).collect();
+        assert_eq!(rows.len(), expected.len(), "{label}: one row per step");
+        for (row, (path, mean, std, zeros)) in rows.iter().zip(&expected) {
+            assert_eq!(&row[3], path);
+            let (m, sd, z): (f64, f64, f64) =
+                (row[5].parse().unwrap(), row[6].parse().unwrap(), row[7].parse().unwrap());
+            let scale = mean.abs() + std;
+            assert!((m - mean).abs() <= 1e-5 * scale, "{label} {path}: mean {m} vs {mean}");
+            assert!((sd - std).abs() <= 1e-5 * scale, "{label} {path}: std {sd} vs {std}");
+            assert_eq!(z, *zeros, "{label} {path}: zeros");
+        }
+    }
     assert_png(&dir.join("activations.png"), (1400, 560));
     let md = std::fs::read_to_string(dir.join("activations.md")).unwrap();
+    check_activation_report(&md, &csv);
     insta::with_settings!({ snapshot_path => "../snapshots/analyze", prepend_module_to_snapshot => false, omit_expression => true }, {
         insta::assert_snapshot!("activations_report", masked(&md));
     });

@@ -148,7 +148,7 @@ fn relative_error(actual: &[f32], expected: &[f32]) -> f32 {
         .iter()
         .zip(expected)
         .map(|(a, e)| (a - e).abs())
-        .fold(0f32, |m, d| if d.is_nan() { f32::NAN } else { m.max(d) });
+        .fold(0f32, |m, d| if m.is_nan() || d.is_nan() { f32::NAN } else { m.max(d) });
     worst / scale
 }
 
@@ -454,51 +454,40 @@ const BF16_GRADS: f32 = 0.3;
 const F16: f32 = 1e-2;
 const F16_GRADS: f32 = 0.25;
 
-/// The ops no fixture has (sinusoidal positions, dropout, softmax, pooling, channel
-/// padding, token means), in bf16 and f16: each op in autocast's precision in training
-/// mode (dropout on) and eval mode, and eval logits near f32's.
+/// The ops no other fixture has (silu, padded max pooling, channel padding, sinusoidal
+/// positions, dropout, tanh, token means, softmax; tests/fixtures/lowering/every_op.arch):
+/// in f32, PyTorch's eval logits; in bf16 and f16, every step by autocast's rules in
+/// training mode (dropout on) and eval mode, each layer in the precision PyTorch's
+/// autocast gave it, and eval outputs within the format's tolerance of PyTorch's
+/// autocast pass.
 #[test]
 fn mixed_precision_runs_every_op_in_autocasts_precision() {
-    const EVERY_OP: &str = "network every_op(classes: int = 5) {
-        input image(3, 16, 16)
-        conv1: conv(8, kernel: 3, padding: 1, bias: false)
-        bn1:   batchnorm
-               silu
-               maxpool(kernel: 2, stride: 1, padding: 1)
-               pad_channels(12)
-               avgpool(kernel: 2, stride: 1)
-               adaptive_avgpool(8)
-        proj:  patchify(16, patch: 2)
-               pos_embedding(kind: sinusoidal)
-               dropout(0.1)
-        enc:   encoder_layer(heads: 2, mlp_dim: 32, dropout: 0.1, attention_dropout: 0.1)
-               softmax
-               tanh
-               mean_tokens
-        fc:    linear(classes)
-    }";
-    let mut sources = Sources::new();
-    let result = compile(&mut sources, "every_op.arch", EVERY_OP, &Options::default());
-    assert!(!result.has_errors(), "the test model compiles");
-    let m = &result.models[0];
-    type Ad = Autodiff<Flex>;
-    let device = Default::default();
-    Ad::seed(&device, 3);
-    let network = Network::<Ad>::new(m, &device);
-    let input = Tensor::<Ad, 4>::random([2, 3, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     use burn::module::AutodiffModule;
-    let f32_logits = values(network.valid().forward(Value::Image(input.clone().inner())).vector());
-    for (precision, tolerance) in [(Precision::Bf16, 3e-2), (Precision::F16, 1e-2)] {
+    type Ad = Autodiff<Flex>;
+    let m = model("tests/fixtures/lowering/every_op.arch");
+    let fixture = Fixture::read("every_op");
+    let device = Default::default();
+    // A fresh network each time: a training pass moves the batch-norm statistics that
+    // every clone shares.
+    let build = |precision| {
+        Network::<Ad>::new(&m, &device).load_state_dict(&fixture.weights).unwrap().with_precision(precision)
+    };
+    let input = fixture.tensor::<Ad, 4>("__input", &device);
+    let mut checks = Comparisons::new("every_op");
+    let logits = build(Precision::F32).valid().forward(Value::Image(input.clone().inner())).vector();
+    checks.compare("f32 eval output", &values(logits), fixture.get("__logits_eval"), LOGITS);
+    for (precision, tolerance) in [(Precision::Bf16, BF16), (Precision::F16, F16)] {
         let compute = DType::from(precision.dtype());
-        let train = network.clone().with_precision(precision);
-        let (logits, breaks) = run_checking_autocast(&train, input.clone(), compute);
+        let (logits, breaks) = run_checking_autocast(&build(precision), input.clone(), compute);
         assert!(breaks.is_empty(), "{precision} training: {breaks:#?}");
-        assert!(values(logits).iter().all(|v| v.is_finite()), "{precision}: finite training logits");
-        let (logits, breaks) = run_checking_autocast(&train.valid(), input.clone().inner(), compute);
+        assert!(values(logits).iter().all(|v| v.is_finite()), "{precision}: finite training outputs");
+        let eval = build(precision).valid();
+        let (logits, breaks) = run_checking_autocast(&eval, input.clone().inner(), compute);
         assert!(breaks.is_empty(), "{precision} eval: {breaks:#?}");
-        let reference = RawTensor { shape: vec![2, 5], data: f32_logits.clone() };
-        let mut checks = Comparisons::new(format!("every_op in {precision}"));
-        checks.compare("eval logits", &values(logits), &reference, tolerance);
-        checks.assert_all_close();
+        let differences = differs_from_pytorch_autocast(&eval, input.clone().inner(), &fixture, precision);
+        assert!(differences.is_empty(), "{precision}: precisions unlike PyTorch's autocast: {differences:#?}");
+        let reference = fixture.get(&format!("__autocast_{precision}.logits_eval"));
+        checks.compare(format!("{precision} eval output"), &values(logits), reference, tolerance);
     }
+    checks.assert_all_close();
 }

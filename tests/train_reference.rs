@@ -106,6 +106,12 @@ fn train_with_archc<B: AutodiffBackend>(fixture: &Fixture, name: &str, dir: &Pat
     let run_dir = dir.join(name);
     let run = RunDir::create(&run_dir, "{}", "").unwrap();
     let (model, initial) = (model(), fixture.initial());
+    // A configuration of several batches an epoch replays PyTorch's image order.
+    let order: Option<Vec<Vec<usize>>> = fixture
+        .all
+        .tensors
+        .get(&format!("__{name}.order"))
+        .map(|t| t.data.chunks(t.shape[1]).map(|epoch| epoch.iter().map(|&i| i as usize).collect()).collect());
     let session = Session {
         model: &model,
         train: &images,
@@ -116,6 +122,7 @@ fn train_with_archc<B: AutodiffBackend>(fixture: &Fixture, name: &str, dir: &Pat
         stop_after: None,
         settings: &[],
         init: Some(&initial),
+        order: order.as_deref(),
     };
     let mut recorder = Recorder { run: &run_dir, epochs: Vec::new() };
     let device = B::Device::default();
@@ -178,7 +185,13 @@ fn compare_run(fixture: &Fixture, name: &str, epochs: &[(EpochMetrics, StateDict
                 weights.tensors.get(tensor).unwrap_or_else(|| panic!("{name}: no {tensor} after epoch {epoch}"));
             assert_eq!(actual.shape, expected.shape, "{name}: {tensor}");
             let moved = expected.data.iter().zip(&start.data).map(|(e, s)| (e - s).abs()).fold(0f32, f32::max);
-            let differs = actual.data.iter().zip(&expected.data).map(|(a, e)| (a - e).abs()).fold(0f32, f32::max);
+            // A NaN anywhere makes the difference NaN (f32::max would drop it).
+            let differs = actual
+                .data
+                .iter()
+                .zip(&expected.data)
+                .map(|(a, e)| (a - e).abs())
+                .fold(0f32, |m, d| if m.is_nan() || d.is_nan() { f32::NAN } else { m.max(d) });
             let error = differs as f64 / (moved as f64).max(1e-7);
             worst.see(error, WEIGHTS, || {
                 format!("epoch {epoch} `{tensor}`: max |Δ| {differs:e}, PyTorch moved it {moved:e}")
@@ -192,7 +205,7 @@ fn compare_run(fixture: &Fixture, name: &str, epochs: &[(EpochMetrics, StateDict
 fn every_optimiser_schedule_and_loss_trains_as_pytorch_does() {
     let fixture = Fixture::read();
     let dir = Scratch::new("train-reference", "flex");
-    assert_eq!(fixture.configs.len(), 10, "the fixture's configurations");
+    assert_eq!(fixture.configs.len(), 11, "the fixture's configurations");
     for name in fixture.configs.keys() {
         let epochs = train_with_archc::<Autodiff<Flex>>(&fixture, name, &dir);
         compare_run(&fixture, name, &epochs);
@@ -210,7 +223,42 @@ fn ndarray_trains_as_pytorch_does() {
     }
 }
 
-/// The flags that give each configuration, after `--epochs 5 --batch 8`.
+/// Burn's ReLU turns NaN into 0, so a layer whose weights are NaN can hide behind one
+/// and leave the loss finite: the run stops at the end of the epoch instead of saving
+/// NaN weights as a checkpoint.
+#[test]
+fn weights_that_turn_nan_behind_a_relu_stop_the_run() {
+    let fixture = Fixture::read();
+    let dir = Scratch::new("train-reference", "nan");
+    let mut initial = fixture.initial();
+    initial.tensors.get_mut("conv1.weight").unwrap().data[0] = f32::NAN;
+    let config = &fixture.configs["sgd_plain"];
+    let hyper: Hyper = serde_json::from_value(config["hyper"].clone()).unwrap();
+    let images = fixture.images();
+    let pipeline =
+        Pipeline { mean: floats(&config["mean"]), std: floats(&config["std"]), crop_padding: 0, flip: false };
+    let run = RunDir::create(&dir.join("run"), "{}", "").unwrap();
+    let model = model();
+    let session = Session {
+        model: &model,
+        train: &images,
+        val: &images,
+        pipeline: &pipeline,
+        hyper: &hyper,
+        run: &run,
+        stop_after: None,
+        settings: &[],
+        init: Some(&initial),
+        order: None,
+    };
+    let mut recorder = Recorder { run: &dir.join("run"), epochs: Vec::new() };
+    let device = Default::default();
+    let error = archc::train::train::<Autodiff<Flex>>(&session, &[device], &mut recorder).unwrap_err();
+    assert!(error.contains("the weights became NaN or infinite in epoch 1 while the loss stayed finite"), "{error}");
+    assert!(recorder.epochs.is_empty() && !dir.join("run").join("last.safetensors").exists(), "nothing saved");
+}
+
+/// The flags that give each configuration, after `--epochs 5 --batch B`.
 fn flags(name: &str) -> &'static [&'static str] {
     match name {
         "sgd_plain" => &["--momentum", "0", "--weight-decay", "0", "--schedule", "constant"],
@@ -225,6 +273,7 @@ fn flags(name: &str) -> &'static [&'static str] {
             &["--weight-decay", "0", "--schedule", "step", "--step-size", "2", "--gamma", "0.5", "--warmup", "2"]
         }
         "normalize_computed" => &["--weight-decay", "0", "--schedule", "constant", "--normalize", "computed"],
+        "sgd_batches" => &[],
         other => panic!("no flags for configuration {other}"),
     }
 }
@@ -259,7 +308,8 @@ fn the_command_line_gives_each_configuration() {
     image_folder(&fixture, &data);
     for (name, config) in &fixture.configs {
         let run: PathBuf = dir.join(name);
-        let args = ["train", MODEL, "--data", data.to_str().unwrap(), "--epochs", "5", "--batch", "8"];
+        let batch = config["hyper"]["batch"].to_string();
+        let args = ["train", MODEL, "--data", data.to_str().unwrap(), "--epochs", "5", "--batch", &batch];
         let out = Command::new(env!("CARGO_BIN_EXE_archc"))
             .args(args)
             .args(flags(name))
@@ -280,6 +330,7 @@ fn the_command_line_gives_each_configuration() {
         if config["normalize"] == "computed" {
             for key in ["mean", "std"] {
                 let (a, e) = (floats(&config_json[key]), floats(&config[key]));
+                assert_eq!(a.len(), e.len(), "{name}: one {key} per channel");
                 assert!(a.iter().zip(&e).all(|(a, e)| (a - e).abs() < 1e-6), "{name}: {key} {a:?} vs numpy's {e:?}");
             }
         }

@@ -291,6 +291,7 @@ pub fn train(args: TrainArgs) -> Result<Trained, String> {
         stop_after: args.stop_after,
         settings: &args.compile.set,
         init: None,
+        order: None,
     };
     let mut observer = Printer::new(train.len().div_ceil(hyper.batch.max(1)));
     let progress = crate::with_backend!(args.options.backend, |B, device| {

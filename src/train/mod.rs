@@ -155,14 +155,16 @@ fn grad_stats<B: AutodiffBackend>(network: &Network<B>, grads: &GradientsParams)
     }
 }
 
-/// The sum of every parameter's values, which is finite only if they all are.
-struct WeightSum<B: AutodiffBackend> {
+/// The sum of `w − w` over every parameter: 0 when all are finite, NaN otherwise (a
+/// plain sum of large finite weights could overflow).
+struct NonFinite<B: AutodiffBackend> {
     sum: Option<Tensor<B::InnerBackend, 1>>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for WeightSum<B> {
+impl<B: AutodiffBackend> ModuleVisitor<B> for NonFinite<B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let sum = param.val().inner().sum();
+        let weights = param.val().inner();
+        let sum = (weights.clone() - weights).sum();
         self.sum = Some(match self.sum.take() {
             Some(total) => total + sum,
             None => sum,
@@ -172,9 +174,9 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for WeightSum<B> {
 
 /// Whether every weight is finite (one device read).
 fn weights_finite<B: AutodiffBackend>(network: &Network<B>) -> bool {
-    let mut visitor = WeightSum::<B> { sum: None };
+    let mut visitor = NonFinite::<B> { sum: None };
     network.visit(&mut visitor);
-    visitor.sum.is_none_or(|sum| sum.into_scalar().elem::<f64>().is_finite())
+    visitor.sum.is_none_or(|sum| sum.into_scalar().elem::<f64>() == 0.0)
 }
 
 /// Every gradient multiplied by `factor`.
@@ -219,6 +221,9 @@ pub struct Session<'a> {
     /// seeded initialisation; every tensor of the network must be there. A resumed
     /// run starts from its own checkpoint instead.
     pub init: Option<&'a StateDict>,
+    /// Each epoch's order of the training images, to replay a run another framework
+    /// made; `None` draws it from the seed.
+    pub order: Option<&'a [Vec<usize>]>,
 }
 
 /// Trains (or resumes) a run to `hyper.epochs`, writing everything to the run directory.
@@ -266,8 +271,16 @@ pub fn train<B: AutodiffBackend>(
         // order in which their threads draw dropout masks from it is the scheduler's.
         B::seed(device, epoch_seed);
         let mut rng = StdRng::seed_from_u64(epoch_seed);
-        let mut order: Vec<usize> = (0..session.train.len()).collect();
-        order.shuffle(&mut rng);
+        let order = match session.order {
+            Some(orders) => {
+                orders.get(epoch).cloned().ok_or_else(|| format!("no image order for epoch {}", epoch + 1))?
+            }
+            None => {
+                let mut order: Vec<usize> = (0..session.train.len()).collect();
+                order.shuffle(&mut rng);
+                order
+            }
+        };
         let lr = hyper.lr.at(epoch);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let batches = order.len().div_ceil(hyper.batch);
@@ -357,4 +370,32 @@ pub fn train<B: AutodiffBackend>(
         observer.epoch(&metrics, hyper.epochs);
     }
     Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::weights::{RawTensor, StateDict};
+    use burn::backend::{Autodiff, Flex};
+
+    fn network_with(weights: [f32; 4]) -> Network<Autodiff<Flex>> {
+        let text = "network n { input vector(2)\n fc: linear(2, bias: false) }";
+        let compiled =
+            crate::elaborate::compile(&mut crate::source::Sources::new(), "n.arch", text, &Default::default());
+        let dict = StateDict {
+            tensors: [("fc.weight".to_string(), RawTensor { shape: vec![2, 2], data: weights.to_vec() })].into(),
+            metadata: Default::default(),
+        };
+        Network::new(&compiled.models[0], &Default::default()).load_state_dict(&dict).unwrap()
+    }
+
+    #[test]
+    fn weights_finite_finds_nan_and_infinity_and_no_overflow() {
+        assert!(weights_finite(&network_with([1.0, -2.0, 0.0, 3.0])));
+        // Their plain sum would overflow to infinity.
+        assert!(weights_finite(&network_with([3e38, 3e38, 3e38, -1.0])));
+        assert!(!weights_finite(&network_with([1.0, f32::NAN, 0.0, 3.0])));
+        assert!(!weights_finite(&network_with([1.0, 2.0, f32::INFINITY, 3.0])));
+        assert!(!weights_finite(&network_with([f32::NEG_INFINITY, 2.0, 0.0, 3.0])));
+    }
 }

@@ -64,5 +64,10 @@ mod tests {
         }
         let warm: Vec<f64> = (0..4).map(|e| plan(Schedule::Constant, 2).at(e)).collect();
         assert_eq!(warm, vec![0.5, 1.0, 1.0, 1.0]);
+        // CosineAnnealingLR(T_max=4, eta_min=0.1), as torch 2.15 prints it.
+        let floor = LrPlan { min_lr: 0.1, ..plan(Schedule::Cosine, 0) };
+        for (e, expected) in [1.0, 0.868_198_051_533_946_4, 0.55, 0.231_801_948_466_053_7].into_iter().enumerate() {
+            assert!((floor.at(e) - expected).abs() < 1e-12, "epoch {e}: {} vs {expected}", floor.at(e));
+        }
     }
 }
