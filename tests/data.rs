@@ -6,20 +6,10 @@
 use archc::data::dataset::{self, Dataset, Source};
 use archc::ir::Shape;
 use std::path::Path;
-use std::process::{Command, Output};
 use support::Scratch;
+use support::runs::{archc, ok};
 
 mod support;
-
-fn archc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_archc")).args(args).env("RAYON_NUM_THREADS", "2").output().expect("archc runs")
-}
-
-fn ok(out: &Output) -> String {
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    text
-}
 
 /// The confusion matrix of `archc eval --json`: its rows are the true classes, so each
 /// row's sum is how many test images carry that label, whatever the weights predict.

@@ -2,6 +2,8 @@
 // Each test binary that includes this module uses only some of its helpers.
 #![allow(dead_code)]
 
+pub mod runs;
+
 use std::path::{Path, PathBuf};
 
 /// A scratch directory under the system's temporary directory, named after the test
