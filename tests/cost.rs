@@ -250,6 +250,76 @@ fn hand_counted_cnn_in_every_convention() {
     assert_eq!(totals(&m, 3), [3 * 10_568, 3 * 10_856, 3 * 11_920], "every convention scales with the batch");
 }
 
+/// A block whose shortcut is off (the labs' plain networks) adds nothing, a
+/// concatenation computes nothing, and a parallel sum or product of three branches
+/// costs two operations per output element (full only). Input 2×4×4 (32 elements);
+/// every 1×1 convolution without bias has 32 outputs × 2 inputs = 64 MACs.
+const HAND_COUNTED_MERGES: &str = "
+network hand_counted_merges {
+    input image(2, 4, 4)
+    plain: {
+        residual(enabled: false) {
+            conv: conv(2, kernel: 1, bias: false)
+        }
+    }
+    parallel(merge: concat) {
+        a: conv(2, kernel: 1, bias: false)
+        identity
+    }
+    parallel(merge: sum) {
+        b: conv(4, kernel: 1, bias: false, groups: 2)
+        identity
+        identity
+    }
+    parallel(merge: mul) {
+        identity
+        identity
+        identity
+    }
+}
+";
+
+#[test]
+fn hand_counted_merges_in_every_convention() {
+    let m = compile_text("hand_counted_merges.arch", HAND_COUNTED_MERGES, None);
+    #[rustfmt::skip]
+    assert_rows(&m, &[
+        // name, op: core, fvcore, full. No add row for the plain block.
+        ("plain.conv", "conv", 64, 64, 64),
+        ("a", "conv", 64, 64, 64),
+        ("2", "identity", 0, 0, 0),
+        ("", "concat", 0, 0, 0),           // 4×4×4 = 64 elements, copied, not computed
+        // grouped 1×1, 4 → 4 in 2 groups: 64 outputs × 2 inputs per group = 128.
+        ("b", "conv", 128, 128, 128),
+        ("4", "identity", 0, 0, 0),
+        ("5", "identity", 0, 0, 0),
+        ("", "sum", 0, 0, 128),            // 2 additions per output element, 64 elements
+        ("6", "identity", 0, 0, 0),
+        ("7", "identity", 0, 0, 0),
+        ("8", "identity", 0, 0, 0),
+        ("", "mul", 0, 0, 128),
+    ]);
+    // core = fvcore = 64 + 64 + 128 = 256; full = 256 + 128 + 128 = 512.
+    assert_eq!(totals(&m, 1), [256, 256, 512]);
+}
+
+/// `--by block` folds rows into block instances; residuals, gates, parallels and plain
+/// `{ ... }` sequences are not blocks, so a network without block instances has the
+/// same rows by block as by layer (the structural rows come last when grouped).
+#[test]
+fn structure_without_blocks_is_not_folded() {
+    let m = compile_text("hand_counted_merges.arch", HAND_COUNTED_MERGES, None);
+    for convention in [Convention::Core, Convention::Fvcore, Convention::Full] {
+        let rows = |by| -> Vec<(String, String, u128)> {
+            let mut rows: Vec<_> =
+                report(&m, convention, 1, by).rows.into_iter().map(|r| (r.name, r.op, r.macs)).collect();
+            rows.sort();
+            rows
+        };
+        assert_eq!(rows(GroupBy::Block), rows(GroupBy::Layer), "{}", convention.name());
+    }
+}
+
 /// Counted by hand from the README's table. N = 5 tokens (4 patches + class token),
 /// D = 8, H = 2 heads, MLP width 16; N·D = 40 elements in the token stream.
 #[test]

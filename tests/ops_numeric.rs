@@ -155,3 +155,26 @@ fn option_a_shortcut_pads_channels_evenly() {
     // keeps x[:, :, ::2, ::2] and adds one zero channel before and one after.
     close(&run(&net, [1, 2, 2, 2], (1..=8).map(|v| v as f32).collect()), &[0.0, 1.0, 5.0, 0.0]);
 }
+
+/// The sliding-window rule every convolution and pooling shape comes from, against the
+/// sizes PyTorch's max pooling gives (tests/fixtures/reference/pool_shapes.json, made by
+/// pool_shapes.py): 1,152 combinations of size, kernel, stride, padding, dilation and
+/// ceil mode, 134 of which torch refuses as empty.
+#[test]
+fn window_sizes_are_pytorchs() {
+    use archc::ops::conv::Window;
+    let text = std::fs::read_to_string("tests/fixtures/reference/pool_shapes.json").unwrap();
+    let table: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut wrong = Vec::new();
+    let cases = table["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 1152);
+    for case in cases {
+        let n = |i: usize| case[i].as_u64().unwrap();
+        let window = Window { kernel: n(1), stride: n(2), padding: n(3), dilation: n(4), ceil: case[5] == true };
+        let archc = window.output_size("maxpool", n(0)).ok();
+        if archc != case[6].as_u64() {
+            wrong.push(format!("{case}: archc {archc:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "[size, kernel, stride, padding, dilation, ceil, torch]:\n{}", wrong.join("\n"));
+}
