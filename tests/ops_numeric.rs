@@ -178,3 +178,23 @@ fn window_sizes_are_pytorchs() {
     }
     assert!(wrong.is_empty(), "[size, kernel, stride, padding, dilation, ceil, torch]:\n{}", wrong.join("\n"));
 }
+
+/// Batch norm in training mode on one value per channel (a batch of one vector): the
+/// batch variance is 0 and has no unbiased form (PyTorch refuses such a batch); archc
+/// normalises to the bias and moves the running statistics towards the value and 0,
+/// never to infinity.
+#[test]
+fn batch_norm_on_one_value_per_channel_keeps_finite_statistics() {
+    use burn::backend::Autodiff;
+    let text = "network n { input vector(2)\n bn: batchnorm(momentum: 0.25) }";
+    let result = compile(&mut Sources::new(), "bn.arch", text, &Options::default());
+    let device = Default::default();
+    let net = Network::<Autodiff<B>>::new(&result.models[0], &device);
+    let x = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(vec![2.0f32, -4.0], [1, 2]), &device);
+    let out = net.forward(Value::Vector(x)).vector().into_data().convert::<f32>().to_vec::<f32>().unwrap();
+    close(&out, &[0.0, 0.0]);
+    let state = net.state_dict();
+    // running = 0.75 · running + 0.25 · batch, from mean 0 and variance 1.
+    close(&state.tensors["bn.running_mean"].data, &[0.5, -1.0]);
+    close(&state.tensors["bn.running_var"].data, &[0.75, 0.75]);
+}
