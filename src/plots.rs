@@ -1,9 +1,10 @@
-//! PNG charts (plotters): learning curves of a run, the confusion matrix of an
-//! evaluation, and the line and scatter charts of `archc analyze` and `archc compare`. Labels need a TrueType font: `ARCHC_FONT`, or DejaVu Sans where Debian
-//! and most Linux distributions install it.
+//! PNG charts (plotters): line and scatter charts (a run's learning curves, `archc
+//! analyze` and `archc compare`), the confusion matrix of an evaluation, bar and heat
+//! grids. A leaf: the data come in as plain numbers. Labels need a TrueType font:
+//! `ARCHC_FONT`, or DejaVu Sans where Debian and most Linux distributions install it.
 
-use crate::train::EpochMetrics;
 use plotters::prelude::*;
+pub use plotters::style::{BLUE, RED};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -105,15 +106,6 @@ pub fn line_chart(
     chart(area, axes, series, true)
 }
 
-/// Points without lines, each labelled with its series' name.
-pub fn scatter_chart(
-    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
-    axes: &Axes,
-    series: &[Series],
-) -> Result<(), String> {
-    chart(area, axes, series, false)
-}
-
 fn chart(
     area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     axes: &Axes,
@@ -170,24 +162,6 @@ fn chart(
 /// One chart alone in a PNG of the given size.
 pub fn single(path: &Path, size: (u32, u32), axes: &Axes, series: &[Series], lines: bool) -> Result<(), String> {
     atomic_png(path, size, |root| chart(root, axes, series, lines))
-}
-
-/// `curves.png`: loss (train, validation) and accuracy (train, validation top-1) per epoch.
-pub fn curves(path: &Path, history: &[EpochMetrics]) -> Result<(), String> {
-    let pick = |f: fn(&EpochMetrics) -> f64| history.iter().map(|m| (m.epoch as f64, f(m))).collect::<Vec<_>>();
-    atomic_png(path, (1200, 480), |root| {
-        let (left, right) = root.split_horizontally(600);
-        line_chart(
-            &left,
-            &Axes { title: "loss", x: "epoch", y: "" },
-            &[("train", pick(|m| m.train_loss), BLUE), ("validation", pick(|m| m.val_loss), RED)],
-        )?;
-        line_chart(
-            &right,
-            &Axes { title: "accuracy", x: "epoch", y: "" },
-            &[("train", pick(|m| m.train_acc), BLUE), ("validation top-1", pick(|m| m.val_top1), RED)],
-        )
-    })
 }
 
 /// The confusion matrix as a heat map, rows true classes, columns predictions.

@@ -310,23 +310,51 @@ impl Runs {
     }
 }
 
-/// A row-major matrix view for `gemm`: base pointer and row stride, or its transpose.
+/// A matrix view for `gemm` over a borrowed slice: row-major with rows of `row_len`,
+/// or the transpose of one. The slice's length is what makes the views safe to hand
+/// to `gemm`: `matmul` checks that every element a view of the asked-for size reaches
+/// lies inside it.
 #[derive(Clone, Copy)]
-struct Matrix {
-    ptr: *const f32,
-    row_stride: isize,
-    col_stride: isize,
+struct Matrix<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
 }
 
-impl Matrix {
-    fn rows(data: &[f32], row_len: usize) -> Matrix {
-        Matrix { ptr: data.as_ptr(), row_stride: row_len as isize, col_stride: 1 }
+impl<'a> Matrix<'a> {
+    fn rows(data: &'a [f32], row_len: usize) -> Matrix<'a> {
+        Matrix { data, row_stride: row_len, col_stride: 1 }
     }
 
     /// The transpose of the row-major matrix with rows of `row_len`.
-    fn transposed(data: &[f32], row_len: usize) -> Matrix {
-        Matrix { ptr: data.as_ptr(), row_stride: 1, col_stride: row_len as isize }
+    fn transposed(data: &'a [f32], row_len: usize) -> Matrix<'a> {
+        Matrix { data, row_stride: 1, col_stride: row_len }
     }
+
+    /// Whether a `rows × cols` matrix read through this view stays inside the slice:
+    /// its last element, at (rows−1)·row_stride + (cols−1)·col_stride, is in bounds.
+    fn covers(&self, rows: usize, cols: usize) -> bool {
+        if rows == 0 || cols == 0 {
+            return true;
+        }
+        let last = (rows - 1)
+            .checked_mul(self.row_stride)
+            .and_then(|r| (cols - 1).checked_mul(self.col_stride).and_then(|c| r.checked_add(c)));
+        last.is_some_and(|last| last < self.data.len())
+    }
+}
+
+/// Checks the operands of `dst [m × n] = lhs [m × k] · rhs [k × n]` against their
+/// slices, so that no safe caller can make `gemm` read or write out of bounds.
+fn check_operands(dst_len: usize, (m, n, k): (usize, usize, usize), lhs: &Matrix, rhs: &Matrix) {
+    assert!(m.checked_mul(n).is_some_and(|mn| dst_len >= mn), "GEMM destination too short");
+    assert!(lhs.covers(m, k), "GEMM left operand too short for {m}×{k}");
+    assert!(rhs.covers(k, n), "GEMM right operand too short for {k}×{n}");
+    // gemm takes strides as isize.
+    assert!(
+        [lhs.row_stride, lhs.col_stride, rhs.row_stride, rhs.col_stride, n].iter().all(|&s| isize::try_from(s).is_ok()),
+        "GEMM stride too large"
+    );
 }
 
 /// `dst [m × n] (+)= lhs [m × k] · rhs [k × n]`, `dst` row-major.
@@ -338,8 +366,9 @@ fn matmul(
     rhs: Matrix,
     par: Parallelism,
 ) {
-    assert!(dst.len() >= m * n, "GEMM destination too short");
-    // SAFETY: `dst` holds m×n initialised values.
+    check_operands(dst.len(), (m, n, k), &lhs, &rhs);
+    // SAFETY: `dst` holds m×n initialised values and the operands cover m×k and k×n
+    // values (checked above).
     unsafe { gemm_into(dst.as_mut_ptr(), accumulate, (m, n, k), lhs, rhs, par) }
 }
 
@@ -351,14 +380,15 @@ fn matmul_uninit(
     rhs: Matrix,
     par: Parallelism,
 ) {
-    assert!(dst.len() >= m * n, "GEMM destination too short");
-    // SAFETY: `dst` holds room for m×n values; without `accumulate`, gemm only writes.
+    check_operands(dst.len(), (m, n, k), &lhs, &rhs);
+    // SAFETY: `dst` holds room for m×n values; without `accumulate`, gemm only writes;
+    // the operands cover m×k and k×n values (checked above).
     unsafe { gemm_into(dst.as_mut_ptr().cast::<f32>(), false, (m, n, k), lhs, rhs, par) }
 }
 
 /// # Safety
-/// `dst` must point at m×n writable values (initialised if `accumulate`); every caller
-/// builds `lhs` and `rhs` from slices holding the m×k and k×n values their strides reach.
+/// `dst` must point at m×n writable values (initialised if `accumulate`), and `lhs`
+/// and `rhs` must cover m×k and k×n values (`check_operands`).
 unsafe fn gemm_into(
     dst: *mut f32,
     accumulate: bool,
@@ -367,7 +397,7 @@ unsafe fn gemm_into(
     rhs: Matrix,
     par: Parallelism,
 ) {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: as the caller guarantees; the strides fit in isize (`check_operands`).
     unsafe {
         gemm::gemm(
             m,
@@ -377,12 +407,12 @@ unsafe fn gemm_into(
             1,
             n as isize,
             accumulate,
-            lhs.ptr,
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.ptr,
-            rhs.col_stride,
-            rhs.row_stride,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
             1.0,
             1.0,
             false,
@@ -554,4 +584,49 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
     }
     .expect("a batch of at least one image");
     Gradients { input: dx, weight: wanted.weight.then_some(dw), bias: wanted.bias.then_some(db) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_multiplies_row_major_and_transposed_views() {
+        // [1 2; 3 4] · [5 6; 7 8] = [19 22; 43 50]; the transpose of [5 7; 6 8] is the same rhs.
+        let (lhs, rhs, rhs_t) = ([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0], [5.0, 7.0, 6.0, 8.0]);
+        let mut dst = [0.0; 4];
+        matmul(&mut dst, false, (2, 2, 2), Matrix::rows(&lhs, 2), Matrix::rows(&rhs, 2), Parallelism::None);
+        assert_eq!(dst, [19.0, 22.0, 43.0, 50.0]);
+        matmul(&mut dst, true, (2, 2, 2), Matrix::rows(&lhs, 2), Matrix::transposed(&rhs_t, 2), Parallelism::None);
+        assert_eq!(dst, [38.0, 44.0, 86.0, 100.0]);
+    }
+
+    #[test]
+    fn views_cover_exactly_what_their_slices_hold() {
+        let data = [0.0; 6];
+        assert!(Matrix::rows(&data, 3).covers(2, 3));
+        assert!(!Matrix::rows(&data, 3).covers(3, 3));
+        assert!(!Matrix::rows(&data, 3).covers(2, 4));
+        assert!(Matrix::transposed(&data, 3).covers(3, 2));
+        assert!(!Matrix::transposed(&data, 3).covers(3, 3));
+        assert!(Matrix::rows(&[], 3).covers(0, 3));
+        assert!(!Matrix::rows(&data, usize::MAX).covers(2, 1), "an overflowing extent is refused");
+    }
+
+    #[test]
+    #[should_panic(expected = "GEMM left operand too short")]
+    fn a_size_larger_than_an_operand_panics_instead_of_reading_past_it() {
+        let (lhs, rhs) = ([1.0; 4], [1.0; 64]);
+        let mut dst = [0.0; 16];
+        // k = 8 asks for 2×8 values of a 4-value lhs: before the check, gemm read past it.
+        matmul(&mut dst, false, (2, 8, 8), Matrix::rows(&lhs, 8), Matrix::rows(&rhs, 8), Parallelism::None);
+    }
+
+    #[test]
+    #[should_panic(expected = "GEMM right operand too short")]
+    fn a_short_right_operand_panics() {
+        let (lhs, rhs) = ([1.0; 4], [1.0; 3]);
+        let mut dst = [std::mem::MaybeUninit::new(0.0); 4];
+        matmul_uninit(&mut dst, (2, 2, 2), Matrix::rows(&lhs, 2), Matrix::rows(&rhs, 2), Parallelism::None);
+    }
 }

@@ -14,7 +14,8 @@
 
 /// Adds a·bᵀ to `dst` when this CPU has AVX2 and FMA; returns whether it did.
 pub(crate) fn add_a_bt(dst: &mut [f32], a: &[f32], b: &[f32], (m, n, p): (usize, usize, usize)) -> bool {
-    assert!(dst.len() >= m * n && a.len() >= m * p && b.len() >= n * p, "a·bᵀ operand lengths");
+    let holds = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|need| len >= need);
+    assert!(holds(dst.len(), m, n) && holds(a.len(), m, p) && holds(b.len(), n, p), "a·bᵀ operand lengths");
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         // SAFETY: the features are present; the lengths were checked above.
@@ -61,6 +62,10 @@ mod avx2 {
     }
 
     /// dst[r·stride + c] += Σₗ a[r·p + l] · b[c·p + l] for r < MI, c < NJ.
+    ///
+    /// # Safety
+    /// AVX2 and FMA present; `a` and `b` point at MI and NJ rows of `p` values, and
+    /// `dst` at MI rows of `stride` values of which the first NJ are written.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn block<const MI: usize, const NJ: usize>(
@@ -73,7 +78,8 @@ mod avx2 {
         let mut acc = [[_mm256_setzero_ps(); NJ]; MI];
         let whole = p / 8 * 8;
         let mut l = 0;
-        // SAFETY (all pointer reads): l + 8 <= p within rows that the caller vouches for.
+        // SAFETY (the reads below): l + 8 <= p, within the MI rows of `a` and NJ rows
+        // of `b` that the caller vouches for.
         while l < whole {
             let mut bv = [_mm256_setzero_ps(); NJ];
             for (c, v) in bv.iter_mut().enumerate() {
@@ -91,8 +97,11 @@ mod avx2 {
             for (c, &sum) in row.iter().enumerate() {
                 let mut total = horizontal_sum(sum);
                 for l in whole..p {
+                    // SAFETY: l < p, r < MI, c < NJ: inside the rows the caller vouches for.
                     total += unsafe { *a.add(r * p + l) * *b.add(c * p + l) };
                 }
+                // SAFETY: the write: r < MI rows of `stride` values and c < NJ, inside the
+                // block of `dst` the caller vouches for.
                 unsafe { *dst.add(r * stride + c) += total };
             }
         }

@@ -7,6 +7,7 @@
 pub mod activations;
 pub mod attention;
 pub mod gradients;
+pub mod job;
 
 use crate::lower::{Layer, Network, Step, Value};
 use burn::prelude::*;
@@ -21,7 +22,7 @@ impl<B: Backend> Probe<B> {
     /// A standard-normal batch of the model's input shape, labelled round-robin over
     /// the classes. Seed the backend first for a reproducible batch.
     pub fn random(model: &crate::ir::Model, batch: usize, device: &B::Device) -> Probe<B> {
-        let input = crate::bench::random_input::<B>(&model.input, batch, device);
+        let input = Value::random(&model.input, batch, device);
         let labels = match model.output {
             crate::ir::Shape::Vector { d } => Some(Tensor::from_data(
                 TensorData::new((0..batch as i64).map(|i| i % d as i64).collect::<Vec<_>>(), [batch]),

@@ -6,9 +6,11 @@
 //! The JSON schema (`Report`) is shared with `bench/pytorch_reference.py`, so
 //! `--compare` can put the two side by side.
 
+mod job;
 mod memory;
 mod table;
 
+pub use job::{Benched, Events, Request, run};
 pub use memory::MemoryProbe;
 pub use table::{read_reference, render, side_by_side};
 
@@ -20,7 +22,6 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -215,7 +216,7 @@ fn time_inference<B: Backend>(
     // A network on a backend without autodiff runs in eval mode (running batch-norm
     // statistics, no dropout), as `archc predict` and `archc eval` do.
     let network = Network::<B>::new(model, device).with_precision(target.precision).for_inference();
-    let input = random_input::<B>(&model.input, batch, device);
+    let input = Value::random(&model.input, batch, device);
     time_steps::<B>(plan, target, device, || {
         network.forward(input.clone());
     })
@@ -235,7 +236,7 @@ fn time_training<B: AutodiffBackend>(
     let mut optimizer = SgdConfig::new()
         .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
         .init::<B, Network<B>>();
-    let input = random_input::<B>(&model.input, batch, device);
+    let input = Value::random(&model.input, batch, device);
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let labels = match model.output {
         Shape::Vector { d } => Some(Tensor::<B, 1, Int>::from_data(
@@ -257,18 +258,6 @@ fn time_training<B: AutodiffBackend>(
         let grads = GradientsParams::from_grads(loss.backward(), &current);
         network = Some(optimizer.step(0.01, current, grads));
     })
-}
-
-/// Standard-normal input of the model's declared shape, batch first.
-pub fn random_input<B: Backend>(shape: &Shape, batch: usize, device: &B::Device) -> Value<B> {
-    let normal = Distribution::Normal(0.0, 1.0);
-    match *shape {
-        Shape::Image { c, h, w } => {
-            Value::Image(Tensor::random([batch, c as usize, h as usize, w as usize], normal, device))
-        }
-        Shape::Tokens { n, d } => Value::Tokens(Tensor::random([batch, n as usize, d as usize], normal, device)),
-        Shape::Vector { d } => Value::Vector(Tensor::random([batch, d as usize], normal, device)),
-    }
 }
 
 /// Nearest-rank percentile (`q` in (0, 1]); the median of an even count is the mean of

@@ -2,9 +2,9 @@
 //! reference run (PyTorch's, from `bench/pytorch_reference.py`) with the ratio.
 
 use super::{Measurement, Mode, Report, SCHEMA};
-use crate::cli::human;
-use crate::cost::{self, Convention, GroupBy, aligned, bytes};
+use crate::cost::{self, Convention, GroupBy};
 use crate::ir::Model;
+use crate::report::{aligned, bytes, human};
 
 fn milliseconds(ms: f64) -> String {
     if ms >= 100.0 {

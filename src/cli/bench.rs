@@ -1,9 +1,11 @@
 //! `archc bench MODEL... [--batch 1,32,128] [--mode infer|train|both] [--backend ...]
 //!  [--warmup N] [--iters N] [--threads N] [--format table|json] [--compare REF.json]`
 
-use super::{CompileArgs, compile_file, print_diagnostics};
+use super::{CompileArgs, print_diagnostics};
 use crate::backend::BackendKind;
-use crate::bench::{self, Measurement, Mode, Plan, Report, Target};
+use crate::bench::{self, Events, Measurement, Mode, Plan, Report, Request};
+use crate::elaborate::Compiled;
+use crate::ir::Model;
 use crate::lower::Precision;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -63,65 +65,72 @@ enum OutputFormat {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
-    // Read the reference first: a bad file should fail before minutes of measuring.
-    let reference = args.compare.as_deref().map(|path| bench::read_reference(path).map(|r| (path, r))).transpose()?;
-    if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n as usize)
-            .build_global()
-            .map_err(|e| format!("cannot start {n} threads: {e}"))?;
-    }
-    let threads = rayon::current_num_threads();
-    let plan = Plan {
-        batches: args.batch.iter().map(|&b| b as usize).collect(),
-        modes: match args.mode {
-            ModeArg::Infer => vec![Mode::Infer],
-            ModeArg::Train => vec![Mode::Train],
-            ModeArg::Both => vec![Mode::Infer, Mode::Train],
+    let request = Request {
+        files: args.files.clone(),
+        compile: args.compile.options(),
+        plan: Plan {
+            batches: args.batch.iter().map(|&b| b as usize).collect(),
+            modes: match args.mode {
+                ModeArg::Infer => vec![Mode::Infer],
+                ModeArg::Train => vec![Mode::Train],
+                ModeArg::Both => vec![Mode::Infer, Mode::Train],
+            },
+            warmup: args.warmup,
+            iters: args.iters as usize,
         },
-        warmup: args.warmup,
-        iters: args.iters as usize,
+        backend: args.backend,
+        precision: args.precision,
+        threads: args.threads.map(|n| n as usize),
+        reference: args.compare.clone(),
     };
-    let mut all = Vec::new();
-    let mut failed = false;
-    for path in &args.files {
-        let compiled = compile_file(path, &args.compile.options())?;
-        print_diagnostics(&compiled.sources, &compiled.result.diagnostics);
-        if compiled.result.has_errors() {
-            eprintln!("error: `{path}` has errors; nothing to measure");
-            failed = true;
-            continue;
-        }
-        for model in &compiled.result.models {
-            let mut progress = |m: &Measurement| {
-                if std::io::stderr().is_terminal() {
-                    eprintln!("  {} {} batch {}: {:.2} ms", m.model, m.mode.name(), m.batch, m.latency_ms.median);
-                }
-            };
-            let results = crate::with_backend!(args.backend, |B, device| {
-                args.precision.check::<B>(args.backend, &device)?;
-                let target = Target { kind: args.backend, precision: args.precision, threads };
-                bench::measure::<burn::backend::Autodiff<B>>(model, &plan, &target, &device, &mut progress)
-            })??;
-            if args.format == OutputFormat::Table {
-                println!("{}", bench::render(model, &results));
-                if let Some((path, reference)) = &reference {
-                    match bench::side_by_side(&results, reference, path) {
-                        Ok(table) => println!("{table}"),
-                        Err(message) => eprintln!("warning: {message}"),
-                    }
-                }
-            }
-            all.extend(results);
-        }
-    }
-    let report = Report::new(all);
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    let mut printer = Printer { table: args.format == OutputFormat::Table, reference: None };
+    let benched = bench::run(&request, &mut printer)?;
+    let report = Report::new(benched.measurements);
+    let json = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot write the JSON report: {e}"))?;
     if args.format == OutputFormat::Json {
         println!("{json}");
     }
     if let Some(out) = &args.out {
-        crate::train::write_atomic(out, &(json + "\n"))?;
+        crate::report::write_atomic(out, json + "\n")?;
     }
-    Ok(ExitCode::from(if failed { 1 } else { 0 }))
+    Ok(ExitCode::from(if benched.failed.is_empty() { 0 } else { 1 }))
+}
+
+/// Diagnostics, each measurement as it is taken (on a terminal), and each model's
+/// table (beside the reference's, when one is given).
+struct Printer {
+    table: bool,
+    reference: Option<(String, Report)>,
+}
+
+impl Events for Printer {
+    fn reference(&mut self, path: &str, reference: &Report) {
+        self.reference = Some((path.to_string(), reference.clone()));
+    }
+
+    fn compiled(&mut self, compiled: &Compiled) {
+        print_diagnostics(&compiled.sources, &compiled.result.diagnostics);
+        if compiled.result.has_errors() {
+            eprintln!("error: `{}` has errors; nothing to measure", compiled.path);
+        }
+    }
+
+    fn measurement(&mut self, m: &Measurement) {
+        if std::io::stderr().is_terminal() {
+            eprintln!("  {} {} batch {}: {:.2} ms", m.model, m.mode.name(), m.batch, m.latency_ms.median);
+        }
+    }
+
+    fn measured(&mut self, model: &Model, results: &[Measurement]) {
+        if !self.table {
+            return;
+        }
+        println!("{}", bench::render(model, results));
+        if let Some((path, reference)) = &self.reference {
+            match bench::side_by_side(results, reference, path) {
+                Ok(table) => println!("{table}"),
+                Err(message) => eprintln!("warning: {message}"),
+            }
+        }
+    }
 }

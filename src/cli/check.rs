@@ -1,7 +1,8 @@
 //! `archc check FILE... [--input CxHxW] [--trace] [--format human|json]`
 
-use super::{CompileArgs, compile_file, print_diagnostics, thousands};
+use super::{CompileArgs, compile_file, print_diagnostics};
 use crate::ir;
+use crate::report::thousands;
 use serde_json::json;
 use std::process::ExitCode;
 

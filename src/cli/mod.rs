@@ -12,7 +12,7 @@ mod predict;
 mod train;
 
 use crate::diagnostics::{Code, Diagnostic, render_human};
-use crate::elaborate::{self, Compilation, Options};
+use crate::elaborate::Options;
 use crate::ir::Shape;
 use crate::source::Sources;
 use clap::{Parser, Subcommand};
@@ -95,63 +95,6 @@ impl CompileArgs {
     }
 }
 
-/// The normalisation for image inputs: `--mean` and `--std` when given, else what the
-/// checkpoint stores, else none.
-pub fn image_normalization(
-    mean: &Option<Vec<f32>>,
-    std: &Option<Vec<f32>>,
-    dict: Option<&crate::lower::weights::StateDict>,
-    channels: usize,
-) -> Result<Option<crate::data::images::Normalize>, String> {
-    let (mean, std) = match (mean, std) {
-        (Some(m), Some(s)) => (m.clone(), s.clone()),
-        (None, None) => match dict.and_then(|d| d.normalization(channels)) {
-            Some(stored) => stored,
-            None => return Ok(None),
-        },
-        _ => return Err("give both --mean and --std, or neither".into()),
-    };
-    if mean.len() != channels || std.len() != channels || std.contains(&0.0) {
-        return Err(format!("normalisation needs {channels} means and {channels} non-zero stds"));
-    }
-    Ok(Some(crate::data::images::Normalize { mean, std }))
-}
-
-/// Weights trained with `--set` arguments only fit the network built with the same
-/// ones; a different network may take the same tensor shapes and give wrong answers
-/// without any error.
-pub fn check_settings(
-    weights: &std::path::Path,
-    dict: &crate::lower::weights::StateDict,
-    compile: &CompileArgs,
-) -> Result<(), String> {
-    let normal = |set: &[(String, String)]| {
-        let mut set: Vec<(String, String)> = set.iter().map(|(n, v)| (n.clone(), v.trim().to_string())).collect();
-        set.sort();
-        set
-    };
-    // Only archc's checkpoints record their arguments (`set`, beside the class names it
-    // always writes); a PyTorch file says nothing about how it was built, so any `--set`
-    // may use it.
-    if !dict.metadata.contains_key("set") && !dict.metadata.contains_key("classes") {
-        return Ok(());
-    }
-    let (trained, given) = (normal(&dict.settings()), normal(&compile.set));
-    if trained == given {
-        return Ok(());
-    }
-    let show = |set: &[(String, String)]| match set.is_empty() {
-        true => "no --set".to_string(),
-        false => set.iter().map(|(n, v)| format!("--set {n}={v}")).collect::<Vec<_>>().join(" "),
-    };
-    Err(format!(
-        "`{}` was trained with {}, but this run has {}: give the same settings",
-        weights.display(),
-        show(&trained),
-        show(&given)
-    ))
-}
-
 /// `NAME=VALUE`; the value is an expression of the language, checked when compiling.
 pub fn parse_setting(text: &str) -> Result<(String, String), String> {
     let (name, value) =
@@ -198,25 +141,7 @@ fn parse_lint(text: &str) -> Result<Code, String> {
         .ok_or_else(|| format!("`{text}` is not a lint; see `archc explain`"))
 }
 
-/// One file, compiled: its sources (for rendering) and the result.
-pub struct Compiled {
-    pub path: String,
-    pub sources: Sources,
-    pub result: Compilation,
-}
-
-/// Reads and compiles a file. An unreadable file is a one-line error naming it.
-pub fn compile_file(path: &str, options: &Options) -> Result<Compiled, String> {
-    let text = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("cannot read `{path}`: no such file"),
-        std::io::ErrorKind::IsADirectory => format!("cannot read `{path}`: it is a directory"),
-        _ => format!("cannot read `{path}`: {e}"),
-    })?;
-    let text = String::from_utf8(text).map_err(|_| format!("cannot read `{path}`: it is not UTF-8 text"))?;
-    let mut sources = Sources::new();
-    let result = elaborate::compile(&mut sources, path, &text, options);
-    Ok(Compiled { path: path.to_string(), sources, result })
-}
+pub use crate::elaborate::{Compiled, compile_file};
 
 /// Prints diagnostics to stderr, in colour on a terminal.
 pub fn print_diagnostics(sources: &Sources, diagnostics: &[Diagnostic]) {
@@ -226,37 +151,4 @@ pub fn print_diagnostics(sources: &Sources, diagnostics: &[Diagnostic]) {
     let choice = if std::io::stderr().is_terminal() { ColorChoice::Auto } else { ColorChoice::Never };
     let mut stderr = StandardStream::stderr(choice);
     render_human(sources, diagnostics, &mut stderr);
-}
-
-/// `1,234,567`
-pub fn thousands(n: u128) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
-/// `4.09 G`, `25.6 M`: three significant digits with an SI prefix.
-pub fn human(n: u128) -> String {
-    const UNITS: &[(f64, &str)] = &[(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")];
-    let value = n as f64;
-    for (scale, unit) in UNITS {
-        if value >= *scale {
-            let scaled = value / scale;
-            let text = if scaled >= 100.0 {
-                format!("{scaled:.0}")
-            } else if scaled >= 10.0 {
-                format!("{scaled:.1}")
-            } else {
-                format!("{scaled:.2}")
-            };
-            return format!("{text} {unit}");
-        }
-    }
-    n.to_string()
 }

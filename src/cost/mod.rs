@@ -7,7 +7,6 @@
 mod table;
 
 pub use table::{Format, render, render_comparison};
-pub(crate) use table::{aligned, bytes, markdown};
 
 use crate::ir::{Model, Node, NodeKind, Shape, Shortcut};
 use crate::ops::{Cost, numel};

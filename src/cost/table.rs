@@ -1,7 +1,7 @@
 //! Cost tables as text: aligned table, Markdown, CSV (exact integers), JSON (exact).
 
 use super::Report;
-use crate::cli::{human, thousands};
+use crate::report::{aligned, bytes, human, thousands};
 use std::fmt::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -51,47 +51,6 @@ fn cells(report: &Report) -> Vec<[String; 8]> {
         percent(report.macs, report.macs),
     ]);
     rows
-}
-
-/// Columns padded to their widest cell: the first `left` columns align left, the rest
-/// (numbers) right.
-pub(crate) fn aligned<R: AsRef<[String]>>(header: &[&str], rows: &[R], left: usize) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row.as_ref()) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| -> String {
-        let mut text = String::new();
-        for (i, (cell, &w)) in cells.iter().zip(&widths).enumerate() {
-            if i < left {
-                let _ = write!(text, "{cell:<w$}  ");
-            } else {
-                let _ = write!(text, "{cell:>w$}  ");
-            }
-        }
-        text.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push_str(&line(row.as_ref().iter().map(String::as_str).collect()));
-    }
-    out
-}
-
-/// A Markdown table: the first `left` columns align left, the rest right.
-pub(crate) fn markdown<R: AsRef<[String]>>(header: &[&str], rows: &[R], left: usize) -> String {
-    let rule: Vec<&str> = (0..header.len()).map(|i| if i < left { "---" } else { "--:" }).collect();
-    let mut out = format!("| {} |\n|{}|\n", header.join(" | "), rule.join("|"));
-    for row in rows {
-        out.push_str(&format!("| {} |\n", row.as_ref().join(" | ")));
-    }
-    out
-}
-
-pub(crate) fn bytes(n: u128) -> String {
-    format!("{}B", human(n))
 }
 
 fn title(report: &Report) -> String {

@@ -1,7 +1,7 @@
 //! ImageFolder: one sub-directory per class (sorted by name), PNG/JPEG files inside,
 //! each decoded and resized to the model's input.
 
-use super::dataset::Dataset;
+use super::memory::Dataset;
 use std::path::{Path, PathBuf};
 
 fn is_image(path: &Path) -> bool {

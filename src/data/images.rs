@@ -66,3 +66,25 @@ pub fn load(
     }
     Ok(out)
 }
+
+/// The normalisation for image inputs: `mean` and `std` when given (both or neither),
+/// else what a checkpoint stores, else none.
+pub fn normalization(
+    mean: &Option<Vec<f32>>,
+    std: &Option<Vec<f32>>,
+    stored: Option<(Vec<f32>, Vec<f32>)>,
+    channels: usize,
+) -> Result<Option<Normalize>, String> {
+    let (mean, std) = match (mean, std) {
+        (Some(m), Some(s)) => (m.clone(), s.clone()),
+        (None, None) => match stored {
+            Some(stored) => stored,
+            None => return Ok(None),
+        },
+        _ => return Err("give both --mean and --std, or neither".into()),
+    };
+    if mean.len() != channels || std.len() != channels || std.contains(&0.0) {
+        return Err(format!("normalisation needs {channels} means and {channels} non-zero stds"));
+    }
+    Ok(Some(Normalize { mean, std }))
+}

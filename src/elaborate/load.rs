@@ -2,7 +2,7 @@
 //! the standard library compiled into the binary. Produces the table of definitions.
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::lower::weights::io_reason;
+use crate::report::files::io_reason;
 use crate::source::{FileId, Sources};
 use crate::syntax::{self, ast::Def, ast::DefKind};
 use std::collections::HashMap;

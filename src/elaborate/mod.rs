@@ -10,6 +10,7 @@ mod network;
 mod sequence;
 mod structure;
 mod value;
+pub mod variants;
 
 pub use load::STD_FILES;
 
@@ -59,6 +60,26 @@ impl Compilation {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
+}
+
+/// One file, compiled: its sources (for rendering diagnostics) and the result.
+pub struct Compiled {
+    pub path: String,
+    pub sources: Sources,
+    pub result: Compilation,
+}
+
+/// Reads and compiles a file. An unreadable file is a one-line error naming it.
+pub fn compile_file(path: &str, options: &Options) -> Result<Compiled, String> {
+    let text = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("cannot read `{path}`: no such file"),
+        std::io::ErrorKind::IsADirectory => format!("cannot read `{path}`: it is a directory"),
+        _ => format!("cannot read `{path}`: {e}"),
+    })?;
+    let text = String::from_utf8(text).map_err(|_| format!("cannot read `{path}`: it is not UTF-8 text"))?;
+    let mut sources = Sources::new();
+    let result = compile(&mut sources, path, &text, options);
+    Ok(Compiled { path: path.to_string(), sources, result })
 }
 
 /// Compiles one file: every network it defines, with every diagnostic.

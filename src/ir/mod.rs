@@ -2,10 +2,9 @@
 //! lower) reads this and never re-derives a shape.
 
 mod print;
-mod shape;
 
+pub use crate::tensor::Shape;
 pub use print::{dump, trace};
-pub use shape::Shape;
 
 use crate::ops::{Args, Op, TensorSpec, numel};
 use crate::source::Span;

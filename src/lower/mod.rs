@@ -5,15 +5,11 @@
 //! lowering lives beside its shape and cost rules in `src/ops/`.
 
 mod fold;
-pub mod init;
-pub mod precision;
 mod program;
-mod value;
 pub mod weights;
 
-pub use precision::Precision;
+pub use crate::tensor::{Precision, Value};
 pub use program::{Program, Step, StepLabel};
-pub use value::Value;
 
 use crate::ir::{Model, Shape};
 use crate::ops::Op;

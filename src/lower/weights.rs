@@ -8,6 +8,7 @@
 //! module tree is `layer1.0.conv1.weight` here.
 
 use super::{Layer, Network, Precision};
+use crate::report::files::{io_reason, write_atomic_with};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -152,12 +153,42 @@ impl StateDict {
         (mean.len() == channels && std.len() == channels).then_some((mean, std))
     }
 
+    /// Weights trained with `--set` arguments only fit the network built with the same
+    /// ones; a different network may take the same tensor shapes and give wrong answers
+    /// without any error.
+    pub fn check_settings(&self, weights: &Path, set: &[(String, String)]) -> Result<(), String> {
+        let normal = |set: &[(String, String)]| {
+            let mut set: Vec<(String, String)> = set.iter().map(|(n, v)| (n.clone(), v.trim().to_string())).collect();
+            set.sort();
+            set
+        };
+        // Only archc's checkpoints record their arguments (`set`, beside the class names it
+        // always writes); a PyTorch file says nothing about how it was built, so any `--set`
+        // may use it.
+        if !self.metadata.contains_key("set") && !self.metadata.contains_key("classes") {
+            return Ok(());
+        }
+        let (trained, given) = (normal(&self.settings()), normal(set));
+        if trained == given {
+            return Ok(());
+        }
+        let show = |set: &[(String, String)]| match set.is_empty() {
+            true => "no --set".to_string(),
+            false => set.iter().map(|(n, v)| format!("--set {n}={v}")).collect::<Vec<_>>().join(" "),
+        };
+        Err(format!(
+            "`{}` was trained with {}, but this run has {}: give the same settings",
+            weights.display(),
+            show(&trained),
+            show(&given)
+        ))
+    }
+
     /// Writes torch-layout safetensors atomically (a temporary file, then a rename), so a
     /// crash never leaves half a checkpoint. `extra_int` adds int64 scalars (BatchNorm's
     /// `num_batches_tracked`, which PyTorch's strict loading expects).
     pub fn write_safetensors(&self, path: &Path, extra_int: &[(String, i64)]) -> Result<(), String> {
         use safetensors::tensor::TensorView;
-        let shown = path.display();
         let mut buffers: Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)> = self
             .tensors
             .iter()
@@ -175,31 +206,14 @@ impl StateDict {
                 TensorView::new(*dtype, shape.clone(), bytes).map(|v| (name.clone(), v)).map_err(|e| e.to_string())
             })
             .collect::<Result<_, _>>()?;
-        let temp = path.with_extension("safetensors.tmp");
         let metadata: Option<std::collections::HashMap<String, String>> =
             (!self.metadata.is_empty()).then(|| self.metadata.clone().into_iter().collect());
-        let written = safetensors::serialize_to_file(views, metadata, &temp)
-            .map_err(|e| match e {
+        write_atomic_with(path, &path.with_extension("safetensors.tmp"), |temp| {
+            safetensors::serialize_to_file(views, metadata, temp).map_err(|e| match e {
                 safetensors::SafeTensorError::IoError(e) => io_reason(&e),
                 other => other.to_string(),
             })
-            .and_then(|()| std::fs::rename(&temp, path).map_err(|e| io_reason(&e)));
-        written.map_err(|reason| {
-            // Half a temporary file is of no use to anyone.
-            let _ = std::fs::remove_file(&temp);
-            format!("cannot write `{shown}`: {reason}")
         })
-    }
-}
-
-/// A short reason for an I/O error, for one-line messages that name the file.
-pub fn io_reason(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
-        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".into(),
-        _ => error.to_string(),
     }
 }
 

@@ -57,9 +57,9 @@ impl OpRule for Activation {
 
 // ---- Lowering -------------------------------------------------------------------
 
-use crate::lower::Value;
-use crate::lower::precision::widened;
 use crate::map_value;
+use crate::tensor::Value;
+use crate::tensor::precision::widened;
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::activation;
 

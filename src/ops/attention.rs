@@ -91,8 +91,8 @@ impl OpRule for Attention {
 // ---- Lowering -------------------------------------------------------------------
 
 use super::linear::{LinearModule, init_linear};
-use crate::lower::init;
-use crate::lower::precision::{as_dtype_of, in_f32};
+use crate::tensor::init;
+use crate::tensor::precision::{as_dtype_of, in_f32};
 use burn::module::{Module, Param};
 use burn::nn::DropoutConfig;
 use burn::prelude::{Backend, Tensor};

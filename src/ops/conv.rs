@@ -180,8 +180,8 @@ impl OpRule for Conv {
 // ---- Lowering -------------------------------------------------------------------
 
 use super::kernels;
-use crate::lower::init;
-use crate::lower::precision::as_dtype_of;
+use crate::tensor::init;
+use crate::tensor::precision::as_dtype_of;
 use burn::module::{Module, Param};
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::module::conv2d;

@@ -63,8 +63,8 @@ impl OpRule for Linear {
 
 // ---- Lowering -------------------------------------------------------------------
 
-use crate::lower::init;
-use crate::lower::precision::as_dtype_of;
+use crate::tensor::init;
+use crate::tensor::precision::as_dtype_of;
 use burn::module::{Module, Param};
 use burn::prelude::{Backend, Tensor};
 

@@ -14,7 +14,7 @@ pub mod reshape;
 pub mod tokens;
 
 use crate::diagnostics::Code;
-use crate::ir::Shape;
+use crate::tensor::Shape;
 use std::fmt;
 
 /// Argument types that primitives take.

@@ -104,7 +104,7 @@ impl OpRule for LayerNorm {
 
 // ---- Lowering -------------------------------------------------------------------
 
-use crate::lower::precision::{in_f32, widened};
+use crate::tensor::precision::{in_f32, widened};
 use burn::module::{Module, Param, RunningState};
 use burn::prelude::{Backend, Tensor};
 

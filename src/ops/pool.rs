@@ -216,7 +216,7 @@ impl OpRule for Reduce {
 // ---- Lowering -------------------------------------------------------------------
 
 use super::kernels;
-use crate::lower::Value;
+use crate::tensor::Value;
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::Slice;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};

@@ -123,8 +123,8 @@ impl OpRule for PadChannels {
 
 // ---- Lowering -------------------------------------------------------------------
 
-use crate::lower::Value;
 use crate::map_value;
+use crate::tensor::Value;
 use burn::nn::DropoutConfig;
 use burn::prelude::{Backend, Tensor};
 

@@ -200,8 +200,8 @@ impl OpRule for MeanTokens {
 // ---- Lowering -------------------------------------------------------------------
 
 use super::conv::{ConvModule, Window, init_conv};
-use crate::lower::precision::promoted;
-use crate::lower::{Value, init};
+use crate::tensor::precision::promoted;
+use crate::tensor::{Value, init};
 use burn::module::{Module, Param};
 use burn::prelude::{Backend, Tensor};
 

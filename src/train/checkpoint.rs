@@ -4,9 +4,11 @@
 //! written to a temporary name and renamed, so an interrupted run never leaves half a
 //! file; state.json is renamed last.
 
-use super::{EpochMetrics, Progress};
+use super::{EpochMetrics, Progress, Warning};
 use crate::data::dataset::Pipeline;
 use crate::lower::{Network, Precision};
+use crate::plots;
+use crate::report::write_atomic;
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, Optimizer, Sgd};
@@ -55,16 +57,21 @@ pub fn metadata(
     metadata
 }
 
-/// Writes text atomically.
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
-    // `report.md` → `report.md.tmp`: files that differ only in extension get their own.
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(".tmp");
-    let temp = std::path::PathBuf::from(temp);
-    let written = std::fs::write(&temp, text).and_then(|_| std::fs::rename(&temp, path));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        format!("cannot write `{}`: {e}", path.display())
+/// `curves.png`: loss (train, validation) and accuracy (train, validation top-1) per epoch.
+fn curves(path: &Path, history: &[EpochMetrics]) -> Result<(), String> {
+    let pick = |f: fn(&EpochMetrics) -> f64| history.iter().map(|m| (m.epoch as f64, f(m))).collect::<Vec<_>>();
+    plots::atomic_png(path, (1200, 480), |root| {
+        let (left, right) = root.split_horizontally(600);
+        plots::line_chart(
+            &left,
+            &plots::Axes { title: "loss", x: "epoch", y: "" },
+            &[("train", pick(|m| m.train_loss), plots::BLUE), ("validation", pick(|m| m.val_loss), plots::RED)],
+        )?;
+        plots::line_chart(
+            &right,
+            &plots::Axes { title: "accuracy", x: "epoch", y: "" },
+            &[("train", pick(|m| m.train_acc), plots::BLUE), ("validation top-1", pick(|m| m.val_top1), plots::RED)],
+        )
     })
 }
 
@@ -147,7 +154,7 @@ impl RunDir {
         progress: &Progress,
         best: bool,
         metadata: &BTreeMap<String, String>,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<Warning>, String> {
         let mut weights = network.state_dict();
         weights.metadata.extend(metadata.clone());
         weights.write_safetensors(&self.dir.join("last.safetensors"), &network.num_batches_tracked())?;
@@ -159,11 +166,15 @@ impl RunDir {
             OptimRecord::Sgd(r) => self.record_atomic::<_, B>("optimizer", r)?,
             OptimRecord::AdamW(r) => self.record_atomic::<_, B>("optimizer", r)?,
         }
-        write_atomic(&self.dir.join("metrics.csv"), &csv(&progress.history))?;
+        write_atomic(&self.dir.join("metrics.csv"), csv(&progress.history))?;
         // A chart that cannot be drawn (no font) is worth a warning, not a stopped run.
-        if let Err(message) = crate::plots::curves(&self.dir.join("curves.png"), &progress.history) {
-            eprintln!("warning: no learning-curve plot: {message}");
-        }
-        write_atomic(&self.dir.join("state.json"), &serde_json::to_string_pretty(progress).unwrap_or_default())
+        let warnings = match curves(&self.dir.join("curves.png"), &progress.history) {
+            Ok(()) => Vec::new(),
+            Err(reason) => vec![Warning::NoCurves { reason }],
+        };
+        let state = serde_json::to_string_pretty(progress)
+            .map_err(|e| format!("cannot write `{}`: {e}", self.dir.join("state.json").display()))?;
+        write_atomic(&self.dir.join("state.json"), state)?;
+        Ok(warnings)
     }
 }

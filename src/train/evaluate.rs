@@ -1,9 +1,14 @@
 //! Evaluation, always in eval mode: the network given here is on an inner (non-autodiff)
-//! backend, so batch norm uses its running statistics and dropout is off.
+//! backend, so batch norm uses its running statistics and dropout is off. `run` is the
+//! job behind `archc eval`: a model with its weights on a dataset's test set.
 
-use crate::data::dataset::{Dataset, Pipeline};
-use crate::lower::{Network, Value};
+use crate::backend::BackendKind;
+use crate::data::dataset::{self, Dataset, Pipeline, Source};
+use crate::elaborate::{Compiled, Options, compile_file};
+use crate::lower::weights::StateDict;
+use crate::lower::{Network, Precision, Value};
 use burn::prelude::*;
+use std::path::PathBuf;
 
 #[derive(Clone, Debug)]
 pub struct Evaluation {
@@ -57,4 +62,69 @@ pub fn evaluate<B: Backend>(
     }
     let n = data.len().max(1) as f64;
     Ok(Evaluation { loss: loss / n, top1: top1 as f64 / n, top5: top5 as f64 / n, confusion })
+}
+
+/// What to evaluate on what.
+pub struct Request {
+    pub model: String,
+    pub weights: PathBuf,
+    /// fashion-mnist, mnist, cifar10, cifar100, or an ImageFolder directory.
+    pub data: String,
+    pub data_dir: Option<PathBuf>,
+    pub compile: Options,
+    pub batch: usize,
+    pub backend: BackendKind,
+    /// The compute precision (default: the checkpoint's).
+    pub precision: Option<Precision>,
+}
+
+/// An evaluated model: what it was evaluated on, and how it did.
+pub struct Evaluated {
+    pub model: String,
+    /// The dataset's name.
+    pub data: String,
+    /// The test set (or, for a dataset without one, the training set).
+    pub test: Dataset,
+    pub evaluation: Evaluation,
+}
+
+/// Evaluates the weights on the dataset's test set (its training set when it has none),
+/// normalised as the checkpoint was trained.
+pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Result<Evaluated, String> {
+    let compiled = compile_file(&request.model, &request.compile)?;
+    compiled_file(&compiled);
+    let Some(model) = compiled.result.models.first() else {
+        return Err(format!("`{}` has errors; nothing to evaluate", request.model));
+    };
+    let source = Source::parse(&request.data);
+    let loaded = dataset::load(&source, request.data_dir.as_deref(), model.input)?;
+    let test = loaded.test.unwrap_or(loaded.train);
+    if test.shape() != model.input {
+        return Err(format!(
+            "`{}` images are {}, but `{}` takes {}",
+            source.name(),
+            test.shape(),
+            model.name,
+            model.input
+        ));
+    }
+    let dict = StateDict::read(&request.weights)?;
+    dict.check_settings(&request.weights, &request.compile.set)?;
+    // The checkpoint remembers the normalisation it was trained with.
+    let (mean, std) = dict
+        .normalization(test.channels)
+        .or_else(|| source.standard_normalization())
+        .unwrap_or_else(|| test.channel_stats());
+    let pipeline = Pipeline { mean, std, crop_padding: 0, flip: false };
+    let load_errors = |e: Vec<String>| {
+        format!("`{}` does not fit `{}`:\n  {}", request.weights.display(), model.name, e.join("\n  "))
+    };
+    let precision = request.precision.unwrap_or_else(|| dict.precision());
+    let evaluation = crate::with_backend!(request.backend, |B, device| {
+        precision.check::<B>(request.backend, &device)?;
+        let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?;
+        let network = network.with_precision(precision);
+        evaluate::<B>(&network, &test, &pipeline, request.batch, &device)?
+    })?;
+    Ok(Evaluated { model: model.name.clone(), data: source.name(), test, evaluation })
 }

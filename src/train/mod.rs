@@ -7,12 +7,14 @@
 //! from the seed and the epoch, so a resumed run repeats an uninterrupted one.
 
 mod checkpoint;
-mod evaluate;
+pub mod evaluate;
+pub mod job;
 pub mod loss_scale;
 pub mod schedule;
 pub mod step;
 
-pub use checkpoint::{RunDir, write_atomic};
+pub use crate::report::Warning;
+pub use checkpoint::RunDir;
 pub use evaluate::{Evaluation, evaluate};
 
 use crate::data::dataset::{Dataset, Pipeline};
@@ -199,10 +201,12 @@ fn rescale<B: AutodiffBackend>(network: &Network<B>, mut grads: GradientsParams,
     grads
 }
 
-/// What the caller sees after each epoch (progress lines, bars).
+/// What the caller sees after each batch and epoch (progress lines, bars), and what a
+/// run could not do without stopping.
 pub trait Observer {
     fn batch(&mut self, _done: usize, _total: usize, _loss: f64, _acc: f64, _images_per_s: f64) {}
     fn epoch(&mut self, metrics: &EpochMetrics, epochs: usize);
+    fn warning(&mut self, _warning: &Warning) {}
 }
 
 pub struct Session<'a> {
@@ -366,7 +370,9 @@ pub fn train<B: AutodiffBackend>(
             Optim::Sgd(o) => checkpoint::OptimRecord::Sgd(o.to_record()),
             Optim::AdamW(o) => checkpoint::OptimRecord::AdamW(o.to_record()),
         };
-        session.run.save_epoch(&network, record, &progress, best, &metadata)?;
+        for warning in session.run.save_epoch(&network, record, &progress, best, &metadata)? {
+            observer.warning(&warning);
+        }
         observer.epoch(&metrics, hyper.epochs);
     }
     Ok(progress)

@@ -1,8 +1,9 @@
 //! Values flowing through a lowered network: the IR's image / tokens / vector, as
 //! Burn tensors with the batch dimension first.
 
+use super::Shape;
 use burn::prelude::*;
-use burn::tensor::DType;
+use burn::tensor::{DType, Distribution};
 
 #[derive(Clone, Debug)]
 pub enum Value<B: Backend> {
@@ -19,9 +20,9 @@ pub enum Value<B: Backend> {
 macro_rules! map_value {
     ($value:expr, |$t:ident| $body:expr) => {
         match $value {
-            $crate::lower::Value::Image($t) => $crate::lower::Value::Image($body),
-            $crate::lower::Value::Tokens($t) => $crate::lower::Value::Tokens($body),
-            $crate::lower::Value::Vector($t) => $crate::lower::Value::Vector($body),
+            $crate::tensor::Value::Image($t) => $crate::tensor::Value::Image($body),
+            $crate::tensor::Value::Tokens($t) => $crate::tensor::Value::Tokens($body),
+            $crate::tensor::Value::Vector($t) => $crate::tensor::Value::Vector($body),
         }
     };
 }
@@ -136,6 +137,19 @@ impl<B: Backend> Value<B> {
             Some(Value::Image(_)) => Value::Image(Tensor::cat(values.into_iter().map(Value::image).collect(), 1)),
             Some(Value::Tokens(_)) => Value::Tokens(Tensor::cat(values.into_iter().map(Value::tokens).collect(), 2)),
             _ => Value::Vector(Tensor::cat(values.into_iter().map(Value::vector).collect(), 1)),
+        }
+    }
+
+    /// A batch of standard-normal values of `shape`: the input of benchmarks and of
+    /// the analyses that probe a network at initialisation.
+    pub fn random(shape: &Shape, batch: usize, device: &B::Device) -> Value<B> {
+        let normal = Distribution::Normal(0.0, 1.0);
+        match *shape {
+            Shape::Image { c, h, w } => {
+                Value::Image(Tensor::random([batch, c as usize, h as usize, w as usize], normal, device))
+            }
+            Shape::Tokens { n, d } => Value::Tokens(Tensor::random([batch, n as usize, d as usize], normal, device)),
+            Shape::Vector { d } => Value::Vector(Tensor::random([batch, d as usize], normal, device)),
         }
     }
 }

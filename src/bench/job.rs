@@ -1,0 +1,73 @@
+//! The benchmark job behind `archc bench`: every model of every file measured by one
+//! plan, on one backend and thread count. Progress, each model's results and files
+//! with errors go to `Events`; a file with errors does not stop the others.
+
+use super::{Measurement, Plan, Report, Target, measure, read_reference};
+use crate::backend::BackendKind;
+use crate::elaborate::{Compiled, Options, compile_file};
+use crate::ir::Model;
+use crate::lower::Precision;
+
+/// What to measure, and how.
+pub struct Request {
+    /// `.arch` files; every model in each is measured.
+    pub files: Vec<String>,
+    pub compile: Options,
+    pub plan: Plan,
+    pub backend: BackendKind,
+    pub precision: Precision,
+    /// CPU threads (default: one per core).
+    pub threads: Option<usize>,
+    /// A JSON report to compare with, read before anything is measured.
+    pub reference: Option<String>,
+}
+
+/// What the caller hears while models are measured.
+pub trait Events {
+    /// The reference report, once read.
+    fn reference(&mut self, _path: &str, _reference: &Report) {}
+    fn compiled(&mut self, _compiled: &Compiled) {}
+    fn measurement(&mut self, _measurement: &Measurement) {}
+    /// Every measurement of one model.
+    fn measured(&mut self, _model: &Model, _results: &[Measurement]) {}
+}
+
+/// Every measurement taken, and the files that had errors (and so were not measured).
+pub struct Benched {
+    pub measurements: Vec<Measurement>,
+    pub failed: Vec<String>,
+}
+
+pub fn run(request: &Request, events: &mut dyn Events) -> Result<Benched, String> {
+    // Read the reference first: a bad file should fail before minutes of measuring.
+    if let Some(path) = &request.reference {
+        events.reference(path, &read_reference(path)?);
+    }
+    if let Some(n) = request.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| format!("cannot start {n} threads: {e}"))?;
+    }
+    let threads = rayon::current_num_threads();
+    let mut benched = Benched { measurements: Vec::new(), failed: Vec::new() };
+    for path in &request.files {
+        let compiled = compile_file(path, &request.compile)?;
+        events.compiled(&compiled);
+        if compiled.result.has_errors() {
+            benched.failed.push(path.clone());
+            continue;
+        }
+        for model in &compiled.result.models {
+            let results = crate::with_backend!(request.backend, |B, device| {
+                request.precision.check::<B>(request.backend, &device)?;
+                let target = Target { kind: request.backend, precision: request.precision, threads };
+                let mut progress = |m: &Measurement| events.measurement(m);
+                measure::<burn::backend::Autodiff<B>>(model, &request.plan, &target, &device, &mut progress)
+            })??;
+            events.measured(model, &results);
+            benched.measurements.extend(results);
+        }
+    }
+    Ok(benched)
+}

@@ -1,0 +1,132 @@
+//! The prediction job behind `archc predict`: a classifier with its weights on images
+//! (PNG/JPEG, resized and normalised for the model) or `.npy` float32 arrays
+//! [N, C, H, W] used as they are; each input's logits and its five likeliest classes.
+
+use crate::backend::BackendKind;
+use crate::data::{images, npy};
+use crate::elaborate::{Compiled, Options, compile_file};
+use crate::lower::weights::StateDict;
+use crate::lower::{Network, Value};
+use crate::tensor::Shape;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use std::path::PathBuf;
+
+/// What to run on what.
+pub struct Request {
+    pub model: String,
+    /// `.safetensors` (archc's checkpoints, or any torch-named state dict) or PyTorch `.pt`.
+    pub weights: PathBuf,
+    /// Images (PNG, JPEG) or `.npy` arrays of shape [N, C, H, W], float32.
+    pub inputs: Vec<PathBuf>,
+    pub compile: Options,
+    /// Per-channel mean and standard deviation for images (default: from the
+    /// checkpoint, else none).
+    pub mean: Option<Vec<f32>>,
+    pub std: Option<Vec<f32>>,
+    /// Class names, one per line (default: from the checkpoint, else indices).
+    pub labels: Option<PathBuf>,
+    pub backend: BackendKind,
+}
+
+/// One image's (or one row of an array's) prediction.
+pub struct Prediction {
+    /// The file, with `[i]` for the rows of an array of more than one.
+    pub input: String,
+    pub logits: Vec<f32>,
+    /// The five likeliest classes, likeliest first: index, name, probability.
+    pub top5: Vec<(usize, String, f32)>,
+}
+
+/// Runs the model on every input, in order.
+pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Result<Vec<Prediction>, String> {
+    let compiled = compile_file(&request.model, &request.compile)?;
+    compiled_file(&compiled);
+    let Some(model) = compiled.result.models.first() else {
+        return Err(format!("`{}` has errors; nothing to run", request.model));
+    };
+    let (Shape::Image { c, h, w }, Shape::Vector { d: classes }) = (model.input, model.output) else {
+        return Err(format!(
+            "`predict` runs image classifiers; `{}` maps {} to {}",
+            model.name, model.input, model.output
+        ));
+    };
+    let dict = StateDict::read(&request.weights)?;
+    dict.check_settings(&request.weights, &request.compile.set)?;
+    let (c, h, w, classes) = (c as usize, h as usize, w as usize, classes as usize);
+    let normalize = images::normalization(&request.mean, &request.std, dict.normalization(c), c)?;
+    let names = class_names(request, &dict, classes)?;
+    let mut batches: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    for input in &request.inputs {
+        let is_npy = input.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+        if is_npy {
+            let array = npy::read(input)?;
+            if array.shape.len() != 4 || array.shape[1..] != [c, h, w] {
+                return Err(format!(
+                    "`{}` has shape {:?}, but `{}` takes [N, {c}, {h}, {w}]",
+                    input.display(),
+                    array.shape,
+                    model.name
+                ));
+            }
+            batches.push((input.display().to_string(), array.shape, array.data));
+        } else {
+            let data = images::load(input, c, h, w, normalize.as_ref())?;
+            batches.push((input.display().to_string(), vec![1, c, h, w], data));
+        }
+    }
+    let load_errors = |errors: Vec<String>| {
+        format!("`{}` does not fit `{}`:\n  {}", request.weights.display(), model.name, errors.join("\n  "))
+    };
+    let logits: Vec<Vec<f32>> = crate::with_backend!(request.backend, |B, device| {
+        let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?.for_inference();
+        let mut all = Vec::new();
+        for (_, shape, data) in &batches {
+            let x = Tensor::<B, 4>::from_data(TensorData::new(data.clone(), shape.clone()), &device);
+            let y = network.forward(Value::Image(x)).vector();
+            all.push(y.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"))?);
+        }
+        Ok::<_, String>(all)
+    })??;
+    let mut predictions = Vec::new();
+    for ((file, shape, _), values) in batches.iter().zip(&logits) {
+        for (i, row) in values.chunks(classes).enumerate() {
+            let input = if shape[0] > 1 { format!("{file}[{i}]") } else { file.clone() };
+            let p = softmax(row);
+            let top5 = top5(&p).into_iter().map(|k| (k, names[k].clone(), p[k])).collect();
+            predictions.push(Prediction { input, logits: row.to_vec(), top5 });
+        }
+    }
+    Ok(predictions)
+}
+
+fn class_names(request: &Request, dict: &StateDict, classes: usize) -> Result<Vec<String>, String> {
+    let names: Vec<String> = match (&request.labels, dict.metadata.get("classes")) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        (None, Some(list)) => serde_json::from_str(list)
+            .map_err(|e| format!("`{}` has damaged class names in its metadata: {e}", request.weights.display()))?,
+        (None, None) => Vec::new(),
+    };
+    if !names.is_empty() && names.len() != classes {
+        return Err(format!("{} class names for a model with {classes} outputs", names.len()));
+    }
+    Ok((0..classes).map(|i| names.get(i).cloned().unwrap_or_else(|| i.to_string())).collect())
+}
+
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.iter().map(|v| v / sum).collect()
+}
+
+fn top5(probabilities: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..probabilities.len()).collect();
+    order.sort_by(|a, b| probabilities[*b].total_cmp(&probabilities[*a]));
+    order.truncate(5);
+    order
+}

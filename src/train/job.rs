@@ -1,0 +1,360 @@
+//! The training job behind `archc train` and `archc compare`: from a request (a model
+//! file and a dataset, or a run directory to resume) to a finished run. It compiles the
+//! model, checks where it will compute, loads and splits the data, makes the run
+//! directory and trains, telling the caller what happens through `Events`; it prints
+//! nothing itself.
+
+use super::loss_scale::LossScale;
+use super::schedule::{LrPlan, Schedule};
+use super::{EpochMetrics, Hyper, Observer, OptimizerKind, RunDir, Session};
+use crate::backend::BackendKind;
+use crate::data::dataset::{self, Dataset, Pipeline, Source};
+use crate::elaborate::{self, Compiled, Options};
+use crate::ir::Model;
+use crate::lower::Precision;
+use crate::tensor::Shape;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What to train: a model file on a dataset, or the run directory to resume. Its
+/// serialised form is the `args` of a run's config.json.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// The model's `.arch` file (not needed to resume).
+    pub model: Option<String>,
+    /// fashion-mnist, mnist, cifar10, cifar100, or an ImageFolder directory.
+    pub data: Option<String>,
+    /// Where the dataset's files are.
+    pub data_dir: Option<PathBuf>,
+    /// How the model is compiled (`--input`, `--allow`, `--set`).
+    #[serde(skip)]
+    pub compile: Options,
+    #[serde(flatten)]
+    pub options: TrainOptions,
+    /// Train on a stratified, seeded subset of N images.
+    pub subset: Option<usize>,
+    /// The run directory (default: runs/MODEL-DATA-TIME).
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many epochs in total, as if interrupted (for testing resume).
+    #[serde(skip)]
+    pub stop_after: Option<usize>,
+}
+
+#[derive(clap::Args, Clone, Serialize, Deserialize)]
+pub struct TrainOptions {
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: OptimizerKind,
+    /// Learning rate (default 0.1 for SGD, 0.001 for AdamW).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long)]
+    pub nesterov: bool,
+    /// Weight decay (default 5e-4 for SGD, 0.01 for AdamW).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub schedule: Schedule,
+    /// StepLR: epochs between decays.
+    #[arg(long, default_value_t = 30)]
+    pub step_size: usize,
+    /// StepLR: decay factor.
+    #[arg(long, default_value_t = 0.1)]
+    pub gamma: f64,
+    /// Epochs of linear warm-up.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    /// Clip gradients to this global L2 norm.
+    #[arg(long)]
+    pub clip_grad_norm: Option<f64>,
+    /// Hold out this fraction of the training set for validation instead of the test set.
+    #[arg(long)]
+    pub val_split: Option<f64>,
+    /// standard (the dataset's usual constants), computed (from the training set) or none.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub normalize: Normalization,
+    /// Random crop after zero-padding by N pixels (e.g. 4 for CIFAR).
+    #[arg(long, default_value_t = 0)]
+    pub crop_padding: usize,
+    /// Random horizontal flips.
+    #[arg(long)]
+    pub flip: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendKind,
+    /// Compute precision: f32, or mixed precision with f32 weights as PyTorch's autocast
+    /// does it: bf16, or f16 with dynamic loss scaling. For --backend cuda; on flex it
+    /// is emulated (slower than f32), and ndarray has only f32.
+    #[arg(long, value_enum, default_value = "f32")]
+    #[serde(default)]
+    pub precision: Precision,
+    /// Train data parallel: `cuda:0,cuda:1,...` with --backend cuda. --batch is split
+    /// over them. On the CPU backends, `cpu,cpu` runs two replicas on the one CPU.
+    #[arg(long)]
+    #[serde(default)]
+    pub devices: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalization {
+    Standard,
+    Computed,
+    None,
+}
+
+/// What config.json holds: the request as resolved, and the input shape used.
+#[derive(Serialize, Deserialize)]
+struct RunConfig {
+    args: Request,
+    input: Shape,
+    hyper: Hyper,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    /// The network arguments given with `--set`, which the saved model.arch needs again.
+    #[serde(default)]
+    set: Vec<(String, String)>,
+}
+
+/// What the caller hears while a run is prepared and trained: the compiled model (with
+/// its diagnostics), the run about to start, then each batch and epoch.
+pub trait Events: Observer {
+    fn compiled(&mut self, _compiled: &Compiled) {}
+    fn started(&mut self, _start: &Start) {}
+}
+
+/// A run about to train.
+pub struct Start<'a> {
+    pub model: &'a Model,
+    /// The dataset's name.
+    pub data: String,
+    pub train_images: usize,
+    pub val_images: usize,
+    pub epochs: usize,
+    pub batch: usize,
+    pub backend: BackendKind,
+    pub devices: Option<&'a str>,
+    pub precision: Precision,
+    pub run_dir: &'a Path,
+}
+
+/// A finished (or stopped) run: how much it trained on and every epoch's metrics.
+pub struct Trained {
+    /// Images in the training set actually used (after the subset and validation split).
+    pub train_images: usize,
+    /// What the validation metrics were measured on, in words.
+    pub evaluated_on: String,
+    pub history: Vec<EpochMetrics>,
+    /// The f16 loss scaler at the end; `None` in other precisions.
+    pub loss_scale: Option<LossScale>,
+    pub run_dir: PathBuf,
+}
+
+/// Where a run computes, checked before any data is read or a directory made: the
+/// device indices of `devices` (the main device alone without it), on a backend that
+/// exists here and computes in the precision asked for.
+pub fn placement(options: &TrainOptions) -> Result<Vec<u16>, String> {
+    let backend = options.backend;
+    let indices = match &options.devices {
+        Some(text) => crate::backend::parse_devices(backend, text)?,
+        None => vec![0],
+    };
+    crate::with_backend!(backend, |B, device| {
+        options.precision.check::<B>(backend, &device)?;
+        crate::backend::devices::<B>(&device, &indices)?;
+    })?;
+    Ok(indices)
+}
+
+/// Loads a dataset for `model`, checking that its images and classes fit the model.
+pub fn load_for(source: &Source, data_dir: Option<&Path>, model: &Model) -> Result<dataset::Loaded, String> {
+    let loaded = dataset::load(source, data_dir, model.input)?;
+    if loaded.train.shape() != model.input {
+        let s = loaded.train.shape();
+        let hint = match s {
+            Shape::Image { c, h, w } => format!(": run with `--input {c}x{h}x{w}`"),
+            _ => String::new(),
+        };
+        return Err(format!("`{}` images are {s}, but `{}` takes {}{hint}", source.name(), model.name, model.input));
+    }
+    let classes = loaded.train.classes.len() as u64;
+    if model.output != (Shape::Vector { d: classes }) {
+        return Err(format!(
+            "`{}` has {classes} classes, but `{}` outputs {}: set its `classes` parameter (`--set classes={classes}`)",
+            source.name(),
+            model.name,
+            model.output
+        ));
+    }
+    Ok(loaded)
+}
+
+/// The request to carry out: a new one as given, or the one a run directory was
+/// started with (on the devices asked for now, if any), with the file to compile.
+fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String), String> {
+    let Some(dir) = &request.resume else {
+        let model = request.model.clone().unwrap_or_default();
+        return Ok((request, None, model));
+    };
+    let (run, config) = RunDir::open(dir)?;
+    let config: RunConfig =
+        serde_json::from_str(&config).map_err(|e| format!("`{}/config.json` is damaged: {e}", dir.display()))?;
+    let mut resumed = config.args;
+    resumed.stop_after = request.stop_after;
+    // A run may move: resumed on other devices, it computes the same thing.
+    if request.options.devices.is_some() {
+        resumed.options.devices = request.options.devices.clone();
+    }
+    resumed.compile.input = Some(config.input);
+    if !request.compile.set.is_empty() && request.compile.set != config.set {
+        return Err(format!(
+            "a resumed run keeps the network it started with; `{}` has its own `--set` (see its config.json)",
+            dir.display()
+        ));
+    }
+    resumed.compile.set = config.set;
+    Ok((resumed, Some(run), dir.join("model.arch").display().to_string()))
+}
+
+/// Trains as `archc train` does and returns the run.
+pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, String> {
+    let (request, run_dir, model_path) = resolve(request)?;
+    let compiled = elaborate::compile_file(&model_path, &request.compile)?;
+    events.compiled(&compiled);
+    let Some(model) = compiled.result.models.first() else {
+        return Err(format!("`{model_path}` has errors; nothing to train"));
+    };
+    let options = &request.options;
+    let device_indices = placement(options)?;
+    let source = Source::parse(request.data.as_deref().unwrap_or_default());
+    let loaded = load_for(&source, request.data_dir.as_deref(), model)?;
+    let mut train = match request.subset {
+        Some(n) => loaded.train.subset(n, options.seed),
+        None => loaded.train,
+    };
+    let (val, evaluated_on) = match (options.val_split, loaded.test) {
+        (Some(_), _) | (None, None) => {
+            let fraction = options.val_split.unwrap_or(0.1);
+            if !(0.0..1.0).contains(&fraction) {
+                return Err(format!("--val-split must be in [0, 1), not {fraction}"));
+            }
+            let (rest, val) = train.split(fraction, options.seed);
+            train = rest;
+            let held_out = format!("{} images held out of the training set ({:.0}%)", val.len(), 100.0 * fraction);
+            (val, held_out)
+        }
+        (None, Some(test)) => {
+            let official = format!("the {} images of the test set", test.len());
+            (test, official)
+        }
+    };
+    let (mean, std) = normalization(options, &source, &train);
+    let pipeline =
+        Pipeline { mean: mean.clone(), std: std.clone(), crop_padding: options.crop_padding, flip: options.flip };
+    let hyper = hyper(options);
+    let run = match run_dir {
+        Some(run) => run,
+        None => {
+            let dir = request.out.clone().unwrap_or_else(|| default_run_dir(&model.name, &source));
+            let config = RunConfig {
+                args: request.clone(),
+                input: model.input,
+                hyper: hyper.clone(),
+                mean,
+                std,
+                set: request.compile.set.clone(),
+            };
+            let text = std::fs::read_to_string(&model_path)
+                .map_err(|e| format!("cannot read `{model_path}`: {}", crate::report::files::io_reason(&e)))?;
+            let config = serde_json::to_string_pretty(&config).map_err(|e| format!("cannot write config.json: {e}"))?;
+            RunDir::create(&dir, &config, &text)?
+        }
+    };
+    events.started(&Start {
+        model,
+        data: source.name(),
+        train_images: train.len(),
+        val_images: val.len(),
+        epochs: hyper.epochs,
+        batch: hyper.batch,
+        backend: options.backend,
+        devices: options.devices.as_deref(),
+        precision: hyper.precision,
+        run_dir: &run.dir,
+    });
+    let session = Session {
+        model,
+        train: &train,
+        val: &val,
+        pipeline: &pipeline,
+        hyper: &hyper,
+        run: &run,
+        stop_after: request.stop_after,
+        settings: &request.compile.set,
+        init: None,
+        order: None,
+    };
+    let progress = crate::with_backend!(options.backend, |B, device| {
+        let devices = crate::backend::devices::<B>(&device, &device_indices)?;
+        super::train::<burn::backend::Autodiff<B>>(&session, &devices, events)
+    })??;
+    Ok(Trained {
+        train_images: train.len(),
+        evaluated_on,
+        history: progress.history,
+        loss_scale: progress.loss_scale,
+        run_dir: run.dir.clone(),
+    })
+}
+
+/// The hyperparameters of a run, with the optimiser's defaults filled in.
+pub fn hyper(options: &TrainOptions) -> Hyper {
+    let sgd = options.optimizer == OptimizerKind::Sgd;
+    Hyper {
+        epochs: options.epochs,
+        batch: options.batch.max(1),
+        optimizer: options.optimizer,
+        lr: LrPlan {
+            base: options.lr.unwrap_or(if sgd { 0.1 } else { 1e-3 }),
+            schedule: options.schedule,
+            epochs: options.epochs,
+            step_size: options.step_size,
+            gamma: options.gamma,
+            warmup: options.warmup,
+            min_lr: 0.0,
+        },
+        momentum: options.momentum,
+        nesterov: options.nesterov,
+        weight_decay: options.weight_decay.unwrap_or(if sgd { 5e-4 } else { 0.01 }),
+        label_smoothing: options.label_smoothing,
+        clip_grad_norm: options.clip_grad_norm,
+        seed: options.seed,
+        precision: options.precision,
+    }
+}
+
+fn normalization(options: &TrainOptions, source: &Source, train: &Dataset) -> (Vec<f32>, Vec<f32>) {
+    let none = (vec![0.0; train.channels], vec![1.0; train.channels]);
+    match options.normalize {
+        Normalization::None => none,
+        Normalization::Computed => train.channel_stats(),
+        Normalization::Standard => source.standard_normalization().unwrap_or_else(|| train.channel_stats()),
+    }
+}
+
+fn default_run_dir(model: &str, source: &Source) -> PathBuf {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let data = Path::new(&source.name()).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    PathBuf::from("runs").join(format!("{model}-{data}-{seconds}"))
+}
