@@ -2,6 +2,8 @@
 //! written once, generic over `B: Backend`, and `with_backend!` instantiates them
 //! for the one the user asked for.
 
+use crate::error::DeviceError;
+use crate::tensor::Precision;
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -26,7 +28,7 @@ impl fmt::Display for BackendKind {
 }
 
 /// `with_backend!(kind, |B, device| expr)`: evaluates `expr` with the type alias `B`
-/// and a `device` of the chosen backend. Evaluates to `Result<_, String>`.
+/// and a `device` of the chosen backend. Evaluates to `Result<_, archc::error::Error>`.
 #[macro_export]
 macro_rules! with_backend {
     ($kind:expr, |$b:ident, $device:ident| $body:expr) => {{
@@ -34,12 +36,12 @@ macro_rules! with_backend {
             $crate::backend::BackendKind::Flex => {
                 type $b = burn::backend::Flex;
                 let $device = burn::backend::flex::FlexDevice;
-                Ok::<_, String>($body)
+                Ok::<_, $crate::error::Error>($body)
             }
             $crate::backend::BackendKind::Ndarray => {
                 type $b = burn::backend::NdArray;
                 let $device = burn::backend::ndarray::NdArrayDevice::Cpu;
-                Ok::<_, String>($body)
+                Ok::<_, $crate::error::Error>($body)
             }
             $crate::backend::BackendKind::Cuda => $crate::with_cuda!(|$b, $device| $body),
         }
@@ -52,11 +54,11 @@ macro_rules! with_backend {
 macro_rules! with_cuda {
     (|$b:ident, $device:ident| $body:expr) => {{
         match $crate::backend::cuda_driver() {
-            Err(message) => Err::<_, String>(message),
+            Err(error) => Err::<_, $crate::error::Error>(error.into()),
             Ok(()) => {
                 type $b = burn::backend::Cuda;
                 let $device = burn::backend::cuda::CudaDevice::new(0);
-                Ok::<_, String>($body)
+                Ok::<_, $crate::error::Error>($body)
             }
         }
     }};
@@ -66,7 +68,7 @@ macro_rules! with_cuda {
 /// the two is missing. Burn loads the driver on first use and panics when it cannot; asking
 /// first turns a machine without CUDA (or a container that hides its GPUs) into one line.
 #[cfg(feature = "cuda")]
-pub fn cuda_driver() -> Result<(), String> {
+pub fn cuda_driver() -> Result<(), DeviceError> {
     let handle = [c"libcuda.so.1", c"libcuda.so"].iter().find_map(|name| {
         // SAFETY: dlopen with a valid C string. The handle is never closed: Burn loads
         // the same library next, and unloading an initialised driver is not safe.
@@ -74,15 +76,13 @@ pub fn cuda_driver() -> Result<(), String> {
         (!handle.is_null()).then_some(handle)
     });
     let Some(handle) = handle else {
-        return Err("the cuda backend needs NVIDIA's driver, and this machine has none (libcuda.so.1 cannot be \
-                    loaded; check LD_LIBRARY_PATH): use --backend flex"
-            .into());
+        return Err(DeviceError::NoDriver);
     };
     // SAFETY: symbols looked up by their C names in the driver; a null one is refused.
     let (init, count) =
         unsafe { (libc::dlsym(handle, c"cuInit".as_ptr()), libc::dlsym(handle, c"cuDeviceGetCount".as_ptr())) };
     if init.is_null() || count.is_null() {
-        return Err("the NVIDIA driver library has no cuInit or cuDeviceGetCount: reinstall the driver".into());
+        return Err(DeviceError::DriverIncomplete);
     }
     // SAFETY: the driver API's signatures, `CUresult cuInit(unsigned int)` and
     // `CUresult cuDeviceGetCount(int *)` (CUresult is an int; 0 is success).
@@ -97,10 +97,8 @@ pub fn cuda_driver() -> Result<(), String> {
     };
     match (status, devices) {
         (0, n) if n > 0 => Ok(()),
-        (0, _) => Err("the NVIDIA driver sees no CUDA device on this machine: use --backend flex".into()),
-        (code, _) => {
-            Err(format!("the NVIDIA driver cannot start (CUDA error {code}): no usable GPU; use --backend flex"))
-        }
+        (0, _) => Err(DeviceError::NoCudaDevice),
+        (code, _) => Err(DeviceError::DriverCannotStart { code }),
     }
 }
 
@@ -108,39 +106,37 @@ pub fn cuda_driver() -> Result<(), String> {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! with_cuda {
-    (|$b:ident, $device:ident| $body:expr) => {{ Err::<_, String>("this archc was built without CUDA: rebuild with `cargo build --features cuda`".to_string()) }};
+    (|$b:ident, $device:ident| $body:expr) => {{ Err::<_, $crate::error::Error>($crate::error::DeviceError::BuiltWithoutCuda.into()) }};
 }
 
 /// `--devices`: the device indices a run trains on, first the main one. `cuda:N`
 /// names a GPU (`--backend cuda`); on the CPU backends each `cpu` is one replica of
 /// the network on the one CPU, which runs the data-parallel path without a GPU (it
 /// shares the same cores, so it is no faster).
-pub fn parse_devices(backend: BackendKind, text: &str) -> Result<Vec<u16>, String> {
+pub fn parse_devices(backend: BackendKind, text: &str) -> Result<Vec<u16>, DeviceError> {
     let mut indices: Vec<u16> = Vec::new();
     for entry in text.split(',').map(str::trim) {
         if entry.is_empty() {
-            return Err(format!("--devices {text}: an entry is empty"));
+            return Err(DeviceError::EmptyEntry { devices: text.to_string() });
         }
         let index = match (backend, entry.strip_prefix("cuda:")) {
             (BackendKind::Cuda, Some(n)) => n
                 .parse::<u16>()
-                .map_err(|_| format!("--devices: `{entry}` is not a device: write cuda:0, cuda:1, ..."))?,
+                .map_err(|_| DeviceError::NotADevice { entry: entry.to_string(), backend: backend.to_string() })?,
             (BackendKind::Cuda, None) if entry == "cuda" => 0,
             (BackendKind::Flex | BackendKind::Ndarray, None) if entry == "cpu" => 0,
             (BackendKind::Flex | BackendKind::Ndarray, _) if entry.starts_with("cuda") => {
-                return Err(format!("--devices {text} names GPUs: add --backend cuda"));
+                return Err(DeviceError::GpusNeedCuda { devices: text.to_string() });
             }
             (BackendKind::Cuda, None) => {
-                return Err(format!("--devices: `{entry}` is not a CUDA device: write cuda:0, cuda:1, ..."));
+                return Err(DeviceError::NotACudaDevice { entry: entry.to_string() });
             }
             _ => {
-                return Err(format!(
-                    "--devices: `{entry}` is not a device: with --backend {backend}, write cpu (one per replica)"
-                ));
+                return Err(DeviceError::NotADevice { entry: entry.to_string(), backend: backend.to_string() });
             }
         };
         if backend == BackendKind::Cuda && indices.contains(&index) {
-            return Err(format!("--devices: cuda:{index} is listed twice"));
+            return Err(DeviceError::ListedTwice { index });
         }
         indices.push(index);
     }
@@ -149,15 +145,27 @@ pub fn parse_devices(backend: BackendKind, text: &str) -> Result<Vec<u16>, Strin
 
 /// The devices of `indices`, of the same kind as `main` (the one `with_backend!` made).
 /// Refuses GPUs the machine does not have.
-pub fn devices<B: burn::prelude::Backend>(main: &B::Device, indices: &[u16]) -> Result<Vec<B::Device>, String> {
+pub fn devices<B: burn::prelude::Backend>(main: &B::Device, indices: &[u16]) -> Result<Vec<B::Device>, DeviceError> {
     use burn::tensor::backend::{Device as _, DeviceId};
     let type_id = main.to_id().type_id;
     // Index 0 always exists (and is all a CPU has); only GPUs beyond it need counting.
     let count = if indices.iter().any(|&i| i > 0) { B::device_count(type_id) } else { 1 };
-    if let Some(missing) = indices.iter().find(|&&i| usize::from(i) >= count) {
-        return Err(format!("--devices: there is no cuda:{missing}; this machine has {count} CUDA device(s)"));
+    if let Some(&index) = indices.iter().find(|&&i| usize::from(i) >= count) {
+        return Err(DeviceError::NoSuchDevice { index, count });
     }
     Ok(indices.iter().map(|&index_id| B::Device::from_id(DeviceId { type_id, index_id })).collect())
+}
+
+/// Refuses a precision the backend cannot compute in, naming both.
+pub fn check_precision<B: burn::prelude::Backend>(
+    precision: Precision,
+    backend: impl fmt::Display,
+    device: &B::Device,
+) -> Result<(), DeviceError> {
+    match precision.supported::<B>(device) {
+        true => Ok(()),
+        false => Err(DeviceError::NoPrecision { backend: backend.to_string(), precision: precision.to_string() }),
+    }
 }
 
 /// What a panic said, on one line: how a failure inside a backend (CUDA running out of

@@ -2,7 +2,8 @@
 //!
 //! The pipeline is the layout: `syntax` (text → AST) → `elaborate` (AST → shaped IR)
 //! → `ir` → `cost` (params, MACs, memory) and `lower` (Burn modules) → `train` and
-//! `bench`; `diagnostics` renders what goes wrong.
+//! `bench`; `diagnostics` renders what goes wrong in a `.arch` file, `error` everything
+//! else.
 
 pub mod analyze;
 pub mod backend;
@@ -13,6 +14,7 @@ pub mod cost;
 pub mod data;
 pub mod diagnostics;
 pub mod elaborate;
+pub mod error;
 pub mod ir;
 pub mod lower;
 pub mod ops;

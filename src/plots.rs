@@ -8,6 +8,23 @@ pub use plotters::style::{BLUE, RED};
 use std::path::Path;
 use std::sync::OnceLock;
 
+/// Why a picture was not drawn: plotters' words, or ours. A picture is never worth a
+/// stopped job, so this becomes a warning.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrawError(pub String);
+
+impl DrawError {
+    fn new(error: impl std::fmt::Display) -> DrawError {
+        DrawError(error.to_string())
+    }
+}
+
+impl std::fmt::Display for DrawError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 const FONT_PATHS: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
@@ -15,8 +32,8 @@ const FONT_PATHS: &[&str] = &[
     "/Library/Fonts/Arial Unicode.ttf",
 ];
 
-fn font() -> Result<(), String> {
-    static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+fn font() -> Result<(), DrawError> {
+    static LOADED: OnceLock<Result<(), DrawError>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
             let candidates: Vec<String> =
@@ -30,8 +47,10 @@ fn font() -> Result<(), String> {
                     }
                 }
             }
-            Err("no TrueType font for plot labels: set ARCHC_FONT=/path/to/font.ttf (e.g. Debian's fonts-dejavu-core)"
-                .into())
+            Err(DrawError(
+                "no TrueType font for plot labels: set ARCHC_FONT=/path/to/font.ttf (e.g. Debian's fonts-dejavu-core)"
+                    .into(),
+            ))
         })
         .clone()
 }
@@ -40,18 +59,19 @@ fn font() -> Result<(), String> {
 pub fn atomic_png(
     path: &Path,
     size: (u32, u32),
-    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), String>,
-) -> Result<(), String> {
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), DrawError>,
+) -> Result<(), DrawError> {
     font()?;
     let temp = path.with_extension("tmp.png");
     let drawn = (|| {
         let root = BitMapBackend::new(&temp, size).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(DrawError::new)?;
         draw(&root)?;
-        root.present().map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+        root.present().map_err(|e| DrawError(format!("cannot write `{}`: {e}", path.display())))
     })();
-    let result = drawn
-        .and_then(|()| std::fs::rename(&temp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display())));
+    let result = drawn.and_then(|()| {
+        std::fs::rename(&temp, path).map_err(|e| DrawError(format!("cannot write `{}`: {e}", path.display())))
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
@@ -102,7 +122,7 @@ pub fn line_chart(
     area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     axes: &Axes,
     series: &[Series],
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     chart(area, axes, series, true)
 }
 
@@ -111,7 +131,7 @@ fn chart(
     axes: &Axes,
     series: &[Series],
     lines: bool,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let points = || series.iter().flat_map(|(_, p, _)| p.iter().copied());
     let (x_lo, x_hi) = span(points().map(|(x, _)| x));
     let (y_lo, y_hi) = span(points().map(|(_, y)| y));
@@ -121,7 +141,7 @@ fn chart(
         .x_label_area_size(40)
         .y_label_area_size(64)
         .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
-        .map_err(|e| e.to_string())?;
+        .map_err(DrawError::new)?;
     // Depths and epochs are whole numbers: label them so.
     let whole = points().all(|(x, _)| x.fract() == 0.0);
     // Ticks between whole numbers (1.5 epochs) get no label rather than a rounded one.
@@ -137,16 +157,16 @@ fn chart(
         .y_desc(axes.y)
         .label_style(("sans-serif", 14))
         .draw()
-        .map_err(|e| e.to_string())?;
+        .map_err(DrawError::new)?;
     for (name, points, color) in series {
         let color = *color;
         let finite: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
         if lines {
-            chart.draw_series(LineSeries::new(finite.clone(), color.stroke_width(2))).map_err(|e| e.to_string())?;
+            chart.draw_series(LineSeries::new(finite.clone(), color.stroke_width(2))).map_err(DrawError::new)?;
         }
         chart
             .draw_series(finite.iter().map(|&p| Circle::new(p, if lines { 2 } else { 5 }, color.filled())))
-            .map_err(|e| e.to_string())?
+            .map_err(DrawError::new)?
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
     }
@@ -156,23 +176,23 @@ fn chart(
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| e.to_string())
+        .map_err(DrawError::new)
 }
 
 /// One chart alone in a PNG of the given size.
-pub fn single(path: &Path, size: (u32, u32), axes: &Axes, series: &[Series], lines: bool) -> Result<(), String> {
+pub fn single(path: &Path, size: (u32, u32), axes: &Axes, series: &[Series], lines: bool) -> Result<(), DrawError> {
     atomic_png(path, size, |root| chart(root, axes, series, lines))
 }
 
 /// The confusion matrix as a heat map, rows true classes, columns predictions.
-pub fn confusion(path: &Path, classes: &[String], matrix: &[Vec<u64>]) -> Result<(), String> {
+pub fn confusion(path: &Path, classes: &[String], matrix: &[Vec<u64>]) -> Result<(), DrawError> {
     let n = matrix.len().max(1);
     let cell = (560 / n as u32).clamp(8, 60);
     let side = cell * n as u32;
     atomic_png(path, (side + 220, side + 120), |root| {
         let root = root.margin(20, 20, 20, 20);
         root.draw(&Text::new("confusion matrix (rows: true, columns: predicted)", (0, -10), ("sans-serif", 16)))
-            .map_err(|e| e.to_string())?;
+            .map_err(DrawError::new)?;
         for (t, row) in matrix.iter().enumerate() {
             let total = row.iter().sum::<u64>().max(1) as f64;
             for (p, &count) in row.iter().enumerate() {
@@ -183,7 +203,7 @@ pub fn confusion(path: &Path, classes: &[String], matrix: &[Vec<u64>]) -> Result
                     [(x, y), (x + cell as i32, y + cell as i32)],
                     RGBColor(shade, shade, 255).filled(),
                 ))
-                .map_err(|e| e.to_string())?;
+                .map_err(DrawError::new)?;
             }
             let name = classes.get(t).cloned().unwrap_or_else(|| t.to_string());
             root.draw(&Text::new(
@@ -191,7 +211,7 @@ pub fn confusion(path: &Path, classes: &[String], matrix: &[Vec<u64>]) -> Result
                 (side as i32 + 8, (t as u32 * cell + 20 + cell / 3) as i32),
                 ("sans-serif", 14),
             ))
-            .map_err(|e| e.to_string())?;
+            .map_err(DrawError::new)?;
         }
         Ok(())
     })
@@ -205,15 +225,15 @@ fn panel_grid(
     count: usize,
     columns: usize,
     cell: (u32, u32),
-    mut draw: impl FnMut(usize, &DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), String>,
-) -> Result<(), String> {
+    mut draw: impl FnMut(usize, &DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), DrawError>,
+) -> Result<(), DrawError> {
     let columns = columns.clamp(1, count.max(1));
     let rows = count.div_ceil(columns).max(1);
     // Wide enough for the title even with one panel.
     let size = ((cell.0 * columns as u32).max(660), cell.1 * rows as u32 + 40);
     atomic_png(path, size, |root| {
         let (head, body) = root.split_vertically(40);
-        head.draw(&Text::new(title.to_string(), (12, 10), ("sans-serif", 18))).map_err(|e| e.to_string())?;
+        head.draw(&Text::new(title.to_string(), (12, 10), ("sans-serif", 18))).map_err(DrawError::new)?;
         for (i, area) in body.split_evenly((rows, columns)).iter().enumerate().take(count) {
             draw(i, area)?;
         }
@@ -222,7 +242,7 @@ fn panel_grid(
 }
 
 /// One bar chart of weights in [0, 1] per panel (SE and CBAM channel gates).
-pub fn bar_grid(path: &Path, title: &str, panels: &[(String, Vec<f32>)]) -> Result<(), String> {
+pub fn bar_grid(path: &Path, title: &str, panels: &[(String, Vec<f32>)]) -> Result<(), DrawError> {
     panel_grid(path, title, panels.len(), 4, (360, 220), |i, area| {
         let (name, values) = &panels[i];
         let mut chart = ChartBuilder::on(area)
@@ -231,7 +251,7 @@ pub fn bar_grid(path: &Path, title: &str, panels: &[(String, Vec<f32>)]) -> Resu
             .x_label_area_size(22)
             .y_label_area_size(34)
             .build_cartesian_2d(0f64..values.len().max(1) as f64, 0f64..1f64)
-            .map_err(|e| e.to_string())?;
+            .map_err(DrawError::new)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -239,13 +259,13 @@ pub fn bar_grid(path: &Path, title: &str, panels: &[(String, Vec<f32>)]) -> Resu
             .label_style(("sans-serif", 11))
             .y_labels(3)
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(DrawError::new)?;
         let color = PALETTE[0];
         chart
             .draw_series(values.iter().enumerate().map(|(c, &v)| {
                 Rectangle::new([(c as f64, 0.0), (c as f64 + 0.85, v.clamp(0.0, 1.0) as f64)], color.filled())
             }))
-            .map_err(|e| e.to_string())?;
+            .map_err(DrawError::new)?;
         Ok(())
     })
 }
@@ -273,17 +293,17 @@ pub fn heat_grid(
     picture: &Picture,
     maps: &[(String, usize, usize, Vec<f32>)],
     stretch: bool,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     if picture.width == 0 || picture.height == 0 || picture.rgb.len() != picture.width * picture.height {
-        return Err(format!("cannot draw `{}`: the picture is empty", path.display()));
+        return Err(DrawError(format!("cannot draw `{}`: the picture is empty", path.display())));
     }
     if let Some((name, ..)) = maps.iter().find(|(_, w, h, v)| *w == 0 || *h == 0 || v.len() != w * h) {
-        return Err(format!("cannot draw `{}`: the map of {name} does not match its size", path.display()));
+        return Err(DrawError(format!("cannot draw `{}`: the map of {name} does not match its size", path.display())));
     }
     let side = 200u32;
     panel_grid(path, title, maps.len(), 4, (side + 20, side + 44), |i, area| {
         let (name, mw, mh, values) = &maps[i];
-        area.draw(&Text::new(name.clone(), (10, 6), ("sans-serif", 14))).map_err(|e| e.to_string())?;
+        area.draw(&Text::new(name.clone(), (10, 6), ("sans-serif", 14))).map_err(DrawError::new)?;
         let (lo, hi) = if stretch {
             values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
         } else {
@@ -301,7 +321,7 @@ pub fn heat_grid(
                 let hot = heat((values[my * mw + mx] - lo) / range);
                 let mix = |a: u8, b: u8| ((a as u16 + b as u16) / 2) as u8;
                 let color = RGBColor(mix(base[0], hot.0), mix(base[1], hot.1), mix(base[2], hot.2));
-                area.draw_pixel((10 + x as i32, 28 + y as i32), &color).map_err(|e| e.to_string())?;
+                area.draw_pixel((10 + x as i32, 28 + y as i32), &color).map_err(DrawError::new)?;
             }
         }
         Ok(())

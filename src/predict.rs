@@ -5,6 +5,7 @@
 use crate::backend::BackendKind;
 use crate::data::{images, npy};
 use crate::elaborate::{Compiled, Options, compile_file};
+use crate::error::{DataError, Error, IoReason, Purpose, WeightsError};
 use crate::lower::weights::StateDict;
 use crate::lower::{Network, Value};
 use crate::tensor::Shape;
@@ -39,17 +40,15 @@ pub struct Prediction {
 }
 
 /// Runs the model on every input, in order.
-pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Result<Vec<Prediction>, String> {
+pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Result<Vec<Prediction>, Error> {
     let compiled = compile_file(&request.model, &request.compile)?;
     compiled_file(&compiled);
     let Some(model) = compiled.result.models.first() else {
-        return Err(format!("`{}` has errors; nothing to run", request.model));
+        return Err(Error::HasErrors { path: request.model.clone(), purpose: Purpose::Run });
     };
     let (Shape::Image { c, h, w }, Shape::Vector { d: classes }) = (model.input, model.output) else {
-        return Err(format!(
-            "`predict` runs image classifiers; `{}` maps {} to {}",
-            model.name, model.input, model.output
-        ));
+        let (model, input, output) = (model.name.clone(), model.input, model.output);
+        return Err(DataError::NotAClassifier { model, input, output }.into());
     };
     let dict = StateDict::read(&request.weights)?;
     dict.check_settings(&request.weights, &request.compile.set)?;
@@ -62,12 +61,8 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
         if is_npy {
             let array = npy::read(input)?;
             if array.shape.len() != 4 || array.shape[1..] != [c, h, w] {
-                return Err(format!(
-                    "`{}` has shape {:?}, but `{}` takes [N, {c}, {h}, {w}]",
-                    input.display(),
-                    array.shape,
-                    model.name
-                ));
+                let (path, model) = (input.clone(), model.name.clone());
+                return Err(DataError::ArrayDoesNotFit { path, shape: array.shape, model, input: [c, h, w] }.into());
             }
             batches.push((input.display().to_string(), array.shape, array.data));
         } else {
@@ -75,18 +70,18 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
             batches.push((input.display().to_string(), vec![1, c, h, w], data));
         }
     }
-    let load_errors = |errors: Vec<String>| {
-        format!("`{}` does not fit `{}`:\n  {}", request.weights.display(), model.name, errors.join("\n  "))
-    };
+    let load_errors =
+        |problems| WeightsError::DoNotFit { weights: request.weights.clone(), model: model.name.clone(), problems };
     let logits: Vec<Vec<f32>> = crate::with_backend!(request.backend, |B, device| {
         let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?.for_inference();
         let mut all = Vec::new();
         for (_, shape, data) in &batches {
             let x = Tensor::<B, 4>::from_data(TensorData::new(data.clone(), shape.clone()), &device);
             let y = network.forward(Value::Image(x)).vector();
-            all.push(y.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"))?);
+            // `iter` converts each value to f32: it cannot fail.
+            all.push(y.into_data().iter::<f32>().collect());
         }
-        Ok::<_, String>(all)
+        Ok::<_, Error>(all)
     })??;
     let mut predictions = Vec::new();
     for ((file, shape, _), values) in batches.iter().zip(&logits) {
@@ -100,19 +95,22 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
     Ok(predictions)
 }
 
-fn class_names(request: &Request, dict: &StateDict, classes: usize) -> Result<Vec<String>, String> {
+fn class_names(request: &Request, dict: &StateDict, classes: usize) -> Result<Vec<String>, Error> {
     let names: Vec<String> = match (&request.labels, dict.metadata.get("classes")) {
         (Some(path), _) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
+            .map_err(|e| Error::Read { path: path.clone(), reason: IoReason::os(&e) })?
             .lines()
             .map(str::to_string)
             .collect(),
-        (None, Some(list)) => serde_json::from_str(list)
-            .map_err(|e| format!("`{}` has damaged class names in its metadata: {e}", request.weights.display()))?,
+        (None, Some(list)) => serde_json::from_str(list).map_err(|e| WeightsError::Metadata {
+            weights: request.weights.clone(),
+            key: "classes",
+            problem: e.to_string(),
+        })?,
         (None, None) => Vec::new(),
     };
     if !names.is_empty() && names.len() != classes {
-        return Err(format!("{} class names for a model with {classes} outputs", names.len()));
+        return Err(DataError::ClassNames { names: names.len(), classes }.into());
     }
     Ok((0..classes).map(|i| names.get(i).cloned().unwrap_or_else(|| i.to_string())).collect())
 }

@@ -277,7 +277,7 @@ fn mismatched_weights_name_the_key_and_both_shapes() {
     dict.tensors.insert("fc.weight".into(), RawTensor { shape: vec![3, 16], data: vec![0.0; 48] });
     dict.tensors.insert("head.extra".into(), RawTensor { shape: vec![2], data: vec![0.0; 2] });
     let errors = Network::<NdArray>::new(&m, &Default::default()).load_state_dict(&dict).unwrap_err();
-    let text = errors.join("\n");
+    let text = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert!(text.contains("missing `layer1.0.conv1.weight` (archc expects shape [8, 8, 3, 3])"), "{text}");
     assert!(text.contains("`fc.weight` has shape [3, 16] in the file, but the model needs [10, 16]"), "{text}");
     assert!(text.contains("unexpected `head.extra` (shape [2])"), "{text}");

@@ -253,7 +253,7 @@ fn weights_that_turn_nan_behind_a_relu_stop_the_run() {
     };
     let mut recorder = Recorder { run: &dir.join("run"), epochs: Vec::new() };
     let device = Default::default();
-    let error = archc::train::train::<Autodiff<Flex>>(&session, &[device], &mut recorder).unwrap_err();
+    let error = archc::train::train::<Autodiff<Flex>>(&session, &[device], &mut recorder).unwrap_err().to_string();
     assert!(error.contains("the weights became NaN or infinite in epoch 1 while the loss stayed finite"), "{error}");
     assert!(recorder.epochs.is_empty() && !dir.join("run").join("last.safetensors").exists(), "nothing saved");
 }

@@ -8,17 +8,17 @@ use super::activations::{StepStats, activation_stats, per_depth};
 use super::attention::{AttentionMap, attention_maps};
 use super::gradients::{LayerGradient, gradient_norms};
 use crate::backend::BackendKind;
-use crate::data::dataset::{Pipeline, Source};
+use crate::data::dataset::{Pipeline, Source, load_for};
 use crate::data::images;
 use crate::elaborate::variants::{Variant, compile_variants};
 use crate::elaborate::{Compiled, Options, compile_file};
+use crate::error::{ArgumentError, DataError, Error, Purpose, WeightsError};
 use crate::ir::{Model, Shape};
 use crate::lower::weights::StateDict;
 use crate::lower::{Network, Value};
-use crate::plots::{self, Axes, Picture};
+use crate::plots::{self, Axes, DrawError, Picture};
 use crate::report::files::out_dir;
 use crate::report::{Warning, aligned, markdown, write_atomic};
-use crate::train::job::load_for;
 use burn::prelude::*;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -85,11 +85,11 @@ pub struct Shown {
     pub written: Vec<&'static str>,
 }
 
-fn variants(args: &ProbeRequest, events: &mut dyn Events) -> Result<Vec<Variant>, String> {
+fn variants(args: &ProbeRequest, events: &mut dyn Events) -> Result<Vec<Variant>, Error> {
     let mut sweeps = args.sweep.clone();
     if !args.depths.is_empty() {
         if sweeps.iter().any(|(name, _)| name == "depth") {
-            return Err("give the depths once: --depths or --sweep depth=..., not both".into());
+            return Err(ArgumentError::DepthsTwice.into());
         }
         sweeps.push(("depth".into(), args.depths.iter().map(u64::to_string).collect()));
     }
@@ -106,7 +106,7 @@ struct HostBatch {
 
 /// A batch of real images for `model`, when `--data` is given: the first `batch`
 /// images of a seeded stratified subset of the training set.
-fn real_batch(args: &ProbeRequest, model: &Model) -> Result<Option<HostBatch>, String> {
+fn real_batch(args: &ProbeRequest, model: &Model) -> Result<Option<HostBatch>, Error> {
     let Some(data) = &args.data else { return Ok(None) };
     let source = Source::parse(data);
     let loaded = load_for(&source, args.data_dir.as_deref(), model)?;
@@ -118,14 +118,15 @@ fn real_batch(args: &ProbeRequest, model: &Model) -> Result<Option<HostBatch>, S
     let device = burn::backend::flex::FlexDevice;
     let (images, labels) = pipeline.batch::<burn::backend::Flex>(&subset, &indices, None, &device);
     let dims = images.dims();
-    let pixels = images.into_data().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-    let labels = labels.into_data().convert::<i64>().to_vec::<i64>().map_err(|e| format!("{e:?}"))?;
+    // `iter` converts each value: it cannot fail.
+    let pixels = images.into_data().iter::<f32>().collect();
+    let labels = labels.into_data().iter::<i64>().collect();
     Ok(Some(HostBatch { pixels, dims, labels }))
 }
 
 /// The real batch of each variant, the dataset read once per distinct input and output
 /// shape rather than once per variant.
-fn real_batches(args: &ProbeRequest, variants: &[Variant]) -> Result<Vec<Option<HostBatch>>, String> {
+fn real_batches(args: &ProbeRequest, variants: &[Variant]) -> Result<Vec<Option<HostBatch>>, Error> {
     let mut loaded: Vec<((Shape, Shape), Option<HostBatch>)> = Vec::new();
     let mut out = Vec::new();
     for variant in variants {
@@ -169,20 +170,20 @@ fn at_initialisation<B: Backend, T>(
     measure(&network, probe)
 }
 
-fn check_batch(args: &ProbeRequest) -> Result<(), String> {
+fn check_batch(args: &ProbeRequest) -> Result<(), Error> {
     // Batch norm in training mode needs more than one value per channel.
     if args.batch < 2 {
-        return Err(format!("--batch must be at least 2 (batch norm needs a batch), not {}", args.batch));
+        return Err(ArgumentError::BatchForBatchNorm { batch: args.batch }.into());
     }
     Ok(())
 }
 
 /// A picture that cannot be drawn (no font, say) is a warning: the tables stand alone.
-fn warn_unless_drawn(events: &mut dyn Events, name: &str, result: Result<(), String>) -> bool {
+fn warn_unless_drawn(events: &mut dyn Events, name: &str, result: Result<(), DrawError>) -> bool {
     match result {
         Ok(()) => true,
         Err(reason) => {
-            events.warning(&Warning::NotDrawn { picture: name.to_string(), reason });
+            events.warning(&Warning::NotDrawn { picture: name.to_string(), reason: reason.to_string() });
             false
         }
     }
@@ -205,7 +206,7 @@ fn sci(x: f64) -> String {
 
 /// Gradient norm of every weight layer after one backward pass at initialisation, for
 /// every variant: written as gradients.{md,csv,png} in the output directory.
-pub fn gradients(args: &ProbeRequest, events: &mut dyn Events) -> Result<Analyzed, String> {
+pub fn gradients(args: &ProbeRequest, events: &mut dyn Events) -> Result<Analyzed, Error> {
     check_batch(args)?;
     let variants = variants(args, events)?;
     let mut results: Vec<(String, Vec<LayerGradient>)> = Vec::new();
@@ -216,7 +217,7 @@ pub fn gradients(args: &ProbeRequest, events: &mut dyn Events) -> Result<Analyze
         })?;
         results.push((variant.label.clone(), rows));
     }
-    let dir = out_dir(&args.out, "gradients")?;
+    let dir = out_dir(args.out.as_deref(), "gradients")?;
     let mut text = String::new();
     let mut md = String::from("# Gradient norm per layer at initialisation\n\n");
     let _ = writeln!(md, "{}\n", batch_description(args));
@@ -297,7 +298,7 @@ fn batch_description(args: &ProbeRequest) -> String {
 
 /// Mean and standard deviation of every layer's output at initialisation, for every
 /// variant: written as activations.{md,csv,png} in the output directory.
-pub fn activations(args: &ProbeRequest, events: &mut dyn Events) -> Result<Analyzed, String> {
+pub fn activations(args: &ProbeRequest, events: &mut dyn Events) -> Result<Analyzed, Error> {
     check_batch(args)?;
     let variants = variants(args, events)?;
     let mut results: Vec<(String, Vec<StepStats>)> = Vec::new();
@@ -309,7 +310,7 @@ pub fn activations(args: &ProbeRequest, events: &mut dyn Events) -> Result<Analy
         })?;
         results.push((variant.label.clone(), rows));
     }
-    let dir = out_dir(&args.out, "activations")?;
+    let dir = out_dir(args.out.as_deref(), "activations")?;
     let mut text = String::new();
     let mut md = String::from("# Activations per layer at initialisation\n\n");
     let description = batch_description(args).replace(" and backward pass", " pass");
@@ -370,14 +371,14 @@ pub fn activations(args: &ProbeRequest, events: &mut dyn Events) -> Result<Analy
 
 /// What a network's SE/CBAM gates and ViT heads look at for one image: channel weights
 /// (CSV and bars), spatial maps and per-head attention (heat maps over the image).
-pub fn attention(args: &AttentionRequest, events: &mut dyn Events) -> Result<Shown, String> {
+pub fn attention(args: &AttentionRequest, events: &mut dyn Events) -> Result<Shown, Error> {
     let compiled = compile_file(&args.model, &args.compile)?;
     events.compiled(&compiled);
     let Some(model) = compiled.result.models.first() else {
-        return Err(format!("`{}` has errors; nothing to run", args.model));
+        return Err(Error::HasErrors { path: args.model.clone(), purpose: Purpose::Run });
     };
     let Shape::Image { c, h, w } = model.input else {
-        return Err(format!("`{}` takes {}, not an image", model.name, model.input));
+        return Err(DataError::NotAnImageModel { model: model.name.clone(), input: model.input }.into());
     };
     let (c, h, w) = (c as usize, h as usize, w as usize);
     let dict = args.weights.as_deref().map(StateDict::read).transpose()?;
@@ -398,9 +399,10 @@ pub fn attention(args: &AttentionRequest, events: &mut dyn Events) -> Result<Sho
             })
             .collect(),
     };
-    let load_errors = |errors: Vec<String>| {
-        let weights = args.weights.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-        format!("`{weights}` does not fit `{}`:\n  {}", model.name, errors.join("\n  "))
+    let load_errors = |problems| WeightsError::DoNotFit {
+        weights: args.weights.clone().unwrap_or_default(),
+        model: model.name.clone(),
+        problems,
     };
     let maps = crate::with_backend!(args.backend, |B, device| {
         B::seed(&device, args.seed);
@@ -409,18 +411,15 @@ pub fn attention(args: &AttentionRequest, events: &mut dyn Events) -> Result<Sho
             network = network.load_state_dict(dict).map_err(load_errors)?;
         }
         let image = Tensor::<B, 4>::from_data(TensorData::new(input.clone(), [1, c, h, w]), &device);
-        Ok::<_, String>(attention_maps(&network, image))
+        Ok::<_, Error>(attention_maps(&network, image))
     })??;
     if maps.is_empty() {
-        return Err(format!(
-            "`{}` has no attention to show: no SE or CBAM gate (`scale`) and no attention layer over a square patch grid",
-            model.name
-        ));
+        return Err(DataError::NoAttention { model: model.name.clone() }.into());
     }
     if dict.is_none() {
         events.warning(&Warning::UntrainedMaps);
     }
-    let dir = out_dir(&args.out, "attention")?;
+    let dir = out_dir(args.out.as_deref(), "attention")?;
     let mut written = Vec::new();
     let mut text = String::new();
     let channels: Vec<(String, Vec<f32>)> = maps

@@ -5,6 +5,7 @@
 use super::{Measurement, Plan, Report, Target, measure, read_reference};
 use crate::backend::BackendKind;
 use crate::elaborate::{Compiled, Options, compile_file};
+use crate::error::{DeviceError, Error};
 use crate::ir::Model;
 use crate::lower::Precision;
 
@@ -38,7 +39,7 @@ pub struct Benched {
     pub failed: Vec<String>,
 }
 
-pub fn run(request: &Request, events: &mut dyn Events) -> Result<Benched, String> {
+pub fn run(request: &Request, events: &mut dyn Events) -> Result<Benched, Error> {
     // Read the reference first: a bad file should fail before minutes of measuring.
     if let Some(path) = &request.reference {
         events.reference(path, &read_reference(path)?);
@@ -47,7 +48,7 @@ pub fn run(request: &Request, events: &mut dyn Events) -> Result<Benched, String
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
-            .map_err(|e| format!("cannot start {n} threads: {e}"))?;
+            .map_err(|e| DeviceError::Threads { threads: n, reason: e.to_string() })?;
     }
     let threads = rayon::current_num_threads();
     let mut benched = Benched { measurements: Vec::new(), failed: Vec::new() };
@@ -60,7 +61,7 @@ pub fn run(request: &Request, events: &mut dyn Events) -> Result<Benched, String
         }
         for model in &compiled.result.models {
             let results = crate::with_backend!(request.backend, |B, device| {
-                request.precision.check::<B>(request.backend, &device)?;
+                crate::backend::check_precision::<B>(request.precision, request.backend, &device)?;
                 let target = Target { kind: request.backend, precision: request.precision, threads };
                 let mut progress = |m: &Measurement| events.measurement(m);
                 measure::<burn::backend::Autodiff<B>>(model, &request.plan, &target, &device, &mut progress)

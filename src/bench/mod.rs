@@ -16,6 +16,7 @@ pub use table::{read_reference, render, side_by_side};
 
 use crate::backend::BackendKind;
 use crate::cost::{self, Convention, GroupBy};
+use crate::error::DeviceError;
 use crate::ir::{Model, Shape};
 use crate::lower::{Network, Precision, Value};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -137,8 +138,8 @@ impl Target {
     }
 
     /// Waits until the device has finished everything queued (a no-op on the CPU).
-    fn sync<B: Backend>(&self, device: &B::Device) -> Result<(), String> {
-        B::sync(device).map_err(|e| format!("the {} device failed: {e}", self.kind))
+    fn sync<B: Backend>(&self, device: &B::Device) -> Result<(), DeviceError> {
+        B::sync(device).map_err(|e| DeviceError::Failed { backend: self.kind.to_string(), reason: e.to_string() })
     }
 }
 
@@ -150,7 +151,7 @@ pub fn measure<B: AutodiffBackend>(
     target: &Target,
     device: &B::Device,
     progress: &mut dyn FnMut(&Measurement),
-) -> Result<Vec<Measurement>, String> {
+) -> Result<Vec<Measurement>, DeviceError> {
     let forward_flops = cost::report(model, Convention::Core, 1, GroupBy::Layer).flops as f64;
     let mut results = Vec::new();
     for &mode in &plan.modes {
@@ -190,7 +191,7 @@ fn time_steps<B: Backend>(
     target: &Target,
     device: &B::Device,
     mut step: impl FnMut(),
-) -> Result<Timings, String> {
+) -> Result<Timings, DeviceError> {
     target.sync::<B>(device)?;
     let probe = MemoryProbe::start::<B>(target.kind, device);
     let mut seconds = Vec::with_capacity(plan.iters);
@@ -211,7 +212,7 @@ fn time_inference<B: Backend>(
     plan: &Plan,
     target: &Target,
     device: &B::Device,
-) -> Result<Timings, String> {
+) -> Result<Timings, DeviceError> {
     B::seed(device, 0);
     // A network on a backend without autodiff runs in eval mode (running batch-norm
     // statistics, no dropout), as `archc predict` and `archc eval` do.
@@ -228,7 +229,7 @@ fn time_training<B: AutodiffBackend>(
     plan: &Plan,
     target: &Target,
     device: &B::Device,
-) -> Result<Timings, String> {
+) -> Result<Timings, DeviceError> {
     B::seed(device, 0);
     // An `Option` so that the step can move the network through the optimiser.
     let mut network = Some(Network::<B>::new(model, device).with_precision(target.precision));

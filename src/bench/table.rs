@@ -3,6 +3,7 @@
 
 use super::{Measurement, Mode, Report, SCHEMA};
 use crate::cost::{self, Convention, GroupBy};
+use crate::error::{ArgumentError, Error, FileKind, IoReason};
 use crate::ir::Model;
 use crate::report::{aligned, bytes, human};
 
@@ -71,25 +72,30 @@ pub fn render(model: &Model, results: &[Measurement]) -> String {
 }
 
 /// Reads a report written by `archc bench --format json` or the PyTorch reference.
-pub fn read_reference(path: &str) -> Result<Report, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
-    let report: Report =
-        serde_json::from_str(&text).map_err(|e| format!("`{path}` is not a bench report ({SCHEMA} JSON): {e}"))?;
+pub fn read_reference(path: &str) -> Result<Report, Error> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Read { path: path.into(), reason: IoReason::os(&e) })?;
+    let report: Report = serde_json::from_str(&text).map_err(|e| Error::Malformed {
+        path: path.into(),
+        kind: FileKind::BenchReport { schema: SCHEMA },
+        problem: e.to_string(),
+    })?;
     if report.schema != SCHEMA {
-        return Err(format!("`{path}` has schema `{}`; this archc reads `{SCHEMA}`", report.schema));
+        return Err(ArgumentError::SchemaOf { path: path.to_string(), schema: report.schema, expected: SCHEMA }.into());
     }
     Ok(report)
 }
 
 /// archc's measurements beside the reference's for the same model, mode and batch,
 /// with the throughput ratio (archc ÷ reference: above 1 is faster than the reference).
-pub fn side_by_side(ours: &[Measurement], reference: &Report, path: &str) -> Result<String, String> {
+pub fn side_by_side(ours: &[Measurement], reference: &Report, path: &str) -> Result<String, Error> {
     let Some(first) = ours.first() else { return Ok(String::new()) };
     let theirs: Vec<&Measurement> = reference.results.iter().filter(|r| r.model == first.model).collect();
     if theirs.is_empty() {
         let mut names: Vec<&str> = reference.results.iter().map(|r| r.model.as_str()).collect();
         names.dedup();
-        return Err(format!("`{path}` has no results for `{}` (it has: {})", first.model, names.join(", ")));
+        let has = names.into_iter().map(String::from).collect();
+        return Err(ArgumentError::ReferenceLacks { path: path.to_string(), model: first.model.clone(), has }.into());
     }
     let tool = reference.tool.split_whitespace().next().unwrap_or("reference").to_string();
     let mut out = format!(

@@ -3,10 +3,11 @@
 //! gates and heads look at): the arguments, and what the jobs in `analyze::job`
 //! measured, on stdout.
 
-use super::{CompileArgs, print_diagnostics};
+use super::{CompileArgs, NormalizeArgs, print_diagnostics};
 use crate::analyze::job::{self, AttentionRequest, Events, ProbeRequest};
 use crate::backend::BackendKind;
 use crate::elaborate::Compiled;
+use crate::error::Error;
 use crate::report::Warning;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,12 +43,8 @@ struct AttentionArgs {
     weights: Option<PathBuf>,
     #[command(flatten)]
     compile: CompileArgs,
-    /// Per-channel mean for the image (default: from the checkpoint, else none).
-    #[arg(long, value_delimiter = ',')]
-    mean: Option<Vec<f32>>,
-    /// Per-channel standard deviation (default: from the checkpoint, else none).
-    #[arg(long, value_delimiter = ',')]
-    std: Option<Vec<f32>>,
+    #[command(flatten)]
+    normalize: NormalizeArgs,
     /// Seeds the initialisation when no weights are given.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -125,7 +122,7 @@ pub(super) fn parse_sweep(text: &str) -> Result<(String, Vec<String>), String> {
     Ok((name, parts))
 }
 
-pub fn run(args: AnalyzeArgs) -> Result<ExitCode, String> {
+pub fn run(args: AnalyzeArgs) -> Result<ExitCode, Error> {
     let mut printer = Printer;
     let analyzed = match args.what {
         What::Gradients(probe) => job::gradients(&probe.request(), &mut printer)?,
@@ -166,8 +163,8 @@ impl AttentionArgs {
             image: self.image,
             weights: self.weights,
             compile: self.compile.options(),
-            mean: self.mean,
-            std: self.std,
+            mean: self.normalize.mean,
+            std: self.normalize.std,
             seed: self.seed,
             backend: self.backend,
             out: self.out,

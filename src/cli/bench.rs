@@ -5,6 +5,7 @@ use super::{CompileArgs, print_diagnostics};
 use crate::backend::BackendKind;
 use crate::bench::{self, Events, Measurement, Mode, Plan, Report, Request};
 use crate::elaborate::Compiled;
+use crate::error::{Error, IoReason};
 use crate::ir::Model;
 use crate::lower::Precision;
 use std::io::IsTerminal;
@@ -64,7 +65,7 @@ enum OutputFormat {
     Json,
 }
 
-pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+pub fn run(args: BenchArgs) -> Result<ExitCode, Error> {
     let request = Request {
         files: args.files.clone(),
         compile: args.compile.options(),
@@ -86,7 +87,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let mut printer = Printer { table: args.format == OutputFormat::Table, reference: None };
     let benched = bench::run(&request, &mut printer)?;
     let report = Report::new(benched.measurements);
-    let json = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot write the JSON report: {e}"))?;
+    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Write {
+        path: args.out.clone().unwrap_or_else(|| "the JSON report".into()),
+        reason: IoReason::Other(e.to_string()),
+    })?;
     if args.format == OutputFormat::Json {
         println!("{json}");
     }

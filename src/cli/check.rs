@@ -1,6 +1,7 @@
 //! `archc check FILE... [--input CxHxW] [--trace] [--format human|json]`
 
-use super::{CompileArgs, compile_file, print_diagnostics};
+use super::{CompileArgs, Format, compile_file, print_diagnostics};
+use crate::error::Error;
 use crate::ir;
 use crate::report::thousands;
 use serde_json::json;
@@ -20,18 +21,12 @@ pub struct CheckArgs {
     format: Format,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Human,
-    Json,
-}
-
 /// Exact integers in JSON: a number when it fits in 64 bits, a decimal string beyond.
 fn json_int(n: u128) -> serde_json::Value {
     u64::try_from(n).map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::String(n.to_string()))
 }
 
-pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
+pub fn run(args: CheckArgs) -> Result<ExitCode, Error> {
     let options = args.compile.options();
     let mut failed = false;
     for path in &args.files {
@@ -41,7 +36,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
                 failed = true;
                 if args.format == Format::Json {
                     // The same fields as every other diagnostic and line, with no span to point at.
-                    let error = json!({"code": "io", "severity": "error", "message": message, "label": "",
+                    let error = json!({"code": "io", "severity": "error", "message": message.to_string(), "label": "",
                                        "file": path, "line": 0, "column": 0, "help": null});
                     println!(
                         "{}",

@@ -5,6 +5,7 @@ use super::CompileArgs;
 use super::train::Printer;
 use crate::backend::BackendKind;
 use crate::compare::{self, Events, Request};
+use crate::error::Error;
 use crate::train::job::TrainOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +54,7 @@ fn parse_subset(text: &str) -> Result<Option<usize>, String> {
     }
 }
 
-pub fn run(args: CompareArgs) -> Result<ExitCode, String> {
+pub fn run(args: CompareArgs) -> Result<ExitCode, Error> {
     let command: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect();
     let request = Request {
         models: args.models,

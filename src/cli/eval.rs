@@ -3,6 +3,7 @@
 
 use super::{CompileArgs, print_diagnostics};
 use crate::backend::BackendKind;
+use crate::error::Error;
 use crate::lower::Precision;
 use crate::report::Warning;
 use crate::train::evaluate::{self, Evaluated};
@@ -37,7 +38,7 @@ pub struct EvalArgs {
     confusion_png: Option<PathBuf>,
 }
 
-pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
+pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
     let request = evaluate::Request {
         model: args.model.clone(),
         weights: args.weights.clone(),
@@ -53,7 +54,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let per_class = evaluation.per_class();
     let png = args.confusion_png.clone().unwrap_or_else(|| args.weights.with_file_name("confusion.png"));
     if let Err(reason) = crate::plots::confusion(&png, &test.classes, &evaluation.confusion) {
-        eprintln!("warning: {}", Warning::NoConfusion { reason });
+        eprintln!("warning: {}", Warning::NoConfusion { reason: reason.to_string() });
     }
     if args.json {
         println!(

@@ -1,6 +1,7 @@
 //! `archc explain [CODE]`: the long story behind a diagnostic code.
 
 use crate::diagnostics::{CODES, Code};
+use crate::error::{ArgumentError, Error};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -9,7 +10,7 @@ pub struct ExplainArgs {
     code: Option<String>,
 }
 
-pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
+pub fn run(args: ExplainArgs) -> Result<ExitCode, Error> {
     let Some(text) = args.code else {
         for info in CODES {
             let lint = info.lint.map(|l| format!(" ({l})")).unwrap_or_default();
@@ -17,8 +18,7 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode, String> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let code =
-        Code::lookup(&text).ok_or_else(|| format!("`{text}` is not a diagnostic code; `archc explain` lists them"))?;
+    let code = Code::lookup(&text).ok_or(ArgumentError::NotACode { text })?;
     let info = code.info();
     println!("{}: {}\n\n{}", info.id, info.summary, info.explanation);
     Ok(ExitCode::SUCCESS)

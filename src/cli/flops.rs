@@ -3,6 +3,7 @@
 
 use super::{CompileArgs, compile_file, print_diagnostics};
 use crate::cost::{self, Convention, Format, GroupBy};
+use crate::error::Error;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -25,7 +26,7 @@ pub struct FlopsArgs {
     format: Format,
 }
 
-pub fn run(args: FlopsArgs) -> Result<ExitCode, String> {
+pub fn run(args: FlopsArgs) -> Result<ExitCode, Error> {
     let options = args.compile.options();
     let mut reports = Vec::new();
     let mut failed = false;

@@ -1,6 +1,7 @@
 //! `archc ir FILE [--input CxHxW]`: the canonical IR dump.
 
 use super::{CompileArgs, compile_file, print_diagnostics};
+use crate::error::Error;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -10,7 +11,7 @@ pub struct IrArgs {
     compile: CompileArgs,
 }
 
-pub fn run(args: IrArgs) -> Result<ExitCode, String> {
+pub fn run(args: IrArgs) -> Result<ExitCode, Error> {
     let compiled = compile_file(&args.file, &args.compile.options())?;
     print_diagnostics(&compiled.sources, &compiled.result.diagnostics);
     for model in &compiled.result.models {

@@ -75,6 +75,26 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// How a command writes its results: for people, or one JSON object per line.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// How images are normalised for a trained model: `(x − mean) / std` per channel.
+#[derive(clap::Args)]
+pub struct NormalizeArgs {
+    /// Per-channel mean for images, e.g. 0.485,0.456,0.406 (default: from the
+    /// checkpoint, else none).
+    #[arg(long, value_delimiter = ',')]
+    mean: Option<Vec<f32>>,
+    /// Per-channel standard deviation, e.g. 0.229,0.224,0.225 (default: from the
+    /// checkpoint, else none).
+    #[arg(long, value_delimiter = ',')]
+    std: Option<Vec<f32>>,
+}
+
 /// Options shared by every command that compiles models.
 #[derive(clap::Args, Clone, Default)]
 pub struct CompileArgs {

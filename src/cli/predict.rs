@@ -2,8 +2,9 @@
 //! the arguments, and each input's five likeliest classes as lines or JSON. The job
 //! is `predict::run`.
 
-use super::{CompileArgs, print_diagnostics};
+use super::{CompileArgs, Format, NormalizeArgs, print_diagnostics};
 use crate::backend::BackendKind;
+use crate::error::Error;
 use crate::predict::{self, Request};
 use serde_json::json;
 use std::path::PathBuf;
@@ -21,12 +22,8 @@ pub struct PredictArgs {
     inputs: Vec<PathBuf>,
     #[command(flatten)]
     compile: CompileArgs,
-    /// Per-channel mean for images, e.g. 0.485,0.456,0.406 (default: from the checkpoint, else none).
-    #[arg(long, value_delimiter = ',')]
-    mean: Option<Vec<f32>>,
-    /// Per-channel standard deviation, e.g. 0.229,0.224,0.225.
-    #[arg(long, value_delimiter = ',')]
-    std: Option<Vec<f32>>,
+    #[command(flatten)]
+    normalize: NormalizeArgs,
     /// Class names, one per line (default: from the checkpoint, else indices).
     #[arg(long)]
     labels: Option<PathBuf>,
@@ -36,20 +33,14 @@ pub struct PredictArgs {
     format: Format,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Human,
-    Json,
-}
-
-pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
+pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
     let request = Request {
         model: args.model,
         weights: args.weights,
         inputs: args.inputs,
         compile: args.compile.options(),
-        mean: args.mean,
-        std: args.std,
+        mean: args.normalize.mean,
+        std: args.normalize.std,
         labels: args.labels,
         backend: args.backend,
     };

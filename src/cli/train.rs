@@ -4,6 +4,7 @@
 
 use super::{CompileArgs, print_diagnostics};
 use crate::elaborate::Compiled;
+use crate::error::Error;
 use crate::lower::Precision;
 use crate::train::job::{self, Events, Start, TrainOptions, Trained};
 use crate::train::{EpochMetrics, Observer};
@@ -58,7 +59,7 @@ impl TrainArgs {
     }
 }
 
-pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
+pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
     let trained = job::run(args.request(), &mut Printer::default())?;
     print_summary(&trained);
     Ok(ExitCode::SUCCESS)

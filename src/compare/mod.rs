@@ -9,8 +9,9 @@ use crate::bench::{self, Measurement, Mode, Plan, Target};
 use crate::cost::{self, Convention, GroupBy};
 use crate::elaborate::Options;
 use crate::elaborate::variants::{self, Variant};
+use crate::error::{ArgumentError, Error, IoReason, RunError};
 use crate::ir::Model;
-use crate::plots::{self, Axes, Series};
+use crate::plots::{self, Axes, DrawError, Series};
 use crate::report::{aligned, bytes, human, markdown, thousands, write_atomic};
 use crate::train::Warning;
 use crate::train::job::{self, TrainOptions};
@@ -86,40 +87,39 @@ pub struct Row {
 
 /// Trains and measures every model as `archc compare` does and writes the report
 /// directory.
-pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, String> {
+pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, Error> {
     if args.bench_batch.contains(&0) || args.bench_iters == 0 {
-        return Err("--bench-batch sizes and --bench-iters must be positive".into());
+        return Err(ArgumentError::BenchSizes.into());
     }
     // Everything that can be checked is checked before anything trains: a typo should
     // not cost an hour.
     if args.options.epochs == 0 {
-        return Err("--epochs must be at least 1".into());
+        return Err(ArgumentError::NoEpochs.into());
     }
     job::placement(&args.options)?;
     for (i, path) in args.models.iter().enumerate() {
         if args.models[..i].contains(path) {
-            return Err(format!("`{path}` is given twice"));
+            return Err(ArgumentError::FileTwice { path: path.clone() }.into());
         }
     }
     for (i, size) in args.subset.iter().enumerate() {
         if args.subset[..i].contains(size) {
-            let size = size.map_or("all".to_string(), |n| n.to_string());
-            return Err(format!("--subset {size} is given twice"));
+            return Err(ArgumentError::SubsetTwice { size: *size }.into());
         }
     }
     let variants =
         variants::compile_variants(&args.models, &args.compile, &args.sweep, "--sweep", &mut |c| events.compiled(c))?;
     let source = crate::data::dataset::Source::parse(&args.data);
     for variant in &variants {
-        job::load_for(&source, args.data_dir.as_deref(), &variant.model)?;
+        crate::data::dataset::load_for(&source, args.data_dir.as_deref(), &variant.model)?;
     }
     let labels: Vec<String> = variants.iter().map(|v| unique_label(&variants, v)).collect();
     for (i, label) in labels.iter().enumerate() {
         if labels[..i].contains(label) {
-            return Err(format!("two models would both be called `{label}`: rename one network or file"));
+            return Err(ArgumentError::SameLabel { label: label.clone() }.into());
         }
     }
-    let dir = crate::report::files::out_dir(&args.out, "compare")?;
+    let dir = crate::report::files::out_dir(args.out.as_deref(), "compare")?;
 
     let threads = rayon::current_num_threads();
     let mut measured = Vec::new();
@@ -148,7 +148,7 @@ pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, String> 
             };
             let trained = job::run(request, events)?;
             let Some(last) = trained.history.last() else {
-                return Err(format!("`{label}` trained no epoch: give --epochs 1 or more"));
+                return Err(RunError::NoEpoch { model: label.clone() }.into());
             };
             let cost = cost::report(model, Convention::Core, 1, GroupBy::Layer);
             let seconds: f64 = trained.history.iter().map(|m| m.seconds).sum();
@@ -179,7 +179,8 @@ pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, String> 
     let pictures = draw(&dir, args, &rows, events);
     let report = render_report(args, &rows, threads, dir.to_string_lossy().as_ref(), &pictures);
     write_atomic(&dir.join("report.md"), &report)?;
-    let json = serde_json::to_string_pretty(&rows).map_err(|e| format!("cannot write results.json: {e}"))?;
+    let json = serde_json::to_string_pretty(&rows)
+        .map_err(|e| Error::Write { path: dir.join("results.json"), reason: IoReason::Other(e.to_string()) })?;
     write_atomic(&dir.join("results.json"), json + "\n")?;
     Ok(Compared { table: table(args, &rows, false), rows, dir })
 }
@@ -206,7 +207,7 @@ fn file_name(label: &str) -> String {
 type Latencies = Vec<(usize, f64)>;
 
 /// Inference latency at each `--bench-batch`, and the peak memory of one training step.
-fn measure(model: &Model, args: &Request, threads: usize) -> Result<(Latencies, Option<u64>), String> {
+fn measure(model: &Model, args: &Request, threads: usize) -> Result<(Latencies, Option<u64>), Error> {
     let infer =
         Plan { batches: args.bench_batch.clone(), modes: vec![Mode::Infer], warmup: 2, iters: args.bench_iters };
     let train = Plan { batches: vec![args.options.batch.max(1)], modes: vec![Mode::Train], warmup: 1, iters: 2 };
@@ -216,7 +217,7 @@ fn measure(model: &Model, args: &Request, threads: usize) -> Result<(Latencies, 
         type AD = burn::backend::Autodiff<B>;
         let inference = bench::measure::<AD>(model, &infer, &target, &device, &mut quiet)?;
         let training = bench::measure::<AD>(model, &train, &target, &device, &mut quiet)?;
-        Ok::<_, String>((inference, training))
+        Ok::<_, Error>((inference, training))
     })??;
     let latency = inference.iter().map(|m| (m.batch, m.latency_ms.median)).collect();
     Ok((latency, training.first().and_then(|m| m.peak_bytes)))
@@ -359,9 +360,9 @@ fn largest(rows: &[Row]) -> Vec<&Row> {
 /// Draws the report's pictures and returns those written; one that fails is a warning.
 fn draw(dir: &Path, args: &Request, rows: &[Row], events: &mut dyn Events) -> Vec<&'static str> {
     let mut written = Vec::new();
-    let mut keep = |name: &'static str, result: Result<(), String>| match result {
+    let mut keep = |name: &'static str, result: Result<(), DrawError>| match result {
         Ok(()) => written.push(name),
-        Err(reason) => events.warning(&Warning::NotDrawn { picture: name.to_string(), reason }),
+        Err(reason) => events.warning(&Warning::NotDrawn { picture: name.to_string(), reason: reason.to_string() }),
     };
     let last = largest(rows);
     let per_model = |f: &dyn Fn(&Row) -> Vec<(f64, f64)>| -> Vec<Series> {

@@ -4,6 +4,8 @@
 
 pub use super::memory::{Dataset, Pipeline};
 use super::{cifar, folder, idx};
+use crate::error::{DataError, Error};
+use crate::ir::Model;
 use crate::tensor::Shape;
 use std::path::{Path, PathBuf};
 
@@ -75,7 +77,7 @@ pub struct Loaded {
 }
 
 /// Loads a dataset; `shape` is the model's input (folders are resized to it).
-pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded, String> {
+pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded, Error> {
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| source.default_dir());
     match source {
         Source::FashionMnist | Source::Mnist => {
@@ -84,19 +86,21 @@ pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded,
             } else {
                 (0..10).map(|d| d.to_string()).collect()
             };
-            let read = |prefix: &str| -> Result<Dataset, String> {
+            let read = |prefix: &str| -> Result<Dataset, Error> {
                 let images = idx::read(&dir.join(format!("{prefix}-images-idx3-ubyte")))?;
                 let labels = idx::read(&dir.join(format!("{prefix}-labels-idx1-ubyte")))?;
                 if images.dims.len() != 3 || labels.dims.len() != 1 || images.dims[0] != labels.dims[0] {
-                    return Err(format!(
-                        "`{}`: {prefix} images {:?} and labels {:?} do not match",
-                        dir.display(),
-                        images.dims,
-                        labels.dims
-                    ));
+                    return Err(DataError::ImagesAndLabelsDiffer {
+                        dir: dir.clone(),
+                        split: prefix.to_string(),
+                        images: images.dims,
+                        labels: labels.dims,
+                    }
+                    .into());
                 }
                 if let Some(bad) = labels.data.iter().find(|&&l| l >= 10) {
-                    return Err(format!("`{}`: {prefix} labels contain {bad}, expected 0..9", dir.display()));
+                    let (dir, split) = (dir.clone(), prefix.to_string());
+                    return Err(DataError::LabelOutOfRange { dir, split, label: *bad }.into());
                 }
                 Ok(Dataset {
                     name: source.name(),
@@ -122,7 +126,7 @@ pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded,
             } else {
                 CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect()
             };
-            let read = |files: &[String]| -> Result<Dataset, String> {
+            let read = |files: &[String]| -> Result<Dataset, Error> {
                 let mut dataset = Dataset::empty(&source.name(), 3, 32, 32);
                 dataset.classes = classes.clone();
                 for file in files {
@@ -136,7 +140,7 @@ pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded,
         }
         Source::Folder(root) => {
             let Shape::Image { c, h, w } = shape else {
-                return Err("image folders need a model that takes images".into());
+                return Err(DataError::FolderNeedsImages.into());
             };
             let (c, h, w) = (c as usize, h as usize, w as usize);
             let split = |name: &str| root.join(name).is_dir().then(|| root.join(name));
@@ -151,4 +155,25 @@ pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded,
             }
         }
     }
+}
+
+/// Loads a dataset for `model`, checking that its images and classes fit the model.
+pub fn load_for(source: &Source, data_dir: Option<&Path>, model: &Model) -> Result<Loaded, Error> {
+    let loaded = load(source, data_dir, model.input)?;
+    if loaded.train.shape() != model.input {
+        return Err(DataError::ImagesDoNotFit {
+            data: source.name(),
+            images: loaded.train.shape(),
+            model: model.name.clone(),
+            input: model.input,
+            suggest_input: true,
+        }
+        .into());
+    }
+    let classes = loaded.train.classes.len() as u64;
+    if model.output != (Shape::Vector { d: classes }) {
+        let (data, model, output) = (source.name(), model.name.clone(), model.output);
+        return Err(DataError::ClassesDoNotFit { data, classes, model, output }.into());
+    }
+    Ok(loaded)
 }

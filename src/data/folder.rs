@@ -2,6 +2,7 @@
 //! each decoded and resized to the model's input.
 
 use super::memory::Dataset;
+use crate::error::{DataError, Error, IoReason};
 use std::path::{Path, PathBuf};
 
 fn is_image(path: &Path) -> bool {
@@ -10,9 +11,9 @@ fn is_image(path: &Path) -> bool {
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?
+        .map_err(|e| Error::Read { path: dir.to_path_buf(), reason: IoReason::os(&e) })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
@@ -27,13 +28,10 @@ pub fn read(
     name: &str,
     (channels, height, width): (usize, usize, usize),
     classes: Option<&[String]>,
-) -> Result<Dataset, String> {
+) -> Result<Dataset, Error> {
     let class_dirs: Vec<PathBuf> = sorted_entries(root)?.into_iter().filter(|p| p.is_dir()).collect();
     if class_dirs.is_empty() {
-        return Err(format!(
-            "`{}` has no class sub-directories (ImageFolder layout: ROOT/CLASS/IMAGE.png)",
-            root.display()
-        ));
+        return Err(DataError::NoClassFolders { root: root.to_path_buf() }.into());
     }
     let names: Vec<String> = class_dirs
         .iter()
@@ -43,7 +41,7 @@ pub fn read(
     dataset.classes = classes.map_or_else(|| names.clone(), <[String]>::to_vec);
     for (dir, folder) in class_dirs.iter().zip(&names) {
         let Some(class) = dataset.classes.iter().position(|c| c == folder) else {
-            return Err(format!("`{}` is a class that the training split does not have", dir.display()));
+            return Err(DataError::UnknownClass { dir: dir.clone() }.into());
         };
         for file in sorted_entries(dir)?.into_iter().filter(|p| is_image(p)) {
             let floats = super::images::load(&file, channels, height, width, None)?;
@@ -54,7 +52,7 @@ pub fn read(
         }
     }
     if dataset.labels.is_empty() {
-        return Err(format!("`{}` has class folders but no PNG or JPEG images", root.display()));
+        return Err(DataError::NoImages { root: root.to_path_buf() }.into());
     }
     Ok(dataset)
 }

@@ -1,6 +1,7 @@
 //! IDX files (MNIST, Fashion-MNIST), gzipped or not: big-endian magic
 //! 0x0000_08_NN (unsigned bytes, NN dimensions), NN big-endian u32 sizes, then the bytes.
 
+use crate::error::{Error, FileKind, IoReason};
 use std::io::Read;
 use std::path::Path;
 
@@ -11,7 +12,7 @@ pub struct Idx {
 }
 
 /// Reads `path`, or `path.gz` when only the gzipped file exists.
-pub fn read(path: &Path) -> Result<Idx, String> {
+pub fn read(path: &Path) -> Result<Idx, Error> {
     let gz = path.with_extension(match path.extension() {
         Some(ext) => format!("{}.gz", ext.to_string_lossy()),
         None => "gz".into(),
@@ -21,23 +22,24 @@ pub fn read(path: &Path) -> Result<Idx, String> {
     } else if gz.exists() {
         (gz, true)
     } else {
-        return Err(format!("cannot read `{}`: no such file (nor `{}`)", path.display(), gz.display()));
+        return Err(Error::ReadEither { path: path.to_path_buf(), gz });
     };
-    let shown = file.display();
-    let raw = std::fs::read(&file).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let raw = std::fs::read(&file).map_err(|e| Error::Read { path: file.clone(), reason: IoReason::os(&e) })?;
+    let malformed = |kind, problem| Error::Malformed { path: file.clone(), kind, problem };
     let bytes = if gzipped {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(raw.as_slice())
             .read_to_end(&mut out)
-            .map_err(|e| format!("`{shown}` is not a valid gzip file: {e}"))?;
+            .map_err(|e| malformed(FileKind::Gzip, e.to_string()))?;
         out
     } else {
         raw
     };
-    parse(&bytes).map_err(|e| format!("`{shown}`: {e}"))
+    parse(&bytes).map_err(|problem| malformed(FileKind::Idx, problem))
 }
 
-pub fn parse(bytes: &[u8]) -> Result<Idx, String> {
+/// The bytes of an IDX file; the error says what is wrong with them.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Idx, String> {
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err("not an IDX file (bad magic number)".into());
     }

@@ -3,6 +3,7 @@
 //! (1 = grey as PIL's `convert("L")`, 3 = RGB), scaled to [0, 1] and normalised per
 //! channel.
 
+use crate::error::{ArgumentError, DataError, Error, FileKind, IoReason};
 use std::path::Path;
 
 /// Per-channel normalisation: (x − mean) / std, x in [0, 1].
@@ -19,14 +20,14 @@ pub fn load(
     height: usize,
     width: usize,
     normalize: Option<&Normalize>,
-) -> Result<Vec<f32>, String> {
-    let shown = path.display();
+) -> Result<Vec<f32>, Error> {
+    let unreadable = |e: std::io::Error| Error::Read { path: path.to_path_buf(), reason: IoReason::os(&e) };
     let image = image::ImageReader::open(path)
-        .map_err(|e| format!("cannot read `{shown}`: {e}"))?
+        .map_err(unreadable)?
         .with_guessed_format()
-        .map_err(|e| format!("cannot read `{shown}`: {e}"))?
+        .map_err(unreadable)?
         .decode()
-        .map_err(|e| format!("`{shown}` is not a readable PNG or JPEG image: {e}"))?;
+        .map_err(|e| Error::Malformed { path: path.to_path_buf(), kind: FileKind::Image, problem: e.to_string() })?;
     let resized = image.resize_exact(width as u32, height as u32, image::imageops::FilterType::Triangle);
     let mut out = vec![0f32; channels * height * width];
     match channels {
@@ -48,15 +49,11 @@ pub fn load(
                 }
             }
         }
-        other => return Err(format!("`{shown}`: the model takes {other} channels; images give 1 (grey) or 3 (RGB)")),
+        channels => return Err(DataError::Channels { path: path.to_path_buf(), channels }.into()),
     }
     if let Some(n) = normalize {
         if n.mean.len() != channels || n.std.len() != channels {
-            return Err(format!(
-                "normalisation has {} means and {} stds for a {channels}-channel model",
-                n.mean.len(),
-                n.std.len()
-            ));
+            return Err(DataError::NormalizationChannels { means: n.mean.len(), stds: n.std.len(), channels }.into());
         }
         for c in 0..channels {
             for v in &mut out[c * height * width..(c + 1) * height * width] {
@@ -74,17 +71,17 @@ pub fn normalization(
     std: &Option<Vec<f32>>,
     stored: Option<(Vec<f32>, Vec<f32>)>,
     channels: usize,
-) -> Result<Option<Normalize>, String> {
+) -> Result<Option<Normalize>, Error> {
     let (mean, std) = match (mean, std) {
         (Some(m), Some(s)) => (m.clone(), s.clone()),
         (None, None) => match stored {
             Some(stored) => stored,
             None => return Ok(None),
         },
-        _ => return Err("give both --mean and --std, or neither".into()),
+        _ => return Err(ArgumentError::MeanWithoutStd.into()),
     };
     if mean.len() != channels || std.len() != channels || std.contains(&0.0) {
-        return Err(format!("normalisation needs {channels} means and {channels} non-zero stds"));
+        return Err(ArgumentError::Normalization { channels }.into());
     }
     Ok(Some(Normalize { mean, std }))
 }

@@ -1,6 +1,7 @@
 //! NumPy `.npy` files (format 1.0–3.0) holding little-endian float32 arrays in C order,
 //! the layout `np.save` writes for `np.float32` arrays.
 
+use crate::error::{Error, FileKind, IoReason};
 use std::path::Path;
 
 #[derive(Debug)]
@@ -9,13 +10,13 @@ pub struct Array {
     pub data: Vec<f32>,
 }
 
-pub fn read(path: &Path) -> Result<Array, String> {
-    let shown = path.display();
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
-    parse(&bytes).map_err(|e| format!("`{shown}`: {e}"))
+pub fn read(path: &Path) -> Result<Array, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Read { path: path.to_path_buf(), reason: IoReason::os(&e) })?;
+    parse(&bytes).map_err(|problem| Error::Malformed { path: path.to_path_buf(), kind: FileKind::Npy, problem })
 }
 
-pub fn parse(bytes: &[u8]) -> Result<Array, String> {
+/// The bytes of a `.npy` file; the error says what is wrong with them.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Array, String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not a .npy file (no NUMPY magic)".into());
     }

@@ -2,7 +2,7 @@
 //! the standard library compiled into the binary. Produces the table of definitions.
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::report::files::io_reason;
+use crate::error::IoReason;
 use crate::source::{FileId, Sources};
 use crate::syntax::{self, ast::Def, ast::DefKind};
 use std::collections::HashMap;
@@ -79,7 +79,7 @@ impl Loader<'_> {
                 Err(error) => self.diagnostics.push(
                     Diagnostic::new(
                         Code::Import,
-                        format!("cannot read `{}`: {}", target.display(), io_reason(&error)),
+                        format!("cannot read `{}`: {}", target.display(), IoReason::from(&error)),
                         import.span,
                         "imported here",
                     )

@@ -15,6 +15,7 @@ pub mod variants;
 pub use load::STD_FILES;
 
 use crate::diagnostics::{Code, Diagnostic};
+use crate::error::{Error, IoReason};
 use crate::ir::{Model, Node, Shape};
 use crate::source::{Sources, Span};
 use crate::suggest;
@@ -70,13 +71,10 @@ pub struct Compiled {
 }
 
 /// Reads and compiles a file. An unreadable file is a one-line error naming it.
-pub fn compile_file(path: &str, options: &Options) -> Result<Compiled, String> {
-    let text = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("cannot read `{path}`: no such file"),
-        std::io::ErrorKind::IsADirectory => format!("cannot read `{path}`: it is a directory"),
-        _ => format!("cannot read `{path}`: {e}"),
-    })?;
-    let text = String::from_utf8(text).map_err(|_| format!("cannot read `{path}`: it is not UTF-8 text"))?;
+pub fn compile_file(path: &str, options: &Options) -> Result<Compiled, Error> {
+    let unreadable = |reason| Error::Read { path: path.into(), reason };
+    let text = std::fs::read(path).map_err(|e| unreadable(IoReason::from(e)))?;
+    let text = String::from_utf8(text).map_err(|_| unreadable(IoReason::NotUtf8))?;
     let mut sources = Sources::new();
     let result = compile(&mut sources, path, &text, options);
     Ok(Compiled { path: path.to_string(), sources, result })

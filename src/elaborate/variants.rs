@@ -3,6 +3,7 @@
 //! compare` run side by side.
 
 use super::{Compiled, Options, compile_file};
+use crate::error::{ArgumentError, Error, Purpose};
 use crate::ir::Model;
 
 /// One network to analyse: a model file with one combination of swept values.
@@ -42,14 +43,14 @@ pub fn compile_variants(
     sweeps: &[(String, Vec<String>)],
     depth_flag: &str,
     compiled_file: &mut dyn FnMut(&Compiled),
-) -> Result<Vec<Variant>, String> {
+) -> Result<Vec<Variant>, Error> {
     for (i, (name, _)) in sweeps.iter().enumerate() {
         if sweeps[..i].iter().any(|(n, _)| n == name) {
-            return Err(format!("`{name}` is swept twice: give all its values in one --sweep {name}=..."));
+            return Err(ArgumentError::SweptTwice { name: name.clone() }.into());
         }
         if compile.set.iter().any(|(n, _)| n == name) {
             let flag = if name == "depth" { depth_flag } else { "--sweep" };
-            return Err(format!("`{name}` is both fixed with --set and swept with {flag}: give one"));
+            return Err(ArgumentError::FixedAndSwept { name: name.clone(), flag: flag.to_string() }.into());
         }
     }
     let mut out = Vec::new();
@@ -60,7 +61,7 @@ pub fn compile_variants(
             let compiled = compile_file(path, &options)?;
             compiled_file(&compiled);
             let Some(model) = compiled.result.models.into_iter().next() else {
-                return Err(format!("`{path}` has errors; nothing to run"));
+                return Err(Error::HasErrors { path: path.clone(), purpose: Purpose::Run });
             };
             let values: Vec<String> = combination.iter().map(|(n, v)| format!("{n}={v}")).collect();
             let label = std::iter::once(model.name.clone()).chain(values).collect::<Vec<_>>().join(" ");

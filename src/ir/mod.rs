@@ -177,18 +177,6 @@ impl Model {
             node.walk(0, visit);
         }
     }
-
-    /// Output elements per sample summed over every op (the activations a forward
-    /// pass writes).
-    pub fn activation_elements(&self) -> u128 {
-        let mut total = 0u128;
-        self.walk(&mut |node, _| {
-            if let NodeKind::Op { .. } = node.kind {
-                total = total.saturating_add(numel(&node.output));
-            }
-        });
-        total
-    }
 }
 
 pub fn join_path(prefix: &str, name: &str) -> String {

@@ -8,7 +8,8 @@
 //! module tree is `layer1.0.conv1.weight` here.
 
 use super::{Layer, Network, Precision};
-use crate::report::files::{io_reason, write_atomic_with};
+use crate::error::{Error, FileKind, IoReason, WeightProblem, WeightsError};
+use crate::report::files::{read_bytes, write_atomic_with};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -31,24 +32,18 @@ pub struct StateDict {
     pub metadata: BTreeMap<String, String>,
 }
 
-fn shape_text(shape: &[usize]) -> String {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    format!("[{}]", dims.join(", "))
-}
-
 impl StateDict {
     /// Reads `.safetensors`, or a PyTorch pickle (`.pt`, `.pth`, `.bin`; a plain state
     /// dict or one under `state_dict` / `model`). Integer tensors (`num_batches_tracked`)
     /// are skipped; a `module.` prefix (DataParallel) is removed.
-    pub fn read(path: &Path) -> Result<StateDict, String> {
-        let shown = path.display();
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {}", io_reason(&e)))?;
+    pub fn read(path: &Path) -> Result<StateDict, Error> {
+        let bytes = read_bytes(path)?;
+        let malformed = |kind, problem| Error::Malformed { path: path.to_path_buf(), kind, problem };
         let mut dict =
             if bytes.len() >= 8 && !bytes.starts_with(b"PK") && safetensors::SafeTensors::deserialize(&bytes).is_ok() {
-                Self::from_safetensors(&bytes).map_err(|e| format!("`{shown}` is not a valid safetensors file: {e}"))?
+                Self::from_safetensors(&bytes).map_err(|e| malformed(FileKind::Safetensors, e))?
             } else {
-                Self::from_pytorch(path)
-                    .map_err(|e| format!("`{shown}` is neither safetensors nor a PyTorch state dict: {e}"))?
+                Self::from_pytorch(path).map_err(|e| malformed(FileKind::StateDict, e))?
             };
         // Training scripts save `{"state_dict": ...}` or `{"model": ...}`, DataParallel adds
         // `module.`: strip such a prefix when every tensor has it.
@@ -64,6 +59,7 @@ impl StateDict {
         Ok(dict)
     }
 
+    /// The reader's own words for what is wrong, if anything.
     fn from_safetensors(bytes: &[u8]) -> Result<StateDict, String> {
         use safetensors::Dtype;
         let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
@@ -130,8 +126,8 @@ impl StateDict {
 
     /// The network arguments (`--set NAME=VALUE`) the weights were trained with, as
     /// archc stores them in a checkpoint's metadata; none for other files.
-    pub fn settings(&self) -> Vec<(String, String)> {
-        self.metadata.get("set").and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default()
+    pub fn settings(&self) -> Result<Vec<(String, String)>, serde_json::Error> {
+        self.metadata.get("set").map_or(Ok(Vec::new()), |text| serde_json::from_str(text))
     }
 
     /// The compute precision the weights were trained in (f32 for other files), so that
@@ -156,7 +152,7 @@ impl StateDict {
     /// Weights trained with `--set` arguments only fit the network built with the same
     /// ones; a different network may take the same tensor shapes and give wrong answers
     /// without any error.
-    pub fn check_settings(&self, weights: &Path, set: &[(String, String)]) -> Result<(), String> {
+    pub fn check_settings(&self, weights: &Path, set: &[(String, String)]) -> Result<(), Error> {
         let normal = |set: &[(String, String)]| {
             let mut set: Vec<(String, String)> = set.iter().map(|(n, v)| (n.clone(), v.trim().to_string())).collect();
             set.sort();
@@ -168,26 +164,22 @@ impl StateDict {
         if !self.metadata.contains_key("set") && !self.metadata.contains_key("classes") {
             return Ok(());
         }
-        let (trained, given) = (normal(&self.settings()), normal(set));
+        let trained = self.settings().map_err(|e| WeightsError::Metadata {
+            weights: weights.to_path_buf(),
+            key: "set",
+            problem: e.to_string(),
+        })?;
+        let (trained, given) = (normal(&trained), normal(set));
         if trained == given {
             return Ok(());
         }
-        let show = |set: &[(String, String)]| match set.is_empty() {
-            true => "no --set".to_string(),
-            false => set.iter().map(|(n, v)| format!("--set {n}={v}")).collect::<Vec<_>>().join(" "),
-        };
-        Err(format!(
-            "`{}` was trained with {}, but this run has {}: give the same settings",
-            weights.display(),
-            show(&trained),
-            show(&given)
-        ))
+        Err(WeightsError::SettingsDiffer { weights: weights.to_path_buf(), trained, given }.into())
     }
 
     /// Writes torch-layout safetensors atomically (a temporary file, then a rename), so a
     /// crash never leaves half a checkpoint. `extra_int` adds int64 scalars (BatchNorm's
     /// `num_batches_tracked`, which PyTorch's strict loading expects).
-    pub fn write_safetensors(&self, path: &Path, extra_int: &[(String, i64)]) -> Result<(), String> {
+    pub fn write_safetensors(&self, path: &Path, extra_int: &[(String, i64)]) -> Result<(), Error> {
         use safetensors::tensor::TensorView;
         let mut buffers: Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)> = self
             .tensors
@@ -203,15 +195,17 @@ impl StateDict {
         let views: Vec<(String, TensorView<'_>)> = buffers
             .iter()
             .map(|(name, shape, bytes, dtype)| {
-                TensorView::new(*dtype, shape.clone(), bytes).map(|v| (name.clone(), v)).map_err(|e| e.to_string())
+                TensorView::new(*dtype, shape.clone(), bytes)
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| Error::Write { path: path.to_path_buf(), reason: IoReason::Other(e.to_string()) })
             })
             .collect::<Result<_, _>>()?;
         let metadata: Option<std::collections::HashMap<String, String>> =
             (!self.metadata.is_empty()).then(|| self.metadata.clone().into_iter().collect());
         write_atomic_with(path, &path.with_extension("safetensors.tmp"), |temp| {
             safetensors::serialize_to_file(views, metadata, temp).map_err(|e| match e {
-                safetensors::SafeTensorError::IoError(e) => io_reason(&e),
-                other => other.to_string(),
+                safetensors::SafeTensorError::IoError(e) => IoReason::from(e),
+                other => IoReason::Other(other.to_string()),
             })
         })
     }
@@ -256,7 +250,8 @@ struct Exporter<'a> {
 
 fn raw<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> RawTensor {
     let shape = tensor.dims().to_vec();
-    let data = tensor.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+    // `iter` converts each value to f32, whatever the tensor's dtype: it cannot fail.
+    let data = tensor.into_data().iter::<f32>().collect();
     RawTensor { shape, data }
 }
 
@@ -279,7 +274,7 @@ impl<B: Backend> ModuleVisitor<B> for Exporter<'_> {
 struct Loader<'a> {
     path: PathTracker<'a>,
     dict: &'a StateDict,
-    errors: Vec<String>,
+    errors: Vec<WeightProblem>,
     used: Vec<String>,
 }
 
@@ -297,12 +292,10 @@ impl<B: Backend> ModuleMapper<B> for Loader<'_> {
         let Some(name) = self.path.torch_name(None) else { return Param::from_mapped_value(id, tensor, mapper) };
         let expected = tensor.dims().to_vec();
         match self.dict.tensors.get(&name) {
-            None => self.errors.push(format!("missing `{name}` (archc expects shape {})", shape_text(&expected))),
-            Some(found) if found.shape != expected => self.errors.push(format!(
-                "`{name}` has shape {} in the file, but the model needs {}",
-                shape_text(&found.shape),
-                shape_text(&expected)
-            )),
+            None => self.errors.push(WeightProblem::Missing { name, expected }),
+            Some(found) if found.shape != expected => {
+                self.errors.push(WeightProblem::Reshaped { name, found: found.shape.clone(), expected })
+            }
             Some(found) => {
                 self.used.push(name);
                 let value = Tensor::<B, D>::from_data(
@@ -342,14 +335,14 @@ impl<B: Backend> Network<B> {
     }
 
     /// Writes the weights as torch-layout safetensors, atomically.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
         self.state_dict().write_safetensors(path, &self.num_batches_tracked())
     }
 
     /// Loads weights by PyTorch name. Every mismatch is reported: a missing key with
     /// the shape archc expects, a shape mismatch with both shapes, a key the model
     /// does not use.
-    pub fn load_state_dict(self, dict: &StateDict) -> Result<Network<B>, Vec<String>> {
+    pub fn load_state_dict(self, dict: &StateDict) -> Result<Network<B>, Vec<WeightProblem>> {
         let layer_paths = self.program.layer_paths.clone();
         let mut loader = Loader {
             path: PathTracker { stack: Vec::new(), layer_paths: &layer_paths },
@@ -361,10 +354,7 @@ impl<B: Backend> Network<B> {
         let mut errors = loader.errors;
         for (name, tensor) in &dict.tensors {
             if !loader.used.contains(name) && !name.ends_with("num_batches_tracked") {
-                errors.push(format!(
-                    "unexpected `{name}` (shape {}): the model has no such tensor",
-                    shape_text(&tensor.shape)
-                ));
+                errors.push(WeightProblem::Unexpected { name: name.clone(), shape: tensor.shape.clone() });
             }
         }
         if errors.is_empty() { Ok(network) } else { Err(errors) }

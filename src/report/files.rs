@@ -2,6 +2,7 @@
 //! temporary name beside it and renamed into place, and a failed write removes its
 //! temporary file and leaves the old file as it was.
 
+use crate::error::{Error, IoReason};
 use std::path::{Path, PathBuf};
 
 /// The temporary name a file is written under: `report.md` → `report.md.tmp`, so
@@ -13,8 +14,8 @@ pub fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Writes bytes atomically.
-pub fn write_atomic(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), String> {
-    write_atomic_with(path, &temp_path(path), |temp| std::fs::write(temp, contents.as_ref()).map_err(|e| io_reason(&e)))
+pub fn write_atomic(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), Error> {
+    write_atomic_with(path, &temp_path(path), |temp| std::fs::write(temp, contents.as_ref()).map_err(IoReason::from))
 }
 
 /// Lets `write` fill the temporary file `temp`, then renames it to `path`. On failure
@@ -22,33 +23,37 @@ pub fn write_atomic(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), Strin
 pub fn write_atomic_with(
     path: &Path,
     temp: &Path,
-    write: impl FnOnce(&Path) -> Result<(), String>,
-) -> Result<(), String> {
-    let written = write(temp).and_then(|()| std::fs::rename(temp, path).map_err(|e| io_reason(&e)));
+    write: impl FnOnce(&Path) -> Result<(), IoReason>,
+) -> Result<(), Error> {
+    let written = write(temp).and_then(|()| std::fs::rename(temp, path).map_err(IoReason::from));
     written.map_err(|reason| {
         let _ = std::fs::remove_file(temp);
-        format!("cannot write `{}`: {reason}", path.display())
+        Error::Write { path: path.to_path_buf(), reason }
     })
 }
 
-/// A short reason for an I/O error, for one-line messages that name the file.
-pub fn io_reason(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
-        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".into(),
-        _ => error.to_string(),
-    }
+/// Reads a text file; an unreadable one is an error naming it.
+pub fn read_text(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| Error::Read { path: path.to_path_buf(), reason: e.into() })
 }
 
-/// The output directory: `--out`, or `runs/WHAT-SECONDS`; created.
-pub fn out_dir(out: &Option<PathBuf>, what: &str) -> Result<PathBuf, String> {
-    let dir = out.clone().unwrap_or_else(|| {
+/// Reads a file's bytes; an unreadable one is an error naming it.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::Read { path: path.to_path_buf(), reason: e.into() })
+}
+
+/// Creates a directory and its parents.
+pub fn create_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Create { path: dir.to_path_buf(), reason: e.into() })
+}
+
+/// The output directory: `out`, or `runs/WHAT-SECONDS`; created.
+pub fn out_dir(out: Option<&Path>, what: &str) -> Result<PathBuf, Error> {
+    let dir = out.map(Path::to_path_buf).unwrap_or_else(|| {
         let seconds =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         PathBuf::from("runs").join(format!("{what}-{seconds}"))
     });
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    create_dir(&dir)?;
     Ok(dir)
 }

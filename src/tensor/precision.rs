@@ -47,14 +47,9 @@ impl Precision {
         self == Precision::F16
     }
 
-    /// Refuses a precision the backend cannot compute in, naming both.
-    pub fn check<B: Backend>(self, backend: impl fmt::Display, device: &B::Device) -> Result<(), String> {
-        if self == Precision::F32 || B::supports_dtype(device, DType::from(self.dtype())) {
-            return Ok(());
-        }
-        Err(format!(
-            "the {backend} backend cannot compute in {self}: use --backend flex or --backend cuda, or --precision f32"
-        ))
+    /// Whether the backend can compute in this precision on `device`.
+    pub fn supported<B: Backend>(self, device: &B::Device) -> bool {
+        self == Precision::F32 || B::supports_dtype(device, DType::from(self.dtype()))
     }
 }
 

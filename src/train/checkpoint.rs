@@ -6,8 +6,10 @@
 
 use super::{EpochMetrics, Progress, Warning};
 use crate::data::dataset::Pipeline;
+use crate::error::{Error, FileKind, IoReason, RunError};
 use crate::lower::{Network, Precision};
 use crate::plots;
+use crate::report::files::create_dir;
 use crate::report::write_atomic;
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -58,7 +60,7 @@ pub fn metadata(
 }
 
 /// `curves.png`: loss (train, validation) and accuracy (train, validation top-1) per epoch.
-fn curves(path: &Path, history: &[EpochMetrics]) -> Result<(), String> {
+fn curves(path: &Path, history: &[EpochMetrics]) -> Result<(), plots::DrawError> {
     let pick = |f: fn(&EpochMetrics) -> f64| history.iter().map(|m| (m.epoch as f64, f(m))).collect::<Vec<_>>();
     plots::atomic_png(path, (1200, 480), |root| {
         let (left, right) = root.split_horizontally(600);
@@ -88,17 +90,17 @@ fn csv(history: &[EpochMetrics]) -> String {
 
 impl RunDir {
     /// A new run: the directory (created), its configuration and the model's source.
-    pub fn create(dir: &Path, config: &str, model_source: &str) -> Result<RunDir, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    pub fn create(dir: &Path, config: &str, model_source: &str) -> Result<RunDir, Error> {
+        create_dir(dir)?;
         write_atomic(&dir.join("config.json"), config)?;
         write_atomic(&dir.join("model.arch"), model_source)?;
         Ok(RunDir { dir: dir.to_path_buf() })
     }
 
     /// An existing run, for `--resume`.
-    pub fn open(dir: &Path) -> Result<(RunDir, String), String> {
+    pub fn open(dir: &Path) -> Result<(RunDir, String), Error> {
         let config = std::fs::read_to_string(dir.join("config.json"))
-            .map_err(|_| format!("`{}` is not a run directory (no config.json)", dir.display()))?;
+            .map_err(|_| RunError::NotARunDir { dir: dir.to_path_buf() })?;
         Ok((RunDir { dir: dir.to_path_buf() }, config))
     }
 
@@ -108,22 +110,31 @@ impl RunDir {
         &self,
         network: Network<B>,
         device: &B::Device,
-    ) -> Result<Option<((Network<B>, OptimRecord<B>), Progress)>, String> {
+    ) -> Result<Option<((Network<B>, OptimRecord<B>), Progress)>, Error> {
         let state = self.dir.join("state.json");
-        let Ok(text) = std::fs::read_to_string(&state) else { return Ok(None) };
-        let progress: Progress =
-            serde_json::from_str(&text).map_err(|e| format!("`{}` is damaged: {e}", state.display()))?;
-        let shown = self.dir.display();
-        let record = recorder()
-            .load(self.dir.join("last"), device)
-            .map_err(|e| format!("cannot resume from `{shown}/last.mpk`: {e}"))?;
+        // No state yet: the run has not finished an epoch.
+        let text = match std::fs::read_to_string(&state) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::Read { path: state, reason: e.into() }),
+        };
+        let progress: Progress = serde_json::from_str(&text).map_err(|e| Error::Malformed {
+            path: state.clone(),
+            kind: FileKind::Damaged,
+            problem: e.to_string(),
+        })?;
+        let cannot_resume = |file: &str, e: burn::record::RecorderError| RunError::ResumeFrom {
+            file: self.dir.join(file),
+            reason: e.to_string(),
+        };
+        let record = recorder().load(self.dir.join("last"), device).map_err(|e| cannot_resume("last.mpk", e))?;
         let network = network.load_record(record);
         let optimizer = match recorder().load::<SgdRecord<B>>(self.dir.join("optimizer"), device) {
             Ok(r) => OptimRecord::Sgd(r),
             Err(_) => OptimRecord::AdamW(
                 recorder()
                     .load::<AdamWRecord<B>>(self.dir.join("optimizer"), device)
-                    .map_err(|e| format!("cannot resume from `{shown}/optimizer.mpk`: {e}"))?,
+                    .map_err(|e| cannot_resume("optimizer.mpk", e))?,
             ),
         };
         Ok(Some(((network, optimizer), progress)))
@@ -133,17 +144,16 @@ impl RunDir {
         &self,
         name: &str,
         record: R,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let temp = self.dir.join(format!("{name}-tmp"));
         // The recorder adds the extension itself.
         let written = temp.with_extension("mpk");
-        let result = recorder()
-            .record(record, temp)
-            .map_err(|e| e.to_string())
-            .and_then(|()| std::fs::rename(&written, self.dir.join(format!("{name}.mpk"))).map_err(|e| e.to_string()));
+        let result = recorder().record(record, temp).map_err(|e| IoReason::Other(e.to_string())).and_then(|()| {
+            std::fs::rename(&written, self.dir.join(format!("{name}.mpk"))).map_err(|e| IoReason::os(&e))
+        });
         result.map_err(|reason| {
             let _ = std::fs::remove_file(&written);
-            format!("cannot write `{}/{name}.mpk`: {reason}", self.dir.display())
+            Error::Write { path: self.dir.join(format!("{name}.mpk")), reason }
         })
     }
 
@@ -154,7 +164,7 @@ impl RunDir {
         progress: &Progress,
         best: bool,
         metadata: &BTreeMap<String, String>,
-    ) -> Result<Vec<Warning>, String> {
+    ) -> Result<Vec<Warning>, Error> {
         let mut weights = network.state_dict();
         weights.metadata.extend(metadata.clone());
         weights.write_safetensors(&self.dir.join("last.safetensors"), &network.num_batches_tracked())?;
@@ -170,10 +180,10 @@ impl RunDir {
         // A chart that cannot be drawn (no font) is worth a warning, not a stopped run.
         let warnings = match curves(&self.dir.join("curves.png"), &progress.history) {
             Ok(()) => Vec::new(),
-            Err(reason) => vec![Warning::NoCurves { reason }],
+            Err(reason) => vec![Warning::NoCurves { reason: reason.to_string() }],
         };
         let state = serde_json::to_string_pretty(progress)
-            .map_err(|e| format!("cannot write `{}`: {e}", self.dir.join("state.json").display()))?;
+            .map_err(|e| Error::Write { path: self.dir.join("state.json"), reason: IoReason::Other(e.to_string()) })?;
         write_atomic(&self.dir.join("state.json"), state)?;
         Ok(warnings)
     }

@@ -5,6 +5,7 @@
 use crate::backend::BackendKind;
 use crate::data::dataset::{self, Dataset, Pipeline, Source};
 use crate::elaborate::{Compiled, Options, compile_file};
+use crate::error::{DataError, Error, Purpose, WeightsError};
 use crate::lower::weights::StateDict;
 use crate::lower::{Network, Precision, Value};
 use burn::prelude::*;
@@ -35,7 +36,7 @@ pub fn evaluate<B: Backend>(
     pipeline: &Pipeline,
     batch: usize,
     device: &B::Device,
-) -> Result<Evaluation, String> {
+) -> Evaluation {
     let classes = data.classes.len().max(1);
     let mut confusion = vec![vec![0u64; classes]; classes];
     let network = network.for_inference();
@@ -45,7 +46,8 @@ pub fn evaluate<B: Backend>(
         let (images, _) = pipeline.batch::<B>(data, chunk, None, device);
         let logits = network.forward(Value::Image(images)).vector();
         let width = logits.dims()[1];
-        let values = logits.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        // `iter` converts each value to f32, whatever the compute precision.
+        let values: Vec<f32> = logits.into_data().iter::<f32>().collect();
         for (row, &i) in values.chunks(width).zip(chunk) {
             let label = data.labels[i] as usize;
             let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
@@ -61,7 +63,7 @@ pub fn evaluate<B: Backend>(
         }
     }
     let n = data.len().max(1) as f64;
-    Ok(Evaluation { loss: loss / n, top1: top1 as f64 / n, top5: top5 as f64 / n, confusion })
+    Evaluation { loss: loss / n, top1: top1 as f64 / n, top5: top5 as f64 / n, confusion }
 }
 
 /// What to evaluate on what.
@@ -90,23 +92,24 @@ pub struct Evaluated {
 
 /// Evaluates the weights on the dataset's test set (its training set when it has none),
 /// normalised as the checkpoint was trained.
-pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Result<Evaluated, String> {
+pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Result<Evaluated, Error> {
     let compiled = compile_file(&request.model, &request.compile)?;
     compiled_file(&compiled);
     let Some(model) = compiled.result.models.first() else {
-        return Err(format!("`{}` has errors; nothing to evaluate", request.model));
+        return Err(Error::HasErrors { path: request.model.clone(), purpose: Purpose::Evaluate });
     };
     let source = Source::parse(&request.data);
     let loaded = dataset::load(&source, request.data_dir.as_deref(), model.input)?;
     let test = loaded.test.unwrap_or(loaded.train);
     if test.shape() != model.input {
-        return Err(format!(
-            "`{}` images are {}, but `{}` takes {}",
-            source.name(),
-            test.shape(),
-            model.name,
-            model.input
-        ));
+        return Err(DataError::ImagesDoNotFit {
+            data: source.name(),
+            images: test.shape(),
+            model: model.name.clone(),
+            input: model.input,
+            suggest_input: false,
+        }
+        .into());
     }
     let dict = StateDict::read(&request.weights)?;
     dict.check_settings(&request.weights, &request.compile.set)?;
@@ -116,15 +119,14 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
         .or_else(|| source.standard_normalization())
         .unwrap_or_else(|| test.channel_stats());
     let pipeline = Pipeline { mean, std, crop_padding: 0, flip: false };
-    let load_errors = |e: Vec<String>| {
-        format!("`{}` does not fit `{}`:\n  {}", request.weights.display(), model.name, e.join("\n  "))
-    };
+    let load_errors =
+        |problems| WeightsError::DoNotFit { weights: request.weights.clone(), model: model.name.clone(), problems };
     let precision = request.precision.unwrap_or_else(|| dict.precision());
     let evaluation = crate::with_backend!(request.backend, |B, device| {
-        precision.check::<B>(request.backend, &device)?;
+        crate::backend::check_precision::<B>(precision, request.backend, &device)?;
         let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?;
         let network = network.with_precision(precision);
-        evaluate::<B>(&network, &test, &pipeline, request.batch, &device)?
+        evaluate::<B>(&network, &test, &pipeline, request.batch, &device)
     })?;
     Ok(Evaluated { model: model.name.clone(), data: source.name(), test, evaluation })
 }

@@ -8,8 +8,9 @@ use super::loss_scale::LossScale;
 use super::schedule::{LrPlan, Schedule};
 use super::{EpochMetrics, Hyper, Observer, OptimizerKind, RunDir, Session};
 use crate::backend::BackendKind;
-use crate::data::dataset::{self, Dataset, Pipeline, Source};
+use crate::data::dataset::{Dataset, Pipeline, Source, load_for};
 use crate::elaborate::{self, Compiled, Options};
+use crate::error::{ArgumentError, Error, FileKind, Purpose, RunError};
 use crate::ir::Model;
 use crate::lower::Precision;
 use crate::tensor::Shape;
@@ -164,52 +165,32 @@ pub struct Trained {
 /// Where a run computes, checked before any data is read or a directory made: the
 /// device indices of `devices` (the main device alone without it), on a backend that
 /// exists here and computes in the precision asked for.
-pub fn placement(options: &TrainOptions) -> Result<Vec<u16>, String> {
+pub fn placement(options: &TrainOptions) -> Result<Vec<u16>, Error> {
     let backend = options.backend;
     let indices = match &options.devices {
         Some(text) => crate::backend::parse_devices(backend, text)?,
         None => vec![0],
     };
     crate::with_backend!(backend, |B, device| {
-        options.precision.check::<B>(backend, &device)?;
+        crate::backend::check_precision::<B>(options.precision, backend, &device)?;
         crate::backend::devices::<B>(&device, &indices)?;
     })?;
     Ok(indices)
 }
 
-/// Loads a dataset for `model`, checking that its images and classes fit the model.
-pub fn load_for(source: &Source, data_dir: Option<&Path>, model: &Model) -> Result<dataset::Loaded, String> {
-    let loaded = dataset::load(source, data_dir, model.input)?;
-    if loaded.train.shape() != model.input {
-        let s = loaded.train.shape();
-        let hint = match s {
-            Shape::Image { c, h, w } => format!(": run with `--input {c}x{h}x{w}`"),
-            _ => String::new(),
-        };
-        return Err(format!("`{}` images are {s}, but `{}` takes {}{hint}", source.name(), model.name, model.input));
-    }
-    let classes = loaded.train.classes.len() as u64;
-    if model.output != (Shape::Vector { d: classes }) {
-        return Err(format!(
-            "`{}` has {classes} classes, but `{}` outputs {}: set its `classes` parameter (`--set classes={classes}`)",
-            source.name(),
-            model.name,
-            model.output
-        ));
-    }
-    Ok(loaded)
-}
-
 /// The request to carry out: a new one as given, or the one a run directory was
 /// started with (on the devices asked for now, if any), with the file to compile.
-fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String), String> {
+fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String), Error> {
     let Some(dir) = &request.resume else {
         let model = request.model.clone().unwrap_or_default();
         return Ok((request, None, model));
     };
     let (run, config) = RunDir::open(dir)?;
-    let config: RunConfig =
-        serde_json::from_str(&config).map_err(|e| format!("`{}/config.json` is damaged: {e}", dir.display()))?;
+    let config: RunConfig = serde_json::from_str(&config).map_err(|e| Error::Malformed {
+        path: dir.join("config.json"),
+        kind: FileKind::Damaged,
+        problem: e.to_string(),
+    })?;
     let mut resumed = config.args;
     resumed.stop_after = request.stop_after;
     // A run may move: resumed on other devices, it computes the same thing.
@@ -218,22 +199,19 @@ fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String), String
     }
     resumed.compile.input = Some(config.input);
     if !request.compile.set.is_empty() && request.compile.set != config.set {
-        return Err(format!(
-            "a resumed run keeps the network it started with; `{}` has its own `--set` (see its config.json)",
-            dir.display()
-        ));
+        return Err(RunError::ResumeKeepsSettings { dir: dir.clone() }.into());
     }
     resumed.compile.set = config.set;
     Ok((resumed, Some(run), dir.join("model.arch").display().to_string()))
 }
 
 /// Trains as `archc train` does and returns the run.
-pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, String> {
+pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> {
     let (request, run_dir, model_path) = resolve(request)?;
     let compiled = elaborate::compile_file(&model_path, &request.compile)?;
     events.compiled(&compiled);
     let Some(model) = compiled.result.models.first() else {
-        return Err(format!("`{model_path}` has errors; nothing to train"));
+        return Err(Error::HasErrors { path: model_path, purpose: Purpose::Train });
     };
     let options = &request.options;
     let device_indices = placement(options)?;
@@ -247,7 +225,7 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, String>
         (Some(_), _) | (None, None) => {
             let fraction = options.val_split.unwrap_or(0.1);
             if !(0.0..1.0).contains(&fraction) {
-                return Err(format!("--val-split must be in [0, 1), not {fraction}"));
+                return Err(ArgumentError::ValSplit { fraction }.into());
             }
             let (rest, val) = train.split(fraction, options.seed);
             train = rest;
@@ -275,9 +253,11 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, String>
                 std,
                 set: request.compile.set.clone(),
             };
-            let text = std::fs::read_to_string(&model_path)
-                .map_err(|e| format!("cannot read `{model_path}`: {}", crate::report::files::io_reason(&e)))?;
-            let config = serde_json::to_string_pretty(&config).map_err(|e| format!("cannot write config.json: {e}"))?;
+            let text = crate::report::files::read_text(Path::new(&model_path))?;
+            let config = serde_json::to_string_pretty(&config).map_err(|e| Error::Write {
+                path: dir.join("config.json"),
+                reason: crate::error::IoReason::Other(e.to_string()),
+            })?;
             RunDir::create(&dir, &config, &text)?
         }
     };

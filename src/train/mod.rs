@@ -18,6 +18,7 @@ pub use checkpoint::RunDir;
 pub use evaluate::{Evaluation, evaluate};
 
 use crate::data::dataset::{Dataset, Pipeline};
+use crate::error::{Error, RunError, WeightsError};
 use crate::ir::Model;
 use crate::lower::weights::StateDict;
 use crate::lower::{Network, Precision};
@@ -237,14 +238,14 @@ pub fn train<B: AutodiffBackend>(
     session: &Session,
     devices: &[B::Device],
     observer: &mut dyn Observer,
-) -> Result<Progress, String> {
+) -> Result<Progress, Error> {
     let hyper = session.hyper;
-    let device = devices.first().ok_or("no device to train on")?;
-    hyper.precision.check::<B>("training", device)?;
+    let device = devices.first().ok_or(RunError::NoDevice)?;
+    crate::backend::check_precision::<B>(hyper.precision, "training", device)?;
     B::seed(device, hyper.seed);
     let mut network = Network::<B>::new(session.model, device).with_precision(hyper.precision);
     if let Some(weights) = session.init {
-        network = network.load_state_dict(weights).map_err(|problems| problems.join("; "))?;
+        network = network.load_state_dict(weights).map_err(|problems| WeightsError::InitDoesNotFit { problems })?;
     }
     let metadata = checkpoint::metadata(session.pipeline, &session.train.classes, session.settings, hyper.precision);
     let mut optim = Optim::<B>::new(hyper);
@@ -256,10 +257,7 @@ pub fn train<B: AutodiffBackend>(
             (Optim::Sgd(o), checkpoint::OptimRecord::Sgd(r)) => Optim::Sgd(o.load_record(r)),
             (Optim::AdamW(o), checkpoint::OptimRecord::AdamW(r)) => Optim::AdamW(o.load_record(r)),
             _ => {
-                return Err(format!(
-                    "`{}`: the saved optimiser state is for another optimiser",
-                    session.run.dir.display()
-                ));
+                return Err(RunError::OtherOptimizer { dir: session.run.dir.clone() }.into());
             }
         };
         progress = state;
@@ -276,9 +274,7 @@ pub fn train<B: AutodiffBackend>(
         B::seed(device, epoch_seed);
         let mut rng = StdRng::seed_from_u64(epoch_seed);
         let order = match session.order {
-            Some(orders) => {
-                orders.get(epoch).cloned().ok_or_else(|| format!("no image order for epoch {}", epoch + 1))?
-            }
+            Some(orders) => orders.get(epoch).cloned().ok_or(RunError::NoOrder { epoch: epoch + 1 })?,
             None => {
                 let mut order: Vec<usize> = (0..session.train.len()).collect();
                 order.shuffle(&mut rng);
@@ -292,18 +288,12 @@ pub fn train<B: AutodiffBackend>(
             let scale = progress.loss_scale.as_ref().map_or(1.0, |s| s.scale);
             let outcome = stepper.run(&network, session.train, indices, session.pipeline, &mut rng, smoothing, scale);
             if let Some(failure) = outcome.failure {
-                return Err(format!(
-                    "a device failed in epoch {} (batch {b}): {failure}. The last good checkpoint is in `{}`",
-                    epoch + 1,
-                    session.run.dir.display()
-                ));
+                let dir = session.run.dir.clone();
+                return Err(RunError::DeviceFailed { epoch: epoch + 1, batch: b, failure, dir }.into());
             }
             if let Some(value) = outcome.non_finite {
-                return Err(format!(
-                    "the loss became {value} in epoch {} (batch {b}); stopped. The last good checkpoint is in `{}`. Try a smaller --lr or --clip-grad-norm",
-                    epoch + 1,
-                    session.run.dir.display()
-                ));
+                let dir = session.run.dir.clone();
+                return Err(RunError::LossNotFinite { value, epoch: epoch + 1, batch: b, dir }.into());
             }
             let mut grads = outcome.grads;
             // One read of the gradients serves the f16 overflow check and the clipping
@@ -342,13 +332,9 @@ pub fn train<B: AutodiffBackend>(
         // A ReLU turns NaN into 0 on Burn's backends (PyTorch's keeps it), so weights
         // that became NaN can leave the loss finite: check them before they are saved.
         if !weights_finite(&network) {
-            return Err(format!(
-                "the weights became NaN or infinite in epoch {} while the loss stayed finite; stopped. The last good checkpoint is in `{}`. Try a smaller --lr or --clip-grad-norm",
-                epoch + 1,
-                session.run.dir.display()
-            ));
+            return Err(RunError::WeightsNotFinite { epoch: epoch + 1, dir: session.run.dir.clone() }.into());
         }
-        let eval = evaluate::<B::InnerBackend>(&network.valid(), session.val, session.pipeline, hyper.batch, device)?;
+        let eval = evaluate::<B::InnerBackend>(&network.valid(), session.val, session.pipeline, hyper.batch, device);
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             train_loss: loss_sum / seen.max(1) as f64,

@@ -1,0 +1,603 @@
+//! What can go wrong outside a `.arch` file (whose mistakes are `Diagnostic`s), as
+//! data: every variant holds the facts (paths, shapes, counts, the option involved),
+//! and `Display` below is the one place that words them. The CLI prints
+//! `error: {error}` and exits with 1. Where a third-party reader explains a malformed
+//! file in its own words (safetensors, serde, gzip, PyTorch's pickle), those words are
+//! kept as the `problem`.
+
+use crate::tensor::Shape;
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Error {
+    /// A file or directory that cannot be read.
+    Read {
+        path: PathBuf,
+        reason: IoReason,
+    },
+    /// `path` missing, and its gzipped twin `gz` too.
+    ReadEither {
+        path: PathBuf,
+        gz: PathBuf,
+    },
+    /// A file that cannot be written (whole: the old one, if any, is left as it was).
+    Write {
+        path: PathBuf,
+        reason: IoReason,
+    },
+    /// A directory that cannot be created.
+    Create {
+        path: PathBuf,
+        reason: IoReason,
+    },
+    /// A file whose contents are not what its kind needs.
+    Malformed {
+        path: PathBuf,
+        kind: FileKind,
+        problem: String,
+    },
+    /// A `.arch` file whose diagnostics (already shown) include errors.
+    HasErrors {
+        path: String,
+        purpose: Purpose,
+    },
+    Data(DataError),
+    Weights(WeightsError),
+    Device(DeviceError),
+    Run(RunError),
+    Argument(ArgumentError),
+}
+
+/// Why a file could not be read or written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IoReason {
+    NotFound,
+    PermissionDenied,
+    IsADirectory,
+    NotUtf8,
+    /// The operating system's (or the writing library's) own words.
+    Other(String),
+}
+
+impl From<&std::io::Error> for IoReason {
+    fn from(error: &std::io::Error) -> IoReason {
+        match error.kind() {
+            std::io::ErrorKind::NotFound => IoReason::NotFound,
+            std::io::ErrorKind::PermissionDenied => IoReason::PermissionDenied,
+            std::io::ErrorKind::IsADirectory => IoReason::IsADirectory,
+            std::io::ErrorKind::InvalidData => IoReason::NotUtf8,
+            _ => IoReason::Other(error.to_string()),
+        }
+    }
+}
+
+impl IoReason {
+    /// The operating system's own words for the error (`No such file or directory (os
+    /// error 2)`).
+    pub fn os(error: &std::io::Error) -> IoReason {
+        IoReason::Other(error.to_string())
+    }
+}
+
+impl From<std::io::Error> for IoReason {
+    fn from(error: std::io::Error) -> IoReason {
+        IoReason::from(&error)
+    }
+}
+
+/// What a malformed file was supposed to be.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FileKind {
+    Safetensors,
+    /// safetensors or a PyTorch pickle, whichever it is not.
+    StateDict,
+    Gzip,
+    Idx,
+    Npy,
+    Image,
+    Cifar {
+        classes: u32,
+    },
+    /// A benchmark report of the given schema.
+    BenchReport {
+        schema: &'static str,
+    },
+    /// A file archc wrote itself (config.json, state.json, a checkpoint).
+    Damaged,
+}
+
+/// What a `.arch` file with errors was to be used for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Purpose {
+    Train,
+    Evaluate,
+    Run,
+}
+
+/// A dataset or input that does not fit the model, or holds what it should not.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataError {
+    /// The dataset's images are not the model's input; `suggest_input` adds `--input`.
+    ImagesDoNotFit {
+        data: String,
+        images: Shape,
+        model: String,
+        input: Shape,
+        suggest_input: bool,
+    },
+    ClassesDoNotFit {
+        data: String,
+        classes: u64,
+        model: String,
+        output: Shape,
+    },
+    ImagesAndLabelsDiffer {
+        dir: PathBuf,
+        split: String,
+        images: Vec<usize>,
+        labels: Vec<usize>,
+    },
+    LabelOutOfRange {
+        dir: PathBuf,
+        split: String,
+        label: u8,
+    },
+    CifarLabelOutOfRange {
+        path: PathBuf,
+        record: usize,
+        label: u8,
+        classes: u32,
+    },
+    FolderNeedsImages,
+    NoClassFolders {
+        root: PathBuf,
+    },
+    UnknownClass {
+        dir: PathBuf,
+    },
+    NoImages {
+        root: PathBuf,
+    },
+    Channels {
+        path: PathBuf,
+        channels: usize,
+    },
+    NormalizationChannels {
+        means: usize,
+        stds: usize,
+        channels: usize,
+    },
+    ArrayDoesNotFit {
+        path: PathBuf,
+        shape: Vec<usize>,
+        model: String,
+        input: [usize; 3],
+    },
+    ClassNames {
+        names: usize,
+        classes: usize,
+    },
+    NotAClassifier {
+        model: String,
+        input: Shape,
+        output: Shape,
+    },
+    NotAnImageModel {
+        model: String,
+        input: Shape,
+    },
+    NoAttention {
+        model: String,
+    },
+}
+
+/// A state dict that does not fit a network, or was made for another.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightsError {
+    DoNotFit {
+        weights: PathBuf,
+        model: String,
+        problems: Vec<WeightProblem>,
+    },
+    /// `--init` weights (a state dict given in memory) that do not fit.
+    InitDoesNotFit {
+        problems: Vec<WeightProblem>,
+    },
+    SettingsDiffer {
+        weights: PathBuf,
+        trained: Vec<(String, String)>,
+        given: Vec<(String, String)>,
+    },
+    /// Metadata archc wrote that cannot be read back (`set`, `classes`).
+    Metadata {
+        weights: PathBuf,
+        key: &'static str,
+        problem: String,
+    },
+}
+
+/// One tensor of a state dict against the network's.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightProblem {
+    Missing { name: String, expected: Vec<usize> },
+    Reshaped { name: String, found: Vec<usize>, expected: Vec<usize> },
+    Unexpected { name: String, shape: Vec<usize> },
+}
+
+/// Where a job was asked to compute, and why it cannot.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeviceError {
+    NoDriver,
+    DriverIncomplete,
+    NoCudaDevice,
+    DriverCannotStart { code: i32 },
+    BuiltWithoutCuda,
+    EmptyEntry { devices: String },
+    NotADevice { entry: String, backend: String },
+    NotACudaDevice { entry: String },
+    GpusNeedCuda { devices: String },
+    ListedTwice { index: u16 },
+    NoSuchDevice { index: u16, count: usize },
+    NoPrecision { backend: String, precision: String },
+    Failed { backend: String, reason: String },
+    Threads { threads: usize, reason: String },
+}
+
+/// A run directory, and a run that stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunError {
+    NotARunDir { dir: PathBuf },
+    ResumeFrom { file: PathBuf, reason: String },
+    OtherOptimizer { dir: PathBuf },
+    ResumeKeepsSettings { dir: PathBuf },
+    NoDevice,
+    NoOrder { epoch: usize },
+    DeviceFailed { epoch: usize, batch: usize, failure: String, dir: PathBuf },
+    LossNotFinite { value: f64, epoch: usize, batch: usize, dir: PathBuf },
+    WeightsNotFinite { epoch: usize, dir: PathBuf },
+    NoEpoch { model: String },
+}
+
+/// Options that contradict each other or are out of range.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArgumentError {
+    ValSplit { fraction: f64 },
+    BatchForBatchNorm { batch: usize },
+    MeanWithoutStd,
+    Normalization { channels: usize },
+    BenchSizes,
+    NoEpochs,
+    FileTwice { path: String },
+    SubsetTwice { size: Option<usize> },
+    SameLabel { label: String },
+    DepthsTwice,
+    SweptTwice { name: String },
+    FixedAndSwept { name: String, flag: String },
+    SchemaOf { path: String, schema: String, expected: &'static str },
+    ReferenceLacks { path: String, model: String, has: Vec<String> },
+    NotACode { text: String },
+}
+
+impl From<DataError> for Error {
+    fn from(e: DataError) -> Error {
+        Error::Data(e)
+    }
+}
+
+impl From<WeightsError> for Error {
+    fn from(e: WeightsError) -> Error {
+        Error::Weights(e)
+    }
+}
+
+impl From<DeviceError> for Error {
+    fn from(e: DeviceError) -> Error {
+        Error::Device(e)
+    }
+}
+
+impl From<RunError> for Error {
+    fn from(e: RunError) -> Error {
+        Error::Run(e)
+    }
+}
+
+impl From<ArgumentError> for Error {
+    fn from(e: ArgumentError) -> Error {
+        Error::Argument(e)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Read { path, reason } => write!(f, "cannot read `{}`: {reason}", path.display()),
+            Error::ReadEither { path, gz } => {
+                write!(f, "cannot read `{}`: no such file (nor `{}`)", path.display(), gz.display())
+            }
+            Error::Write { path, reason } => write!(f, "cannot write `{}`: {reason}", path.display()),
+            Error::Create { path, reason } => write!(f, "cannot create `{}`: {reason}", path.display()),
+            Error::Malformed { path, kind, problem } => {
+                let path = path.display();
+                match kind {
+                    FileKind::Safetensors => write!(f, "`{path}` is not a valid safetensors file: {problem}"),
+                    FileKind::StateDict => {
+                        write!(f, "`{path}` is neither safetensors nor a PyTorch state dict: {problem}")
+                    }
+                    FileKind::Gzip => write!(f, "`{path}` is not a valid gzip file: {problem}"),
+                    FileKind::Idx | FileKind::Npy => write!(f, "`{path}`: {problem}"),
+                    FileKind::Image => write!(f, "`{path}` is not a readable PNG or JPEG image: {problem}"),
+                    FileKind::Cifar { classes } => {
+                        write!(f, "`{path}` is not a CIFAR-{classes} binary batch: {problem}")
+                    }
+                    FileKind::BenchReport { schema } => {
+                        write!(f, "`{path}` is not a bench report ({schema} JSON): {problem}")
+                    }
+                    FileKind::Damaged => write!(f, "`{path}` is damaged: {problem}"),
+                }
+            }
+            Error::HasErrors { path, purpose } => {
+                let purpose = match purpose {
+                    Purpose::Train => "train",
+                    Purpose::Evaluate => "evaluate",
+                    Purpose::Run => "run",
+                };
+                write!(f, "`{path}` has errors; nothing to {purpose}")
+            }
+            Error::Data(e) => e.fmt(f),
+            Error::Weights(e) => e.fmt(f),
+            Error::Device(e) => e.fmt(f),
+            Error::Run(e) => e.fmt(f),
+            Error::Argument(e) => e.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for IoReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IoReason::NotFound => f.write_str("no such file"),
+            IoReason::PermissionDenied => f.write_str("permission denied"),
+            IoReason::IsADirectory => f.write_str("it is a directory"),
+            IoReason::NotUtf8 => f.write_str("it is not UTF-8 text"),
+            IoReason::Other(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataError::ImagesDoNotFit { data, images, model, input, suggest_input } => {
+                write!(f, "`{data}` images are {images}, but `{model}` takes {input}")?;
+                match (suggest_input, images) {
+                    (true, Shape::Image { c, h, w }) => write!(f, ": run with `--input {c}x{h}x{w}`"),
+                    _ => Ok(()),
+                }
+            }
+            DataError::ClassesDoNotFit { data, classes, model, output } => write!(
+                f,
+                "`{data}` has {classes} classes, but `{model}` outputs {output}: set its `classes` parameter (`--set classes={classes}`)"
+            ),
+            DataError::ImagesAndLabelsDiffer { dir, split, images, labels } => {
+                write!(f, "`{}`: {split} images {images:?} and labels {labels:?} do not match", dir.display())
+            }
+            DataError::LabelOutOfRange { dir, split, label } => {
+                write!(f, "`{}`: {split} labels contain {label}, expected 0..9", dir.display())
+            }
+            DataError::CifarLabelOutOfRange { path, record, label, classes } => write!(
+                f,
+                "`{}`: record {record} has label {label}, but CIFAR-{classes} has {classes} classes",
+                path.display()
+            ),
+            DataError::FolderNeedsImages => f.write_str("image folders need a model that takes images"),
+            DataError::NoClassFolders { root } => write!(
+                f,
+                "`{}` has no class sub-directories (ImageFolder layout: ROOT/CLASS/IMAGE.png)",
+                root.display()
+            ),
+            DataError::UnknownClass { dir } => {
+                write!(f, "`{}` is a class that the training split does not have", dir.display())
+            }
+            DataError::NoImages { root } => {
+                write!(f, "`{}` has class folders but no PNG or JPEG images", root.display())
+            }
+            DataError::Channels { path, channels } => {
+                write!(f, "`{}`: the model takes {channels} channels; images give 1 (grey) or 3 (RGB)", path.display())
+            }
+            DataError::NormalizationChannels { means, stds, channels } => {
+                write!(f, "normalisation has {means} means and {stds} stds for a {channels}-channel model")
+            }
+            DataError::ArrayDoesNotFit { path, shape, model, input: [c, h, w] } => {
+                write!(f, "`{}` has shape {shape:?}, but `{model}` takes [N, {c}, {h}, {w}]", path.display())
+            }
+            DataError::ClassNames { names, classes } => {
+                write!(f, "{names} class names for a model with {classes} outputs")
+            }
+            DataError::NotAClassifier { model, input, output } => {
+                write!(f, "`predict` runs image classifiers; `{model}` maps {input} to {output}")
+            }
+            DataError::NotAnImageModel { model, input } => write!(f, "`{model}` takes {input}, not an image"),
+            DataError::NoAttention { model } => write!(
+                f,
+                "`{model}` has no attention to show: no SE or CBAM gate (`scale`) and no attention layer over a square patch grid"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for WeightsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightsError::DoNotFit { weights, model, problems } => {
+                write!(f, "`{}` does not fit `{model}`:", weights.display())?;
+                problems.iter().try_for_each(|p| write!(f, "\n  {p}"))
+            }
+            WeightsError::InitDoesNotFit { problems } => {
+                let problems: Vec<String> = problems.iter().map(WeightProblem::to_string).collect();
+                f.write_str(&problems.join("; "))
+            }
+            WeightsError::SettingsDiffer { weights, trained, given } => {
+                let show = |set: &[(String, String)]| match set.is_empty() {
+                    true => "no --set".to_string(),
+                    false => set.iter().map(|(n, v)| format!("--set {n}={v}")).collect::<Vec<_>>().join(" "),
+                };
+                write!(
+                    f,
+                    "`{}` was trained with {}, but this run has {}: give the same settings",
+                    weights.display(),
+                    show(trained),
+                    show(given)
+                )
+            }
+            WeightsError::Metadata { weights, key, problem } => {
+                write!(f, "`{}` has damaged `{key}` metadata: {problem}", weights.display())
+            }
+        }
+    }
+}
+
+/// `[64, 3, 7, 7]`
+fn dims(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+impl fmt::Display for WeightProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightProblem::Missing { name, expected } => {
+                write!(f, "missing `{name}` (archc expects shape {})", dims(expected))
+            }
+            WeightProblem::Reshaped { name, found, expected } => {
+                write!(f, "`{name}` has shape {} in the file, but the model needs {}", dims(found), dims(expected))
+            }
+            WeightProblem::Unexpected { name, shape } => {
+                write!(f, "unexpected `{name}` (shape {}): the model has no such tensor", dims(shape))
+            }
+        }
+    }
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceError::NoDriver => f.write_str(
+                "the cuda backend needs NVIDIA's driver, and this machine has none (libcuda.so.1 cannot be \
+                 loaded; check LD_LIBRARY_PATH): use --backend flex",
+            ),
+            DeviceError::DriverIncomplete => {
+                f.write_str("the NVIDIA driver library has no cuInit or cuDeviceGetCount: reinstall the driver")
+            }
+            DeviceError::NoCudaDevice => {
+                f.write_str("the NVIDIA driver sees no CUDA device on this machine: use --backend flex")
+            }
+            DeviceError::DriverCannotStart { code } => {
+                write!(f, "the NVIDIA driver cannot start (CUDA error {code}): no usable GPU; use --backend flex")
+            }
+            DeviceError::BuiltWithoutCuda => {
+                f.write_str("this archc was built without CUDA: rebuild with `cargo build --features cuda`")
+            }
+            DeviceError::EmptyEntry { devices } => write!(f, "--devices {devices}: an entry is empty"),
+            DeviceError::NotADevice { entry, backend } if backend == "cuda" => {
+                write!(f, "--devices: `{entry}` is not a device: write cuda:0, cuda:1, ...")
+            }
+            DeviceError::NotADevice { entry, backend } => {
+                write!(f, "--devices: `{entry}` is not a device: with --backend {backend}, write cpu (one per replica)")
+            }
+            DeviceError::NotACudaDevice { entry } => {
+                write!(f, "--devices: `{entry}` is not a CUDA device: write cuda:0, cuda:1, ...")
+            }
+            DeviceError::GpusNeedCuda { devices } => write!(f, "--devices {devices} names GPUs: add --backend cuda"),
+            DeviceError::ListedTwice { index } => write!(f, "--devices: cuda:{index} is listed twice"),
+            DeviceError::NoSuchDevice { index, count } => {
+                write!(f, "--devices: there is no cuda:{index}; this machine has {count} CUDA device(s)")
+            }
+            DeviceError::NoPrecision { backend, precision } => write!(
+                f,
+                "the {backend} backend cannot compute in {precision}: use --backend flex or --backend cuda, or --precision f32"
+            ),
+            DeviceError::Failed { backend, reason } => write!(f, "the {backend} device failed: {reason}"),
+            DeviceError::Threads { threads, reason } => write!(f, "cannot start {threads} threads: {reason}"),
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let advice = "Try a smaller --lr or --clip-grad-norm";
+        match self {
+            RunError::NotARunDir { dir } => write!(f, "`{}` is not a run directory (no config.json)", dir.display()),
+            RunError::ResumeFrom { file, reason } => write!(f, "cannot resume from `{}`: {reason}", file.display()),
+            RunError::OtherOptimizer { dir } => {
+                write!(f, "`{}`: the saved optimiser state is for another optimiser", dir.display())
+            }
+            RunError::ResumeKeepsSettings { dir } => write!(
+                f,
+                "a resumed run keeps the network it started with; `{}` has its own `--set` (see its config.json)",
+                dir.display()
+            ),
+            RunError::NoDevice => f.write_str("no device to train on"),
+            RunError::NoOrder { epoch } => write!(f, "no image order for epoch {epoch}"),
+            RunError::DeviceFailed { epoch, batch, failure, dir } => write!(
+                f,
+                "a device failed in epoch {epoch} (batch {batch}): {failure}. The last good checkpoint is in `{}`",
+                dir.display()
+            ),
+            RunError::LossNotFinite { value, epoch, batch, dir } => write!(
+                f,
+                "the loss became {value} in epoch {epoch} (batch {batch}); stopped. The last good checkpoint is in `{}`. {advice}",
+                dir.display()
+            ),
+            RunError::WeightsNotFinite { epoch, dir } => write!(
+                f,
+                "the weights became NaN or infinite in epoch {epoch} while the loss stayed finite; stopped. The last good checkpoint is in `{}`. {advice}",
+                dir.display()
+            ),
+            RunError::NoEpoch { model } => write!(f, "`{model}` trained no epoch: give --epochs 1 or more"),
+        }
+    }
+}
+
+impl fmt::Display for ArgumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgumentError::ValSplit { fraction } => write!(f, "--val-split must be in [0, 1), not {fraction}"),
+            ArgumentError::BatchForBatchNorm { batch } => {
+                write!(f, "--batch must be at least 2 (batch norm needs a batch), not {batch}")
+            }
+            ArgumentError::MeanWithoutStd => f.write_str("give both --mean and --std, or neither"),
+            ArgumentError::Normalization { channels } => {
+                write!(f, "normalisation needs {channels} means and {channels} non-zero stds")
+            }
+            ArgumentError::BenchSizes => f.write_str("--bench-batch sizes and --bench-iters must be positive"),
+            ArgumentError::NoEpochs => f.write_str("--epochs must be at least 1"),
+            ArgumentError::FileTwice { path } => write!(f, "`{path}` is given twice"),
+            ArgumentError::SubsetTwice { size } => {
+                write!(f, "--subset {} is given twice", size.map_or("all".to_string(), |n| n.to_string()))
+            }
+            ArgumentError::SameLabel { label } => {
+                write!(f, "two models would both be called `{label}`: rename one network or file")
+            }
+            ArgumentError::DepthsTwice => f.write_str("give the depths once: --depths or --sweep depth=..., not both"),
+            ArgumentError::SweptTwice { name } => {
+                write!(f, "`{name}` is swept twice: give all its values in one --sweep {name}=...")
+            }
+            ArgumentError::FixedAndSwept { name, flag } => {
+                write!(f, "`{name}` is both fixed with --set and swept with {flag}: give one")
+            }
+            ArgumentError::SchemaOf { path, schema, expected } => {
+                write!(f, "`{path}` has schema `{schema}`; this archc reads `{expected}`")
+            }
+            ArgumentError::ReferenceLacks { path, model, has } => {
+                write!(f, "`{path}` has no results for `{model}` (it has: {})", has.join(", "))
+            }
+            ArgumentError::NotACode { text } => {
+                write!(f, "`{text}` is not a diagnostic code; `archc explain` lists them")
+            }
+        }
+    }
+}
