@@ -6,7 +6,7 @@ mod print;
 pub use crate::tensor::Shape;
 pub use print::{dump, trace};
 
-use crate::ops::{Args, Op, TensorSpec, numel};
+use crate::ops::{Args, Op, TensorSpec};
 use crate::source::Span;
 
 /// One elaborated network.
