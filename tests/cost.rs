@@ -2,7 +2,7 @@
 //! `FlopCounterMode` / 2 and fvcore MACs must equal fvcore 0.1.5's `FlopCountAnalysis`
 //! for every zoo model and for the depthwise, grouped and dilated reference networks
 //! (tests/fixtures/reference/reference_counts.json, produced by torch_reference.py);
-//! the `full` convention equals counts made by hand from the README's table; the
+//! the `full` convention equals counts made by hand from docs/counting.md's table; the
 //! training-memory estimate is compared with the peak `archc bench` measures. Tables are
 //! snapshots.
 
@@ -196,7 +196,7 @@ fn totals(m: &Model, batch: u64) -> [u128; 3] {
     [Convention::Core, Convention::Fvcore, Convention::Full].map(|c| report(m, c, batch, GroupBy::Layer).macs)
 }
 
-/// Counted by hand from the README's "Counting conventions" table, at batch 1. Shapes:
+/// Counted by hand from the table in docs/counting.md, at batch 1. Shapes:
 /// conv1 4×8×8 (256 elements), pool 4×4×4 (64), block2 8×2×2 (32, the stride-2 3×3
 /// with padding 1 on 4×4), gate vectors 2 and 8, fc 5.
 #[test]
@@ -320,7 +320,7 @@ fn structure_without_blocks_is_not_folded() {
     }
 }
 
-/// Counted by hand from the README's table. N = 5 tokens (4 patches + class token),
+/// Counted by hand from docs/counting.md's table. N = 5 tokens (4 patches + class token),
 /// D = 8, H = 2 heads, MLP width 16; N·D = 40 elements in the token stream.
 #[test]
 fn hand_counted_transformer_in_every_convention() {

@@ -69,8 +69,27 @@ pub struct ParamSig<'a> {
     pub default: DefaultSrc<'a>,
 }
 
-/// Bound values in signature order; `None` for an absent optional.
-pub type Bound = Vec<(String, Option<Value>, Span)>;
+/// The arguments of a call bound to its signature: each parameter's value (`None` for
+/// an absent optional) and the span to point at, in signature order and by name.
+pub struct Bound(Vec<(String, Option<Value>, Span)>);
+
+impl Bound {
+    /// The value bound to `name`; `None` for an absent optional (or a name the
+    /// signature does not have).
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(n, _, _)| *n == name).and_then(|(_, v, _)| v.as_ref())
+    }
+
+    /// Where the argument for `name` was written, or `call` when it was not given.
+    pub fn span(&self, name: &str, call: Span) -> Span {
+        self.0.iter().find(|(n, _, _)| *n == name).map_or(call, |(_, _, s)| *s)
+    }
+
+    /// The values in signature order.
+    pub fn values(&self) -> impl Iterator<Item = Option<&Value>> {
+        self.0.iter().map(|(_, v, _)| v.as_ref())
+    }
+}
 
 impl Elaborator<'_> {
     /// Binds `args` to `params`. `scope` receives each bound value as it is bound, so
@@ -188,7 +207,7 @@ impl Elaborator<'_> {
                 None => ok = false,
             }
         }
-        ok.then_some(bound)
+        ok.then_some(Bound(bound))
     }
 
     /// Checks a value against a parameter type, converting int → float.

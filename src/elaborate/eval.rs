@@ -170,10 +170,10 @@ impl Elaborator<'_> {
         if FUNCTIONS.contains(&name) && call.has_parens {
             return self.function(call, env);
         }
-        if self.is_module_name(name) {
+        if let Some(callee) = self.callee(name) {
             let args = self.eval_args(&call.args, env)?;
             return Some(Value::Module(Rc::new(ModuleValue {
-                kind: ModuleKind::Call { name: call.name.clone(), args, body: None },
+                kind: ModuleKind::Call { name: call.name.clone(), callee, args, body: None },
                 span: call.span,
             })));
         }

@@ -30,7 +30,7 @@ pub struct Library {
 
 /// Names that are part of the language and cannot be redefined by a block.
 pub fn is_builtin(name: &str) -> bool {
-    crate::ops::spec(name).is_some() || super::structure::STRUCTURAL.contains(&name)
+    crate::ops::spec(name).is_some() || super::structure::Structural::named(name).is_some()
 }
 
 pub fn load(sources: &mut Sources, entry_name: &str, entry_text: &str) -> (Library, Vec<Diagnostic>) {

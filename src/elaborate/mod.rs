@@ -20,9 +20,10 @@ use crate::ir::{Model, Node, Shape};
 use crate::source::{Sources, Span};
 use crate::suggest;
 use crate::syntax::ast::Ident;
-use load::Library;
+use load::{DefEntry, Library};
 use std::collections::HashMap;
 use std::rc::Rc;
+use structure::Structural;
 use value::ModuleValue;
 
 /// More nodes than this is a runaway `repeat`, not a network.
@@ -60,6 +61,24 @@ pub struct Compilation {
 impl Compilation {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// What a called name is: a structural form, a block of the library, or a primitive op.
+#[derive(Clone)]
+pub(crate) enum Callee {
+    Structural(Structural),
+    Block(Rc<DefEntry>),
+    Op(&'static crate::ops::OpSpec),
+}
+
+impl std::fmt::Debug for Callee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Callee::Structural(form) => write!(f, "Structural({})", form.name()),
+            Callee::Block(entry) => write!(f, "Block({})", entry.def.name.text),
+            Callee::Op(spec) => write!(f, "Op({})", spec.name),
+        }
     }
 }
 
@@ -329,14 +348,22 @@ impl<'a> Elaborator<'a> {
         names
     }
 
-    fn is_module_name(&self, name: &str) -> bool {
-        self.library.defs.contains_key(name) || load::is_builtin(name)
+    /// What `name` calls, if it calls anything: looked up once, where the call is
+    /// evaluated, and carried in the module value to where it is built.
+    fn callee(&self, name: &str) -> Option<Callee> {
+        if let Some(form) = Structural::named(name) {
+            return Some(Callee::Structural(form));
+        }
+        if let Some(entry) = self.library.defs.get(name) {
+            return Some(Callee::Block(entry.clone()));
+        }
+        crate::ops::spec(name).map(Callee::Op)
     }
 
     fn unknown_callee(&mut self, name: &Ident) {
         let mut candidates: Vec<String> = self.library.defs.keys().cloned().collect();
         candidates.extend(crate::ops::all_specs().map(|s| s.name.to_string()));
-        candidates.extend(structure::STRUCTURAL.iter().map(|s| s.to_string()));
+        candidates.extend(Structural::ALL.iter().map(|s| s.name().to_string()));
         candidates.extend(eval::FUNCTIONS.iter().map(|s| s.to_string()));
         candidates.sort();
         let mut d = Diagnostic::new(

@@ -10,7 +10,7 @@ use crate::ir::{Model, Node, NodeKind, Shape};
 use crate::ops::Op;
 use crate::source::Span;
 use crate::suggest;
-use crate::syntax::ast::{Body, Call, Def, Ident, Insert, Layer, Stmt};
+use crate::syntax::ast::{Body, Call, Def, Ident, Insert, LayerExpr, Stmt};
 use std::rc::Rc;
 
 /// `insert MODULE at BLOCK.POINT [as LABEL] [in PATH, ...]`, evaluated.
@@ -274,10 +274,10 @@ impl Elaborator<'_> {
         let inserts: Vec<&Insert> =
             body.stmts.iter().filter_map(|s| if let Stmt::Insert(i) = s { Some(i) } else { None }).collect();
         for insert in inserts {
-            let module = if self.is_module_name(&insert.module.name.text) {
+            let module = if let Some(callee) = self.callee(&insert.module.name.text) {
                 self.eval_args(&insert.module.args, env).map(|args| {
                     Rc::new(ModuleValue {
-                        kind: ModuleKind::Call { name: insert.module.name.clone(), args, body: None },
+                        kind: ModuleKind::Call { name: insert.module.name.clone(), callee, args, body: None },
                         span: insert.module.span,
                     })
                 })
@@ -478,8 +478,8 @@ fn points_in(body: &Body) -> Vec<&Ident> {
         match stmt {
             Stmt::Point(p) => points.push(p),
             Stmt::Layer(layer) => match &layer.layer {
-                Layer::Seq(inner) | Layer::Call { body: Some(inner), .. } => points.extend(points_in(inner)),
-                Layer::Call { body: None, .. } => {}
+                LayerExpr::Seq(inner) | LayerExpr::Call { body: Some(inner), .. } => points.extend(points_in(inner)),
+                LayerExpr::Call { body: None, .. } => {}
             },
             _ => {}
         }

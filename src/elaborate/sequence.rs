@@ -2,14 +2,15 @@
 //! literals and `let`-shared modules. Structural forms are in `structure.rs`.
 
 use super::bind::{DefaultSrc, ParamSig, ParamTy};
+use super::structure::StructuralCall;
 use super::value::{ArgValue, Env, ModuleKind, ModuleValue, Value};
-use super::{Elaborator, Frame, MAX_DEPTH, Outcome, Scope, structure};
+use super::{Callee, Elaborator, Frame, MAX_DEPTH, Outcome, Scope};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::ir::{Node, NodeKind, Shape, join_path};
-use crate::ops::{self, ArgValue as OpArg, Args, Op, OpSpec};
+use crate::ops::{self, Args, Op, OpArg, OpSpec};
 use crate::source::Span;
 use crate::suggest;
-use crate::syntax::ast::{Body, Ident, Layer, Stmt};
+use crate::syntax::ast::{Body, Ident, LayerExpr, Stmt};
 use std::rc::Rc;
 
 impl Elaborator<'_> {
@@ -70,8 +71,8 @@ impl Elaborator<'_> {
 
     /// Whether checking can go on with the shape unchanged after this layer failed: it
     /// names (or nearly names) an op that never changes the shape.
-    fn recoverable(&self, layer: &Layer) -> bool {
-        let Layer::Call { call, .. } = layer else { return false };
+    fn recoverable(&self, layer: &LayerExpr) -> bool {
+        let LayerExpr::Call { call, .. } = layer else { return false };
         let name = call.name.text.as_str();
         let names = ops::all_specs().map(|s| s.name);
         ops::preserves_shape(name) || suggest::closest(name, names).is_some_and(ops::preserves_shape)
@@ -110,13 +111,13 @@ impl Elaborator<'_> {
     }
 
     /// The module a layer statement builds.
-    pub(super) fn layer_module(&mut self, layer: &Layer, env: &Rc<Env>) -> Option<Rc<ModuleValue>> {
+    pub(super) fn layer_module(&mut self, layer: &LayerExpr, env: &Rc<Env>) -> Option<Rc<ModuleValue>> {
         match layer {
-            Layer::Seq(body) => Some(Rc::new(ModuleValue {
+            LayerExpr::Seq(body) => Some(Rc::new(ModuleValue {
                 kind: ModuleKind::Seq { body: body.clone(), env: env.clone() },
                 span: body.span,
             })),
-            Layer::Call { call, body } => {
+            LayerExpr::Call { call, body } => {
                 if !call.has_parens
                     && let Some(value) = env.lookup(&call.name.text)
                 {
@@ -145,16 +146,17 @@ impl Elaborator<'_> {
                         }
                     };
                 }
-                if !self.is_module_name(&call.name.text) {
+                let Some(callee) = self.callee(&call.name.text) else {
                     self.unknown_callee(&call.name);
                     // Still look at the arguments: their mistakes are worth reporting too.
                     let _ = self.eval_args(&call.args, env);
                     return None;
-                }
+                };
                 let args = self.eval_args(&call.args, env)?;
                 Some(Rc::new(ModuleValue {
                     kind: ModuleKind::Call {
                         name: call.name.clone(),
+                        callee,
                         args,
                         body: body.clone().map(|b| (b, env.clone())),
                     },
@@ -239,32 +241,33 @@ impl Elaborator<'_> {
             return Outcome::failed();
         }
         match &module.kind {
-            ModuleKind::Call { name, args, body } => {
-                if structure::STRUCTURAL.contains(&name.text.as_str()) {
-                    return self.structural(name, args, body.as_ref(), input, scope, label, site);
-                }
-                let claimed = self.claim(scope, label, site);
-                let path = join_path(&scope.path, &claimed);
-                if let Some(entry) = self.library.defs.get(&name.text).cloned() {
-                    if body.is_some() {
-                        self.misplaced(site, "a block takes its layers from its definition, not from a `{ ... }` body");
-                        return Outcome::failed();
+            ModuleKind::Call { name, callee, args, body } => {
+                let spec = match callee {
+                    Callee::Structural(form) => {
+                        let call = StructuralCall { name, args, site };
+                        return self.structural(*form, &call, body.as_ref(), input, scope, label);
                     }
-                    return self.block(&entry, name, args, input, path, site);
-                }
-                match ops::spec(&name.text) {
-                    Some(spec) => {
+                    Callee::Block(entry) => {
+                        let claimed = self.claim(scope, label, site);
+                        let path = join_path(&scope.path, &claimed);
                         if body.is_some() {
-                            self.misplaced(site, &format!("`{}` takes no `{{ ... }}` body", name.text));
+                            self.misplaced(
+                                site,
+                                "a block takes its layers from its definition, not from a `{ ... }` body",
+                            );
                             return Outcome::failed();
                         }
-                        self.primitive(spec, name, args, input, path, site)
+                        return self.block(entry, name, args, input, path, site);
                     }
-                    None => {
-                        self.unknown_callee(name);
-                        Outcome::failed()
-                    }
+                    Callee::Op(spec) => *spec,
+                };
+                let claimed = self.claim(scope, label, site);
+                let path = join_path(&scope.path, &claimed);
+                if body.is_some() {
+                    self.misplaced(site, &format!("`{}` takes no `{{ ... }}` body", name.text));
+                    return Outcome::failed();
                 }
+                self.primitive(spec, name, args, input, path, site)
             }
             ModuleKind::Seq { body, env } => {
                 let claimed = self.claim(scope, label, site);
@@ -339,8 +342,8 @@ impl Elaborator<'_> {
             values: spec
                 .args
                 .iter()
-                .zip(&bound)
-                .map(|(a, (_, value, _))| {
+                .zip(bound.values())
+                .map(|(a, value)| {
                     let value = match value {
                         Some(Value::Int(v)) => OpArg::Int(*v),
                         Some(Value::Float(v)) => OpArg::Float(*v),
@@ -355,7 +358,7 @@ impl Elaborator<'_> {
         let op = match (spec.build)(&op_args) {
             Ok(op) => op,
             Err(error) => {
-                let span = bound.iter().find(|(n, _, _)| n == error.arg).map(|(_, _, s)| *s).unwrap_or(site);
+                let span = bound.span(error.arg, site);
                 let mut d = Diagnostic::new(Code::InvalidValue, error.message, span, "out of range");
                 if let Some(help) = error.help {
                     d = d.with_help(help);

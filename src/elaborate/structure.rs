@@ -4,30 +4,64 @@
 
 use super::bind::{DefaultSrc, ParamSig, ParamTy};
 use super::value::{ArgValue, Env, ModuleKind, ModuleValue, Value};
-use super::{Elaborator, MAX_NODES, Outcome, Scope};
+use super::{Callee, Elaborator, MAX_NODES, Outcome, Scope};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::ir::{Merge, Node, NodeKind, Shape, Shortcut, join_path};
 use crate::source::Span;
 use crate::syntax::ast::{Body, Ident, Stmt};
 use std::rc::Rc;
 
-pub const STRUCTURAL: &[&str] = &["residual", "scale", "parallel", "repeat", "stage"];
+/// The structural forms, as a `.arch` file calls them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Structural {
+    Residual,
+    Scale,
+    Parallel,
+    Repeat,
+    Stage,
+}
+
+impl Structural {
+    pub(super) const ALL: [Structural; 5] =
+        [Structural::Residual, Structural::Scale, Structural::Parallel, Structural::Repeat, Structural::Stage];
+
+    pub(super) fn named(name: &str) -> Option<Structural> {
+        Structural::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Structural::Residual => "residual",
+            Structural::Scale => "scale",
+            Structural::Parallel => "parallel",
+            Structural::Repeat => "repeat",
+            Structural::Stage => "stage",
+        }
+    }
+}
+
+/// A structural form's call: its name (for messages), its arguments, and where it is.
+pub(super) struct StructuralCall<'c> {
+    pub name: &'c Ident,
+    pub args: &'c [ArgValue],
+    pub site: Span,
+}
+
 const MERGES: &[&str] = &["sum", "concat", "mul"];
 
 impl Elaborator<'_> {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn structural(
         &mut self,
-        name: &Ident,
-        args: &[ArgValue],
+        form: Structural,
+        call: &StructuralCall,
         body: Option<&(Body, Rc<Env>)>,
         input: Option<Shape>,
         scope: &mut Scope,
         label: Option<&Ident>,
-        site: Span,
     ) -> Outcome {
-        let kind = name.text.as_str();
-        if matches!(kind, "residual" | "scale" | "parallel") {
+        let (name, args, site) = (call.name, call.args, call.site);
+        let kind = form.name();
+        if matches!(form, Structural::Residual | Structural::Scale | Structural::Parallel) {
             if let Some(label) = label {
                 self.error(
                     Diagnostic::new(
@@ -46,35 +80,35 @@ impl Elaborator<'_> {
                 self.misplaced(site, &format!("`{kind}` needs a body: `{kind} {{ ... }}`"));
                 return Outcome::failed();
             };
-            return match kind {
-                "residual" => self.residual(name, args, body, env, input, scope, site),
-                "scale" => self.scale(name, args, body, env, input, scope, site),
-                _ => self.parallel(name, args, body, env, input, scope, site),
+            return match form {
+                Structural::Residual => self.residual(call, body, env, input, scope),
+                Structural::Scale => self.scale(call, body, env, input, scope),
+                _ => self.parallel(call, body, env, input, scope),
             };
         }
         let claimed = self.claim(scope, label, site);
         let path = join_path(&scope.path, &claimed);
-        if kind == "repeat" {
+        if form == Structural::Repeat {
             self.repeat(name, args, body, input, path, site)
         } else {
             self.stage(name, args, body, input, path, site)
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn residual(
         &mut self,
-        name: &Ident,
-        args: &[ArgValue],
+        call: &StructuralCall,
         body: &Body,
         env: &Rc<Env>,
         input: Option<Shape>,
         scope: &mut Scope,
-        site: Span,
     ) -> Outcome {
+        let (name, args, site) = (call.name, call.args, call.site);
+        let Some(callee) = self.callee("identity") else { return Outcome::failed() };
         let identity = Rc::new(ModuleValue {
             kind: ModuleKind::Call {
                 name: Ident { text: "identity".into(), span: name.span },
+                callee,
                 args: Vec::new(),
                 body: None,
             },
@@ -87,8 +121,8 @@ impl Elaborator<'_> {
         let bound = self.bind(name, &params, args, site, None);
         let (nodes, body_output) = self.sequence(body, env, input, scope, false);
         let Some(bound) = bound else { return Outcome::failed() };
-        let shortcut = bound[0].1.as_ref().and_then(|v| self.module_value(v));
-        let enabled = matches!(bound[1].1, Some(Value::Bool(true)));
+        let shortcut = bound.value("shortcut").and_then(|v| self.module_value(v));
+        let enabled = matches!(bound.value("enabled"), Some(Value::Bool(true)));
         let Some(shortcut) = shortcut else { return Outcome::failed() };
         let Some(input) = input else { return Outcome::failed() };
         let Some(output) = body_output else {
@@ -139,8 +173,8 @@ impl Elaborator<'_> {
     /// The shortcut module with `channels` and `stride` filled in from the shapes, for
     /// blocks that declare those parameters and were not given them.
     fn projection(&self, shortcut: &Rc<ModuleValue>, input: Shape, output: Shape) -> Rc<ModuleValue> {
-        let ModuleKind::Call { name, args, body } = &shortcut.kind else { return shortcut.clone() };
-        let Some(entry) = self.library.defs.get(&name.text) else { return shortcut.clone() };
+        let ModuleKind::Call { name, callee, args, body } = &shortcut.kind else { return shortcut.clone() };
+        let Callee::Block(entry) = callee else { return shortcut.clone() };
         let stride = match (input.spatial(), output.spatial()) {
             (Some((h, _)), Some((oh, _))) if oh > 0 => h.div_ceil(oh),
             _ => 1,
@@ -158,7 +192,7 @@ impl Elaborator<'_> {
             }
         }
         Rc::new(ModuleValue {
-            kind: ModuleKind::Call { name: name.clone(), args, body: body.clone() },
+            kind: ModuleKind::Call { name: name.clone(), callee: callee.clone(), args, body: body.clone() },
             span: shortcut.span,
         })
     }
@@ -186,17 +220,15 @@ impl Elaborator<'_> {
         )));
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn scale(
         &mut self,
-        name: &Ident,
-        args: &[ArgValue],
+        call: &StructuralCall,
         body: &Body,
         env: &Rc<Env>,
         input: Option<Shape>,
         scope: &mut Scope,
-        site: Span,
     ) -> Outcome {
+        let (name, args, site) = (call.name, call.args, call.site);
         let bound = self.bind(name, &[], args, site, None);
         let (gate_nodes, gate) = self.sequence(body, env, input, scope, false);
         let (Some(input), Some(gate), Some(_)) = (input, gate, bound) else {
@@ -236,23 +268,21 @@ impl Elaborator<'_> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn parallel(
         &mut self,
-        name: &Ident,
-        args: &[ArgValue],
+        call: &StructuralCall,
         body: &Body,
         env: &Rc<Env>,
         input: Option<Shape>,
         scope: &mut Scope,
-        site: Span,
     ) -> Outcome {
+        let (name, args, site) = (call.name, call.args, call.site);
         let params = [ParamSig {
             name: "merge",
             ty: ParamTy::Choice(MERGES),
             default: DefaultSrc::Value(Value::Name("sum".into())),
         }];
-        let merge = match self.bind(name, &params, args, site, None).map(|b| b[0].1.clone()) {
+        let merge = match self.bind(name, &params, args, site, None).map(|b| b.value("merge").cloned()) {
             Some(Some(Value::Name(m))) if m == "concat" => Merge::Concat,
             Some(Some(Value::Name(m))) if m == "mul" => Merge::Mul,
             Some(_) => Merge::Sum,
@@ -322,7 +352,7 @@ impl Elaborator<'_> {
         Some(if merge == Merge::Concat { first.with_features(features) } else { first })
     }
 
-    fn copies_count(&mut self, what: &str, value: &Option<Value>, span: Span) -> Option<u64> {
+    fn copies_count(&mut self, what: &str, value: Option<&Value>, span: Span) -> Option<u64> {
         let Some(Value::Int(n)) = value else { return None };
         if *n < 1 {
             self.error(Diagnostic::new(
@@ -363,12 +393,14 @@ impl Elaborator<'_> {
             ParamSig { name: "prefix", ty: ParamTy::Str, default: DefaultSrc::Value(Value::Str(String::new())) },
         ];
         let Some(bound) = self.bind(name, &params, args, site, None) else { return Outcome::failed() };
-        let Some(times) = self.copies_count("times", &bound[1].1, bound[1].2) else { return Outcome::failed() };
-        let prefix = match &bound[2].1 {
+        let Some(times) = self.copies_count("times", bound.value("times"), bound.span("times", site)) else {
+            return Outcome::failed();
+        };
+        let prefix = match bound.value("prefix") {
             Some(Value::Str(p)) => p.clone(),
             _ => String::new(),
         };
-        let module = match (bound[0].1.as_ref().and_then(|v| self.module_value(v)), body) {
+        let module = match (bound.value("module").and_then(|v| self.module_value(v)), body) {
             (Some(module), None) => module,
             (None, Some((body, env))) => {
                 Rc::new(ModuleValue { kind: ModuleKind::Seq { body: body.clone(), env: env.clone() }, span: body.span })
@@ -413,13 +445,15 @@ impl Elaborator<'_> {
             ParamSig { name: "stride", ty: ParamTy::Int, default: DefaultSrc::Value(Value::Int(1)) },
         ];
         let Some(bound) = self.bind(name, &params, args, site, None) else { return Outcome::failed() };
-        let Some(module) = bound[0].1.as_ref().and_then(|v| self.module_value(v)) else { return Outcome::failed() };
-        let Some(blocks) = self.copies_count("blocks", &bound[1].1, bound[1].2) else { return Outcome::failed() };
-        let stride = match bound[2].1 {
-            Some(Value::Int(s)) => s,
+        let Some(module) = bound.value("block").and_then(|v| self.module_value(v)) else { return Outcome::failed() };
+        let Some(blocks) = self.copies_count("blocks", bound.value("blocks"), bound.span("blocks", site)) else {
+            return Outcome::failed();
+        };
+        let stride = match bound.value("stride") {
+            Some(Value::Int(s)) => *s,
             _ => 1,
         };
-        let stride_span = bound[2].2;
+        let stride_span = bound.span("stride", site);
         let takes_stride = match &module.kind {
             ModuleKind::Call { name: callee, args: block_args, .. } => {
                 if let Some(given) = block_args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.text == "stride")) {
@@ -498,14 +532,15 @@ impl Elaborator<'_> {
 }
 
 fn with_stride(module: &Rc<ModuleValue>, stride: i64) -> Rc<ModuleValue> {
-    let ModuleKind::Call { name, args, body } = &module.kind else { return module.clone() };
+    let ModuleKind::Call { name, callee, args, body } = &module.kind else { return module.clone() };
     let mut args = args.clone();
     args.push(ArgValue {
         name: Some(Ident { text: "stride".into(), span: module.span }),
         value: Value::Int(stride),
         span: module.span,
     });
-    Rc::new(ModuleValue { kind: ModuleKind::Call { name: name.clone(), args, body: body.clone() }, span: module.span })
+    let kind = ModuleKind::Call { name: name.clone(), callee: callee.clone(), args, body: body.clone() };
+    Rc::new(ModuleValue { kind, span: module.span })
 }
 
 fn projection_label(shortcut: &ModuleValue) -> String {

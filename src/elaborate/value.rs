@@ -65,7 +65,7 @@ pub struct ModuleValue {
 pub enum ModuleKind {
     /// A primitive, a block, or a structural form, with its evaluated arguments and,
     /// for `residual { ... }` and friends, its body.
-    Call { name: Ident, args: Vec<ArgValue>, body: Option<(Body, Rc<Env>)> },
+    Call { name: Ident, callee: super::Callee, args: Vec<ArgValue>, body: Option<(Body, Rc<Env>)> },
     /// `{ ... }`: an anonymous sequence, evaluated in the environment it was written in.
     Seq { body: Body, env: Rc<Env> },
     /// A `let`-bound module: one set of weights however often it is used.
@@ -100,7 +100,7 @@ impl ModuleValue {
     }
 
     pub fn is_identity(&self) -> bool {
-        matches!(&self.kind, ModuleKind::Call { name, args, body: None } if name.text == "identity" && args.is_empty())
+        matches!(&self.kind, ModuleKind::Call { name, args, body: None, .. } if name.text == "identity" && args.is_empty())
     }
 }
 

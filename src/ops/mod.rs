@@ -70,7 +70,7 @@ pub struct OpSpec {
 
 /// An argument value after type checking against its `ArgSpec`.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ArgValue {
+pub enum OpArg {
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -78,14 +78,14 @@ pub enum ArgValue {
     Absent,
 }
 
-impl fmt::Display for ArgValue {
+impl fmt::Display for OpArg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ArgValue::Int(v) => write!(f, "{v}"),
-            ArgValue::Float(v) => write!(f, "{v:?}"),
-            ArgValue::Bool(v) => write!(f, "{v}"),
-            ArgValue::Choice(v) => write!(f, "{v}"),
-            ArgValue::Absent => write!(f, "none"),
+            OpArg::Int(v) => write!(f, "{v}"),
+            OpArg::Float(v) => write!(f, "{v:?}"),
+            OpArg::Bool(v) => write!(f, "{v}"),
+            OpArg::Choice(v) => write!(f, "{v}"),
+            OpArg::Absent => write!(f, "none"),
         }
     }
 }
@@ -93,7 +93,7 @@ impl fmt::Display for ArgValue {
 /// Bound arguments of one op, in signature order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Args {
-    pub values: Vec<(&'static str, ArgValue)>,
+    pub values: Vec<(&'static str, OpArg)>,
 }
 
 /// An argument whose value is out of range; the elaborator points at it.
@@ -116,32 +116,32 @@ impl ArgError {
 }
 
 impl Args {
-    fn get(&self, name: &str) -> &ArgValue {
-        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v).unwrap_or(&ArgValue::Absent)
+    fn get(&self, name: &str) -> &OpArg {
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v).unwrap_or(&OpArg::Absent)
     }
 
     pub fn int(&self, name: &str) -> Option<i64> {
         match self.get(name) {
-            ArgValue::Int(v) => Some(*v),
+            OpArg::Int(v) => Some(*v),
             _ => None,
         }
     }
 
     pub fn float(&self, name: &str) -> f64 {
         match self.get(name) {
-            ArgValue::Float(v) => *v,
-            ArgValue::Int(v) => *v as f64,
+            OpArg::Float(v) => *v,
+            OpArg::Int(v) => *v as f64,
             _ => 0.0,
         }
     }
 
     pub fn bool(&self, name: &str) -> bool {
-        matches!(self.get(name), ArgValue::Bool(true))
+        matches!(self.get(name), OpArg::Bool(true))
     }
 
     pub fn choice(&self, name: &str) -> &str {
         match self.get(name) {
-            ArgValue::Choice(v) => v,
+            OpArg::Choice(v) => v,
             _ => "",
         }
     }
@@ -168,7 +168,7 @@ impl Args {
     pub fn render(&self) -> String {
         self.values
             .iter()
-            .filter(|(_, v)| *v != ArgValue::Absent)
+            .filter(|(_, v)| *v != OpArg::Absent)
             .map(|(n, v)| format!("{n}: {v}"))
             .collect::<Vec<_>>()
             .join(", ")

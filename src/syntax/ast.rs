@@ -86,12 +86,12 @@ pub struct Insert {
 #[derive(Clone, Debug)]
 pub struct LayerStmt {
     pub label: Option<Ident>,
-    pub layer: Layer,
+    pub layer: LayerExpr,
     pub span: Span,
 }
 
 #[derive(Clone, Debug)]
-pub enum Layer {
+pub enum LayerExpr {
     /// `{ ... }`: a sequence of layers.
     Seq(Body),
     /// `conv(64, kernel: 3)` or `residual(shortcut: downsample) { ... }`.

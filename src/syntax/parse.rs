@@ -350,15 +350,15 @@ impl Builder {
         LayerStmt { label, layer: layer.expect("grammar: layer statement has a layer"), span }
     }
 
-    fn layer(&mut self, pair: Pair<'_, Rule>) -> Layer {
+    fn layer(&mut self, pair: Pair<'_, Rule>) -> LayerExpr {
         let mut parts = children(pair).into_iter();
         let first = parts.next().expect("grammar: layer is not empty");
         if first.as_rule() == Rule::body {
-            return Layer::Seq(self.body(first));
+            return LayerExpr::Seq(self.body(first));
         }
         let call = self.call(first);
         let body = parts.next().map(|b| self.body(b));
-        Layer::Call { call, body }
+        LayerExpr::Call { call, body }
     }
 
     fn call(&mut self, pair: Pair<'_, Rule>) -> Call {
