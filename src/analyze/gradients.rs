@@ -4,9 +4,8 @@
 //! gradients); identity shortcuts carry the gradient back unchanged.
 
 use super::{Probe, is_weight_layer, step_depths, sum_of_squares};
-use crate::lower::{Layer, Network, Step, Value};
+use crate::lower::{Layer, Network, Step};
 use burn::module::Param;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
@@ -32,15 +31,7 @@ pub struct LayerGradient {
 /// each weight layer's weight gradient. A layer shared by several steps is reported
 /// once, at its first use.
 pub fn gradient_norms<B: AutodiffBackend>(network: &Network<B>, probe: Probe<B>) -> Vec<LayerGradient> {
-    let output = network.forward(probe.input);
-    let loss = match (output, probe.labels) {
-        (Value::Vector(logits), Some(labels)) => {
-            CrossEntropyLossConfig::new().init(&logits.device()).forward(logits, labels)
-        }
-        (Value::Image(t), _) => t.mean(),
-        (Value::Tokens(t), _) => t.mean(),
-        (Value::Vector(t), _) => t.mean(),
-    };
+    let loss = network.forward(probe.input).probe_loss(probe.labels);
     let grads = loss.backward();
     let depths = step_depths(network);
     let mut seen = vec![false; network.layers.len()];

@@ -23,14 +23,7 @@ impl<B: Backend> Probe<B> {
     /// the classes. Seed the backend first for a reproducible batch.
     pub fn random(model: &crate::ir::Model, batch: usize, device: &B::Device) -> Probe<B> {
         let input = Value::random(&model.input, batch, device);
-        let labels = match model.output {
-            crate::ir::Shape::Vector { d } => Some(Tensor::from_data(
-                TensorData::new((0..batch as i64).map(|i| i % d as i64).collect::<Vec<_>>(), [batch]),
-                device,
-            )),
-            _ => None,
-        };
-        Probe { input, labels }
+        Probe { input, labels: crate::tensor::cyclic_labels(&model.output, batch, device) }
     }
 }
 

@@ -17,11 +17,9 @@ pub use table::{read_reference, render, side_by_side};
 use crate::backend::BackendKind;
 use crate::cost::{self, Convention, GroupBy};
 use crate::error::DeviceError;
-use crate::ir::{Model, Shape};
+use crate::ir::Model;
 use crate::lower::{Network, Precision, Value};
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
@@ -233,29 +231,13 @@ fn time_training<B: AutodiffBackend>(
     B::seed(device, 0);
     // An `Option` so that the step can move the network through the optimiser.
     let mut network = Some(Network::<B>::new(model, device).with_precision(target.precision));
-    // The labs' optimiser, with PyTorch's dampening (Burn's default is 0.1).
-    let mut optimizer = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
-        .init::<B, Network<B>>();
+    // The labs' optimiser: SGD with momentum 0.9, as `archc train` builds it.
+    let mut optimizer = crate::train::pytorch_sgd(0.9, false, 0.0).init::<B, Network<B>>();
     let input = Value::random(&model.input, batch, device);
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
-    let labels = match model.output {
-        Shape::Vector { d } => Some(Tensor::<B, 1, Int>::from_data(
-            TensorData::new((0..batch as i64).map(|i| i % d as i64).collect::<Vec<_>>(), [batch]),
-            device,
-        )),
-        _ => None,
-    };
+    let labels = crate::tensor::cyclic_labels::<B>(&model.output, batch, device);
     time_steps::<B>(plan, target, device, || {
         let Some(current) = network.take() else { return };
-        // Classifiers train on cross-entropy; anything else on the mean of its output,
-        // which exercises the same backward pass.
-        let loss = match (&labels, current.forward(input.clone())) {
-            (Some(labels), Value::Vector(logits)) => loss_fn.forward(logits, labels.clone()),
-            (_, Value::Image(t)) => t.mean(),
-            (_, Value::Tokens(t)) => t.mean(),
-            (_, Value::Vector(t)) => t.mean(),
-        };
+        let loss = current.forward(input.clone()).probe_loss(labels.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &current);
         network = Some(optimizer.step(0.01, current, grads));
     })

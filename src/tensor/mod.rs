@@ -10,4 +10,4 @@ mod value;
 
 pub use precision::Precision;
 pub use shape::Shape;
-pub use value::Value;
+pub use value::{Value, cyclic_labels};

@@ -2,8 +2,9 @@
 //! Burn tensors with the batch dimension first.
 
 use super::Shape;
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use burn::tensor::{DType, Distribution};
+use burn::tensor::{DType, Distribution, TensorData};
 
 #[derive(Clone, Debug)]
 pub enum Value<B: Backend> {
@@ -152,4 +153,25 @@ impl<B: Backend> Value<B> {
             Shape::Vector { d } => Value::Vector(Tensor::random([batch, d as usize], normal, device)),
         }
     }
+
+    /// The loss a probe backpropagates: cross-entropy against `labels` for a classifier,
+    /// else the output's mean (which exercises the same backward pass).
+    pub fn probe_loss(self, labels: Option<Tensor<B, 1, Int>>) -> Tensor<B, 1> {
+        match (self, labels) {
+            (Value::Vector(logits), Some(labels)) => {
+                CrossEntropyLossConfig::new().init(&logits.device()).forward(logits, labels)
+            }
+            (Value::Image(t), _) => t.mean(),
+            (Value::Tokens(t), _) => t.mean(),
+            (Value::Vector(t), _) => t.mean(),
+        }
+    }
+}
+
+/// Labels 0, 1, …, classes−1, 0, 1, … for a batch, when `output` is a classifier's
+/// vector of class scores: a probe's labels, every class represented.
+pub fn cyclic_labels<B: Backend>(output: &Shape, batch: usize, device: &B::Device) -> Option<Tensor<B, 1, Int>> {
+    let Shape::Vector { d } = *output else { return None };
+    let labels: Vec<i64> = (0..batch as i64).map(|i| i % d as i64).collect();
+    Some(Tensor::from_data(TensorData::new(labels, [batch]), device))
 }

@@ -93,20 +93,19 @@ enum Optim<B: AutodiffBackend> {
     AdamW(OptimizerAdaptor<AdamW, Network<B>, B>),
 }
 
+/// `torch.optim.SGD(momentum, nesterov, weight_decay)` in Burn: dampening 0 (Burn's
+/// default is 0.1), coupled weight decay, no momentum buffer when momentum is 0.
+pub fn pytorch_sgd(momentum: f64, nesterov: bool, weight_decay: f64) -> SgdConfig {
+    let momentum = (momentum > 0.0)
+        .then(|| MomentumConfig::new().with_momentum(momentum).with_dampening(0.0).with_nesterov(nesterov));
+    let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
+    SgdConfig::new().with_momentum(momentum).with_weight_decay(decay)
+}
+
 impl<B: AutodiffBackend> Optim<B> {
     fn new(hyper: &Hyper) -> Optim<B> {
         match hyper.optimizer {
-            OptimizerKind::Sgd => {
-                let momentum = (hyper.momentum > 0.0).then(|| {
-                    // Burn's dampening defaults to 0.1; PyTorch's to 0.
-                    MomentumConfig::new()
-                        .with_momentum(hyper.momentum)
-                        .with_dampening(0.0)
-                        .with_nesterov(hyper.nesterov)
-                });
-                let decay = (hyper.weight_decay > 0.0).then(|| WeightDecayConfig::new(hyper.weight_decay as f32));
-                Optim::Sgd(SgdConfig::new().with_momentum(momentum).with_weight_decay(decay).init())
-            }
+            OptimizerKind::Sgd => Optim::Sgd(pytorch_sgd(hyper.momentum, hyper.nesterov, hyper.weight_decay).init()),
             // PyTorch's AdamW defaults: betas (0.9, 0.999), eps 1e-8, decoupled decay.
             OptimizerKind::Adamw => Optim::AdamW(
                 AdamWConfig::new()
