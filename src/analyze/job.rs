@@ -420,8 +420,15 @@ pub fn attention(args: &AttentionRequest, events: &mut dyn Events) -> Result<Sho
         events.warning(&Warning::UntrainedMaps);
     }
     let dir = out_dir(args.out.as_deref(), "attention")?;
-    let mut written = Vec::new();
-    let mut text = String::new();
+    let mut shown = Shown { text: String::new(), dir, written: Vec::new() };
+    write_channel_weights(&maps, &mut shown, events)?;
+    draw_maps(&maps, &picture, &mut shown, events);
+    Ok(shown)
+}
+
+/// The SE/CBAM gates' channel weights: a line each, a CSV, and bars.
+fn write_channel_weights(maps: &[AttentionMap], shown: &mut Shown, events: &mut dyn Events) -> Result<(), Error> {
+    let Shown { text, dir, written } = shown;
     let channels: Vec<(String, Vec<f32>)> = maps
         .iter()
         .filter_map(|m| match m {
@@ -454,6 +461,12 @@ pub fn attention(args: &AttentionRequest, events: &mut dyn Events) -> Result<Sho
             written.push("channel_weights.png");
         }
     }
+    Ok(())
+}
+
+/// CBAM's spatial maps and a ViT's per-head attention, as heat maps over the image.
+fn draw_maps(maps: &[AttentionMap], picture: &Picture, shown: &mut Shown, events: &mut dyn Events) {
+    let Shown { text, dir, written } = shown;
     let spatial: Vec<(String, usize, usize, Vec<f32>)> = maps
         .iter()
         .filter_map(|m| match m {
@@ -468,12 +481,12 @@ pub fn attention(args: &AttentionRequest, events: &mut dyn Events) -> Result<Sho
         }
         let title = "spatial attention, 0 blue to 1 red".to_string();
         let png = dir.join("spatial_attention.png");
-        if warn_unless_drawn(events, "spatial_attention.png", plots::heat_grid(&png, &title, &picture, &spatial, false))
+        if warn_unless_drawn(events, "spatial_attention.png", plots::heat_grid(&png, &title, picture, &spatial, false))
         {
             written.push("spatial_attention.png");
         }
     }
-    for map in &maps {
+    for map in maps {
         if let AttentionMap::Heads { path, from_class_token, height, width, heads } = map {
             let what = if *from_class_token { "class-token attention" } else { "mean attention received" };
             let panels: Vec<(String, usize, usize, Vec<f32>)> = heads
@@ -484,11 +497,9 @@ pub fn attention(args: &AttentionRequest, events: &mut dyn Events) -> Result<Sho
             let _ = writeln!(text, "{path}: {what} of {} heads over {height}×{width} patches", heads.len());
             let title = format!("{what} per head, last attention layer (each head scaled to its range)");
             let png = dir.join("head_attention.png");
-            if warn_unless_drawn(events, "head_attention.png", plots::heat_grid(&png, &title, &picture, &panels, true))
-            {
+            if warn_unless_drawn(events, "head_attention.png", plots::heat_grid(&png, &title, picture, &panels, true)) {
                 written.push("head_attention.png");
             }
         }
     }
-    Ok(Shown { text, dir, written })
 }
