@@ -4,7 +4,7 @@
 
 use super::Elaborator;
 use super::eval::{article, as_float};
-use super::value::{ArgValue, Env, Value};
+use super::value::{ArgValue, Const, Env};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::source::Span;
 use crate::suggest;
@@ -57,7 +57,7 @@ pub enum DefaultSrc<'a> {
     Required,
     /// Optional with no value.
     Absent,
-    Value(Value),
+    Const(Const),
     /// A block parameter's default, evaluated with the earlier parameters in scope.
     Expr(&'a Expr),
 }
@@ -71,12 +71,12 @@ pub struct ParamSig<'a> {
 
 /// The arguments of a call bound to its signature: each parameter's value (`None` for
 /// an absent optional) and the span to point at, in signature order and by name.
-pub struct Bound(Vec<(String, Option<Value>, Span)>);
+pub struct Bound(Vec<(String, Option<Const>, Span)>);
 
 impl Bound {
     /// The value bound to `name`; `None` for an absent optional (or a name the
     /// signature does not have).
-    pub fn value(&self, name: &str) -> Option<&Value> {
+    pub fn value(&self, name: &str) -> Option<&Const> {
         self.0.iter().find(|(n, _, _)| *n == name).and_then(|(_, v, _)| v.as_ref())
     }
 
@@ -86,7 +86,7 @@ impl Bound {
     }
 
     /// The values in signature order.
-    pub fn values(&self) -> impl Iterator<Item = Option<&Value>> {
+    pub fn values(&self) -> impl Iterator<Item = Option<&Const>> {
         self.0.iter().map(|(_, v, _)| v.as_ref())
     }
 }
@@ -190,7 +190,7 @@ impl Elaborator<'_> {
                     None
                 }
                 (None, DefaultSrc::Absent) => Some(None),
-                (None, DefaultSrc::Value(v)) => Some(Some(v.clone())),
+                (None, DefaultSrc::Const(v)) => Some(Some(v.clone())),
                 (None, DefaultSrc::Expr(expr)) => {
                     let env = scope.cloned().unwrap_or_else(|| Env::root(None));
                     self.eval(expr, &env).and_then(|v| self.coerce(&v, param.ty, param.name, expr.span)).map(Some)
@@ -211,9 +211,9 @@ impl Elaborator<'_> {
     }
 
     /// Checks a value against a parameter type, converting int → float.
-    pub(super) fn coerce(&mut self, value: &Value, ty: ParamTy, param: &str, span: Span) -> Option<Value> {
-        let wrong = |this: &mut Self| -> Option<Value> {
-            if let Value::Name(name) = value
+    pub(super) fn coerce(&mut self, value: &Const, ty: ParamTy, param: &str, span: Span) -> Option<Const> {
+        let wrong = |this: &mut Self| -> Option<Const> {
+            if let Const::Name(name) = value
                 && ty != ParamTy::Module
             {
                 if ty == ParamTy::Bool {
@@ -221,7 +221,7 @@ impl Elaborator<'_> {
                 }
                 return this.unknown_value(name, span);
             }
-            if let (Value::Name(name), ParamTy::Module) = (value, ty) {
+            if let (Const::Name(name), ParamTy::Module) = (value, ty) {
                 this.unknown_callee(&Ident { text: name.clone(), span });
                 return None;
             }
@@ -254,14 +254,14 @@ impl Elaborator<'_> {
             None
         };
         match (ty, value) {
-            (ParamTy::Int, Value::Int(_))
-            | (ParamTy::Float, Value::Float(_))
-            | (ParamTy::Bool, Value::Bool(_))
-            | (ParamTy::Str, Value::Str(_))
-            | (ParamTy::Name, Value::Name(_))
-            | (ParamTy::Module, Value::Module(_)) => Some(value.clone()),
-            (ParamTy::Float, Value::Int(v)) => Some(Value::Float(*v as f64)),
-            (ParamTy::Int, Value::Float(v)) => {
+            (ParamTy::Int, Const::Int(_))
+            | (ParamTy::Float, Const::Float(_))
+            | (ParamTy::Bool, Const::Bool(_))
+            | (ParamTy::Str, Const::Str(_))
+            | (ParamTy::Name, Const::Name(_))
+            | (ParamTy::Module, Const::Module(_)) => Some(value.clone()),
+            (ParamTy::Float, Const::Int(v)) => Some(Const::Float(*v as f64)),
+            (ParamTy::Int, Const::Float(v)) => {
                 self.error(
                     Diagnostic::new(
                         Code::WrongType,
@@ -276,22 +276,22 @@ impl Elaborator<'_> {
                 );
                 None
             }
-            (ParamTy::Name, Value::Str(s)) => Some(Value::Name(s.clone())),
-            (ParamTy::Str, Value::Name(s)) => Some(Value::Str(s.clone())),
-            (ParamTy::Choice(options), Value::Name(word) | Value::Str(word)) => self.choice(options, word, param, span),
-            (ParamTy::Choice(options), Value::Module(m)) if m.callee().is_some_and(|c| options.contains(&c)) => {
-                Some(Value::Name(m.callee().unwrap_or_default().to_string()))
+            (ParamTy::Name, Const::Str(s)) => Some(Const::Name(s.clone())),
+            (ParamTy::Str, Const::Name(s)) => Some(Const::Str(s.clone())),
+            (ParamTy::Choice(options), Const::Name(word) | Const::Str(word)) => self.choice(options, word, param, span),
+            (ParamTy::Choice(options), Const::Module(m)) if m.callee().is_some_and(|c| options.contains(&c)) => {
+                Some(Const::Name(m.callee().unwrap_or_default().to_string()))
             }
-            (ParamTy::Name, Value::Module(m)) if m.callee().is_some() => {
-                Some(Value::Name(m.callee().unwrap_or_default().to_string()))
+            (ParamTy::Name, Const::Module(m)) if m.callee().is_some() => {
+                Some(Const::Name(m.callee().unwrap_or_default().to_string()))
             }
             _ => wrong(self),
         }
     }
 
-    fn choice(&mut self, options: &[&'static str], word: &str, param: &str, span: Span) -> Option<Value> {
+    fn choice(&mut self, options: &[&'static str], word: &str, param: &str, span: Span) -> Option<Const> {
         if options.contains(&word) {
-            return Some(Value::Name(word.to_string()));
+            return Some(Const::Name(word.to_string()));
         }
         let mut d = Diagnostic::new(
             Code::InvalidValue,

@@ -2,7 +2,7 @@
 //! division-by-zero diagnostics, floats, `in.*`, builtin functions, module values.
 
 use super::Elaborator;
-use super::value::{ArgValue, Env, ModuleKind, ModuleValue, Value};
+use super::value::{ArgValue, Const, Env, ModuleKind, ModuleValue};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::ir::Shape;
 use crate::source::Span;
@@ -14,22 +14,22 @@ const IN_FIELDS: &[&str] = &["channels", "height", "width", "tokens", "dim", "fe
 pub const FUNCTIONS: &[&str] = &["min", "max", "make_divisible", "round", "floor", "ceil"];
 
 impl Elaborator<'_> {
-    pub(super) fn eval(&mut self, expr: &Expr, env: &Rc<Env>) -> Option<Value> {
+    pub(super) fn eval(&mut self, expr: &Expr, env: &Rc<Env>) -> Option<Const> {
         self.current_env = Some(env.clone());
         match &expr.kind {
-            ExprKind::Int(value) => value.map(Value::Int),
-            ExprKind::Float(value) => value.map(Value::Float),
-            ExprKind::Bool(value) => Some(Value::Bool(*value)),
-            ExprKind::Str(value) => Some(Value::Str(value.clone())),
+            ExprKind::Int(value) => value.map(Const::Int),
+            ExprKind::Float(value) => value.map(Const::Float),
+            ExprKind::Bool(value) => Some(Const::Bool(*value)),
+            ExprKind::Str(value) => Some(Const::Str(value.clone())),
             ExprKind::InRef(field) => self.in_field(field, env.input, expr.span),
-            ExprKind::Seq(body) => Some(Value::Module(Rc::new(ModuleValue {
+            ExprKind::Seq(body) => Some(Const::Module(Rc::new(ModuleValue {
                 kind: ModuleKind::Seq { body: body.clone(), env: env.clone() },
                 span: expr.span,
             }))),
             ExprKind::Call(call) => self.eval_call(call, env),
             ExprKind::Neg(inner) => match self.eval(inner, env)? {
-                Value::Int(v) => self.checked(v.checked_neg(), expr.span),
-                Value::Float(v) => Some(Value::Float(-v)),
+                Const::Int(v) => self.checked(v.checked_neg(), expr.span),
+                Const::Float(v) => Some(Const::Float(-v)),
                 other => self.type_error(expr.span, "a number", &other),
             },
             ExprKind::Binary(op, left, right) => {
@@ -39,7 +39,7 @@ impl Elaborator<'_> {
         }
     }
 
-    fn in_field(&mut self, field: &crate::syntax::ast::Ident, input: Option<Shape>, span: Span) -> Option<Value> {
+    fn in_field(&mut self, field: &crate::syntax::ast::Ident, input: Option<Shape>, span: Span) -> Option<Const> {
         if !IN_FIELDS.contains(&field.text.as_str()) {
             let mut d = Diagnostic::new(
                 Code::UnknownName,
@@ -74,9 +74,9 @@ impl Elaborator<'_> {
         self.checked(i64::try_from(value).ok(), span)
     }
 
-    fn checked(&mut self, value: Option<i64>, span: Span) -> Option<Value> {
+    fn checked(&mut self, value: Option<i64>, span: Span) -> Option<Const> {
         match value {
-            Some(v) => Some(Value::Int(v)),
+            Some(v) => Some(Const::Int(v)),
             None => {
                 self.error(Diagnostic::new(Code::Overflow, "integer overflow", span, "does not fit in 64 bits"));
                 None
@@ -84,9 +84,9 @@ impl Elaborator<'_> {
         }
     }
 
-    pub(super) fn type_error<T>(&mut self, span: Span, expected: &str, found: &Value) -> Option<T> {
+    pub(super) fn type_error<T>(&mut self, span: Span, expected: &str, found: &Const) -> Option<T> {
         let d = match found {
-            Value::Name(name) => return self.unknown_value(name, span),
+            Const::Name(name) => return self.unknown_value(name, span),
             _ => Diagnostic::new(
                 Code::WrongType,
                 format!("expected {expected}, found {} `{found}`", found.type_name()),
@@ -111,9 +111,9 @@ impl Elaborator<'_> {
         None
     }
 
-    fn binary(&mut self, op: BinOp, left: Value, right: Value, span: Span, right_span: Span) -> Option<Value> {
+    fn binary(&mut self, op: BinOp, left: Const, right: Const, span: Span, right_span: Span) -> Option<Const> {
         match (&left, &right) {
-            (Value::Int(a), Value::Int(b)) => {
+            (Const::Int(a), Const::Int(b)) => {
                 let (a, b) = (*a, *b);
                 if matches!(op, BinOp::Div | BinOp::Rem) && b == 0 {
                     return self.division_by_zero(right_span);
@@ -130,12 +130,12 @@ impl Elaborator<'_> {
                 };
                 self.checked(result, span)
             }
-            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            (Const::Int(_) | Const::Float(_), Const::Int(_) | Const::Float(_)) => {
                 let (a, b) = (as_float(&left), as_float(&right));
                 if matches!(op, BinOp::Div | BinOp::Rem) && b == 0.0 {
                     return self.division_by_zero(right_span);
                 }
-                Some(Value::Float(match op {
+                Some(Const::Float(match op {
                     BinOp::Add => a + b,
                     BinOp::Sub => a - b,
                     BinOp::Mul => a * b,
@@ -143,15 +143,15 @@ impl Elaborator<'_> {
                     BinOp::Rem => a.rem_euclid(b),
                 }))
             }
-            (Value::Int(_) | Value::Float(_), other) | (other, _) => {
+            (Const::Int(_) | Const::Float(_), other) | (other, _) => {
                 let other = other.clone();
-                let at = if matches!(left, Value::Int(_) | Value::Float(_)) { right_span } else { span };
+                let at = if matches!(left, Const::Int(_) | Const::Float(_)) { right_span } else { span };
                 self.type_error(at, &format!("a number for `{}`", op.symbol()), &other)
             }
         }
     }
 
-    fn division_by_zero(&mut self, span: Span) -> Option<Value> {
+    fn division_by_zero(&mut self, span: Span) -> Option<Const> {
         self.error(
             Diagnostic::new(Code::DivisionByZero, "division by zero", span, "this is zero")
                 .with_help("check the parameter values that reach this expression"),
@@ -160,7 +160,7 @@ impl Elaborator<'_> {
     }
 
     /// `name`, `name(args)`: a variable, a builtin function, or a module value.
-    fn eval_call(&mut self, call: &Call, env: &Rc<Env>) -> Option<Value> {
+    fn eval_call(&mut self, call: &Call, env: &Rc<Env>) -> Option<Const> {
         let name = call.name.text.as_str();
         if !call.has_parens
             && let Some(value) = env.lookup(name)
@@ -172,13 +172,13 @@ impl Elaborator<'_> {
         }
         if let Some(callee) = self.callee(name) {
             let args = self.eval_args(&call.args, env)?;
-            return Some(Value::Module(Rc::new(ModuleValue {
+            return Some(Const::Module(Rc::new(ModuleValue {
                 kind: ModuleKind::Call { name: call.name.clone(), callee, args, body: None },
                 span: call.span,
             })));
         }
         if !call.has_parens {
-            return Some(Value::Name(name.to_string()));
+            return Some(Const::Name(name.to_string()));
         }
         self.unknown_callee(&call.name);
         None
@@ -196,7 +196,7 @@ impl Elaborator<'_> {
         ok.then_some(out)
     }
 
-    fn function(&mut self, call: &Call, env: &Rc<Env>) -> Option<Value> {
+    fn function(&mut self, call: &Call, env: &Rc<Env>) -> Option<Const> {
         let name = call.name.text.as_str();
         let args = self.eval_args(&call.args, env)?;
         if let Some(named) = args.iter().find(|a| a.name.is_some()) {
@@ -227,7 +227,7 @@ impl Elaborator<'_> {
         let mut numbers = Vec::new();
         for arg in &args {
             match arg.value {
-                Value::Int(_) | Value::Float(_) => numbers.push(arg.value.clone()),
+                Const::Int(_) | Const::Float(_) => numbers.push(arg.value.clone()),
                 ref other => return self.type_error(arg.span, "a number", &other.clone()),
             }
         }
@@ -257,19 +257,19 @@ impl Elaborator<'_> {
         }
     }
 
-    fn float_to_int(&mut self, value: f64, span: Span) -> Option<Value> {
+    fn float_to_int(&mut self, value: f64, span: Span) -> Option<Const> {
         if value.is_finite() && value.abs() < 9.0e18 {
-            Some(Value::Int(value as i64))
+            Some(Const::Int(value as i64))
         } else {
             self.checked(None, span)
         }
     }
 }
 
-pub fn as_float(value: &Value) -> f64 {
+pub fn as_float(value: &Const) -> f64 {
     match value {
-        Value::Int(v) => *v as f64,
-        Value::Float(v) => *v,
+        Const::Int(v) => *v as f64,
+        Const::Float(v) => *v,
         _ => 0.0,
     }
 }

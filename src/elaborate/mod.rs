@@ -401,9 +401,9 @@ impl<'a> Elaborator<'a> {
         true
     }
 
-    fn module_value(&self, value: &value::Value) -> Option<Rc<ModuleValue>> {
+    fn module_value(&self, value: &value::Const) -> Option<Rc<ModuleValue>> {
         match value {
-            value::Value::Module(m) => Some(m.clone()),
+            value::Const::Module(m) => Some(m.clone()),
             _ => None,
         }
     }

@@ -3,7 +3,7 @@
 
 use super::bind::{ParamTy, TYPE_NAMES};
 use super::load::DefEntry;
-use super::value::{Env, ModuleKind, ModuleValue, Value};
+use super::value::{Const, Env, ModuleKind, ModuleValue};
 use super::{Elaborator, Scope};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::ir::{Model, Node, NodeKind, Shape};
@@ -239,8 +239,8 @@ impl Elaborator<'_> {
         let mut sizes = Vec::new();
         for arg in &args {
             match arg.value {
-                Value::Int(v) if v >= 1 => sizes.push(v as u64),
-                Value::Int(v) => {
+                Const::Int(v) if v >= 1 => sizes.push(v as u64),
+                Const::Int(v) => {
                     self.error(Diagnostic::new(
                         Code::WrongInputKind,
                         format!("input sizes must be positive, but this is {v}"),

@@ -3,7 +3,7 @@
 
 use super::bind::{DefaultSrc, ParamSig, ParamTy};
 use super::structure::StructuralCall;
-use super::value::{ArgValue, Env, ModuleKind, ModuleValue, Value};
+use super::value::{ArgValue, Const, Env, ModuleKind, ModuleValue};
 use super::{Callee, Elaborator, Frame, MAX_DEPTH, Outcome, Scope};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::ir::{Node, NodeKind, Shape, join_path};
@@ -122,8 +122,8 @@ impl Elaborator<'_> {
                     && let Some(value) = env.lookup(&call.name.text)
                 {
                     return match value {
-                        Value::Module(module) if body.is_none() => Some(module),
-                        Value::Module(_) => {
+                        Const::Module(module) if body.is_none() => Some(module),
+                        Const::Module(_) => {
                             self.misplaced(call.span, "a module parameter takes no `{ ... }` body");
                             None
                         }
@@ -170,10 +170,10 @@ impl Elaborator<'_> {
     fn bind_let(&mut self, name: &Ident, value: &crate::syntax::ast::Expr, env: &Rc<Env>, scope: &mut Scope) {
         let Some(value) = self.eval(value, env) else { return };
         let value = match value {
-            Value::Module(inner) => {
+            Const::Module(inner) => {
                 self.claim(scope, Some(name), name.span);
                 self.next_shared += 1;
-                Value::Module(Rc::new(ModuleValue {
+                Const::Module(Rc::new(ModuleValue {
                     span: inner.span,
                     kind: ModuleKind::Shared {
                         id: self.next_shared,
@@ -329,10 +329,10 @@ impl Elaborator<'_> {
                 default: match a.default {
                     ops::ArgDefault::Required => DefaultSrc::Required,
                     ops::ArgDefault::Absent => DefaultSrc::Absent,
-                    ops::ArgDefault::Int(v) => DefaultSrc::Value(Value::Int(v)),
-                    ops::ArgDefault::Float(v) => DefaultSrc::Value(Value::Float(v)),
-                    ops::ArgDefault::Bool(v) => DefaultSrc::Value(Value::Bool(v)),
-                    ops::ArgDefault::Choice(v) => DefaultSrc::Value(Value::Name(v.to_string())),
+                    ops::ArgDefault::Int(v) => DefaultSrc::Const(Const::Int(v)),
+                    ops::ArgDefault::Float(v) => DefaultSrc::Const(Const::Float(v)),
+                    ops::ArgDefault::Bool(v) => DefaultSrc::Const(Const::Bool(v)),
+                    ops::ArgDefault::Choice(v) => DefaultSrc::Const(Const::Name(v.to_string())),
                 },
             })
             .collect();
@@ -345,10 +345,10 @@ impl Elaborator<'_> {
                 .zip(bound.values())
                 .map(|(a, value)| {
                     let value = match value {
-                        Some(Value::Int(v)) => OpArg::Int(*v),
-                        Some(Value::Float(v)) => OpArg::Float(*v),
-                        Some(Value::Bool(v)) => OpArg::Bool(*v),
-                        Some(Value::Name(v)) => OpArg::Choice(v.clone()),
+                        Some(Const::Int(v)) => OpArg::Int(*v),
+                        Some(Const::Float(v)) => OpArg::Float(*v),
+                        Some(Const::Bool(v)) => OpArg::Bool(*v),
+                        Some(Const::Name(v)) => OpArg::Choice(v.clone()),
                         _ => OpArg::Absent,
                     };
                     (a.name, value)

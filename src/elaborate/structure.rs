@@ -3,7 +3,7 @@
 //! torchvision), and `repeat` / `stage` (which make numbered copies).
 
 use super::bind::{DefaultSrc, ParamSig, ParamTy};
-use super::value::{ArgValue, Env, ModuleKind, ModuleValue, Value};
+use super::value::{ArgValue, Const, Env, ModuleKind, ModuleValue};
 use super::{Callee, Elaborator, MAX_NODES, Outcome, Scope};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::ir::{Merge, Node, NodeKind, Shape, Shortcut, join_path};
@@ -115,14 +115,14 @@ impl Elaborator<'_> {
             span: name.span,
         });
         let params = [
-            ParamSig { name: "shortcut", ty: ParamTy::Module, default: DefaultSrc::Value(Value::Module(identity)) },
-            ParamSig { name: "enabled", ty: ParamTy::Bool, default: DefaultSrc::Value(Value::Bool(true)) },
+            ParamSig { name: "shortcut", ty: ParamTy::Module, default: DefaultSrc::Const(Const::Module(identity)) },
+            ParamSig { name: "enabled", ty: ParamTy::Bool, default: DefaultSrc::Const(Const::Bool(true)) },
         ];
         let bound = self.bind(name, &params, args, site, None);
         let (nodes, body_output) = self.sequence(body, env, input, scope, false);
         let Some(bound) = bound else { return Outcome::failed() };
         let shortcut = bound.value("shortcut").and_then(|v| self.module_value(v));
-        let enabled = matches!(bound.value("enabled"), Some(Value::Bool(true)));
+        let enabled = matches!(bound.value("enabled"), Some(Const::Bool(true)));
         let Some(shortcut) = shortcut else { return Outcome::failed() };
         let Some(input) = input else { return Outcome::failed() };
         let Some(output) = body_output else {
@@ -186,7 +186,7 @@ impl Elaborator<'_> {
             if declared && !given {
                 args.push(ArgValue {
                     name: Some(Ident { text: param.into(), span: shortcut.span }),
-                    value: Value::Int(value as i64),
+                    value: Const::Int(value as i64),
                     span: shortcut.span,
                 });
             }
@@ -280,11 +280,11 @@ impl Elaborator<'_> {
         let params = [ParamSig {
             name: "merge",
             ty: ParamTy::Choice(MERGES),
-            default: DefaultSrc::Value(Value::Name("sum".into())),
+            default: DefaultSrc::Const(Const::Name("sum".into())),
         }];
         let merge = match self.bind(name, &params, args, site, None).map(|b| b.value("merge").cloned()) {
-            Some(Some(Value::Name(m))) if m == "concat" => Merge::Concat,
-            Some(Some(Value::Name(m))) if m == "mul" => Merge::Mul,
+            Some(Some(Const::Name(m))) if m == "concat" => Merge::Concat,
+            Some(Some(Const::Name(m))) if m == "mul" => Merge::Mul,
             Some(_) => Merge::Sum,
             None => return Outcome::failed(),
         };
@@ -352,8 +352,8 @@ impl Elaborator<'_> {
         Some(if merge == Merge::Concat { first.with_features(features) } else { first })
     }
 
-    fn copies_count(&mut self, what: &str, value: Option<&Value>, span: Span) -> Option<u64> {
-        let Some(Value::Int(n)) = value else { return None };
+    fn copies_count(&mut self, what: &str, value: Option<&Const>, span: Span) -> Option<u64> {
+        let Some(Const::Int(n)) = value else { return None };
         if *n < 1 {
             self.error(Diagnostic::new(
                 Code::InvalidValue,
@@ -390,14 +390,14 @@ impl Elaborator<'_> {
         let params = [
             ParamSig { name: "module", ty: ParamTy::Module, default: DefaultSrc::Absent },
             ParamSig { name: "times", ty: ParamTy::Int, default: DefaultSrc::Required },
-            ParamSig { name: "prefix", ty: ParamTy::Str, default: DefaultSrc::Value(Value::Str(String::new())) },
+            ParamSig { name: "prefix", ty: ParamTy::Str, default: DefaultSrc::Const(Const::Str(String::new())) },
         ];
         let Some(bound) = self.bind(name, &params, args, site, None) else { return Outcome::failed() };
         let Some(times) = self.copies_count("times", bound.value("times"), bound.span("times", site)) else {
             return Outcome::failed();
         };
         let prefix = match bound.value("prefix") {
-            Some(Value::Str(p)) => p.clone(),
+            Some(Const::Str(p)) => p.clone(),
             _ => String::new(),
         };
         let module = match (bound.value("module").and_then(|v| self.module_value(v)), body) {
@@ -442,7 +442,7 @@ impl Elaborator<'_> {
         let params = [
             ParamSig { name: "block", ty: ParamTy::Module, default: DefaultSrc::Required },
             ParamSig { name: "blocks", ty: ParamTy::Int, default: DefaultSrc::Required },
-            ParamSig { name: "stride", ty: ParamTy::Int, default: DefaultSrc::Value(Value::Int(1)) },
+            ParamSig { name: "stride", ty: ParamTy::Int, default: DefaultSrc::Const(Const::Int(1)) },
         ];
         let Some(bound) = self.bind(name, &params, args, site, None) else { return Outcome::failed() };
         let Some(module) = bound.value("block").and_then(|v| self.module_value(v)) else { return Outcome::failed() };
@@ -450,7 +450,7 @@ impl Elaborator<'_> {
             return Outcome::failed();
         };
         let stride = match bound.value("stride") {
-            Some(Value::Int(s)) => *s,
+            Some(Const::Int(s)) => *s,
             _ => 1,
         };
         let stride_span = bound.span("stride", site);
@@ -536,7 +536,7 @@ fn with_stride(module: &Rc<ModuleValue>, stride: i64) -> Rc<ModuleValue> {
     let mut args = args.clone();
     args.push(ArgValue {
         name: Some(Ident { text: "stride".into(), span: module.span }),
-        value: Value::Int(stride),
+        value: Const::Int(stride),
         span: module.span,
     });
     let kind = ModuleKind::Call { name: name.clone(), callee: callee.clone(), args, body: body.clone() };

@@ -8,8 +8,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
+/// A value of the language at compile time: a number, a flag, a word, a string, or a
+/// module not built yet. (The values flowing through a built network are
+/// `tensor::Value`s.)
 #[derive(Clone, Debug)]
-pub enum Value {
+pub enum Const {
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -20,28 +23,28 @@ pub enum Value {
     Module(Rc<ModuleValue>),
 }
 
-impl Value {
+impl Const {
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Int(_) => "int",
-            Value::Float(_) => "float",
-            Value::Bool(_) => "bool",
-            Value::Name(_) => "name",
-            Value::Str(_) => "string",
-            Value::Module(_) => "module",
+            Const::Int(_) => "int",
+            Const::Float(_) => "float",
+            Const::Bool(_) => "bool",
+            Const::Name(_) => "name",
+            Const::Str(_) => "string",
+            Const::Module(_) => "module",
         }
     }
 }
 
-impl fmt::Display for Value {
+impl fmt::Display for Const {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::Int(v) => write!(f, "{v}"),
-            Value::Float(v) => write!(f, "{v:?}"),
-            Value::Bool(v) => write!(f, "{v}"),
-            Value::Name(v) => write!(f, "{v}"),
-            Value::Str(v) => write!(f, "\"{v}\""),
-            Value::Module(m) => write!(f, "{}", m.describe()),
+            Const::Int(v) => write!(f, "{v}"),
+            Const::Float(v) => write!(f, "{v:?}"),
+            Const::Bool(v) => write!(f, "{v}"),
+            Const::Name(v) => write!(f, "{v}"),
+            Const::Str(v) => write!(f, "\"{v}\""),
+            Const::Module(m) => write!(f, "{}", m.describe()),
         }
     }
 }
@@ -50,7 +53,7 @@ impl fmt::Display for Value {
 #[derive(Clone, Debug)]
 pub struct ArgValue {
     pub name: Option<Ident>,
-    pub value: Value,
+    pub value: Const,
     pub span: Span,
 }
 
@@ -107,7 +110,7 @@ impl ModuleValue {
 /// A lexical scope: parameters and `let`s of one block body, and the block's input.
 #[derive(Debug, Default)]
 pub struct Env {
-    vars: RefCell<HashMap<String, Value>>,
+    vars: RefCell<HashMap<String, Const>>,
     /// The shape `in` refers to; `None` once an earlier error made it unknown.
     pub input: Option<Shape>,
     parent: Option<Rc<Env>>,
@@ -122,11 +125,11 @@ impl Env {
         Rc::new(Env { vars: RefCell::default(), input, parent: Some(parent.clone()) })
     }
 
-    pub fn define(&self, name: &str, value: Value) {
+    pub fn define(&self, name: &str, value: Const) {
         self.vars.borrow_mut().insert(name.to_string(), value);
     }
 
-    pub fn lookup(&self, name: &str) -> Option<Value> {
+    pub fn lookup(&self, name: &str) -> Option<Const> {
         if let Some(v) = self.vars.borrow().get(name) {
             return Some(v.clone());
         }
