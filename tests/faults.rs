@@ -16,7 +16,18 @@ fn scratch(name: &str) -> Scratch {
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
-    let dir = scratch("resume");
+    resumes_to_the_uninterrupted_run("resume", &[]);
+}
+
+/// AdamW's state (both moments and the step count) resumes as SGD's momentum does
+/// (at the shared learning rate of 0.05, large for AdamW but stable on this tiny net).
+#[test]
+fn resumed_adamw_run_equals_uninterrupted_run() {
+    resumes_to_the_uninterrupted_run("resume-adamw", &["--optimizer", "adamw"]);
+}
+
+fn resumes_to_the_uninterrupted_run(name: &str, optimizer: &[&str]) {
+    let dir = scratch(name);
     write_mnist(&dir, true);
     let model = tiny_model(&dir);
     let data_dir = dir.display().to_string();
@@ -39,6 +50,7 @@ fn resumed_run_equals_uninterrupted_run() {
         "1",
         "--flip",
     ];
+    let common = [&common[..], optimizer].concat();
     let whole = dir.join("whole");
     ok(&archc(&[&common[..], &["--out", whole.to_str().unwrap()]].concat()));
     let parts = dir.join("parts");
