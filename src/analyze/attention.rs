@@ -26,8 +26,8 @@ impl AttentionMap {
 }
 
 fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    // f32 data always converts to f32; an empty map is skipped by the caller.
-    t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+    // `iter` converts each value to f32: the read cannot fail.
+    t.into_data().iter::<f32>().collect()
 }
 
 /// Runs one image ([1, C, H, W]) through `network` and collects every gate's weights

@@ -63,11 +63,10 @@ impl StateDict {
     fn from_safetensors(bytes: &[u8]) -> Result<StateDict, String> {
         use safetensors::Dtype;
         let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-        let metadata = safetensors::SafeTensors::read_metadata(bytes)
-            .ok()
-            .and_then(|(_, m)| m.metadata().clone())
-            .map(|m| m.into_iter().collect())
-            .unwrap_or_default();
+        // The file deserialised above, so its header reads; a file without metadata
+        // (PyTorch's `save_file` without it) has none.
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+        let metadata = header.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default();
         let mut tensors = BTreeMap::new();
         for (name, view) in file.tensors() {
             let raw = view.data();
@@ -132,11 +131,8 @@ impl StateDict {
 
     /// The compute precision the weights were trained in (f32 for other files), so that
     /// `eval` measures what training's validation measured.
-    pub fn precision(&self) -> Precision {
-        self.metadata
-            .get("precision")
-            .and_then(|text| serde_json::from_value(text.as_str().into()).ok())
-            .unwrap_or_default()
+    pub fn precision(&self) -> Result<Precision, serde_json::Error> {
+        self.metadata.get("precision").map_or(Ok(Precision::F32), |text| serde_json::from_value(text.as_str().into()))
     }
 
     /// The per-channel (mean, std) archc stores in a checkpoint's metadata, when it is

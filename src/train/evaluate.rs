@@ -121,7 +121,14 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
     let pipeline = Pipeline { mean, std, crop_padding: 0, flip: false };
     let load_errors =
         |problems| WeightsError::DoNotFit { weights: request.weights.clone(), model: model.name.clone(), problems };
-    let precision = request.precision.unwrap_or_else(|| dict.precision());
+    let precision = match request.precision {
+        Some(precision) => precision,
+        None => dict.precision().map_err(|e| WeightsError::Metadata {
+            weights: request.weights.clone(),
+            key: "precision",
+            problem: e.to_string(),
+        })?,
+    };
     let evaluation = crate::with_backend!(request.backend, |B, device| {
         crate::backend::check_precision::<B>(precision, request.backend, &device)?;
         let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?;

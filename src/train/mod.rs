@@ -146,14 +146,16 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GradSums<'_, B> {
     }
 }
 
-/// (global L2 norm, all finite) of the gradients.
+/// (global L2 norm, all finite) of the gradients; no gradient at all is norm 0.
 fn grad_stats<B: AutodiffBackend>(network: &Network<B>, grads: &GradientsParams) -> (f64, bool) {
     let mut sums = GradSums::<B> { grads, sums: None };
     network.visit(&mut sums);
-    let values = sums.sums.map(|s| s.into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default());
-    match values.as_deref() {
-        Some([squares, sum]) => (squares.sqrt(), sum.is_finite()),
-        _ => (0.0, true),
+    let Some(sums) = sums.sums else { return (0.0, true) };
+    // `iter` converts each value: the read cannot fail.
+    match sums.into_data().iter::<f64>().collect::<Vec<_>>()[..] {
+        [squares, sum] => (squares.sqrt(), sum.is_finite()),
+        // Never taken as "finite": a step that cannot be checked is not taken.
+        _ => (f64::NAN, false),
     }
 }
 
