@@ -1,0 +1,204 @@
+//! Every error archc can report outside a `.arch` file, as a user reads it: one sample of
+//! each variant of `archc::error::Error`, rendered through its `Display` (the one place
+//! that words them) into one snapshot. Each message is one line (the weights report
+//! lists its tensors below its line) and names the file or option it is about.
+
+use archc::error::{
+    ArgumentError, DataError, DeviceError, Error, FileKind, IoReason, Purpose, RunError, WeightProblem, WeightsError,
+};
+use archc::ir::Shape;
+use std::path::PathBuf;
+
+fn path(p: &str) -> PathBuf {
+    PathBuf::from(p)
+}
+
+fn samples() -> Vec<Error> {
+    let image = |c, h, w| Shape::Image { c, h, w };
+    let problems = vec![
+        WeightProblem::Missing { name: "conv1.weight".into(), expected: vec![64, 3, 7, 7] },
+        WeightProblem::Reshaped { name: "fc.weight".into(), found: vec![1000, 512], expected: vec![10, 512] },
+        WeightProblem::Unexpected { name: "head.extra".into(), shape: vec![2] },
+    ];
+    let mut all: Vec<Error> = vec![
+        Error::Read { path: path("models/missing.arch"), reason: IoReason::NotFound },
+        Error::Read { path: path("locked.safetensors"), reason: IoReason::PermissionDenied },
+        Error::Read { path: path("models"), reason: IoReason::IsADirectory },
+        Error::Read { path: path("latin1.arch"), reason: IoReason::NotUtf8 },
+        Error::ReadEither { path: path("data/train-images-idx3-ubyte"), gz: path("data/train-images-idx3-ubyte.gz") },
+        Error::Write {
+            path: path("runs/a/last.safetensors"),
+            reason: IoReason::Other("File too large (os error 27)".into()),
+        },
+        Error::Create { path: path("/proc/runs"), reason: IoReason::PermissionDenied },
+        Error::HasErrors { path: "broken.arch".into(), purpose: Purpose::Train },
+        Error::HasErrors { path: "broken.arch".into(), purpose: Purpose::Evaluate },
+        Error::HasErrors { path: "broken.arch".into(), purpose: Purpose::Run },
+    ];
+    let malformed = [
+        FileKind::Safetensors,
+        FileKind::StateDict,
+        FileKind::Gzip,
+        FileKind::Idx,
+        FileKind::Npy,
+        FileKind::Image,
+        FileKind::Cifar { classes: 10 },
+        FileKind::BenchReport { schema: "archc-bench/1" },
+        FileKind::Damaged,
+    ];
+    all.extend(malformed.into_iter().map(|kind| Error::Malformed {
+        path: path("file"),
+        kind,
+        problem: "its reader's words".into(),
+    }));
+    let data = [
+        DataError::ImagesDoNotFit {
+            data: "cifar10".into(),
+            images: image(3, 32, 32),
+            model: "lenet5".into(),
+            input: image(1, 28, 28),
+            suggest_input: true,
+        },
+        DataError::ImagesDoNotFit {
+            data: "cifar10".into(),
+            images: image(3, 32, 32),
+            model: "lenet5".into(),
+            input: image(1, 28, 28),
+            suggest_input: false,
+        },
+        DataError::ClassesDoNotFit {
+            data: "cifar100".into(),
+            classes: 100,
+            model: "resnet20".into(),
+            output: Shape::Vector { d: 10 },
+        },
+        DataError::ImagesAndLabelsDiffer {
+            dir: path("mnist"),
+            split: "train".into(),
+            images: vec![60000, 28, 28],
+            labels: vec![59999],
+        },
+        DataError::LabelOutOfRange { dir: path("mnist"), split: "t10k".into(), label: 12 },
+        DataError::CifarLabelOutOfRange { path: path("data_batch_1.bin"), record: 7, label: 10, classes: 10 },
+        DataError::FolderNeedsImages,
+        DataError::NoClassFolders { root: path("photos") },
+        DataError::UnknownClass { dir: path("photos/val/zebra") },
+        DataError::NoImages { root: path("photos") },
+        DataError::Channels { path: path("cat.png"), channels: 4 },
+        DataError::NormalizationChannels { means: 3, stds: 1, channels: 3 },
+        DataError::ArrayDoesNotFit {
+            path: path("batch.npy"),
+            shape: vec![2, 1, 28, 28],
+            model: "resnet20".into(),
+            input: [3, 32, 32],
+        },
+        DataError::ClassNames { names: 9, classes: 10 },
+        DataError::NotAClassifier { model: "encoder".into(), input: image(3, 32, 32), output: image(64, 8, 8) },
+        DataError::NotAnImageModel { model: "mlp".into(), input: Shape::Vector { d: 784 } },
+        DataError::NoAttention { model: "lenet5".into() },
+    ];
+    all.extend(data.into_iter().map(Error::from));
+    let weights = [
+        WeightsError::DoNotFit { weights: path("resnet18.pth"), model: "resnet18".into(), problems: problems.clone() },
+        WeightsError::InitDoesNotFit { problems },
+        WeightsError::SettingsDiffer {
+            weights: path("runs/a/best.safetensors"),
+            trained: vec![("skip".into(), "false".into())],
+            given: Vec::new(),
+        },
+        WeightsError::Metadata { weights: path("best.safetensors"), key: "set", problem: "expected value".into() },
+    ];
+    all.extend(weights.into_iter().map(Error::from));
+    let devices = [
+        DeviceError::NoDriver,
+        DeviceError::DriverIncomplete,
+        DeviceError::NoCudaDevice,
+        DeviceError::DriverCannotStart { code: 999 },
+        DeviceError::BuiltWithoutCuda,
+        DeviceError::EmptyEntry { devices: "cuda:0,".into() },
+        DeviceError::NotADevice { entry: "cuda:x".into(), backend: "cuda".into() },
+        DeviceError::NotADevice { entry: "gpu".into(), backend: "flex".into() },
+        DeviceError::NotACudaDevice { entry: "cpu".into() },
+        DeviceError::GpusNeedCuda { devices: "cuda:0,cuda:1".into() },
+        DeviceError::ListedTwice { index: 1 },
+        DeviceError::NoSuchDevice { index: 3, count: 2 },
+        DeviceError::NoPrecision { backend: "ndarray".into(), precision: "bf16".into() },
+        DeviceError::Failed { backend: "cuda".into(), reason: "out of memory".into() },
+        DeviceError::Threads { threads: 4, reason: "the global thread pool has already been initialized".into() },
+    ];
+    all.extend(devices.into_iter().map(Error::from));
+    let runs = [
+        RunError::NotARunDir { dir: path("runs/typo") },
+        RunError::ResumeFrom { file: path("runs/a/last.mpk"), reason: "unexpected end of file".into() },
+        RunError::OtherOptimizer { dir: path("runs/a") },
+        RunError::ResumeKeepsSettings { dir: path("runs/a") },
+        RunError::NoDevice,
+        RunError::NoOrder { epoch: 3 },
+        RunError::DeviceFailed { epoch: 2, batch: 17, failure: "out of memory".into(), dir: path("runs/a") },
+        RunError::LossNotFinite { value: f64::NAN, epoch: 2, batch: 5, dir: path("runs/a") },
+        RunError::WeightsNotFinite { epoch: 4, dir: path("runs/a") },
+        RunError::NoEpoch { model: "resnet20".into() },
+    ];
+    all.extend(runs.into_iter().map(Error::from));
+    let arguments = [
+        ArgumentError::ValSplit { fraction: 1.5 },
+        ArgumentError::BatchForBatchNorm { batch: 1 },
+        ArgumentError::MeanWithoutStd,
+        ArgumentError::Normalization { channels: 3 },
+        ArgumentError::BenchSizes,
+        ArgumentError::NoEpochs,
+        ArgumentError::FileTwice { path: "models/resnet20.arch".into() },
+        ArgumentError::SubsetTwice { size: Some(1000) },
+        ArgumentError::SubsetTwice { size: None },
+        ArgumentError::SameLabel { label: "resnet20".into() },
+        ArgumentError::DepthsTwice,
+        ArgumentError::SweptTwice { name: "depth".into() },
+        ArgumentError::FixedAndSwept { name: "depth".into(), flag: "--depths".into() },
+        ArgumentError::SchemaOf { path: "old.json".into(), schema: "archc-bench/0".into(), expected: "archc-bench/1" },
+        ArgumentError::ReferenceLacks {
+            path: "torch.json".into(),
+            model: "lenet5".into(),
+            has: vec!["resnet20".into(), "resnet18".into()],
+        },
+        ArgumentError::NotACode { text: "E9999".into() },
+    ];
+    all.extend(arguments.into_iter().map(Error::from));
+    all
+}
+
+/// `Data::ImagesDoNotFit`: the variant, from its `Debug` form.
+fn variant(error: &Error) -> String {
+    let debug = format!("{error:?}");
+    let head = debug.split([' ', '{']).next().unwrap_or_default();
+    head.trim_end_matches(')').replace('(', "::")
+}
+
+#[test]
+fn every_error_reads_as_one_line_naming_what_it_is_about() {
+    let samples = samples();
+    let mut text = String::new();
+    for error in &samples {
+        let message = error.to_string();
+        let first = message.lines().next().unwrap_or_default();
+        let full_stop = first.ends_with('.') && !first.ends_with("...");
+        assert!(!first.is_empty() && !full_stop, "one line, no full stop: {message:?}");
+        if !matches!(error, Error::Weights(WeightsError::DoNotFit { .. })) {
+            assert!(!message.contains('\n'), "one line: {message:?}");
+        }
+        text.push_str(&format!("{}\n  {}\n", variant(error), message.replace('\n', "\n  ")));
+    }
+    insta::with_settings!({ snapshot_path => "../snapshots/errors", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("every_error", text);
+    });
+}
+
+#[test]
+fn io_reasons_come_from_the_operating_system() {
+    let reason = |kind| IoReason::from(std::io::Error::from(kind));
+    assert_eq!(reason(std::io::ErrorKind::NotFound), IoReason::NotFound);
+    assert_eq!(reason(std::io::ErrorKind::PermissionDenied), IoReason::PermissionDenied);
+    assert_eq!(reason(std::io::ErrorKind::IsADirectory), IoReason::IsADirectory);
+    assert!(matches!(reason(std::io::ErrorKind::StorageFull), IoReason::Other(_)));
+    let error = archc::elaborate::compile_file("tests/no/such/file.arch", &Default::default()).err();
+    assert_eq!(error.map(|e| e.to_string()).as_deref(), Some("cannot read `tests/no/such/file.arch`: no such file"));
+}
