@@ -1,9 +1,13 @@
 //! archc: a compiler for neural-network architectures.
 //!
-//! The pipeline is the layout: `syntax` (text → AST) → `elaborate` (AST → shaped IR)
-//! → `ir` → `cost` (params, MACs, memory) and `lower` (Burn modules) → `train` and
-//! `bench`; `diagnostics` renders what goes wrong in a `.arch` file, `error` everything
-//! else.
+//! The pipeline is the layout, and imports only point down it (`tests/layering.rs`
+//! checks): leaves at the bottom (`source`, `diagnostics` for mistakes in `.arch`
+//! files, `error` for everything else, `tensor`, `report`, `plots`); then the compiler,
+//! `syntax` (text → AST) → `elaborate` (AST → shaped IR, with `ops` and `ir`) → `cost`
+//! (params, MACs, memory) and `lower` (Burn modules), with `data`; then the jobs, which
+//! take typed requests, report through events and return typed results (`train`,
+//! `bench`, `analyze`, `compare`, `predict`); and `cli` on top, which parses arguments
+//! and prints.
 
 pub mod analyze;
 pub mod backend;
