@@ -262,21 +262,50 @@ pub enum RunError {
 /// Options that contradict each other or are out of range.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ArgumentError {
-    ValSplit { fraction: f64 },
-    BatchForBatchNorm { batch: usize },
+    ValSplit {
+        fraction: f64,
+    },
+    BatchForBatchNorm {
+        batch: usize,
+    },
     MeanWithoutStd,
-    Normalization { channels: usize },
+    Normalization {
+        channels: usize,
+    },
     BenchSizes,
     NoEpochs,
-    FileTwice { path: String },
-    SubsetTwice { size: Option<usize> },
-    SameLabel { label: String },
+    FileTwice {
+        path: String,
+    },
+    SubsetTwice {
+        size: Option<usize>,
+    },
+    SameLabel {
+        label: String,
+    },
     DepthsTwice,
-    SweptTwice { name: String },
-    FixedAndSwept { name: String, flag: String },
-    SchemaOf { path: String, schema: String, expected: &'static str },
-    ReferenceLacks { path: String, model: String, has: Vec<String> },
-    NotACode { text: String },
+    SweptTwice {
+        name: String,
+    },
+    FixedAndSwept {
+        name: String,
+        flag: String,
+    },
+    SchemaOf {
+        path: String,
+        schema: String,
+        expected: &'static str,
+    },
+    ReferenceLacks {
+        path: String,
+        model: String,
+        has: Vec<String>,
+    },
+    NotACode {
+        text: String,
+    },
+    /// A training request with neither a model and a dataset nor a run to resume.
+    NothingToTrain,
 }
 
 impl From<DataError> for Error {
@@ -598,6 +627,7 @@ impl fmt::Display for ArgumentError {
             ArgumentError::NotACode { text } => {
                 write!(f, "`{text}` is not a diagnostic code; `archc explain` lists them")
             }
+            ArgumentError::NothingToTrain => f.write_str("give a model file and --data, or --resume a run directory"),
         }
     }
 }

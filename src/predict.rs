@@ -53,7 +53,8 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
     let dict = StateDict::read(&request.weights)?;
     dict.check_settings(&request.weights, &request.compile.set)?;
     let (c, h, w, classes) = (c as usize, h as usize, w as usize, classes as usize);
-    let normalize = images::normalization(&request.mean, &request.std, dict.normalization(c), c)?;
+    let stored = dict.stored_normalization(&request.weights, c)?;
+    let normalize = images::normalization(&request.mean, &request.std, stored, c)?;
     let names = class_names(request, &dict, classes)?;
     let mut batches: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     for input in &request.inputs {

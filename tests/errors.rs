@@ -161,6 +161,7 @@ fn samples() -> Vec<Error> {
             has: vec!["resnet20".into(), "resnet18".into()],
         },
         ArgumentError::NotACode { text: "E9999".into() },
+        ArgumentError::NothingToTrain,
     ];
     all.extend(arguments.into_iter().map(Error::from));
     all

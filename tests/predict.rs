@@ -176,6 +176,14 @@ fn checkpoint_normalisation_applies_unless_mean_and_std_are_given() {
     assert!(max_difference(&stored, &image_logits) > 1e-2, "the stored normalisation changes the logits");
     let out = predict(&[MODEL, "--weights", &other, "--format", "json", "--mean", MEAN, "--std", STD, IMAGE]);
     assert_close(&logits(&out), &image_logits);
+
+    // Damaged metadata is an error naming the file, not a quiet fallback to no
+    // normalisation (which would give other logits without a word).
+    for (key, mean, std) in [("mean", "0.5,zero,0.5", STD), ("std", MEAN, "0.2,0.2")] {
+        let damaged = checkpoint(&dir, "damaged.safetensors", WEIGHTS, &[("mean", mean), ("std", std)]);
+        let err = one_line_error(&predict(&[MODEL, "--weights", &damaged, IMAGE]));
+        assert!(err.contains("damaged.safetensors") && err.contains(&format!("damaged `{key}` metadata")), "{err}");
+    }
 }
 
 /// A JPEG is decoded by the `image` crate (zune-jpeg), not libjpeg as in PIL, and the two

@@ -224,6 +224,12 @@ fn compare_trains_measures_and_reports() {
         report.to_str().unwrap(),
     ]));
     assert!(text.contains("report:"), "{text}");
+    // Each run is told as `archc train` tells it: its first line, its epochs, its end.
+    let count = |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(count("== training "), 8, "{text}");
+    assert_eq!(count("training "), 8, "{text}");
+    assert_eq!(count("epoch "), 16, "{text}");
+    assert_eq!(count("best validation top-1 "), 8, "{text}");
     // One row per model and training-set size, each from its own run directory.
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report.join("results.json")).unwrap()).unwrap();

@@ -385,7 +385,10 @@ pub fn attention(args: &AttentionRequest, events: &mut dyn Events) -> Result<Sho
     if let (Some(path), Some(dict)) = (&args.weights, &dict) {
         dict.check_settings(path, &args.compile.set)?;
     }
-    let stored = dict.as_ref().and_then(|d| d.normalization(c));
+    let stored = match (&dict, &args.weights) {
+        (Some(dict), Some(path)) => dict.stored_normalization(path, c)?,
+        _ => None,
+    };
     let normalize = images::normalization(&args.mean, &args.std, stored, c)?;
     let input = images::load(&args.image, c, h, w, normalize.as_ref())?;
     let raw = images::load(&args.image, c, h, w, None)?;

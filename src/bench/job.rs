@@ -5,9 +5,11 @@
 use super::{Measurement, Plan, Report, Target, measure, read_reference};
 use crate::backend::BackendKind;
 use crate::elaborate::{Compiled, Options, compile_file};
-use crate::error::{DeviceError, Error};
+use crate::error::{DeviceError, Error, IoReason};
 use crate::ir::Model;
 use crate::lower::Precision;
+use crate::report::write_atomic;
+use std::path::PathBuf;
 
 /// What to measure, and how.
 pub struct Request {
@@ -21,6 +23,8 @@ pub struct Request {
     pub threads: Option<usize>,
     /// A JSON report to compare with, read before anything is measured.
     pub reference: Option<String>,
+    /// Where to write the run's JSON report, if anywhere.
+    pub out: Option<PathBuf>,
 }
 
 /// What the caller hears while models are measured.
@@ -33,9 +37,10 @@ pub trait Events {
     fn measured(&mut self, _model: &Model, _results: &[Measurement]) {}
 }
 
-/// Every measurement taken, and the files that had errors (and so were not measured).
+/// The run's report (every measurement taken), and the files that had errors (and so
+/// were not measured).
 pub struct Benched {
-    pub measurements: Vec<Measurement>,
+    pub report: Report,
     pub failed: Vec<String>,
 }
 
@@ -51,12 +56,12 @@ pub fn run(request: &Request, events: &mut dyn Events) -> Result<Benched, Error>
             .map_err(|e| DeviceError::Threads { threads: n, reason: e.to_string() })?;
     }
     let threads = rayon::current_num_threads();
-    let mut benched = Benched { measurements: Vec::new(), failed: Vec::new() };
+    let (mut measurements, mut failed) = (Vec::new(), Vec::new());
     for path in &request.files {
         let compiled = compile_file(path, &request.compile)?;
         events.compiled(&compiled);
         if compiled.result.has_errors() {
-            benched.failed.push(path.clone());
+            failed.push(path.clone());
             continue;
         }
         for model in &compiled.result.models {
@@ -67,8 +72,14 @@ pub fn run(request: &Request, events: &mut dyn Events) -> Result<Benched, Error>
                 measure::<burn::backend::Autodiff<B>>(model, &request.plan, &target, &device, &mut progress)
             })??;
             events.measured(model, &results);
-            benched.measurements.extend(results);
+            measurements.extend(results);
         }
     }
-    Ok(benched)
+    let report = Report::new(measurements);
+    if let Some(out) = &request.out {
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Write { path: out.clone(), reason: IoReason::Other(e.to_string()) })?;
+        write_atomic(out, json + "\n")?;
+    }
+    Ok(Benched { report, failed })
 }

@@ -83,19 +83,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Error> {
         precision: args.precision,
         threads: args.threads.map(|n| n as usize),
         reference: args.compare.clone(),
+        out: args.out.clone(),
     };
     let mut printer = Printer { table: args.format == OutputFormat::Table, reference: None };
     let benched = bench::run(&request, &mut printer)?;
-    let report = Report::new(benched.measurements);
-    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Write {
-        path: args.out.clone().unwrap_or_else(|| "the JSON report".into()),
-        reason: IoReason::Other(e.to_string()),
-    })?;
     if args.format == OutputFormat::Json {
+        let json = serde_json::to_string_pretty(&benched.report)
+            .map_err(|e| Error::Write { path: "standard output".into(), reason: IoReason::Other(e.to_string()) })?;
         println!("{json}");
-    }
-    if let Some(out) = &args.out {
-        crate::report::write_atomic(out, json + "\n")?;
     }
     Ok(ExitCode::from(if benched.failed.is_empty() { 0 } else { 1 }))
 }

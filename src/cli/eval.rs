@@ -5,7 +5,6 @@ use super::{CompileArgs, print_diagnostics};
 use crate::backend::BackendKind;
 use crate::error::Error;
 use crate::lower::Precision;
-use crate::report::Warning;
 use crate::train::evaluate::{self, Evaluated};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,13 +47,13 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
         batch: args.batch,
         backend: args.backend,
         precision: args.precision,
+        confusion_png: args.confusion_png.clone(),
     };
-    let Evaluated { model, data, test, evaluation } =
+    let Evaluated { model, data, test, evaluation, warnings, .. } =
         evaluate::run(&request, &mut |compiled| print_diagnostics(&compiled.sources, &compiled.result.diagnostics))?;
     let per_class = evaluation.per_class();
-    let png = args.confusion_png.clone().unwrap_or_else(|| args.weights.with_file_name("confusion.png"));
-    if let Err(reason) = crate::plots::confusion(&png, &test.classes, &evaluation.confusion) {
-        eprintln!("warning: {}", Warning::NoConfusion { reason: reason.to_string() });
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
     }
     if args.json {
         println!(

@@ -1,4 +1,6 @@
-//! Subcommands, one file each. They load files, call the compiler and print.
+//! Subcommands, one file each: each parses its arguments into a library request, calls
+//! the job (or the compiler), and prints what comes back; errors are printed here as
+//! `error: ...` with exit code 1.
 
 mod analyze;
 mod bench;

@@ -60,22 +60,8 @@ impl TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
-    let trained = job::run(args.request(), &mut Printer::default())?;
-    print_summary(&trained);
+    job::run(args.request(), &mut Printer::default())?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The run's last lines: the f16 loss scaler, the best epoch and where the checkpoints are.
-pub(super) fn print_summary(trained: &Trained) {
-    if let Some(scaler) = &trained.loss_scale {
-        println!(
-            "f16 loss scale {} at the end; {} step(s) skipped for overflowing gradients",
-            scaler.scale, scaler.skipped
-        );
-    }
-    if let Some(best) = trained.history.iter().map(|m| m.val_top1).reduce(f64::max) {
-        println!("best validation top-1 {:.2}%; checkpoints in {}", best * 100.0, trained.run_dir.display());
-    }
 }
 
 /// Diagnostics, the run's first line, a progress bar per epoch on a terminal and one
@@ -107,6 +93,20 @@ impl Events for Printer {
             },
             start.run_dir.display()
         );
+    }
+
+    /// The run's last lines: the f16 loss scaler, the best epoch and where the
+    /// checkpoints are.
+    fn finished(&mut self, trained: &Trained) {
+        if let Some(scaler) = &trained.loss_scale {
+            println!(
+                "f16 loss scale {} at the end; {} step(s) skipped for overflowing gradients",
+                scaler.scale, scaler.skipped
+            );
+        }
+        if let Some(best) = trained.history.iter().map(|m| m.val_top1).reduce(f64::max) {
+            println!("best validation top-1 {:.2}%; checkpoints in {}", best * 100.0, trained.run_dir.display());
+        }
     }
 }
 

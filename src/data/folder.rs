@@ -12,10 +12,12 @@ fn is_image(path: &Path) -> bool {
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let unreadable = |e: std::io::Error| Error::Read { path: dir.to_path_buf(), reason: IoReason::os(&e) };
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::Read { path: dir.to_path_buf(), reason: IoReason::os(&e) })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+        .map_err(unreadable)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(unreadable)?;
     entries.sort();
     Ok(entries)
 }

@@ -92,7 +92,13 @@ pub struct Compiled {
 /// Reads and compiles a file. An unreadable file is a one-line error naming it.
 pub fn compile_file(path: &str, options: &Options) -> Result<Compiled, Error> {
     let unreadable = |reason| Error::Read { path: path.into(), reason };
-    let text = std::fs::read(path).map_err(|e| unreadable(IoReason::from(e)))?;
+    // A missing file or a directory in short words, anything else in the system's.
+    let text = std::fs::read(path).map_err(|e| {
+        unreadable(match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory => IoReason::from(&e),
+            _ => IoReason::os(&e),
+        })
+    })?;
     let text = String::from_utf8(text).map_err(|_| unreadable(IoReason::NotUtf8))?;
     let mut sources = Sources::new();
     let result = compile(&mut sources, path, &text, options);

@@ -455,7 +455,7 @@ impl Elaborator<'_> {
         };
         let stride_span = bound.span("stride", site);
         let takes_stride = match &module.kind {
-            ModuleKind::Call { name: callee, args: block_args, .. } => {
+            ModuleKind::Call { callee: block, args: block_args, .. } => {
                 if let Some(given) = block_args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.text == "stride")) {
                     self.error(
                         Diagnostic::new(Code::StageNeedsStride, "give the stride to the stage, not to its block", given.span, "stride given to the block")
@@ -463,10 +463,7 @@ impl Elaborator<'_> {
                     );
                     return Outcome::failed();
                 }
-                self.library
-                    .defs
-                    .get(&callee.text)
-                    .is_some_and(|e| e.def.params.iter().any(|p| p.name.text == "stride"))
+                matches!(block, Callee::Block(entry) if entry.def.params.iter().any(|p| p.name.text == "stride"))
             }
             _ => false,
         };

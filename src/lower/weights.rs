@@ -24,6 +24,9 @@ pub struct RawTensor {
     pub data: Vec<f32>,
 }
 
+/// Per-channel means and standard deviations.
+pub type MeanStd = (Vec<f32>, Vec<f32>);
+
 /// Tensors by PyTorch name.
 #[derive(Clone, Debug, Default)]
 pub struct StateDict {
@@ -136,13 +139,41 @@ impl StateDict {
     }
 
     /// The per-channel (mean, std) archc stores in a checkpoint's metadata, when it is
-    /// there and has `channels` entries each.
+    /// there, reads, and has `channels` entries each (see `stored_normalization` for the
+    /// checked form).
     pub fn normalization(&self, channels: usize) -> Option<(Vec<f32>, Vec<f32>)> {
-        let parse = |key: &str| -> Option<Vec<f32>> {
-            self.metadata.get(key).map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        self.parsed_normalization().ok().flatten().filter(|(m, s)| m.len() == channels && s.len() == channels)
+    }
+
+    /// The stored normalisation for a model of `channels` channels: none when the file
+    /// has none (a PyTorch file); an error naming `weights` when it is damaged or made
+    /// for another channel count, rather than a silent fallback.
+    pub fn stored_normalization(&self, weights: &Path, channels: usize) -> Result<Option<MeanStd>, Error> {
+        let damaged = |key: &'static str, problem: String| WeightsError::Metadata {
+            weights: weights.to_path_buf(),
+            key,
+            problem,
         };
-        let (mean, std) = (parse("mean")?, parse("std")?);
-        (mean.len() == channels && std.len() == channels).then_some((mean, std))
+        let Some((mean, std)) = self.parsed_normalization().map_err(|(key, problem)| damaged(key, problem))? else {
+            return Ok(None);
+        };
+        for (key, values) in [("mean", &mean), ("std", &std)] {
+            if values.len() != channels {
+                return Err(damaged(key, format!("{} values for a {channels}-channel model", values.len())).into());
+            }
+        }
+        Ok(Some((mean, std)))
+    }
+
+    /// `mean` and `std` as stored (comma-separated numbers), when both are there.
+    fn parsed_normalization(&self) -> Result<Option<MeanStd>, (&'static str, String)> {
+        let parse = |key: &'static str| -> Result<Option<Vec<f32>>, (&'static str, String)> {
+            let Some(text) = self.metadata.get(key) else { return Ok(None) };
+            let values =
+                text.split(',').map(|x| x.trim().parse::<f32>().map_err(|_| (key, format!("`{x}` is not a number"))));
+            values.collect::<Result<Vec<f32>, _>>().map(Some)
+        };
+        Ok(parse("mean")?.zip(parse("std")?))
     }
 
     /// Weights trained with `--set` arguments only fit the network built with the same
@@ -198,12 +229,13 @@ impl StateDict {
             .collect::<Result<_, _>>()?;
         let metadata: Option<std::collections::HashMap<String, String>> =
             (!self.metadata.is_empty()).then(|| self.metadata.clone().into_iter().collect());
-        write_atomic_with(path, &path.with_extension("safetensors.tmp"), |temp| {
+        let write = |temp: &Path| {
             safetensors::serialize_to_file(views, metadata, temp).map_err(|e| match e {
                 safetensors::SafeTensorError::IoError(e) => IoReason::from(e),
                 other => IoReason::Other(other.to_string()),
             })
-        })
+        };
+        write_atomic_with(path, &path.with_extension("safetensors.tmp"), write, |e| IoReason::from(e))
     }
 }
 

@@ -13,19 +13,21 @@ pub fn temp_path(path: &Path) -> PathBuf {
     PathBuf::from(temp)
 }
 
-/// Writes bytes atomically.
+/// Writes bytes atomically. A failure names the file with the operating system's words.
 pub fn write_atomic(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), Error> {
-    write_atomic_with(path, &temp_path(path), |temp| std::fs::write(temp, contents.as_ref()).map_err(IoReason::from))
+    let write = |temp: &Path| std::fs::write(temp, contents.as_ref()).map_err(|e| IoReason::os(&e));
+    write_atomic_with(path, &temp_path(path), write, IoReason::os)
 }
 
-/// Lets `write` fill the temporary file `temp`, then renames it to `path`. On failure
-/// the temporary file is removed.
+/// Lets `write` fill the temporary file `temp`, then renames it to `path`; `reason`
+/// words a failed rename. On failure the temporary file is removed.
 pub fn write_atomic_with(
     path: &Path,
     temp: &Path,
     write: impl FnOnce(&Path) -> Result<(), IoReason>,
+    reason: fn(&std::io::Error) -> IoReason,
 ) -> Result<(), Error> {
-    let written = write(temp).and_then(|()| std::fs::rename(temp, path).map_err(IoReason::from));
+    let written = write(temp).and_then(|()| std::fs::rename(temp, path).map_err(|e| reason(&e)));
     written.map_err(|reason| {
         let _ = std::fs::remove_file(temp);
         Error::Write { path: path.to_path_buf(), reason }
@@ -42,9 +44,10 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::Read { path: path.to_path_buf(), reason: e.into() })
 }
 
-/// Creates a directory and its parents.
+/// Creates a directory and its parents. A failure names it with the operating system's
+/// words.
 pub fn create_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Create { path: dir.to_path_buf(), reason: e.into() })
+    std::fs::create_dir_all(dir).map_err(|e| Error::Create { path: dir.to_path_buf(), reason: IoReason::os(&e) })
 }
 
 /// The output directory: `out`, or `runs/WHAT-SECONDS`; created.

@@ -99,8 +99,11 @@ impl RunDir {
 
     /// An existing run, for `--resume`.
     pub fn open(dir: &Path) -> Result<(RunDir, String), Error> {
-        let config = std::fs::read_to_string(dir.join("config.json"))
-            .map_err(|_| RunError::NotARunDir { dir: dir.to_path_buf() })?;
+        let path = dir.join("config.json");
+        let config = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::from(RunError::NotARunDir { dir: dir.to_path_buf() }),
+            _ => Error::Read { path, reason: IoReason::os(&e) },
+        })?;
         Ok((RunDir { dir: dir.to_path_buf() }, config))
     }
 

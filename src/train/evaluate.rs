@@ -8,6 +8,7 @@ use crate::elaborate::{Compiled, Options, compile_file};
 use crate::error::{DataError, Error, Purpose, WeightsError};
 use crate::lower::weights::StateDict;
 use crate::lower::{Network, Precision, Value};
+use crate::report::Warning;
 use burn::prelude::*;
 use std::path::PathBuf;
 
@@ -78,6 +79,8 @@ pub struct Request {
     pub backend: BackendKind,
     /// The compute precision (default: the checkpoint's).
     pub precision: Option<Precision>,
+    /// Where to draw the confusion matrix (default: `confusion.png` beside the weights).
+    pub confusion_png: Option<PathBuf>,
 }
 
 /// An evaluated model: what it was evaluated on, and how it did.
@@ -88,6 +91,9 @@ pub struct Evaluated {
     /// The test set (or, for a dataset without one, the training set).
     pub test: Dataset,
     pub evaluation: Evaluation,
+    /// The confusion matrix picture, if it could be drawn.
+    pub confusion_png: Option<PathBuf>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Evaluates the weights on the dataset's test set (its training set when it has none),
@@ -115,7 +121,7 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
     dict.check_settings(&request.weights, &request.compile.set)?;
     // The checkpoint remembers the normalisation it was trained with.
     let (mean, std) = dict
-        .normalization(test.channels)
+        .stored_normalization(&request.weights, test.channels)?
         .or_else(|| source.standard_normalization())
         .unwrap_or_else(|| test.channel_stats());
     let pipeline = Pipeline { mean, std, crop_padding: 0, flip: false };
@@ -135,5 +141,10 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
         let network = network.with_precision(precision);
         evaluate::<B>(&network, &test, &pipeline, request.batch, &device)
     })?;
-    Ok(Evaluated { model: model.name.clone(), data: source.name(), test, evaluation })
+    let png = request.confusion_png.clone().unwrap_or_else(|| request.weights.with_file_name("confusion.png"));
+    let (confusion_png, warnings) = match crate::plots::confusion(&png, &test.classes, &evaluation.confusion) {
+        Ok(()) => (Some(png), Vec::new()),
+        Err(reason) => (None, vec![Warning::NoConfusion { reason: reason.to_string() }]),
+    };
+    Ok(Evaluated { model: model.name.clone(), data: source.name(), test, evaluation, confusion_png, warnings })
 }

@@ -129,10 +129,12 @@ struct RunConfig {
 }
 
 /// What the caller hears while a run is prepared and trained: the compiled model (with
-/// its diagnostics), the run about to start, then each batch and epoch.
+/// its diagnostics), the run about to start, each batch and epoch, and the end.
 pub trait Events: Observer {
     fn compiled(&mut self, _compiled: &Compiled) {}
     fn started(&mut self, _start: &Start) {}
+    /// The run has trained (or stopped where asked) and saved its last epoch.
+    fn finished(&mut self, _trained: &Trained) {}
 }
 
 /// A run about to train.
@@ -182,7 +184,9 @@ pub fn placement(options: &TrainOptions) -> Result<Vec<u16>, Error> {
 /// started with (on the devices asked for now, if any), with the file to compile.
 fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String), Error> {
     let Some(dir) = &request.resume else {
-        let model = request.model.clone().unwrap_or_default();
+        let (Some(model), Some(_)) = (request.model.clone(), &request.data) else {
+            return Err(ArgumentError::NothingToTrain.into());
+        };
         return Ok((request, None, model));
     };
     let (run, config) = RunDir::open(dir)?;
@@ -215,7 +219,8 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
     };
     let options = &request.options;
     let device_indices = placement(options)?;
-    let source = Source::parse(request.data.as_deref().unwrap_or_default());
+    let Some(data) = request.data.as_deref() else { return Err(ArgumentError::NothingToTrain.into()) };
+    let source = Source::parse(data);
     let loaded = load_for(&source, request.data_dir.as_deref(), model)?;
     let mut train = match request.subset {
         Some(n) => loaded.train.subset(n, options.seed),
@@ -289,13 +294,15 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
         let devices = crate::backend::devices::<B>(&device, &device_indices)?;
         super::train::<burn::backend::Autodiff<B>>(&session, &devices, events)
     })??;
-    Ok(Trained {
+    let trained = Trained {
         train_images: train.len(),
         evaluated_on,
         history: progress.history,
         loss_scale: progress.loss_scale,
         run_dir: run.dir.clone(),
-    })
+    };
+    events.finished(&trained);
+    Ok(trained)
 }
 
 /// The hyperparameters of a run, with the optimiser's defaults filled in.
