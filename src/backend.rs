@@ -2,7 +2,9 @@
 //! written once, generic over `B: Backend`, and `with_backend!` instantiates them
 //! for the one the user asked for.
 
-use crate::error::DeviceError;
+use crate::cost::admission::{Available, Purpose};
+use crate::error::{DeviceError, Error};
+use crate::ir::Model;
 use crate::tensor::Precision;
 use std::fmt;
 
@@ -177,4 +179,106 @@ pub fn failure_message(payload: &(dyn std::any::Any + Send)) -> String {
         _ => "no message".to_string(),
     };
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Refuses to build `model` for `batch` when its memory estimate exceeds what the
+/// device of `kind` can give (see `cost::admission`). Where the platform cannot say
+/// what it can give, nothing is refused.
+pub fn admit(kind: BackendKind, model: &Model, purpose: Purpose, batch: u64) -> Result<(), Error> {
+    match available_memory(kind) {
+        Some(available) => crate::cost::admission::admit(model, purpose, batch, &available),
+        None => Ok(()),
+    }
+}
+
+/// What the device can give a network now, for admission (`cost::admission`); `None`
+/// where the platform cannot say (then nothing is refused).
+pub fn available_memory(kind: BackendKind) -> Option<Available> {
+    match kind {
+        BackendKind::Flex | BackendKind::Ndarray => cpu_memory(),
+        BackendKind::Cuda => cuda_memory(),
+    }
+}
+
+/// The smaller of the kernel's `MemAvailable` and the room left under this process's
+/// cgroup limit (a container's memory limit is not in MemAvailable).
+fn cpu_memory() -> Option<Available> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let available = field(&meminfo, "MemAvailable:")? * 1024;
+    let machine = Available { bytes: available, source: "MemAvailable".into() };
+    match cgroup_room() {
+        Some(room) if room < available => Some(Available { bytes: room, source: "the cgroup's memory limit".into() }),
+        _ => Some(machine),
+    }
+}
+
+/// `KEY value` in a /proc or cgroup file.
+fn field(text: &str, key: &str) -> Option<u64> {
+    text.lines().find(|l| l.starts_with(key))?[key.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// The cgroup's limit less what it uses, not counting page cache the kernel can drop
+/// (inactive files), as container runtimes count a working set. cgroup v2, then v1.
+fn cgroup_room() -> Option<u64> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let number = |path: &str| read(path)?.trim().parse::<u64>().ok();
+    let (limit, used, stat, cache_key) = match read("/sys/fs/cgroup/memory.max") {
+        Some(max) => (
+            max.trim().parse::<u64>().ok()?,
+            number("/sys/fs/cgroup/memory.current")?,
+            read("/sys/fs/cgroup/memory.stat"),
+            "inactive_file ",
+        ),
+        None => (
+            number("/sys/fs/cgroup/memory/memory.limit_in_bytes")?,
+            number("/sys/fs/cgroup/memory/memory.usage_in_bytes")?,
+            read("/sys/fs/cgroup/memory/memory.stat"),
+            "total_inactive_file ",
+        ),
+    };
+    // v1 writes "no limit" as a number near 2^63.
+    if limit >= 1 << 60 {
+        return None;
+    }
+    let cache = stat.as_deref().and_then(|s| field(s, cache_key)).unwrap_or(0);
+    Some(limit.saturating_sub(used.saturating_sub(cache)))
+}
+
+/// Device 0's total memory (the driver's `cuDeviceTotalMem`, which needs no context)
+/// less what this process's allocator has reserved on it.
+#[cfg(feature = "cuda")]
+fn cuda_memory() -> Option<Available> {
+    cuda_driver().ok()?;
+    // SAFETY: the driver was loaded and initialised by cuda_driver above (dlopen of a
+    // loaded library returns its handle); symbols are looked up by their C names and
+    // a null one is refused.
+    let total = unsafe {
+        let handle = libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+        if handle.is_null() {
+            return None;
+        }
+        let (get, total_mem) =
+            (libc::dlsym(handle, c"cuDeviceGet".as_ptr()), libc::dlsym(handle, c"cuDeviceTotalMem_v2".as_ptr()));
+        if get.is_null() || total_mem.is_null() {
+            return None;
+        }
+        // `CUresult cuDeviceGet(CUdevice *, int)`, `CUresult cuDeviceTotalMem_v2(size_t *, CUdevice)`.
+        let get: extern "C" fn(*mut libc::c_int, libc::c_int) -> libc::c_int = std::mem::transmute(get);
+        let total_mem: extern "C" fn(*mut libc::size_t, libc::c_int) -> libc::c_int = std::mem::transmute(total_mem);
+        let mut device = 0;
+        let mut bytes: libc::size_t = 0;
+        if get(&mut device, 0) != 0 || total_mem(&mut bytes, device) != 0 {
+            return None;
+        }
+        bytes as u64
+    };
+    use burn::cubecl::Runtime;
+    let client = burn::cubecl::cuda::CudaRuntime::client(&burn::backend::cuda::CudaDevice::new(0));
+    let reserved = client.memory_usage().map(|usage| usage.bytes_reserved).unwrap_or(0);
+    Some(Available { bytes: total.saturating_sub(reserved), source: "the GPU's memory less what archc holds".into() })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_memory() -> Option<Available> {
+    None
 }

@@ -7,7 +7,7 @@
 
 use crate::tensor::Shape;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Error {
@@ -159,6 +159,10 @@ pub enum DataError {
     NoImages {
         root: PathBuf,
     },
+    /// A training class folder without images.
+    EmptyClass {
+        dir: PathBuf,
+    },
     Channels {
         path: PathBuf,
         channels: usize,
@@ -231,32 +235,123 @@ pub enum DeviceError {
     NoDriver,
     DriverIncomplete,
     NoCudaDevice,
-    DriverCannotStart { code: i32 },
+    DriverCannotStart {
+        code: i32,
+    },
     BuiltWithoutCuda,
-    EmptyEntry { devices: String },
-    NotADevice { entry: String, backend: String },
-    NotACudaDevice { entry: String },
-    GpusNeedCuda { devices: String },
-    ListedTwice { index: u16 },
-    NoSuchDevice { index: u16, count: usize },
-    NoPrecision { backend: String, precision: String },
-    Failed { backend: String, reason: String },
-    Threads { threads: usize, reason: String },
+    EmptyEntry {
+        devices: String,
+    },
+    NotADevice {
+        entry: String,
+        backend: String,
+    },
+    NotACudaDevice {
+        entry: String,
+    },
+    GpusNeedCuda {
+        devices: String,
+    },
+    ListedTwice {
+        index: u16,
+    },
+    NoSuchDevice {
+        index: u16,
+        count: usize,
+    },
+    NoPrecision {
+        backend: String,
+        precision: String,
+    },
+    /// The static memory estimate exceeds what the device can give.
+    NotEnoughMemory {
+        model: String,
+        training: bool,
+        batch: u64,
+        needed: u128,
+        available: u64,
+        source: String,
+        largest_batch: Option<u64>,
+    },
+    Failed {
+        backend: String,
+        reason: String,
+    },
+    Threads {
+        threads: usize,
+        reason: String,
+    },
 }
 
 /// A run directory, and a run that stopped.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunError {
-    NotARunDir { dir: PathBuf },
-    ResumeFrom { file: PathBuf, reason: String },
-    OtherOptimizer { dir: PathBuf },
-    ResumeKeepsSettings { dir: PathBuf },
+    NotARunDir {
+        dir: PathBuf,
+    },
+    ResumeFrom {
+        file: PathBuf,
+        reason: String,
+    },
+    /// A checkpoint file that is missing or not the one state.json was saved with.
+    NotOfCheckpoint {
+        file: PathBuf,
+        epoch: usize,
+        missing: bool,
+    },
+    OtherOptimizer {
+        dir: PathBuf,
+    },
+    ResumeKeepsSettings {
+        dir: PathBuf,
+    },
     NoDevice,
-    NoOrder { epoch: usize },
-    DeviceFailed { epoch: usize, batch: usize, failure: String, dir: PathBuf },
-    LossNotFinite { value: f64, epoch: usize, batch: usize, dir: PathBuf },
-    WeightsNotFinite { epoch: usize, dir: PathBuf },
-    NoEpoch { model: String },
+    NoOrder {
+        epoch: usize,
+    },
+    DeviceFailed {
+        epoch: usize,
+        batch: usize,
+        failure: String,
+        dir: PathBuf,
+    },
+    LossNotFinite {
+        value: f64,
+        epoch: usize,
+        batch: usize,
+        dir: PathBuf,
+    },
+    WeightsNotFinite {
+        epoch: usize,
+        dir: PathBuf,
+    },
+    NoEpoch {
+        model: String,
+    },
+    /// Another archc holds the directory's lock (its pid, when it wrote one).
+    InUse {
+        dir: PathBuf,
+        pid: Option<u32>,
+    },
+    /// `--out` names a directory that already holds a run.
+    AlreadyARun {
+        dir: PathBuf,
+    },
+    /// `--resume` with a model or options the run keeps from its start.
+    ResumeIgnores {
+        dir: PathBuf,
+        given: Vec<String>,
+    },
+    /// `--out` of `compare` names a directory that already holds a comparison.
+    AlreadyAComparison {
+        dir: PathBuf,
+    },
+    /// `--epochs` on `--resume` below the epochs the run has already trained.
+    EpochsBehind {
+        dir: PathBuf,
+        epochs: usize,
+        completed: usize,
+    },
 }
 
 /// Options that contradict each other or are out of range.
@@ -306,6 +401,19 @@ pub enum ArgumentError {
     },
     /// A training request with neither a model and a dataset nor a run to resume.
     NothingToTrain,
+    ZeroBatch,
+    /// A hyperparameter that is not finite or outside its range (`range` words it).
+    OutOfRange {
+        flag: &'static str,
+        value: f64,
+        range: &'static str,
+    },
+    /// A training or validation set with no images.
+    EmptySet {
+        validation: bool,
+        data: String,
+        subset: Option<usize>,
+    },
 }
 
 impl From<DataError> for Error {
@@ -339,6 +447,19 @@ impl From<ArgumentError> for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl Error {
+    /// The process's exit status: 2 for settings that contradict each other or are out
+    /// of range (usage errors, like the ones clap finds), 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            // A reference file that cannot be used is a file problem, not a usage one.
+            Error::Argument(ArgumentError::SchemaOf { .. } | ArgumentError::ReferenceLacks { .. }) => 1,
+            Error::Argument(_) => 2,
+            _ => 1,
+        }
+    }
+}
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -434,6 +555,11 @@ impl fmt::Display for DataError {
             DataError::NoImages { root } => {
                 write!(f, "`{}` has class folders but no PNG or JPEG images", root.display())
             }
+            DataError::EmptyClass { dir } => write!(
+                f,
+                "class folder `{}` has no PNG or JPEG images: a class without images cannot be learned; add images or remove the folder",
+                dir.display()
+            ),
             DataError::Channels { path, channels } => {
                 write!(f, "`{}`: the model takes {channels} channels; images give 1 (grey) or 3 (RGB)", path.display())
             }
@@ -549,8 +675,42 @@ impl fmt::Display for DeviceError {
                 f,
                 "the {backend} backend cannot compute in {precision}: use --backend flex or --backend cuda, or --precision f32"
             ),
+            DeviceError::NotEnoughMemory { model, training, batch, needed, available, source, largest_batch } => {
+                let (verb, what) = match training {
+                    true => ("train", "weights, gradients, optimiser state and activations"),
+                    false => ("run", "weights and activations"),
+                };
+                write!(
+                    f,
+                    "`{model}` needs about {} to {verb} at batch {batch} ({what}, as `archc flops` estimates), but {} {} available ({source}); ",
+                    crate::format::bytes(*needed),
+                    crate::format::bytes(*available as u128),
+                    if *available == 1 { "is" } else { "are" },
+                )?;
+                match largest_batch {
+                    Some(fits) => write!(f, "the largest batch that fits is {fits}: give --batch {fits} or less"),
+                    None => f.write_str("no batch fits, not even 1"),
+                }?;
+                f.write_str(" (or --no-memory-check if the estimate is wrong)")
+            }
             DeviceError::Failed { backend, reason } => write!(f, "the {backend} device failed: {reason}"),
             DeviceError::Threads { threads, reason } => write!(f, "cannot start {threads} threads: {reason}"),
+        }
+    }
+}
+
+/// Where a stopped run's last good checkpoint is: the epoch before the one that
+/// failed, and none when the first epoch of the run failed.
+struct LastGood<'a> {
+    epoch: usize,
+    dir: &'a Path,
+}
+
+impl fmt::Display for LastGood<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.epoch {
+            0 | 1 => f.write_str("No epoch was completed, so there is no checkpoint"),
+            n => write!(f, "The last good checkpoint (epoch {}) is in `{}`", n - 1, self.dir.display()),
         }
     }
 }
@@ -561,6 +721,16 @@ impl fmt::Display for RunError {
         match self {
             RunError::NotARunDir { dir } => write!(f, "`{}` is not a run directory (no config.json)", dir.display()),
             RunError::ResumeFrom { file, reason } => write!(f, "cannot resume from `{}`: {reason}", file.display()),
+            RunError::NotOfCheckpoint { file, epoch, missing: true } => write!(
+                f,
+                "cannot resume: `{}` is missing from epoch {epoch}'s checkpoint, which state.json names",
+                file.display()
+            ),
+            RunError::NotOfCheckpoint { file, epoch, missing: false } => write!(
+                f,
+                "cannot resume: `{}` is not the file epoch {epoch}'s checkpoint was saved with (its size or sha256 differs from state.json's)",
+                file.display()
+            ),
             RunError::OtherOptimizer { dir } => {
                 write!(f, "`{}`: the saved optimiser state is for another optimiser", dir.display())
             }
@@ -573,20 +743,44 @@ impl fmt::Display for RunError {
             RunError::NoOrder { epoch } => write!(f, "no image order for epoch {epoch}"),
             RunError::DeviceFailed { epoch, batch, failure, dir } => write!(
                 f,
-                "a device failed in epoch {epoch} (batch {batch}): {failure}. The last good checkpoint is in `{}`",
-                dir.display()
+                "a device failed in epoch {epoch} (batch {batch}): {failure}. {}",
+                LastGood { epoch: *epoch, dir }
             ),
             RunError::LossNotFinite { value, epoch, batch, dir } => write!(
                 f,
-                "the loss became {value} in epoch {epoch} (batch {batch}); stopped. The last good checkpoint is in `{}`. {advice}",
-                dir.display()
+                "the loss became {value} in epoch {epoch} (batch {batch}); stopped. {}. {advice}",
+                LastGood { epoch: *epoch, dir }
             ),
             RunError::WeightsNotFinite { epoch, dir } => write!(
                 f,
-                "the weights became NaN or infinite in epoch {epoch} while the loss stayed finite; stopped. The last good checkpoint is in `{}`. {advice}",
-                dir.display()
+                "the weights became NaN or infinite in epoch {epoch} while the loss stayed finite; stopped. {}. {advice}",
+                LastGood { epoch: *epoch, dir }
             ),
             RunError::NoEpoch { model } => write!(f, "`{model}` trained no epoch: give --epochs 1 or more"),
+            RunError::InUse { dir, pid } => {
+                write!(f, "run directory `{}` is in use by another archc", dir.display())?;
+                pid.map_or(Ok(()), |pid| write!(f, " (pid {pid})"))
+            }
+            RunError::AlreadyARun { dir } => write!(
+                f,
+                "`{}` already holds a run: continue it with `--resume {}`, or give another --out",
+                dir.display(),
+                dir.display()
+            ),
+            RunError::ResumeIgnores { dir, given } => write!(
+                f,
+                "--resume continues `{}` with the model and options it started with; drop {} (only --epochs, --devices, --data-dir and --no-memory-check may be given with it)",
+                dir.display(),
+                given.join(", ")
+            ),
+            RunError::AlreadyAComparison { dir } => {
+                write!(f, "`{}` already holds a comparison: give another --out", dir.display())
+            }
+            RunError::EpochsBehind { dir, epochs, completed } => write!(
+                f,
+                "`{}` has already trained {completed} epochs: --epochs {epochs} would not extend it",
+                dir.display()
+            ),
         }
     }
 }
@@ -594,7 +788,9 @@ impl fmt::Display for RunError {
 impl fmt::Display for ArgumentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ArgumentError::ValSplit { fraction } => write!(f, "--val-split must be in [0, 1), not {fraction}"),
+            ArgumentError::ValSplit { fraction } => {
+                write!(f, "--val-split must be between 0 and 1 (a fraction to hold out), not {fraction}")
+            }
             ArgumentError::BatchForBatchNorm { batch } => {
                 write!(f, "--batch must be at least 2 (batch norm needs a batch), not {batch}")
             }
@@ -628,6 +824,16 @@ impl fmt::Display for ArgumentError {
                 write!(f, "`{text}` is not a diagnostic code; `archc explain` lists them")
             }
             ArgumentError::NothingToTrain => f.write_str("give a model file and --data, or --resume a run directory"),
+            ArgumentError::ZeroBatch => f.write_str("--batch must be at least 1"),
+            ArgumentError::OutOfRange { flag, value, range } => write!(f, "{flag} must be {range}, not {value}"),
+            ArgumentError::EmptySet { validation: false, data, subset } => {
+                write!(f, "nothing to train on: the training set of `{data}` has no images")?;
+                subset.map_or(Ok(()), |n| write!(f, " (--subset {n})"))
+            }
+            ArgumentError::EmptySet { validation: true, data, .. } => write!(
+                f,
+                "nothing to validate on: the validation set of `{data}` has no images (give --val-split with more images, or a dataset with a test set)"
+            ),
         }
     }
 }

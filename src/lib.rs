@@ -2,7 +2,8 @@
 //!
 //! The pipeline is the layout, and imports only point down it (`tests/layering.rs`
 //! checks): leaves at the bottom (`source`, `diagnostics` for mistakes in `.arch`
-//! files, `error` for everything else, `tensor`, `report`, `plots`); then the compiler,
+//! files, `error` for everything else, `format` for numbers as people read them, `tensor`,
+//! `report`, `plots`); then the compiler,
 //! `syntax` (text → AST) → `elaborate` (AST → shaped IR, with `ops` and `ir`) → `cost`
 //! (params, MACs, memory) and `lower` (Burn modules), with `data`; then the jobs, which
 //! take typed requests, report through events and return typed results (`train`,
@@ -19,6 +20,7 @@ pub mod data;
 pub mod diagnostics;
 pub mod elaborate;
 pub mod error;
+pub mod format;
 pub mod ir;
 pub mod lower;
 pub mod ops;

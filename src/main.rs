@@ -1,7 +1,7 @@
 //! `archc`: parses arguments and maps outcomes to exit codes (0 ok, 1 errors found or
 //! a file could not be used, 2 usage errors). Everything else is in `archc::cli`.
 
-use clap::Parser;
+use clap::CommandFactory;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -38,6 +38,5 @@ fn main() -> ExitCode {
     if std::env::var_os("ARCHC_PANIC_FOR_TEST").is_some() {
         panic!("a panic asked for by ARCHC_PANIC_FOR_TEST");
     }
-    let cli = archc::cli::Cli::parse();
-    archc::cli::run(cli)
+    archc::cli::run(&archc::cli::Cli::command().get_matches())
 }

@@ -4,6 +4,7 @@
 //! `ARCHC_FONT`, or DejaVu Sans where Debian and most Linux distributions install it.
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 pub use plotters::style::{BLUE, RED};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -189,29 +190,52 @@ pub fn confusion(path: &Path, classes: &[String], matrix: &[Vec<u64>]) -> Result
     let n = matrix.len().max(1);
     let cell = (560 / n as u32).clamp(8, 60);
     let side = cell * n as u32;
-    atomic_png(path, (side + 220, side + 120), |root| {
+    let name = |i: usize| classes.get(i).cloned().unwrap_or_else(|| i.to_string());
+    // Room for the longest class name beside the rows and under the columns.
+    let longest = (0..n).map(|i| name(i).chars().count()).max().unwrap_or(1) as u32;
+    let label = (longest * 8 + 16).clamp(40, 220);
+    let (left, top) = (label as i32, 50);
+    // Counts are written in cells large enough to hold them.
+    let count_size = (cell as f64 / 3.2).clamp(7.0, 14.0);
+    atomic_png(path, (label + side + 60, side + label + 90), |root| {
         let root = root.margin(20, 20, 20, 20);
-        root.draw(&Text::new("confusion matrix (rows: true, columns: predicted)", (0, -10), ("sans-serif", 16)))
-            .map_err(DrawError::new)?;
+        let title = "confusion matrix: rows are the true class, columns the predicted one";
+        root.draw(&Text::new(title, (0, 0), ("sans-serif", 16))).map_err(DrawError::new)?;
         for (t, row) in matrix.iter().enumerate() {
             let total = row.iter().sum::<u64>().max(1) as f64;
+            let y = top + (t as u32 * cell) as i32;
             for (p, &count) in row.iter().enumerate() {
                 let share = count as f64 / total;
                 let shade = (255.0 * (1.0 - share)) as u8;
-                let (x, y) = ((p as u32 * cell) as i32, (t as u32 * cell + 20) as i32);
+                let x = left + (p as u32 * cell) as i32;
                 root.draw(&Rectangle::new(
                     [(x, y), (x + cell as i32, y + cell as i32)],
                     RGBColor(shade, shade, 255).filled(),
                 ))
                 .map_err(DrawError::new)?;
+                if cell >= 18 {
+                    let ink = if share > 0.55 { WHITE } else { BLACK };
+                    let style = TextStyle::from(("sans-serif", count_size).into_font())
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center));
+                    let centre = (x + cell as i32 / 2, y + cell as i32 / 2);
+                    root.draw(&Text::new(count.to_string(), centre, style)).map_err(DrawError::new)?;
+                }
             }
-            let name = classes.get(t).cloned().unwrap_or_else(|| t.to_string());
-            root.draw(&Text::new(
-                name,
-                (side as i32 + 8, (t as u32 * cell + 20 + cell / 3) as i32),
-                ("sans-serif", 14),
-            ))
-            .map_err(DrawError::new)?;
+            let style = TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+            root.draw(&Text::new(name(t), (left - 6, y + cell as i32 / 2), style)).map_err(DrawError::new)?;
+        }
+        // Column names read downwards under their column.
+        for p in 0..n {
+            let x = left + (p as u32 * cell) as i32 + cell as i32 / 2;
+            let style = TextStyle::from(("sans-serif", 13).into_font().transform(FontTransform::Rotate90))
+                .pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(name(p), (x, top + side as i32 + 6), style)).map_err(DrawError::new)?;
+        }
+        let captions =
+            [("true class", (0, top - 18)), ("predicted class", (left, top + side as i32 + label as i32 + 6))];
+        for (caption, at) in captions {
+            root.draw(&Text::new(caption, at, ("sans-serif", 13))).map_err(DrawError::new)?;
         }
         Ok(())
     })

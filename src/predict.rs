@@ -8,6 +8,7 @@ use crate::elaborate::{Compiled, Options, compile_file};
 use crate::error::{DataError, Error, IoReason, Purpose, WeightsError};
 use crate::lower::weights::StateDict;
 use crate::lower::{Network, Value};
+use crate::report::Warning;
 use crate::tensor::Shape;
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -28,6 +29,9 @@ pub struct Request {
     /// Class names, one per line (default: from the checkpoint, else indices).
     pub labels: Option<PathBuf>,
     pub backend: BackendKind,
+    /// Refuse a network whose memory estimate exceeds what the device can give
+    /// (`cost::admission`); off with `--no-memory-check`.
+    pub memory_check: bool,
 }
 
 /// One image's (or one row of an array's) prediction.
@@ -40,7 +44,13 @@ pub struct Prediction {
 }
 
 /// Runs the model on every input, in order.
-pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Result<Vec<Prediction>, Error> {
+/// The predictions, and what the user should know about them.
+pub struct Predicted {
+    pub predictions: Vec<Prediction>,
+    pub warnings: Vec<Warning>,
+}
+
+pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Result<Predicted, Error> {
     let compiled = compile_file(&request.model, &request.compile)?;
     compiled_file(&compiled);
     let Some(model) = compiled.result.models.first() else {
@@ -71,6 +81,10 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
             batches.push((input.display().to_string(), vec![1, c, h, w], data));
         }
     }
+    if request.memory_check {
+        let batch = batches.iter().map(|(_, shape, _)| shape[0]).max().unwrap_or(1);
+        crate::backend::admit(request.backend, model, crate::cost::admission::Purpose::Infer, batch as u64)?;
+    }
     let load_errors =
         |problems| WeightsError::DoNotFit { weights: request.weights.clone(), model: model.name.clone(), problems };
     let logits: Vec<Vec<f32>> = crate::with_backend!(request.backend, |B, device| {
@@ -93,7 +107,12 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
             predictions.push(Prediction { input, logits: row.to_vec(), top5 });
         }
     }
-    Ok(predictions)
+    let mut warnings = Vec::new();
+    let images = request.inputs.iter().any(|i| !i.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")));
+    if images && normalize.is_none() {
+        warnings.push(Warning::Unnormalized { weights: request.weights.clone() });
+    }
+    Ok(Predicted { predictions, warnings })
 }
 
 fn class_names(request: &Request, dict: &StateDict, classes: usize) -> Result<Vec<String>, Error> {

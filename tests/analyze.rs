@@ -383,26 +383,30 @@ fn analyze_errors_are_one_clear_message() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("network `resnet20` has no parameter `depth`") && err.contains("--set"), "{err}");
-    let cases: &[(&[&str], &str)] = &[
-        (&["analyze", "gradients", "models/deepnet.arch", "--batch", "1"], "--batch must be at least 2"),
-        (&["analyze", "activations", "models/nope.arch"], "models/nope.arch"),
+    // Settings that contradict each other are usage errors (exit 2); a missing file is 1.
+    let cases: &[(&[&str], &str, i32)] = &[
+        (&["analyze", "gradients", "models/deepnet.arch", "--batch", "1"], "--batch must be at least 2", 2),
+        (&["analyze", "activations", "models/nope.arch"], "models/nope.arch", 1),
         (
             &["analyze", "gradients", "models/deepnet.arch", "--depths", "3", "--sweep", "depth=4"],
             "give the depths once",
+            2,
         ),
         (
             &["analyze", "gradients", "models/deepnet.arch", "--set", "depth=3", "--depths", "4"],
             "both fixed with --set",
+            2,
         ),
         (
             &["analyze", "gradients", "models/deepnet.arch", "--sweep", "skip=true", "--sweep", "skip=false"],
             "swept twice",
+            2,
         ),
     ];
-    for (args, expected) in cases {
+    for (args, expected, code) in cases {
         let out = archc(args);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
         assert!(err.contains(expected) && !err.contains("panicked"), "{args:?}: {err}");
     }
     // Usage mistakes are clap's (exit 2).

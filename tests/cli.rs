@@ -92,7 +92,8 @@ fn ir_dump_and_explain() {
     let out = archc(&["explain", "E0009"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("shortcut"));
-    assert_eq!(archc(&["explain", "E9999"]).status.code(), Some(1));
+    // An unknown code is a usage mistake, like clap's.
+    assert_eq!(archc(&["explain", "E9999"]).status.code(), Some(2));
 }
 
 #[test]

@@ -96,6 +96,7 @@ fn samples() -> Vec<Error> {
         DataError::NotAClassifier { model: "encoder".into(), input: image(3, 32, 32), output: image(64, 8, 8) },
         DataError::NotAnImageModel { model: "mlp".into(), input: Shape::Vector { d: 784 } },
         DataError::NoAttention { model: "lenet5".into() },
+        DataError::EmptyClass { dir: path("flowers/train/tulips") },
     ];
     all.extend(data.into_iter().map(Error::from));
     let weights = [
@@ -125,6 +126,24 @@ fn samples() -> Vec<Error> {
         DeviceError::NoPrecision { backend: "ndarray".into(), precision: "bf16".into() },
         DeviceError::Failed { backend: "cuda".into(), reason: "out of memory".into() },
         DeviceError::Threads { threads: 4, reason: "the global thread pool has already been initialized".into() },
+        DeviceError::NotEnoughMemory {
+            model: "resnet50".into(),
+            training: true,
+            batch: 512,
+            needed: 60_000_000_000,
+            available: 20_000_000_000,
+            source: "MemAvailable".into(),
+            largest_batch: Some(160),
+        },
+        DeviceError::NotEnoughMemory {
+            model: "huge".into(),
+            training: false,
+            batch: 1,
+            needed: 4_000_000_000_000,
+            available: 20_000_000_000,
+            source: "the cgroup's memory limit".into(),
+            largest_batch: None,
+        },
     ];
     all.extend(devices.into_iter().map(Error::from));
     let runs = [
@@ -137,7 +156,16 @@ fn samples() -> Vec<Error> {
         RunError::DeviceFailed { epoch: 2, batch: 17, failure: "out of memory".into(), dir: path("runs/a") },
         RunError::LossNotFinite { value: f64::NAN, epoch: 2, batch: 5, dir: path("runs/a") },
         RunError::WeightsNotFinite { epoch: 4, dir: path("runs/a") },
+        RunError::LossNotFinite { value: f64::INFINITY, epoch: 1, batch: 3, dir: path("runs/a") },
         RunError::NoEpoch { model: "resnet20".into() },
+        RunError::NotOfCheckpoint { file: path("runs/a/checkpoints/3/last.mpk"), epoch: 3, missing: false },
+        RunError::NotOfCheckpoint { file: path("runs/a/checkpoints/3/optimizer.mpk"), epoch: 3, missing: true },
+        RunError::InUse { dir: path("runs/a"), pid: Some(4242) },
+        RunError::InUse { dir: path("runs/a"), pid: None },
+        RunError::AlreadyARun { dir: path("runs/a") },
+        RunError::ResumeIgnores { dir: path("runs/a"), given: vec!["MODEL".into(), "--lr".into()] },
+        RunError::AlreadyAComparison { dir: path("runs/cmp") },
+        RunError::EpochsBehind { dir: path("runs/a"), epochs: 2, completed: 5 },
     ];
     all.extend(runs.into_iter().map(Error::from));
     let arguments = [
@@ -162,6 +190,10 @@ fn samples() -> Vec<Error> {
         },
         ArgumentError::NotACode { text: "E9999".into() },
         ArgumentError::NothingToTrain,
+        ArgumentError::ZeroBatch,
+        ArgumentError::OutOfRange { flag: "--lr", value: f64::NAN, range: "greater than 0" },
+        ArgumentError::EmptySet { validation: false, data: "mnist".into(), subset: Some(0) },
+        ArgumentError::EmptySet { validation: true, data: "data/flowers".into(), subset: None },
     ];
     all.extend(arguments.into_iter().map(Error::from));
     all
@@ -202,4 +234,29 @@ fn io_reasons_come_from_the_operating_system() {
     assert!(matches!(reason(std::io::ErrorKind::StorageFull), IoReason::Other(_)));
     let error = archc::elaborate::compile_file("tests/no/such/file.arch", &Default::default()).err();
     assert_eq!(error.map(|e| e.to_string()).as_deref(), Some("cannot read `tests/no/such/file.arch`: no such file"));
+}
+
+/// Every warning (what a job could not do or should say without stopping), as read.
+#[test]
+fn every_warning_reads_as_one_line() {
+    use archc::report::Warning;
+    let samples = [
+        Warning::NoCurves { reason: "no font: install fonts-dejavu-core or set ARCHC_FONT".into() },
+        Warning::NotDrawn { picture: "accuracy.png".into(), reason: "no font".into() },
+        Warning::NoConfusion { reason: "no font".into() },
+        Warning::UntrainedMaps,
+        Warning::Unnormalized { weights: path("resnet18.safetensors") },
+        Warning::FewerImagesThanClasses { images: 5, classes: 10 },
+        Warning::SkippedFiles { count: 1, first: path("flowers/train/roses/notes.txt") },
+        Warning::SkippedFiles { count: 4, first: path("flowers/train/roses/notes.txt") },
+    ];
+    let mut text = String::new();
+    for warning in &samples {
+        let message = warning.to_string();
+        assert!(!message.contains('\n') && !message.ends_with('.'), "one line, no full stop: {message:?}");
+        text.push_str(&format!("{warning:?}\n  {message}\n"));
+    }
+    insta::with_settings!({ snapshot_path => "../snapshots/errors", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("every_warning", text);
+    });
 }

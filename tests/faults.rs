@@ -138,7 +138,7 @@ fn divergence_keeps_the_last_good_checkpoint() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("the loss became") && err.contains("in epoch 2"), "{err}");
-    assert!(err.contains(&format!("last good checkpoint is in `{}`", run.display())), "{err}");
+    assert!(err.contains(&format!("last good checkpoint (epoch 1) is in `{}`", run.display())), "{err}");
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["completed_epochs"], 1);
@@ -188,6 +188,9 @@ fn a_write_that_fails_midway_leaves_the_old_file() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("last.safetensors") && err.contains("File too large"), "{err}");
     assert_eq!(files(&run), before, "the checkpoint files are as they were, and nothing else is there");
+    let checkpoints: Vec<_> =
+        std::fs::read_dir(run.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(checkpoints, ["1"], "the failed epoch's checkpoint directory is removed");
 
     // A picture that fails (curves.png is over 100 KiB, every other file under 8) costs
     // the picture, not the run: a warning, the old picture whole, no temporary file.
@@ -213,11 +216,14 @@ fn a_write_that_fails_midway_leaves_the_old_file() {
     assert!(!dir.join("report.json.tmp").exists(), "the temporary file is removed");
 }
 
-/// A directory's files by name, with their bytes.
+/// A directory's files by name, with their bytes; not the run's lock file, which holds
+/// the pid of the last archc that used the run, nor its checkpoint directories (their
+/// files are published in the run directory itself).
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != ".lock"))
         .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
         .collect();
     files.sort();

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Modules that import nothing above them.
-const LEAVES: &[&str] = &["source", "diagnostics", "error", "tensor", "report", "plots", "suggest"];
+const LEAVES: &[&str] = &["source", "diagnostics", "error", "format", "tensor", "report", "plots", "suggest"];
 /// The compiler, below every job.
 const COMPILER: &[&str] = &["syntax", "ops", "ir", "elaborate", "cost", "lower", "data", "backend"];
 

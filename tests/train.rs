@@ -63,7 +63,7 @@ fn gzipped_and_plain_idx_train_and_evaluate() {
         assert_eq!(v["confusion"].as_array().unwrap().len(), 10);
         // The learning curves and the confusion matrix are real PNG pictures.
         assert_png(&run.join("curves.png"), (1200, 480));
-        assert_png(&run.join("confusion.png"), (780, 680));
+        assert_png(&run.join("confusion.png"), (660, 690));
     }
 }
 
@@ -157,6 +157,26 @@ fn cifar_and_image_folders_load() {
         folder.join("run").to_str().unwrap(),
     ]));
     assert!(text.contains("9 images, validation 3 images"), "{text}");
+    // The file that is not an image is named as skipped.
+    let notes = folder.join("cats").join("notes.txt");
+    assert!(text.contains(&format!("warning: skipped `{}`: it is not a PNG or JPEG image", notes.display())), "{text}");
+
+    // A training class without images is an error naming its folder.
+    std::fs::create_dir_all(folder.join("birds")).unwrap();
+    let out = archc(&[
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        folder.to_str().unwrap(),
+        "--out",
+        folder.join("run2").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("class folder `{}` has no PNG or JPEG images", folder.join("birds").display())),
+        "{err}"
+    );
 }
 
 /// Ignored where Debian's dataset-fashion-mnist is not installed (build.rs decides), so
@@ -357,26 +377,30 @@ fn compare_refuses_bad_arguments_before_training() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--input 1x8x8") && !err.contains("panicked"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("=="), "nothing measured or trained first");
-    let cases: &[(&[&str], &str)] = &[
-        (&["compare", "models/lenet5.arch", "models/nope.arch", "--data", "mnist"], "models/nope.arch"),
-        (&["compare", "models/lenet5.arch", "--data", "mnist", "--bench-iters", "0"], "--bench-iters"),
-        (&["compare", "models/lenet5.arch", "--data", "mnist", "--epochs", "0"], "--epochs must be at least 1"),
-        (&["compare", "models/lenet5.arch", "models/lenet5.arch", "--data", "fashion-mnist"], "given twice"),
+    // Settings that contradict each other are usage errors (exit 2); a missing file or
+    // a device the machine lacks is 1.
+    let cases: &[(&[&str], &str, i32)] = &[
+        (&["compare", "models/lenet5.arch", "models/nope.arch", "--data", "mnist"], "models/nope.arch", 1),
+        (&["compare", "models/lenet5.arch", "--data", "mnist", "--bench-iters", "0"], "--bench-iters", 2),
+        (&["compare", "models/lenet5.arch", "--data", "mnist", "--epochs", "0"], "--epochs must be at least 1", 2),
+        (&["compare", "models/lenet5.arch", "models/lenet5.arch", "--data", "fashion-mnist"], "given twice", 2),
         (
             &["compare", "models/lenet5.arch", "--data", "fashion-mnist", "--subset", "10,10"],
             "--subset 10 is given twice",
+            2,
         ),
         // A precision the backend lacks and devices it does not have are found first too.
         (
             &["compare", "models/lenet5.arch", "--data", "mnist", "--backend", "ndarray", "--precision", "f16"],
             "the ndarray backend cannot compute in f16",
+            1,
         ),
-        (&["compare", "models/lenet5.arch", "--data", "mnist", "--devices", "cuda:0"], "add --backend cuda"),
+        (&["compare", "models/lenet5.arch", "--data", "mnist", "--devices", "cuda:0"], "add --backend cuda", 1),
     ];
-    for (args, expected) in cases {
+    for (args, expected, code) in cases {
         let out = archc(args);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
         assert!(err.contains(expected) && !err.contains("panicked"), "{args:?}: {err}");
     }
     assert_eq!(archc(&["compare", "models/lenet5.arch", "--data", "mnist", "--subset", "0"]).status.code(), Some(2));

@@ -8,6 +8,7 @@ use super::activations::{StepStats, activation_stats, per_depth};
 use super::attention::{AttentionMap, attention_maps};
 use super::gradients::{LayerGradient, gradient_norms};
 use crate::backend::BackendKind;
+use crate::cost::admission::Purpose as MemoryPurpose;
 use crate::data::dataset::{Pipeline, Source, load_for};
 use crate::data::images;
 use crate::elaborate::variants::{Variant, compile_variants};
@@ -42,6 +43,9 @@ pub struct ProbeRequest {
     pub backend: BackendKind,
     /// The output directory (default: runs/gradients-TIME or runs/activations-TIME).
     pub out: Option<PathBuf>,
+    /// Refuse a network whose memory estimate exceeds what the device can give
+    /// (`cost::admission`); off with `--no-memory-check`.
+    pub memory_check: bool,
 }
 
 /// The model, image and weights for `attention`.
@@ -170,6 +174,16 @@ fn at_initialisation<B: Backend, T>(
     measure(&network, probe)
 }
 
+/// Admission (`cost::admission`) of every variant, before any is built.
+fn admit_all(args: &ProbeRequest, variants: &[Variant], purpose: MemoryPurpose) -> Result<(), Error> {
+    if args.memory_check {
+        for variant in variants {
+            crate::backend::admit(args.backend, &variant.model, purpose, args.batch as u64)?;
+        }
+    }
+    Ok(())
+}
+
 fn check_batch(args: &ProbeRequest) -> Result<(), Error> {
     // Batch norm in training mode needs more than one value per channel.
     if args.batch < 2 {
@@ -209,6 +223,7 @@ fn sci(x: f64) -> String {
 pub fn gradients(args: &ProbeRequest, events: &mut dyn Events) -> Result<Analyzed, Error> {
     check_batch(args)?;
     let variants = variants(args, events)?;
+    admit_all(args, &variants, MemoryPurpose::Train { state_copies: 0 })?;
     let mut results: Vec<(String, Vec<LayerGradient>)> = Vec::new();
     for (variant, real) in variants.iter().zip(real_batches(args, &variants)?) {
         let rows = crate::with_backend!(args.backend, |B, device| {
@@ -301,6 +316,8 @@ fn batch_description(args: &ProbeRequest) -> String {
 pub fn activations(args: &ProbeRequest, events: &mut dyn Events) -> Result<Analyzed, Error> {
     check_batch(args)?;
     let variants = variants(args, events)?;
+    // Every activation is read after the pass: all are held, as in training.
+    admit_all(args, &variants, MemoryPurpose::Train { state_copies: 0 })?;
     let mut results: Vec<(String, Vec<StepStats>)> = Vec::new();
     for (variant, real) in variants.iter().zip(real_batches(args, &variants)?) {
         let rows = crate::with_backend!(args.backend, |B, device| {

@@ -2,8 +2,9 @@
 //! plan, on one backend and thread count. Progress, each model's results and files
 //! with errors go to `Events`; a file with errors does not stop the others.
 
-use super::{Measurement, Plan, Report, Target, measure, read_reference};
+use super::{Measurement, Mode, Plan, Report, Target, measure, read_reference};
 use crate::backend::BackendKind;
+use crate::cost::admission::Purpose as MemoryPurpose;
 use crate::elaborate::{Compiled, Options, compile_file};
 use crate::error::{DeviceError, Error, IoReason};
 use crate::ir::Model;
@@ -25,6 +26,9 @@ pub struct Request {
     pub reference: Option<String>,
     /// Where to write the run's JSON report, if anywhere.
     pub out: Option<PathBuf>,
+    /// Refuse a network whose memory estimate exceeds what the device can give
+    /// (`cost::admission`); off with `--no-memory-check`.
+    pub memory_check: bool,
 }
 
 /// What the caller hears while models are measured.
@@ -42,6 +46,23 @@ pub trait Events {
 pub struct Benched {
     pub report: Report,
     pub failed: Vec<String>,
+}
+
+/// Admission (`cost::admission`) of the largest batch in each mode measured.
+fn admit(request: &Request, model: &Model) -> Result<(), Error> {
+    let Some(&batch) = request.plan.batches.iter().max() else { return Ok(()) };
+    if !request.memory_check {
+        return Ok(());
+    }
+    for mode in &request.plan.modes {
+        let purpose = match mode {
+            Mode::Infer => MemoryPurpose::Infer,
+            // SGD with momentum, as the measured step is.
+            Mode::Train => MemoryPurpose::Train { state_copies: 1 },
+        };
+        crate::backend::admit(request.backend, model, purpose, batch as u64)?;
+    }
+    Ok(())
 }
 
 pub fn run(request: &Request, events: &mut dyn Events) -> Result<Benched, Error> {
@@ -65,6 +86,7 @@ pub fn run(request: &Request, events: &mut dyn Events) -> Result<Benched, Error>
             continue;
         }
         for model in &compiled.result.models {
+            admit(request, model)?;
             let results = crate::with_backend!(request.backend, |B, device| {
                 crate::backend::check_precision::<B>(request.precision, request.backend, &device)?;
                 let target = Target { kind: request.backend, precision: request.precision, threads };

@@ -87,6 +87,8 @@ struct ProbeArgs {
     /// (default: runs/gradients-TIME or runs/activations-TIME).
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    memory: super::MemoryArgs,
 }
 
 /// `NAME=V1,V2,...`; commas inside brackets belong to a value (`norm=batchnorm(eps: 1e-3),identity`).
@@ -152,6 +154,7 @@ impl ProbeArgs {
             seed: self.seed,
             backend: self.backend,
             out: self.out,
+            memory_check: self.memory.check(),
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct BenchArgs {
     /// print side by side with this run.
     #[arg(long)]
     compare: Option<String>,
+    #[command(flatten)]
+    memory: super::MemoryArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -80,6 +82,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Error> {
             iters: args.iters as usize,
         },
         backend: args.backend,
+        memory_check: args.memory.check(),
         precision: args.precision,
         threads: args.threads.map(|n| n as usize),
         reference: args.compare.clone(),

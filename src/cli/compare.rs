@@ -42,6 +42,8 @@ pub struct CompareArgs {
     /// The report directory (default: runs/compare-TIME).
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    memory: super::MemoryArgs,
 }
 
 fn parse_subset(text: &str) -> Result<Option<usize>, String> {
@@ -68,6 +70,7 @@ pub fn run(args: CompareArgs) -> Result<ExitCode, Error> {
         bench_iters: args.bench_iters,
         out: args.out,
         command: command.join(" "),
+        memory_check: args.memory.check(),
     };
     let compared = compare::run(&request, &mut Printer::default())?;
     println!("\n{}", compared.table);

@@ -35,6 +35,8 @@ pub struct EvalArgs {
     /// Where to draw the confusion matrix (default: confusion.png beside the weights).
     #[arg(long)]
     confusion_png: Option<PathBuf>,
+    #[command(flatten)]
+    memory: super::MemoryArgs,
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
@@ -46,6 +48,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
         compile: args.compile.options(),
         batch: args.batch,
         backend: args.backend,
+        memory_check: args.memory.check(),
         precision: args.precision,
         confusion_png: args.confusion_png.clone(),
     };

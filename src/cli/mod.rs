@@ -17,7 +17,7 @@ use crate::diagnostics::{Code, Diagnostic, render_human};
 use crate::elaborate::Options;
 use crate::ir::Shape;
 use crate::source::Sources;
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -55,13 +55,19 @@ enum Command {
     Explain(explain::ExplainArgs),
 }
 
-pub fn run(cli: Cli) -> ExitCode {
+/// Runs the command the arguments name. `matches` also says which options were given
+/// on the command line (not defaulted), which `train --resume` needs.
+pub fn run(matches: &clap::ArgMatches) -> ExitCode {
+    let cli = match Cli::from_arg_matches(matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Ir(args) => ir::run(args),
         Command::Flops(args) => flops::run(args),
         Command::Predict(args) => predict::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(args, &given_options(matches, "train")),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Analyze(args) => analyze::run(args),
@@ -70,11 +76,30 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(1)
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// The options (and positional arguments) the command line gave to `subcommand`, as
+/// written (`--lr`, `MODEL`), rather than left to their defaults.
+fn given_options(matches: &clap::ArgMatches, subcommand: &str) -> Vec<String> {
+    use clap::CommandFactory;
+    let (Some(matches), Some(command)) =
+        (matches.subcommand_matches(subcommand), Cli::command().find_subcommand(subcommand).cloned())
+    else {
+        return Vec::new();
+    };
+    command
+        .get_arguments()
+        .filter(|arg| matches.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|arg| match arg.get_long() {
+            Some(long) => format!("--{long}"),
+            None => arg.get_id().as_str().to_uppercase(),
+        })
+        .collect()
 }
 
 /// How a command writes its results: for people, or one JSON object per line.
@@ -95,6 +120,21 @@ pub struct NormalizeArgs {
     /// checkpoint, else none).
     #[arg(long, value_delimiter = ',')]
     std: Option<Vec<f32>>,
+}
+
+/// `--no-memory-check`, for every command that builds a network.
+#[derive(clap::Args, Clone, Default)]
+pub struct MemoryArgs {
+    /// Build the network even when its memory estimate for the batch (as `archc flops`
+    /// computes it) exceeds what the device can give: for when the estimate is wrong.
+    #[arg(long)]
+    no_memory_check: bool,
+}
+
+impl MemoryArgs {
+    fn check(&self) -> bool {
+        !self.no_memory_check
+    }
 }
 
 /// Options shared by every command that compiles models.

@@ -31,6 +31,8 @@ pub struct PredictArgs {
     backend: BackendKind,
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
+    #[command(flatten)]
+    memory: super::MemoryArgs,
 }
 
 pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
@@ -43,10 +45,14 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
         std: args.normalize.std,
         labels: args.labels,
         backend: args.backend,
+        memory_check: args.memory.check(),
     };
-    let predictions =
+    let predicted =
         predict::run(&request, &mut |compiled| print_diagnostics(&compiled.sources, &compiled.result.diagnostics))?;
-    for prediction in predictions {
+    for warning in &predicted.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for prediction in predicted.predictions {
         match args.format {
             Format::Human => {
                 println!("{}", prediction.input);

@@ -4,7 +4,7 @@
 
 use super::{CompileArgs, print_diagnostics};
 use crate::elaborate::Compiled;
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::lower::Precision;
 use crate::train::job::{self, Events, Start, TrainOptions, Trained};
 use crate::train::{EpochMetrics, Observer};
@@ -35,12 +35,16 @@ pub struct TrainArgs {
     /// The run directory (default: runs/MODEL-DATA-TIME).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue the run in this directory from its last checkpoint.
+    /// Continue the run in this directory from its last checkpoint, with the model and
+    /// options it started with. Only --epochs (to extend it), --devices, --data-dir and
+    /// --no-memory-check may be given with it.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Stop after this many epochs in total, as if interrupted (for testing --resume).
     #[arg(long, hide = true)]
     pub stop_after: Option<usize>,
+    #[command(flatten)]
+    memory: super::MemoryArgs,
 }
 
 impl TrainArgs {
@@ -55,12 +59,32 @@ impl TrainArgs {
             out: self.out,
             resume: self.resume,
             stop_after: self.stop_after,
+            extend_to: None,
+            memory_check: self.memory.check(),
         }
     }
 }
 
-pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
-    job::run(args.request(), &mut Printer::default())?;
+/// What `--resume` may be given beside the run directory: where it computes now and
+/// where the dataset is (neither changes what it computes), how many epochs the run
+/// trains to in total, the test-only interruption, and `--set` (which the run checks
+/// against its own and refuses when it differs).
+const RESUME_MAY_CHANGE: &[&str] =
+    &["--resume", "--epochs", "--devices", "--data-dir", "--stop-after", "--set", "--no-memory-check"];
+
+/// `given` lists the options the command line gave (see `given_options`).
+pub fn run(args: TrainArgs, given: &[String]) -> Result<ExitCode, Error> {
+    let mut request = args.request();
+    if let Some(dir) = &request.resume {
+        let ignored: Vec<String> = given.iter().filter(|g| !RESUME_MAY_CHANGE.contains(&g.as_str())).cloned().collect();
+        if !ignored.is_empty() {
+            return Err(RunError::ResumeIgnores { dir: dir.clone(), given: ignored }.into());
+        }
+        if given.iter().any(|g| g == "--epochs") {
+            request.extend_to = Some(request.options.epochs);
+        }
+    }
+    job::run(request, &mut Printer::default())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -80,12 +104,15 @@ impl Events for Printer {
     fn started(&mut self, start: &Start) {
         self.batches = start.train_images.div_ceil(start.batch.max(1));
         println!(
-            "training {} on {} ({} images, validation {} images) for {} epochs on {}{}; run directory {}",
+            "training {} on {} ({} images, validation {} images) for {} on {}{}; run directory {}",
             start.model.name,
             start.data,
             start.train_images,
             start.val_images,
-            start.epochs,
+            match start.epochs {
+                1 => "1 epoch".to_string(),
+                n => format!("{n} epochs"),
+            },
             start.devices.map_or_else(|| start.backend.to_string(), |d| format!("{} ({d})", start.backend)),
             match start.precision {
                 Precision::F32 => String::new(),

@@ -40,6 +40,9 @@ pub struct Request {
     pub out: Option<PathBuf>,
     /// The command that asked for the comparison, as the report quotes it.
     pub command: String,
+    /// Refuse a network whose memory estimate exceeds what the device can give
+    /// (`cost::admission`); off with `--no-memory-check`.
+    pub memory_check: bool,
 }
 
 /// What the caller hears: each model's training (as `archc train` tells it), and
@@ -93,9 +96,7 @@ pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, Error> {
     }
     // Everything that can be checked is checked before anything trains: a typo should
     // not cost an hour.
-    if args.options.epochs == 0 {
-        return Err(ArgumentError::NoEpochs.into());
-    }
+    args.options.check()?;
     job::placement(&args.options)?;
     for (i, path) in args.models.iter().enumerate() {
         if args.models[..i].contains(path) {
@@ -113,6 +114,16 @@ pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, Error> {
     for variant in &variants {
         crate::data::dataset::load_for(&source, args.data_dir.as_deref(), &variant.model)?;
     }
+    if args.memory_check {
+        use crate::cost::admission::Purpose;
+        let sgd = args.options.optimizer == crate::train::OptimizerKind::Sgd;
+        let train = Purpose::Train { state_copies: if sgd { 1 } else { 2 } };
+        let bench_batch = args.bench_batch.iter().copied().max().unwrap_or(1) as u64;
+        for variant in &variants {
+            crate::backend::admit(args.options.backend, &variant.model, train, args.options.batch as u64)?;
+            crate::backend::admit(args.options.backend, &variant.model, Purpose::Infer, bench_batch)?;
+        }
+    }
     let labels: Vec<String> = variants.iter().map(|v| unique_label(&variants, v)).collect();
     for (i, label) in labels.iter().enumerate() {
         if labels[..i].contains(label) {
@@ -120,6 +131,14 @@ pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, Error> {
         }
     }
     let dir = crate::report::files::out_dir(args.out.as_deref(), "compare")?;
+    // Held to the end: a second comparison into the same directory is refused.
+    let _lock = crate::report::files::lock_dir(&dir)?;
+    if dir.join("config.json").exists() {
+        return Err(RunError::AlreadyARun { dir }.into());
+    }
+    if dir.join("report.md").exists() || dir.join("runs").exists() {
+        return Err(RunError::AlreadyAComparison { dir }.into());
+    }
 
     let threads = rayon::current_num_threads();
     let mut measured = Vec::new();
@@ -145,6 +164,8 @@ pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, Error> {
                 out: Some(run_dir.clone()),
                 resume: None,
                 stop_after: None,
+                extend_to: None,
+                memory_check: args.memory_check,
             };
             let trained = job::run(request, events)?;
             let Some(last) = trained.history.last() else {
@@ -210,7 +231,7 @@ type Latencies = Vec<(usize, f64)>;
 fn measure(model: &Model, args: &Request, threads: usize) -> Result<(Latencies, Option<u64>), Error> {
     let infer =
         Plan { batches: args.bench_batch.clone(), modes: vec![Mode::Infer], warmup: 2, iters: args.bench_iters };
-    let train = Plan { batches: vec![args.options.batch.max(1)], modes: vec![Mode::Train], warmup: 1, iters: 2 };
+    let train = Plan { batches: vec![args.options.batch], modes: vec![Mode::Train], warmup: 1, iters: 2 };
     let mut quiet = |_: &Measurement| {};
     let (inference, training) = crate::with_backend!(args.options.backend, |B, device| {
         let target = Target { kind: args.options.backend, precision: args.options.precision, threads };

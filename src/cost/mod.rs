@@ -4,6 +4,7 @@
 //! (`ops::*::cost`); the rules for the structural nodes, which only `full` counts,
 //! are here.
 
+pub mod admission;
 mod table;
 
 pub use table::{Format, render, render_comparison};

@@ -74,10 +74,25 @@ impl Source {
 pub struct Loaded {
     pub train: Dataset,
     pub test: Option<Dataset>,
+    /// Files in an ImageFolder's class folders that are not images, skipped.
+    pub skipped: Vec<PathBuf>,
 }
 
 /// Loads a dataset; `shape` is the model's input (folders are resized to it).
 pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded, Error> {
+    load_splits(source, dir, shape, false)
+}
+
+/// Loads the set to evaluate on: the test set, read alone where it is a file of its
+/// own (MNIST's, CIFAR's), so that evaluating needs no training images; an
+/// ImageFolder without a test split evaluates its one split.
+pub fn load_test(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<(Dataset, Vec<PathBuf>), Error> {
+    let loaded = load_splits(source, dir, shape, true)?;
+    Ok((loaded.test.unwrap_or(loaded.train), loaded.skipped))
+}
+
+/// With `test_only`, the training set of MNIST and CIFAR is left empty (unread).
+fn load_splits(source: &Source, dir: Option<&Path>, shape: Shape, test_only: bool) -> Result<Loaded, Error> {
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| source.default_dir());
     match source {
         Source::FashionMnist | Source::Mnist => {
@@ -112,7 +127,15 @@ pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded,
                     classes: classes.clone(),
                 })
             };
-            Ok(Loaded { train: read("train")?, test: Some(read("t10k")?) })
+            let test = read("t10k")?;
+            let train = match test_only {
+                true => Dataset {
+                    classes: test.classes.clone(),
+                    ..Dataset::empty(&test.name, test.channels, test.height, test.width)
+                },
+                false => read("train")?,
+            };
+            Ok(Loaded { train, test: Some(test), skipped: Vec::new() })
         }
         Source::Cifar10 | Source::Cifar100 => {
             let hundred = *source == Source::Cifar100;
@@ -136,7 +159,8 @@ pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded,
                 }
                 Ok(dataset)
             };
-            Ok(Loaded { train: read(&train_files)?, test: Some(read(&[test_file.to_string()])?) })
+            let train = if test_only { Vec::new() } else { train_files };
+            Ok(Loaded { train: read(&train)?, test: Some(read(&[test_file.to_string()])?), skipped: Vec::new() })
         }
         Source::Folder(root) => {
             let Shape::Image { c, h, w } = shape else {
@@ -144,15 +168,17 @@ pub fn load(source: &Source, dir: Option<&Path>, shape: Shape) -> Result<Loaded,
             };
             let (c, h, w) = (c as usize, h as usize, w as usize);
             let split = |name: &str| root.join(name).is_dir().then(|| root.join(name));
-            match (split("train"), split("val").or_else(|| split("test"))) {
+            let mut skipped = Vec::new();
+            let (train, test) = match (split("train"), split("val").or_else(|| split("test"))) {
                 (Some(train), Some(test)) => {
-                    let train = folder::read(&train, &source.name(), (c, h, w), None)?;
+                    let train = folder::read(&train, &source.name(), (c, h, w), None, &mut skipped)?;
                     // Labelled by the training split's class names, not by its own folders.
-                    let test = folder::read(&test, &source.name(), (c, h, w), Some(&train.classes))?;
-                    Ok(Loaded { train, test: Some(test) })
+                    let test = folder::read(&test, &source.name(), (c, h, w), Some(&train.classes), &mut skipped)?;
+                    (train, Some(test))
                 }
-                _ => Ok(Loaded { train: folder::read(root, &source.name(), (c, h, w), None)?, test: None }),
-            }
+                _ => (folder::read(root, &source.name(), (c, h, w), None, &mut skipped)?, None),
+            };
+            Ok(Loaded { train, test, skipped })
         }
     }
 }

@@ -30,6 +30,7 @@ pub fn read(
     name: &str,
     (channels, height, width): (usize, usize, usize),
     classes: Option<&[String]>,
+    skipped: &mut Vec<PathBuf>,
 ) -> Result<Dataset, Error> {
     let class_dirs: Vec<PathBuf> = sorted_entries(root)?.into_iter().filter(|p| p.is_dir()).collect();
     if class_dirs.is_empty() {
@@ -45,7 +46,18 @@ pub fn read(
         let Some(class) = dataset.classes.iter().position(|c| c == folder) else {
             return Err(DataError::UnknownClass { dir: dir.clone() }.into());
         };
-        for file in sorted_entries(dir)?.into_iter().filter(|p| is_image(p)) {
+        let (images, others): (Vec<PathBuf>, Vec<PathBuf>) =
+            sorted_entries(dir)?.into_iter().partition(|p| is_image(p));
+        // Hidden files (.DS_Store, editors' backups) are the system's, not the user's.
+        skipped.extend(
+            others.into_iter().filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))),
+        );
+        // A training class without images cannot be learned, and would silently
+        // shift what the model's outputs mean.
+        if images.is_empty() && classes.is_none() {
+            return Err(DataError::EmptyClass { dir: dir.clone() }.into());
+        }
+        for file in images {
             let floats = super::images::load(&file, channels, height, width, None)?;
             // Back to bytes: the pipeline normalises every dataset the same way later.
             let bytes = rearrange(&floats);

@@ -42,12 +42,15 @@ impl StateDict {
     pub fn read(path: &Path) -> Result<StateDict, Error> {
         let bytes = read_bytes(path)?;
         let malformed = |kind, problem| Error::Malformed { path: path.to_path_buf(), kind, problem };
-        let mut dict =
-            if bytes.len() >= 8 && !bytes.starts_with(b"PK") && safetensors::SafeTensors::deserialize(&bytes).is_ok() {
-                Self::from_safetensors(&bytes).map_err(|e| malformed(FileKind::Safetensors, e))?
-            } else {
-                Self::from_pytorch(path).map_err(|e| malformed(FileKind::StateDict, e))?
-            };
+        // A safetensors file opens with its header's length and then the header, a JSON
+        // object; a damaged one is reported by the safetensors reader, not the pickle one.
+        let looks_safetensors = bytes.get(8) == Some(&b'{');
+        let named_safetensors = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+        let mut dict = if looks_safetensors || named_safetensors {
+            Self::from_safetensors(&bytes).map_err(|e| malformed(FileKind::Safetensors, e))?
+        } else {
+            Self::from_pytorch(path).map_err(|e| malformed(FileKind::StateDict, e))?
+        };
         // Training scripts save `{"state_dict": ...}` or `{"model": ...}`, DataParallel adds
         // `module.`: strip such a prefix when every tensor has it.
         'strip: loop {
@@ -303,7 +306,9 @@ struct Loader<'a> {
     path: PathTracker<'a>,
     dict: &'a StateDict,
     errors: Vec<WeightProblem>,
-    used: Vec<String>,
+    /// The file's tensors the model has a place for (loaded or not: one of another
+    /// shape is reported as reshaped, not also as unexpected).
+    matched: std::collections::BTreeSet<String>,
 }
 
 impl<B: Backend> ModuleMapper<B> for Loader<'_> {
@@ -322,10 +327,11 @@ impl<B: Backend> ModuleMapper<B> for Loader<'_> {
         match self.dict.tensors.get(&name) {
             None => self.errors.push(WeightProblem::Missing { name, expected }),
             Some(found) if found.shape != expected => {
+                self.matched.insert(name.clone());
                 self.errors.push(WeightProblem::Reshaped { name, found: found.shape.clone(), expected })
             }
             Some(found) => {
-                self.used.push(name);
+                self.matched.insert(name);
                 let value = Tensor::<B, D>::from_data(
                     TensorData::new(found.data.clone(), found.shape.clone()),
                     &tensor.device(),
@@ -376,12 +382,12 @@ impl<B: Backend> Network<B> {
             path: PathTracker { stack: Vec::new(), layer_paths: &layer_paths },
             dict,
             errors: Vec::new(),
-            used: Vec::new(),
+            matched: Default::default(),
         };
         let network = self.map(&mut loader);
         let mut errors = loader.errors;
         for (name, tensor) in &dict.tensors {
-            if !loader.used.contains(name) && !name.ends_with("num_batches_tracked") {
+            if !loader.matched.contains(name) && !name.ends_with("num_batches_tracked") {
                 errors.push(WeightProblem::Unexpected { name: name.clone(), shape: tensor.shape.clone() });
             }
         }

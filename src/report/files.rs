@@ -2,7 +2,7 @@
 //! temporary name beside it and renamed into place, and a failed write removes its
 //! temporary file and leaves the old file as it was.
 
-use crate::error::{Error, IoReason};
+use crate::error::{Error, IoReason, RunError};
 use std::path::{Path, PathBuf};
 
 /// The temporary name a file is written under: `report.md` → `report.md.tmp`, so
@@ -13,9 +13,14 @@ pub fn temp_path(path: &Path) -> PathBuf {
     PathBuf::from(temp)
 }
 
-/// Writes bytes atomically. A failure names the file with the operating system's words.
+/// Writes bytes atomically and durably (the file is on disk before it is renamed into
+/// place). A failure names the file with the operating system's words.
 pub fn write_atomic(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), Error> {
-    let write = |temp: &Path| std::fs::write(temp, contents.as_ref()).map_err(|e| IoReason::os(&e));
+    let write = |temp: &Path| {
+        std::fs::write(temp, contents.as_ref()).map_err(|e| IoReason::os(&e))?;
+        fault_step("write", temp);
+        sync_file(temp).map_err(|e| IoReason::os(&e))
+    };
     write_atomic_with(path, &temp_path(path), write, IoReason::os)
 }
 
@@ -27,7 +32,11 @@ pub fn write_atomic_with(
     write: impl FnOnce(&Path) -> Result<(), IoReason>,
     reason: fn(&std::io::Error) -> IoReason,
 ) -> Result<(), Error> {
-    let written = write(temp).and_then(|()| std::fs::rename(temp, path).map_err(|e| reason(&e)));
+    let written = write(temp).and_then(|()| {
+        std::fs::rename(temp, path).map_err(|e| reason(&e))?;
+        fault_step("rename", path);
+        Ok(())
+    });
     written.map_err(|reason| {
         let _ = std::fs::remove_file(temp);
         Error::Write { path: path.to_path_buf(), reason }
@@ -59,4 +68,149 @@ pub fn out_dir(out: Option<&Path>, what: &str) -> Result<PathBuf, Error> {
     });
     create_dir(&dir)?;
     Ok(dir)
+}
+
+/// An advisory lock on a directory (`DIR/.lock`), held while this value lives. The
+/// kernel releases it when the process ends however it ends, so a killed run never
+/// leaves a stale lock behind.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+/// Takes `dir`'s lock, or says which process holds it. The holder's pid is written
+/// into the lock file, for that message.
+pub fn lock_dir(dir: &Path) -> Result<DirLock, Error> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(".lock");
+    let unusable = |e: std::io::Error| Error::Write { path: path.clone(), reason: IoReason::os(&e) };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(unusable)?;
+    // std's lock is flock(2) on Unix: per open file, released when the process ends.
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(RunError::InUse { dir: dir.to_path_buf(), pid: holder.trim().parse().ok() }.into());
+    }
+    file.set_len(0).and_then(|()| file.rewind()).map_err(unusable)?;
+    write!(file, "{}", std::process::id()).and_then(|()| file.flush()).map_err(unusable)?;
+    Ok(DirLock { _file: file })
+}
+
+/// Flushes a file's contents to the disk.
+pub fn sync_file(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()?;
+    fault_step("fsync", path);
+    Ok(())
+}
+
+/// Flushes a directory's entries (the names created, renamed or removed in it) to the
+/// disk, so that a rename survives a power cut and not only a killed process.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    // Windows cannot open a directory as a file; its renames are journalled anyway.
+    if cfg!(unix) {
+        let synced = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        synced.map_err(|e| Error::Write { path: dir.to_path_buf(), reason: IoReason::os(&e) })?;
+        fault_step("fsync", dir);
+    }
+    Ok(())
+}
+
+/// Renames a file or directory, as one atomic step.
+pub fn rename(from: &Path, to: &Path) -> Result<(), Error> {
+    std::fs::rename(from, to).map_err(|e| Error::Write { path: to.to_path_buf(), reason: IoReason::os(&e) })?;
+    fault_step("rename", to);
+    Ok(())
+}
+
+/// Removes a directory and everything in it; one that is not there is fine.
+pub fn remove_dir(dir: &Path) -> Result<(), Error> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Write { path: dir.to_path_buf(), reason: IoReason::os(&e) }),
+    }
+    fault_step("remove", dir);
+    Ok(())
+}
+
+/// Removes a file; one that is not there is fine.
+pub fn remove_file(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Write { path: path.to_path_buf(), reason: IoReason::os(&e) }),
+    }
+    fault_step("remove", path);
+    Ok(())
+}
+
+/// Makes `to` hold `from`'s contents, atomically: a hard link (no copy, no extra
+/// space) where the file system has them, a copy otherwise, renamed into place.
+pub fn publish(from: &Path, to: &Path) -> Result<(), Error> {
+    // Already linked (rename(2) between two links of one file does nothing and would
+    // leave the temporary name behind).
+    if same_file(from, to) {
+        return Ok(());
+    }
+    let temp = temp_path(to);
+    let _ = std::fs::remove_file(&temp);
+    let placed = std::fs::hard_link(from, &temp)
+        .or_else(|_| std::fs::copy(from, &temp).and_then(|_| sync_file(&temp)))
+        .map_err(|e| Error::Write { path: to.to_path_buf(), reason: IoReason::os(&e) });
+    placed.inspect(|()| fault_step("link", &temp)).and_then(|()| rename(&temp, to)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })
+}
+
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &Path, _: &Path) -> bool {
+    false
+}
+
+/// Test-only fault injection, for the tests that prove a run survives being killed at
+/// any instant: with `ARCHC_KILL_AFTER_STEP=N` the process kills itself (SIGKILL: no
+/// destructor runs, nothing is flushed) right after its N-th file-system step (a file
+/// written, fsynced, renamed, linked or removed); with `ARCHC_TRACE_STEPS=FILE` it
+/// appends a line per step to FILE.
+pub fn fault_step(what: &str, path: &Path) {
+    use std::io::Write;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static STEPS: AtomicUsize = AtomicUsize::new(0);
+    static KILL_AFTER: OnceLock<Option<usize>> = OnceLock::new();
+    static TRACE: OnceLock<Option<std::ffi::OsString>> = OnceLock::new();
+    let step = STEPS.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some(trace) = TRACE.get_or_init(|| std::env::var_os("ARCHC_TRACE_STEPS")) {
+        let line = format!("step {step}: {what} {}\n", path.display());
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(trace)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+    }
+    let kill_after =
+        KILL_AFTER.get_or_init(|| std::env::var("ARCHC_KILL_AFTER_STEP").ok().and_then(|n| n.parse().ok()));
+    if *kill_after == Some(step) {
+        #[cfg(unix)]
+        // SAFETY: kill(2) on this process's own pid; it takes no pointers.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+        std::process::abort();
+    }
 }

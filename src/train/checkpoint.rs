@@ -1,21 +1,26 @@
-//! The run directory: config.json, the model's source, metrics.csv, checkpoints
-//! (`last.safetensors`, `best.safetensors` in PyTorch names; `last.mpk` and
-//! `optimizer.mpk` in Burn's format for `--resume`) and state.json. Every file is
-//! written to a temporary name and renamed, so an interrupted run never leaves half a
-//! file; state.json is renamed last.
+//! The run directory: config.json, the model's source, state.json, and each epoch's
+//! checkpoint in a directory of its own (`checkpoints/N`: `last.safetensors` and
+//! `best.safetensors` in PyTorch names, `last.mpk` and `optimizer.mpk` in Burn's
+//! format for `--resume`, metrics.csv, curves.png). An epoch counts once state.json,
+//! which names its directory, is renamed into place; its files for people are then
+//! linked into the run directory itself. A run killed at any instant resumes from the
+//! last committed epoch, with nothing of a later one mixed in.
 
 use super::{EpochMetrics, Progress, Warning};
 use crate::data::dataset::Pipeline;
 use crate::error::{Error, FileKind, IoReason, RunError};
 use crate::lower::{Network, Precision};
 use crate::plots;
-use crate::report::files::create_dir;
+use crate::report::files::{
+    DirLock, create_dir, fault_step, lock_dir, publish, remove_dir, remove_file, rename, sync_dir, sync_file,
+};
 use crate::report::write_atomic;
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, Optimizer, Sgd};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -28,8 +33,10 @@ pub enum OptimRecord<B: AutodiffBackend> {
     AdamW(AdamWRecord<B>),
 }
 
+/// A run directory, locked for the life of this value: a second archc on it is refused.
 pub struct RunDir {
     pub dir: PathBuf,
+    _lock: DirLock,
 }
 
 fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
@@ -88,78 +95,211 @@ fn csv(history: &[EpochMetrics]) -> String {
     out
 }
 
+/// state.json: where the run is, and the checkpoint that holds it. Renaming this small
+/// file into place is the commit point of an epoch.
+#[derive(Serialize, Deserialize)]
+struct State {
+    #[serde(flatten)]
+    progress: Progress,
+    /// The checkpoint directory, relative to the run (`checkpoints/3`); absent in runs
+    /// written before checkpoints had directories, whose files are in the run itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<String>,
+    /// Each of the checkpoint's files, so that resuming can tell one that is not the
+    /// one this state was saved with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    files: BTreeMap<String, Digest>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq)]
+struct Digest {
+    bytes: u64,
+    sha256: String,
+}
+
+impl Digest {
+    fn of(path: &Path) -> Result<Digest, Error> {
+        use sha2::Digest as _;
+        use std::io::Read;
+        let unreadable = |e: std::io::Error| Error::Read { path: path.to_path_buf(), reason: e.into() };
+        let mut file = std::fs::File::open(path).map_err(unreadable)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut bytes = 0u64;
+        loop {
+            let n = file.read(&mut buffer).map_err(unreadable)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            bytes += n as u64;
+        }
+        let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Digest { bytes, sha256 })
+    }
+}
+
+/// The files a checkpoint publishes in the run directory itself, for people and for
+/// `eval`/`predict`: hard links to the committed checkpoint's.
+const PUBLISHED: [&str; 4] = ["last.safetensors", "best.safetensors", "metrics.csv", "curves.png"];
+
 impl RunDir {
-    /// A new run: the directory (created), its configuration and the model's source.
+    /// A new run: the directory (created and locked), the model's source and its
+    /// configuration (written last: a run directory is one once config.json is there).
+    /// A directory that already holds a run is refused: only `--resume` continues one.
     pub fn create(dir: &Path, config: &str, model_source: &str) -> Result<RunDir, Error> {
         create_dir(dir)?;
-        write_atomic(&dir.join("config.json"), config)?;
+        let lock = lock_dir(dir)?;
+        if dir.join("config.json").exists() {
+            return Err(RunError::AlreadyARun { dir: dir.to_path_buf() }.into());
+        }
         write_atomic(&dir.join("model.arch"), model_source)?;
-        Ok(RunDir { dir: dir.to_path_buf() })
+        write_atomic(&dir.join("config.json"), config)?;
+        sync_dir(dir)?;
+        Ok(RunDir { dir: dir.to_path_buf(), _lock: lock })
     }
 
-    /// An existing run, for `--resume`.
+    /// An existing run, for `--resume`: locked, and cleaned of what a run killed in
+    /// the middle of a checkpoint left (a checkpoint never committed, temporary
+    /// files, published files of another epoch).
     pub fn open(dir: &Path) -> Result<(RunDir, String), Error> {
         let path = dir.join("config.json");
+        if !path.exists() {
+            return Err(RunError::NotARunDir { dir: dir.to_path_buf() }.into());
+        }
+        let lock = lock_dir(dir)?;
         let config = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::from(RunError::NotARunDir { dir: dir.to_path_buf() }),
             _ => Error::Read { path, reason: IoReason::os(&e) },
         })?;
-        Ok((RunDir { dir: dir.to_path_buf() }, config))
+        let run = RunDir { dir: dir.to_path_buf(), _lock: lock };
+        run.recover()?;
+        Ok((run, config))
     }
 
-    /// The network and optimiser state of the last completed epoch, if any.
+    fn state(&self) -> Result<Option<State>, Error> {
+        let path = self.dir.join("state.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            // No state yet: the run has not finished an epoch.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::Read { path, reason: e.into() }),
+        };
+        let state = serde_json::from_str(&text).map_err(|e| Error::Malformed {
+            path: path.clone(),
+            kind: FileKind::Damaged,
+            problem: e.to_string(),
+        })?;
+        Ok(Some(state))
+    }
+
+    /// Removes everything the committed state does not name, and publishes its files.
+    fn recover(&self) -> Result<(), Error> {
+        let committed = self.state()?.and_then(|s| s.checkpoint);
+        let checkpoints = self.dir.join("checkpoints");
+        if let Ok(entries) = std::fs::read_dir(&checkpoints) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if committed.as_deref().is_none_or(|c| self.dir.join(c) != path) {
+                    remove_dir(&path)?;
+                }
+            }
+        }
+        // Temporary names from every writer (`x.tmp`, `x-tmp.mpk`, `x.tmp.png`).
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.ends_with(".tmp") || name.ends_with("-tmp.mpk") || name.ends_with(".tmp.png") {
+                    remove_file(&entry.path())?;
+                }
+            }
+        }
+        match committed {
+            Some(checkpoint) => self.publish(&self.dir.join(checkpoint)),
+            None => Ok(()),
+        }
+    }
+
+    /// Links the checkpoint's files into the run directory, then removes every older
+    /// checkpoint (only now: until the new one is published, they are what is shown).
+    fn publish(&self, checkpoint: &Path) -> Result<(), Error> {
+        for name in PUBLISHED {
+            let file = checkpoint.join(name);
+            if file.exists() {
+                publish(&file, &self.dir.join(name))?;
+            }
+        }
+        sync_dir(&self.dir)?;
+        let checkpoints = self.dir.join("checkpoints");
+        if let Ok(entries) = std::fs::read_dir(&checkpoints) {
+            for entry in entries.flatten() {
+                if entry.path() != checkpoint {
+                    remove_dir(&entry.path())?;
+                }
+            }
+        }
+        // Runs from before checkpoint directories kept these in the run itself.
+        for legacy in ["last.mpk", "optimizer.mpk"] {
+            remove_file(&self.dir.join(legacy))?;
+        }
+        Ok(())
+    }
+
+    /// How many epochs the run has completed (0 before its first checkpoint).
+    pub fn completed_epochs(&self) -> Result<usize, Error> {
+        Ok(self.state()?.map_or(0, |s| s.progress.completed_epochs))
+    }
+
+    /// The network and optimiser state of the last completed epoch, if any. Every file
+    /// of the checkpoint is checked against state.json first: one that is not the file
+    /// the state was saved with is refused, by name.
     #[allow(clippy::type_complexity)]
     pub fn resume<B: AutodiffBackend>(
         &self,
         network: Network<B>,
         device: &B::Device,
     ) -> Result<Option<((Network<B>, OptimRecord<B>), Progress)>, Error> {
-        let state = self.dir.join("state.json");
-        // No state yet: the run has not finished an epoch.
-        let text = match std::fs::read_to_string(&state) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::Read { path: state, reason: e.into() }),
+        let Some(state) = self.state()? else {
+            return Ok(None);
         };
-        let progress: Progress = serde_json::from_str(&text).map_err(|e| Error::Malformed {
-            path: state.clone(),
-            kind: FileKind::Damaged,
-            problem: e.to_string(),
-        })?;
+        let checkpoint = match &state.checkpoint {
+            Some(checkpoint) => self.dir.join(checkpoint),
+            None => self.dir.clone(),
+        };
+        for (name, digest) in &state.files {
+            let file = checkpoint.join(name);
+            let found = if file.exists() { Some(Digest::of(&file)?) } else { None };
+            if found.as_ref() != Some(digest) {
+                return Err(RunError::NotOfCheckpoint {
+                    file,
+                    epoch: state.progress.completed_epochs,
+                    missing: found.is_none(),
+                }
+                .into());
+            }
+        }
         let cannot_resume = |file: &str, e: burn::record::RecorderError| RunError::ResumeFrom {
-            file: self.dir.join(file),
+            file: checkpoint.join(file),
             reason: e.to_string(),
         };
-        let record = recorder().load(self.dir.join("last"), device).map_err(|e| cannot_resume("last.mpk", e))?;
+        let record = recorder().load(checkpoint.join("last"), device).map_err(|e| cannot_resume("last.mpk", e))?;
         let network = network.load_record(record);
-        let optimizer = match recorder().load::<SgdRecord<B>>(self.dir.join("optimizer"), device) {
+        let optimizer = match recorder().load::<SgdRecord<B>>(checkpoint.join("optimizer"), device) {
             Ok(r) => OptimRecord::Sgd(r),
             Err(_) => OptimRecord::AdamW(
                 recorder()
-                    .load::<AdamWRecord<B>>(self.dir.join("optimizer"), device)
+                    .load::<AdamWRecord<B>>(checkpoint.join("optimizer"), device)
                     .map_err(|e| cannot_resume("optimizer.mpk", e))?,
             ),
         };
-        Ok(Some(((network, optimizer), progress)))
+        Ok(Some(((network, optimizer), state.progress)))
     }
 
-    fn record_atomic<R: burn::record::Record<B>, B: burn::prelude::Backend>(
-        &self,
-        name: &str,
-        record: R,
-    ) -> Result<(), Error> {
-        let temp = self.dir.join(format!("{name}-tmp"));
-        // The recorder adds the extension itself.
-        let written = temp.with_extension("mpk");
-        let result = recorder().record(record, temp).map_err(|e| IoReason::Other(e.to_string())).and_then(|()| {
-            std::fs::rename(&written, self.dir.join(format!("{name}.mpk"))).map_err(|e| IoReason::os(&e))
-        });
-        result.map_err(|reason| {
-            let _ = std::fs::remove_file(&written);
-            Error::Write { path: self.dir.join(format!("{name}.mpk")), reason }
-        })
-    }
-
+    /// Saves an epoch. Its files are written into a fresh directory
+    /// (`checkpoints/N.tmp`), flushed to disk and renamed to `checkpoints/N`; then
+    /// state.json, which names that directory and each file's digest, is renamed into
+    /// place: the one step that makes the epoch count. Until then a resume continues
+    /// from the previous epoch and discards the new directory.
     pub fn save_epoch<B: AutodiffBackend>(
         &self,
         network: &Network<B>,
@@ -168,26 +308,97 @@ impl RunDir {
         best: bool,
         metadata: &BTreeMap<String, String>,
     ) -> Result<Vec<Warning>, Error> {
-        let mut weights = network.state_dict();
-        weights.metadata.extend(metadata.clone());
-        weights.write_safetensors(&self.dir.join("last.safetensors"), &network.num_batches_tracked())?;
-        if best {
-            weights.write_safetensors(&self.dir.join("best.safetensors"), &network.num_batches_tracked())?;
-        }
-        self.record_atomic::<_, B>("last", network.clone().into_record())?;
-        match optimizer {
-            OptimRecord::Sgd(r) => self.record_atomic::<_, B>("optimizer", r)?,
-            OptimRecord::AdamW(r) => self.record_atomic::<_, B>("optimizer", r)?,
-        }
-        write_atomic(&self.dir.join("metrics.csv"), csv(&progress.history))?;
-        // A chart that cannot be drawn (no font) is worth a warning, not a stopped run.
-        let warnings = match curves(&self.dir.join("curves.png"), &progress.history) {
-            Ok(()) => Vec::new(),
-            Err(reason) => vec![Warning::NoCurves { reason: reason.to_string() }],
+        let previous = self.state()?.and_then(|s| s.checkpoint).map(|c| self.dir.join(c));
+        let checkpoints = self.dir.join("checkpoints");
+        create_dir(&checkpoints)?;
+        let name = progress.completed_epochs.to_string();
+        let staging = checkpoints.join(format!("{name}.tmp"));
+        remove_dir(&staging)?;
+        create_dir(&staging)?;
+        let staged = stage(&staging, network, optimizer, progress, best, previous.as_deref(), metadata);
+        let (warnings, files) = match staged {
+            Ok(staged) => staged,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(error);
+            }
         };
-        let state = serde_json::to_string_pretty(progress)
+        let checkpoint = checkpoints.join(&name);
+        remove_dir(&checkpoint)?;
+        rename(&staging, &checkpoint)?;
+        sync_dir(&checkpoints)?;
+
+        let state = State {
+            progress: progress.clone(),
+            checkpoint: Some(format!("checkpoints/{name}")),
+            files: files.into_iter().map(|(name, digest)| (name.to_string(), digest)).collect(),
+        };
+        let text = serde_json::to_string_pretty(&state)
             .map_err(|e| Error::Write { path: self.dir.join("state.json"), reason: IoReason::Other(e.to_string()) })?;
-        write_atomic(&self.dir.join("state.json"), state)?;
+        write_atomic(&self.dir.join("state.json"), text)?;
+        sync_dir(&self.dir)?;
+        self.publish(&checkpoint)?;
         Ok(warnings)
     }
+}
+
+/// What staging an epoch gives: its warnings, and each file written with its digest.
+type Staged = (Vec<Warning>, Vec<(&'static str, Digest)>);
+
+/// Writes an epoch's files into `dir`, each flushed to disk, and returns their digests.
+/// `best.safetensors` is this epoch's weights when they are the best so far, and
+/// otherwise the previous checkpoint's (a hard link, not a copy).
+fn stage<B: AutodiffBackend>(
+    dir: &Path,
+    network: &Network<B>,
+    optimizer: OptimRecord<B>,
+    progress: &Progress,
+    best: bool,
+    previous: Option<&Path>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Staged, Error> {
+    let mut weights = network.state_dict();
+    weights.metadata.extend(metadata.clone());
+    weights.write_safetensors(&dir.join("last.safetensors"), &network.num_batches_tracked())?;
+    if best {
+        weights.write_safetensors(&dir.join("best.safetensors"), &network.num_batches_tracked())?;
+    } else if let Some(previous) = previous.map(|p| p.join("best.safetensors")).filter(|p| p.exists()) {
+        publish(&previous, &dir.join("best.safetensors"))?;
+    }
+    record(dir, "last", network.clone().into_record())?;
+    match optimizer {
+        OptimRecord::Sgd(r) => record(dir, "optimizer", r)?,
+        OptimRecord::AdamW(r) => record(dir, "optimizer", r)?,
+    }
+    write_atomic(&dir.join("metrics.csv"), csv(&progress.history))?;
+    // A chart that cannot be drawn (no font) is worth a warning, not a stopped run.
+    let warnings = match curves(&dir.join("curves.png"), &progress.history) {
+        Ok(()) => Vec::new(),
+        Err(reason) => vec![Warning::NoCurves { reason: reason.to_string() }],
+    };
+    let mut files = Vec::new();
+    for name in ["last.safetensors", "best.safetensors", "last.mpk", "optimizer.mpk", "metrics.csv", "curves.png"] {
+        let path = dir.join(name);
+        if path.exists() {
+            sync_file(&path).map_err(|e| Error::Write { path: path.clone(), reason: IoReason::os(&e) })?;
+            files.push((name, Digest::of(&path)?));
+        }
+    }
+    sync_dir(dir)?;
+    Ok((warnings, files))
+}
+
+/// Writes a record in Burn's format as `dir/NAME.mpk`.
+fn record<R: burn::record::Record<B>, B: burn::prelude::Backend>(
+    dir: &Path,
+    name: &str,
+    record: R,
+) -> Result<(), Error> {
+    // The recorder adds the extension itself.
+    let path = dir.join(format!("{name}.mpk"));
+    let written = recorder()
+        .record(record, dir.join(name))
+        .map_err(|e| Error::Write { path: path.clone(), reason: IoReason::Other(e.to_string()) });
+    fault_step("write", &path);
+    written
 }

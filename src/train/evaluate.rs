@@ -81,6 +81,9 @@ pub struct Request {
     pub precision: Option<Precision>,
     /// Where to draw the confusion matrix (default: `confusion.png` beside the weights).
     pub confusion_png: Option<PathBuf>,
+    /// Refuse a network whose memory estimate exceeds what the device can give
+    /// (`cost::admission`); off with `--no-memory-check`.
+    pub memory_check: bool,
 }
 
 /// An evaluated model: what it was evaluated on, and how it did.
@@ -104,9 +107,12 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
     let Some(model) = compiled.result.models.first() else {
         return Err(Error::HasErrors { path: request.model.clone(), purpose: Purpose::Evaluate });
     };
+    if request.memory_check {
+        let purpose = crate::cost::admission::Purpose::Infer;
+        crate::backend::admit(request.backend, model, purpose, request.batch as u64)?;
+    }
     let source = Source::parse(&request.data);
-    let loaded = dataset::load(&source, request.data_dir.as_deref(), model.input)?;
-    let test = loaded.test.unwrap_or(loaded.train);
+    let (test, skipped) = dataset::load_test(&source, request.data_dir.as_deref(), model.input)?;
     if test.shape() != model.input {
         return Err(DataError::ImagesDoNotFit {
             data: source.name(),
@@ -142,9 +148,16 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
         evaluate::<B>(&network, &test, &pipeline, request.batch, &device)
     })?;
     let png = request.confusion_png.clone().unwrap_or_else(|| request.weights.with_file_name("confusion.png"));
-    let (confusion_png, warnings) = match crate::plots::confusion(&png, &test.classes, &evaluation.confusion) {
-        Ok(()) => (Some(png), Vec::new()),
-        Err(reason) => (None, vec![Warning::NoConfusion { reason: reason.to_string() }]),
+    let mut warnings = Vec::new();
+    if let Some(first) = skipped.first() {
+        warnings.push(Warning::SkippedFiles { count: skipped.len(), first: first.clone() });
+    }
+    let confusion_png = match crate::plots::confusion(&png, &test.classes, &evaluation.confusion) {
+        Ok(()) => Some(png),
+        Err(reason) => {
+            warnings.push(Warning::NoConfusion { reason: reason.to_string() });
+            None
+        }
     };
     Ok(Evaluated { model: model.name.clone(), data: source.name(), test, evaluation, confusion_png, warnings })
 }

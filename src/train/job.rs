@@ -8,11 +8,13 @@ use super::loss_scale::LossScale;
 use super::schedule::{LrPlan, Schedule};
 use super::{EpochMetrics, Hyper, Observer, OptimizerKind, RunDir, Session};
 use crate::backend::BackendKind;
+use crate::cost::admission::Purpose as MemoryPurpose;
 use crate::data::dataset::{Dataset, Pipeline, Source, load_for};
 use crate::elaborate::{self, Compiled, Options};
 use crate::error::{ArgumentError, Error, FileKind, Purpose, RunError};
 use crate::ir::Model;
 use crate::lower::Precision;
+use crate::report::Warning;
 use crate::tensor::Shape;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -42,6 +44,14 @@ pub struct Request {
     /// Stop after this many epochs in total, as if interrupted (for testing resume).
     #[serde(skip)]
     pub stop_after: Option<usize>,
+    /// With `resume`: train the run to this many epochs in total, its schedule
+    /// recomputed for the new length (`--epochs` on `--resume`).
+    #[serde(skip)]
+    pub extend_to: Option<usize>,
+    /// Refuse a network whose memory estimate exceeds what the device can give
+    /// (`cost::admission`); off with `--no-memory-check`.
+    #[serde(skip)]
+    pub memory_check: bool,
 }
 
 #[derive(clap::Args, Clone, Serialize, Deserialize)]
@@ -195,17 +205,33 @@ fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String), Error>
         kind: FileKind::Damaged,
         problem: e.to_string(),
     })?;
-    let mut resumed = config.args;
+    let RunConfig { args: mut resumed, input, mean, std, set, .. } = config;
     resumed.stop_after = request.stop_after;
+    resumed.memory_check = request.memory_check;
+    if let Some(epochs) = request.extend_to {
+        let completed = run.completed_epochs()?;
+        if epochs < completed {
+            return Err(RunError::EpochsBehind { dir: dir.clone(), epochs, completed }.into());
+        }
+        // config.json says how long the run is: rewritten, so that a later resume keeps it.
+        resumed.options.epochs = epochs;
+        let hyper = hyper(&resumed.options);
+        let config = RunConfig { args: resumed.clone(), input, hyper, mean, std, set: set.clone() };
+        let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Write {
+            path: dir.join("config.json"),
+            reason: crate::error::IoReason::Other(e.to_string()),
+        })?;
+        crate::report::write_atomic(&dir.join("config.json"), text)?;
+    }
     // A run may move: resumed on other devices, it computes the same thing.
     if request.options.devices.is_some() {
         resumed.options.devices = request.options.devices.clone();
     }
-    resumed.compile.input = Some(config.input);
-    if !request.compile.set.is_empty() && request.compile.set != config.set {
+    resumed.compile.input = Some(input);
+    if !request.compile.set.is_empty() && request.compile.set != set {
         return Err(RunError::ResumeKeepsSettings { dir: dir.clone() }.into());
     }
-    resumed.compile.set = config.set;
+    resumed.compile.set = set;
     Ok((resumed, Some(run), dir.join("model.arch").display().to_string()))
 }
 
@@ -218,10 +244,18 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
         return Err(Error::HasErrors { path: model_path, purpose: Purpose::Train });
     };
     let options = &request.options;
+    options.check()?;
     let device_indices = placement(options)?;
+    let purpose = MemoryPurpose::Train { state_copies: if options.optimizer == OptimizerKind::Sgd { 1 } else { 2 } };
+    if request.memory_check {
+        crate::backend::admit(options.backend, model, purpose, options.batch as u64)?;
+    }
     let Some(data) = request.data.as_deref() else { return Err(ArgumentError::NothingToTrain.into()) };
     let source = Source::parse(data);
     let loaded = load_for(&source, request.data_dir.as_deref(), model)?;
+    if let Some(first) = loaded.skipped.first() {
+        events.warning(&Warning::SkippedFiles { count: loaded.skipped.len(), first: first.clone() });
+    }
     let mut train = match request.subset {
         Some(n) => loaded.train.subset(n, options.seed),
         None => loaded.train,
@@ -242,6 +276,16 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
             (test, official)
         }
     };
+    let subset = request.subset;
+    if train.is_empty() {
+        return Err(ArgumentError::EmptySet { validation: false, data: source.name(), subset }.into());
+    }
+    if val.is_empty() {
+        return Err(ArgumentError::EmptySet { validation: true, data: source.name(), subset }.into());
+    }
+    if train.len() < train.classes.len() {
+        events.warning(&Warning::FewerImagesThanClasses { images: train.len(), classes: train.classes.len() });
+    }
     let (mean, std) = normalization(options, &source, &train);
     let pipeline =
         Pipeline { mean: mean.clone(), std: std.clone(), crop_padding: options.crop_padding, flip: options.flip };
@@ -250,6 +294,11 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
         Some(run) => run,
         None => {
             let dir = request.out.clone().unwrap_or_else(|| default_run_dir(&model.name, &source));
+            // Two runs started in the same second get their own directories.
+            let dir = match request.out {
+                Some(_) => dir,
+                None => (1..).map(|n| numbered(&dir, n)).find(|d| !d.exists()).unwrap_or(dir),
+            };
             let config = RunConfig {
                 args: request.clone(),
                 input: model.input,
@@ -305,12 +354,46 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
     Ok(trained)
 }
 
+impl TrainOptions {
+    /// Refuses settings that would train on nothing or compute nonsense: a batch or an
+    /// epoch count of 0, a validation fraction outside (0, 1), and hyperparameters that
+    /// are not finite or outside their range.
+    pub fn check(&self) -> Result<(), ArgumentError> {
+        if self.batch == 0 {
+            return Err(ArgumentError::ZeroBatch);
+        }
+        if self.epochs == 0 {
+            return Err(ArgumentError::NoEpochs);
+        }
+        if let Some(fraction) = self.val_split.filter(|f| !(*f > 0.0 && *f < 1.0)) {
+            return Err(ArgumentError::ValSplit { fraction });
+        }
+        type Rule = (&'static str, Option<f64>, fn(f64) -> bool, &'static str);
+        let rules: [Rule; 7] = [
+            // 0 is allowed: a run that must not move its weights (tests use it).
+            ("--lr", self.lr, |v| v >= 0.0, "0 or more"),
+            ("--momentum", Some(self.momentum), |v| (0.0..1.0).contains(&v), "in [0, 1)"),
+            ("--weight-decay", self.weight_decay, |v| v >= 0.0, "0 or more"),
+            ("--gamma", Some(self.gamma), |v| v > 0.0, "greater than 0"),
+            ("--step-size", Some(self.step_size as f64), |v| v >= 1.0, "at least 1"),
+            ("--label-smoothing", Some(self.label_smoothing), |v| (0.0..1.0).contains(&v), "in [0, 1)"),
+            ("--clip-grad-norm", self.clip_grad_norm, |v| v > 0.0, "greater than 0"),
+        ];
+        for (flag, value, in_range, range) in rules {
+            if let Some(value) = value.filter(|v| !v.is_finite() || !in_range(*v)) {
+                return Err(ArgumentError::OutOfRange { flag, value, range });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The hyperparameters of a run, with the optimiser's defaults filled in.
 pub fn hyper(options: &TrainOptions) -> Hyper {
     let sgd = options.optimizer == OptimizerKind::Sgd;
     Hyper {
         epochs: options.epochs,
-        batch: options.batch.max(1),
+        batch: options.batch,
         optimizer: options.optimizer,
         lr: LrPlan {
             base: options.lr.unwrap_or(if sgd { 0.1 } else { 1e-3 }),
@@ -337,6 +420,14 @@ fn normalization(options: &TrainOptions, source: &Source, train: &Dataset) -> (V
         Normalization::None => none,
         Normalization::Computed => train.channel_stats(),
         Normalization::Standard => source.standard_normalization().unwrap_or_else(|| train.channel_stats()),
+    }
+}
+
+/// `runs/x` for 1, `runs/x-2`, `runs/x-3`, … after it.
+fn numbered(dir: &Path, n: usize) -> PathBuf {
+    match n {
+        1 => dir.to_path_buf(),
+        n => PathBuf::from(format!("{}-{n}", dir.display())),
     }
 }
 
