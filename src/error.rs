@@ -229,6 +229,17 @@ pub enum WeightProblem {
     Unexpected { name: String, shape: Vec<usize> },
 }
 
+/// What a network is built to do, which decides the memory it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryUse {
+    /// Forward, backward and an optimiser step.
+    Train,
+    /// Forward and backward, no optimiser (`analyze`).
+    Backward,
+    /// Forward only.
+    Infer,
+}
+
 /// Where a job was asked to compute, and why it cannot.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DeviceError {
@@ -266,7 +277,7 @@ pub enum DeviceError {
     /// The static memory estimate exceeds what the device can give.
     NotEnoughMemory {
         model: String,
-        training: bool,
+        needs: MemoryUse,
         batch: u64,
         needed: u128,
         available: u64,
@@ -292,6 +303,11 @@ pub enum RunError {
     ResumeFrom {
         file: PathBuf,
         reason: String,
+    },
+    /// A run directory with a later epoch's checkpoint but no state.json.
+    StateLost {
+        dir: PathBuf,
+        checkpoint: PathBuf,
     },
     /// A checkpoint file that is missing or not the one state.json was saved with.
     NotOfCheckpoint {
@@ -344,6 +360,10 @@ pub enum RunError {
     },
     /// `--out` of `compare` names a directory that already holds a comparison.
     AlreadyAComparison {
+        dir: PathBuf,
+    },
+    /// `--out` of `compare` names a training run's directory.
+    NotForComparison {
         dir: PathBuf,
     },
     /// `--epochs` on `--resume` below the epochs the run has already trained.
@@ -409,10 +429,15 @@ pub enum ArgumentError {
         range: &'static str,
     },
     /// A training or validation set with no images.
-    EmptySet {
-        validation: bool,
+    EmptyTraining {
         data: String,
         subset: Option<usize>,
+    },
+    /// A validation set with no images: held out by `--val-split` (its fraction), or
+    /// the dataset's own test set.
+    EmptyValidation {
+        data: String,
+        fraction: Option<f64>,
     },
 }
 
@@ -675,10 +700,11 @@ impl fmt::Display for DeviceError {
                 f,
                 "the {backend} backend cannot compute in {precision}: use --backend flex or --backend cuda, or --precision f32"
             ),
-            DeviceError::NotEnoughMemory { model, training, batch, needed, available, source, largest_batch } => {
-                let (verb, what) = match training {
-                    true => ("train", "weights, gradients, optimiser state and activations"),
-                    false => ("run", "weights and activations"),
+            DeviceError::NotEnoughMemory { model, needs, batch, needed, available, source, largest_batch } => {
+                let (verb, what) = match needs {
+                    MemoryUse::Train => ("train", "weights, gradients, optimiser state and activations"),
+                    MemoryUse::Backward => ("run forward and backward", "weights, gradients and activations"),
+                    MemoryUse::Infer => ("run", "weights and activations"),
                 };
                 write!(
                     f,
@@ -721,6 +747,12 @@ impl fmt::Display for RunError {
         match self {
             RunError::NotARunDir { dir } => write!(f, "`{}` is not a run directory (no config.json)", dir.display()),
             RunError::ResumeFrom { file, reason } => write!(f, "cannot resume from `{}`: {reason}", file.display()),
+            RunError::StateLost { dir, checkpoint } => write!(
+                f,
+                "cannot resume `{}`: its state.json is missing, but `{}` holds a later epoch's checkpoint (a run never leaves that); restore state.json, or start a new run",
+                dir.display(),
+                checkpoint.display()
+            ),
             RunError::NotOfCheckpoint { file, epoch, missing: true } => write!(
                 f,
                 "cannot resume: `{}` is missing from epoch {epoch}'s checkpoint, which state.json names",
@@ -736,8 +768,8 @@ impl fmt::Display for RunError {
             }
             RunError::ResumeKeepsSettings { dir } => write!(
                 f,
-                "a resumed run keeps the network it started with; `{}` has its own `--set` (see its config.json)",
-                dir.display()
+                "a resumed run keeps the network arguments it started with (see `{}`); drop --set",
+                dir.join("config.json").display()
             ),
             RunError::NoDevice => f.write_str("no device to train on"),
             RunError::NoOrder { epoch } => write!(f, "no image order for epoch {epoch}"),
@@ -769,10 +801,13 @@ impl fmt::Display for RunError {
             ),
             RunError::ResumeIgnores { dir, given } => write!(
                 f,
-                "--resume continues `{}` with the model and options it started with; drop {} (only --epochs, --devices, --data-dir and --no-memory-check may be given with it)",
+                "--resume continues `{}` with the model and options it started with; drop {} (only --epochs, --devices, --data-dir, --no-memory-check and the run's own --set may be given with it)",
                 dir.display(),
                 given.join(", ")
             ),
+            RunError::NotForComparison { dir } => {
+                write!(f, "`{}` holds a training run: give compare another --out", dir.display())
+            }
             RunError::AlreadyAComparison { dir } => {
                 write!(f, "`{}` already holds a comparison: give another --out", dir.display())
             }
@@ -826,14 +861,17 @@ impl fmt::Display for ArgumentError {
             ArgumentError::NothingToTrain => f.write_str("give a model file and --data, or --resume a run directory"),
             ArgumentError::ZeroBatch => f.write_str("--batch must be at least 1"),
             ArgumentError::OutOfRange { flag, value, range } => write!(f, "{flag} must be {range}, not {value}"),
-            ArgumentError::EmptySet { validation: false, data, subset } => {
+            ArgumentError::EmptyTraining { data, subset } => {
                 write!(f, "nothing to train on: the training set of `{data}` has no images")?;
                 subset.map_or(Ok(()), |n| write!(f, " (--subset {n})"))
             }
-            ArgumentError::EmptySet { validation: true, data, .. } => write!(
+            ArgumentError::EmptyValidation { data, fraction: Some(fraction) } => write!(
                 f,
-                "nothing to validate on: the validation set of `{data}` has no images (give --val-split with more images, or a dataset with a test set)"
+                "nothing to validate on: --val-split {fraction} holds out no image of `{data}`'s training set; give a larger fraction"
             ),
+            ArgumentError::EmptyValidation { data, fraction: None } => {
+                write!(f, "nothing to validate on: the test set of `{data}` has no images; give --val-split")
+            }
         }
     }
 }

@@ -4,7 +4,8 @@
 //! lists its tensors below its line) and names the file or option it is about.
 
 use archc::error::{
-    ArgumentError, DataError, DeviceError, Error, FileKind, IoReason, Purpose, RunError, WeightProblem, WeightsError,
+    ArgumentError, DataError, DeviceError, Error, FileKind, IoReason, MemoryUse, Purpose, RunError, WeightProblem,
+    WeightsError,
 };
 use archc::ir::Shape;
 use std::path::PathBuf;
@@ -128,7 +129,7 @@ fn samples() -> Vec<Error> {
         DeviceError::Threads { threads: 4, reason: "the global thread pool has already been initialized".into() },
         DeviceError::NotEnoughMemory {
             model: "resnet50".into(),
-            training: true,
+            needs: MemoryUse::Train,
             batch: 512,
             needed: 60_000_000_000,
             available: 20_000_000_000,
@@ -137,7 +138,7 @@ fn samples() -> Vec<Error> {
         },
         DeviceError::NotEnoughMemory {
             model: "huge".into(),
-            training: false,
+            needs: MemoryUse::Infer,
             batch: 1,
             needed: 4_000_000_000_000,
             available: 20_000_000_000,
@@ -165,6 +166,8 @@ fn samples() -> Vec<Error> {
         RunError::AlreadyARun { dir: path("runs/a") },
         RunError::ResumeIgnores { dir: path("runs/a"), given: vec!["MODEL".into(), "--lr".into()] },
         RunError::AlreadyAComparison { dir: path("runs/cmp") },
+        RunError::NotForComparison { dir: path("runs/a") },
+        RunError::StateLost { dir: path("runs/a"), checkpoint: path("runs/a/checkpoints/4") },
         RunError::EpochsBehind { dir: path("runs/a"), epochs: 2, completed: 5 },
     ];
     all.extend(runs.into_iter().map(Error::from));
@@ -192,8 +195,9 @@ fn samples() -> Vec<Error> {
         ArgumentError::NothingToTrain,
         ArgumentError::ZeroBatch,
         ArgumentError::OutOfRange { flag: "--lr", value: f64::NAN, range: "greater than 0" },
-        ArgumentError::EmptySet { validation: false, data: "mnist".into(), subset: Some(0) },
-        ArgumentError::EmptySet { validation: true, data: "data/flowers".into(), subset: None },
+        ArgumentError::EmptyTraining { data: "mnist".into(), subset: Some(0) },
+        ArgumentError::EmptyValidation { data: "data/flowers".into(), fraction: Some(0.001) },
+        ArgumentError::EmptyValidation { data: "mnist".into(), fraction: None },
     ];
     all.extend(arguments.into_iter().map(Error::from));
     all

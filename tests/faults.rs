@@ -229,3 +229,26 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files.sort();
     files
 }
+
+/// Burn's file recorder drops the error of its buffered writer's last flush, so a
+/// record cut short by a full disk used to be committed as whole; archc writes records
+/// itself. AdamW's optimiser record (two moments, about 12 KiB here) passes a limit of
+/// 8 KiB that the weights files stay under: the run must stop, naming the file, and
+/// commit nothing.
+#[test]
+fn a_record_cut_short_is_an_error_not_a_checkpoint() {
+    let dir = scratch("record-cut");
+    write_mnist(&dir, false);
+    let model = tiny_model(&dir);
+    let run = dir.join("run");
+    let data_dir = dir.display().to_string();
+    let args = ["train", &model, "--data", "mnist", "--data-dir", &data_dir, "--epochs", "1", "--set", "width=64"];
+    let out =
+        archc_with_file_limit(8, &[&args[..], &["--optimizer", "adamw", "--out", run.to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("optimizer.mpk") && err.contains("File too large"), "{err}");
+    assert!(!run.join("state.json").exists(), "nothing is committed");
+    let left: Vec<_> = std::fs::read_dir(run.join("checkpoints")).unwrap().collect();
+    assert!(left.is_empty(), "no checkpoint directory is left: {left:?}");
+}

@@ -287,3 +287,79 @@ fn a_checkpoint_file_that_is_not_its_states_is_refused_by_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("`{}` is missing from epoch 1's checkpoint", last.display())), "{err}");
 }
+
+/// `--data-dir` on `--resume` is where the data is now (the run's own is recorded as
+/// an absolute path, so a resume from another directory finds it too); a refused
+/// `--epochs` leaves config.json as it was; a run whose state.json is lost while a
+/// later epoch's checkpoint is there is refused, not silently restarted.
+#[test]
+fn resume_finds_moved_data_and_keeps_what_it_refuses() {
+    let short = ShortRun::new("moved");
+    let run = short.dir.join("run");
+    ok(&archc(&[short.args(&run, "3"), vec!["--stop-after", "1"]].concat()));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert!(Path::new(config["args"]["data_dir"].as_str().unwrap()).is_absolute(), "{config}");
+    // The data moves; the run follows it with --data-dir.
+    let moved = short.dir.join("moved-data");
+    std::fs::create_dir_all(&moved).unwrap();
+    for name in
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    {
+        std::fs::rename(short.dir.join(name), moved.join(name)).unwrap();
+    }
+    let run_arg = run.to_str().unwrap();
+    let out = archc(&["train", "--resume", run_arg]);
+    assert_eq!(out.status.code(), Some(1), "the recorded data is gone");
+    let before = std::fs::read(run.join("config.json")).unwrap();
+    for epochs in ["0", "5"] {
+        // Refused (0 epochs; a missing data directory) before anything is rewritten.
+        let out = archc(&["train", "--resume", run_arg, "--epochs", epochs]);
+        assert_ne!(out.status.code(), Some(0));
+        assert_eq!(
+            std::fs::read(run.join("config.json")).unwrap(),
+            before,
+            "--epochs {epochs} refused: config.json kept"
+        );
+    }
+    let text = ok(&archc(&["train", "--resume", run_arg, "--data-dir", moved.to_str().unwrap(), "--stop-after", "2"]));
+    assert!(text.contains("epoch 2/3"), "{text}");
+
+    // state.json lost beside epoch 2's checkpoint: refused by name, nothing removed.
+    std::fs::remove_file(run.join("state.json")).unwrap();
+    let out = archc(&["train", "--resume", run_arg, "--data-dir", moved.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("its state.json is missing") && err.contains("checkpoints/2"), "{err}");
+    assert!(run.join("checkpoints/2/last.mpk").exists(), "the checkpoint is kept");
+}
+
+/// Runs without `--out`, started together in one working directory, each claim a
+/// directory of their own (`runs/MODEL-DATA-TIME`, then `-2`, `-3`, …) and all finish.
+#[test]
+fn runs_started_together_without_out_get_their_own_directories() {
+    let short = ShortRun::new("together");
+    let data_dir = short.dir.to_str().unwrap();
+    let args = ["train", &short.model, "--data", "mnist", "--data-dir", data_dir, "--epochs", "1", "--subset", "50"];
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_archc"))
+                .args(args)
+                .current_dir(&*short.dir)
+                .env("RAYON_NUM_THREADS", "1")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let runs: Vec<PathBuf> = std::fs::read_dir(short.dir.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 6, "{runs:?}");
+    for run in runs {
+        assert!(run.join("state.json").exists(), "{} finished", run.display());
+    }
+}

@@ -442,7 +442,7 @@ fn weights_remember_the_network_arguments_they_were_trained_with() {
     // A resumed run keeps its network; another --set is refused.
     let out = archc(&["train", "--resume", run.to_str().unwrap(), "--set", "classes=12"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("a resumed run keeps the network it started with"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a resumed run keeps the network arguments it started with"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

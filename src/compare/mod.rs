@@ -134,7 +134,7 @@ pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, Error> {
     // Held to the end: a second comparison into the same directory is refused.
     let _lock = crate::report::files::lock_dir(&dir)?;
     if dir.join("config.json").exists() {
-        return Err(RunError::AlreadyARun { dir }.into());
+        return Err(RunError::NotForComparison { dir }.into());
     }
     if dir.join("report.md").exists() || dir.join("runs").exists() {
         return Err(RunError::AlreadyAComparison { dir }.into());

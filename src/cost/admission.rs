@@ -4,7 +4,7 @@
 //! largest batch that fits, instead of ending in the allocator's abort.
 
 use super::{Convention, GroupBy, report};
-use crate::error::{DeviceError, Error};
+use crate::error::{DeviceError, Error, MemoryUse};
 use crate::ir::Model;
 
 /// What the network is built for, which decides what must be held at once.
@@ -61,9 +61,14 @@ pub fn admit(model: &Model, purpose: Purpose, batch: u64, available: &Available)
         Some(room) if per_image > 0 && room >= per_image => Some((room / per_image).min(u64::MAX as u128) as u64),
         _ => None,
     };
+    let needs = match purpose {
+        Purpose::Infer => MemoryUse::Infer,
+        Purpose::Train { state_copies: 0 } => MemoryUse::Backward,
+        Purpose::Train { .. } => MemoryUse::Train,
+    };
     Err(DeviceError::NotEnoughMemory {
         model: model.name.clone(),
-        training: matches!(purpose, Purpose::Train { .. }),
+        needs,
         batch,
         needed,
         available: available.bytes,

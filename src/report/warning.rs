@@ -41,7 +41,8 @@ impl std::fmt::Display for Warning {
             ),
             Warning::FewerImagesThanClasses { images, classes } => write!(
                 f,
-                "the training set has {images} images for {classes} classes: some classes have no image to learn from"
+                "the training set has {images} image{} for {classes} classes: some classes have no image to learn from",
+                if *images == 1 { "" } else { "s" }
             ),
         }
     }

@@ -18,7 +18,7 @@ use crate::report::write_atomic;
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, Optimizer, Sgd};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -39,8 +39,20 @@ pub struct RunDir {
     _lock: DirLock,
 }
 
-fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
-    NamedMpkFileRecorder::new()
+/// Burn's named MessagePack records, as bytes: archc writes and reads the files itself,
+/// so that a failed write is an error (Burn's file recorder drops the error of its
+/// buffered writer's last flush) and the bytes are the ones the digest is taken of.
+/// The bytes are what Burn's `NamedMpkFileRecorder` writes, so older runs read too.
+fn recorder() -> NamedMpkBytesRecorder<FullPrecisionSettings> {
+    NamedMpkBytesRecorder::new()
+}
+
+/// Reads a record written by `record`.
+fn load<R: burn::record::Record<B>, B: burn::prelude::Backend>(path: &Path, device: &B::Device) -> Result<R, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Read { path: path.to_path_buf(), reason: e.into() })?;
+    let cannot_resume =
+        |e: burn::record::RecorderError| RunError::ResumeFrom { file: path.to_path_buf(), reason: e.to_string() };
+    Ok(recorder().load(bytes, device).map_err(cannot_resume)?)
 }
 
 /// What a checkpoint carries beside its tensors, for `eval` and `predict`: the input
@@ -185,11 +197,15 @@ impl RunDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::Read { path, reason: e.into() }),
         };
-        let state = serde_json::from_str(&text).map_err(|e| Error::Malformed {
-            path: path.clone(),
-            kind: FileKind::Damaged,
-            problem: e.to_string(),
-        })?;
+        let damaged = |problem: String| Error::Malformed { path: path.clone(), kind: FileKind::Damaged, problem };
+        let state: State = serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))?;
+        // Recovery removes every checkpoint but this one: it must be one of them.
+        if let Some(checkpoint) = &state.checkpoint {
+            let number = checkpoint.strip_prefix("checkpoints/").filter(|n| n.parse::<u64>().is_ok());
+            if number.is_none() {
+                return Err(damaged(format!("its checkpoint `{checkpoint}` is not `checkpoints/N`")));
+            }
+        }
         Ok(Some(state))
     }
 
@@ -197,6 +213,16 @@ impl RunDir {
     fn recover(&self) -> Result<(), Error> {
         let committed = self.state()?.and_then(|s| s.checkpoint);
         let checkpoints = self.dir.join("checkpoints");
+        // Without state.json, only epoch 1's checkpoint can be there (killed before its
+        // commit); a later one means state.json was lost, and discarding would lose work.
+        if committed.is_none() {
+            let later = std::fs::read_dir(&checkpoints).into_iter().flatten().flatten().map(|e| e.path()).find(|p| {
+                p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 1)
+            });
+            if let Some(checkpoint) = later {
+                return Err(RunError::StateLost { dir: self.dir.clone(), checkpoint }.into());
+            }
+        }
         if let Ok(entries) = std::fs::read_dir(&checkpoints) {
             for entry in entries.flatten() {
                 let path = entry.path();
@@ -278,19 +304,12 @@ impl RunDir {
                 .into());
             }
         }
-        let cannot_resume = |file: &str, e: burn::record::RecorderError| RunError::ResumeFrom {
-            file: checkpoint.join(file),
-            reason: e.to_string(),
-        };
-        let record = recorder().load(checkpoint.join("last"), device).map_err(|e| cannot_resume("last.mpk", e))?;
+        let record = load(&checkpoint.join("last.mpk"), device)?;
         let network = network.load_record(record);
-        let optimizer = match recorder().load::<SgdRecord<B>>(checkpoint.join("optimizer"), device) {
+        let optimizer_path = checkpoint.join("optimizer.mpk");
+        let optimizer = match load::<SgdRecord<B>, B>(&optimizer_path, device) {
             Ok(r) => OptimRecord::Sgd(r),
-            Err(_) => OptimRecord::AdamW(
-                recorder()
-                    .load::<AdamWRecord<B>>(checkpoint.join("optimizer"), device)
-                    .map_err(|e| cannot_resume("optimizer.mpk", e))?,
-            ),
+            Err(_) => OptimRecord::AdamW(load::<AdamWRecord<B>, B>(&optimizer_path, device)?),
         };
         Ok(Some(((network, optimizer), state.progress)))
     }
@@ -394,11 +413,10 @@ fn record<R: burn::record::Record<B>, B: burn::prelude::Backend>(
     name: &str,
     record: R,
 ) -> Result<(), Error> {
-    // The recorder adds the extension itself.
     let path = dir.join(format!("{name}.mpk"));
-    let written = recorder()
-        .record(record, dir.join(name))
-        .map_err(|e| Error::Write { path: path.clone(), reason: IoReason::Other(e.to_string()) });
+    let unwritable = |reason| Error::Write { path: path.clone(), reason };
+    let bytes = recorder().record(record, ()).map_err(|e| unwritable(IoReason::Other(e.to_string())))?;
+    std::fs::write(&path, bytes).map_err(|e| unwritable(IoReason::os(&e)))?;
     fault_step("write", &path);
-    written
+    Ok(())
 }

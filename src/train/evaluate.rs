@@ -107,6 +107,9 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
     let Some(model) = compiled.result.models.first() else {
         return Err(Error::HasErrors { path: request.model.clone(), purpose: Purpose::Evaluate });
     };
+    if request.batch == 0 {
+        return Err(crate::error::ArgumentError::ZeroBatch.into());
+    }
     if request.memory_check {
         let purpose = crate::cost::admission::Purpose::Infer;
         crate::backend::admit(request.backend, model, purpose, request.batch as u64)?;

@@ -192,12 +192,14 @@ pub fn placement(options: &TrainOptions) -> Result<Vec<u16>, Error> {
 
 /// The request to carry out: a new one as given, or the one a run directory was
 /// started with (on the devices asked for now, if any), with the file to compile.
-fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String), Error> {
+/// With `--epochs` on a resume, also the run's new config.json, written only once
+/// every check has passed (a refused command leaves the run as it was).
+fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String, Option<String>), Error> {
     let Some(dir) = &request.resume else {
         let (Some(model), Some(_)) = (request.model.clone(), &request.data) else {
             return Err(ArgumentError::NothingToTrain.into());
         };
-        return Ok((request, None, model));
+        return Ok((request, None, model, None));
     };
     let (run, config) = RunDir::open(dir)?;
     let config: RunConfig = serde_json::from_str(&config).map_err(|e| Error::Malformed {
@@ -208,36 +210,57 @@ fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String), Error>
     let RunConfig { args: mut resumed, input, mean, std, set, .. } = config;
     resumed.stop_after = request.stop_after;
     resumed.memory_check = request.memory_check;
+    if !request.compile.set.is_empty() && request.compile.set != set {
+        return Err(RunError::ResumeKeepsSettings { dir: dir.clone() }.into());
+    }
+    let mut new_config = None;
     if let Some(epochs) = request.extend_to {
+        resumed.options.epochs = epochs;
+        resumed.options.check()?;
         let completed = run.completed_epochs()?;
         if epochs < completed {
             return Err(RunError::EpochsBehind { dir: dir.clone(), epochs, completed }.into());
         }
         // config.json says how long the run is: rewritten, so that a later resume keeps it.
-        resumed.options.epochs = epochs;
         let hyper = hyper(&resumed.options);
         let config = RunConfig { args: resumed.clone(), input, hyper, mean, std, set: set.clone() };
-        let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Write {
-            path: dir.join("config.json"),
-            reason: crate::error::IoReason::Other(e.to_string()),
-        })?;
-        crate::report::write_atomic(&dir.join("config.json"), text)?;
+        new_config = Some(config_text(&config, dir)?);
     }
-    // A run may move: resumed on other devices, it computes the same thing.
+    // A run may move: resumed on other devices, or with its data elsewhere, it computes
+    // the same thing.
     if request.options.devices.is_some() {
         resumed.options.devices = request.options.devices.clone();
     }
-    resumed.compile.input = Some(input);
-    if !request.compile.set.is_empty() && request.compile.set != set {
-        return Err(RunError::ResumeKeepsSettings { dir: dir.clone() }.into());
+    if request.data_dir.is_some() {
+        resumed.data_dir = request.data_dir.clone();
     }
+    resumed.compile.input = Some(input);
     resumed.compile.set = set;
-    Ok((resumed, Some(run), dir.join("model.arch").display().to_string()))
+    Ok((resumed, Some(run), dir.join("model.arch").display().to_string(), new_config))
+}
+
+fn config_text(config: &RunConfig, dir: &Path) -> Result<String, Error> {
+    serde_json::to_string_pretty(config).map_err(|e| Error::Write {
+        path: dir.join("config.json"),
+        reason: crate::error::IoReason::Other(e.to_string()),
+    })
+}
+
+/// The request as config.json records it: paths made absolute, so that `--resume`
+/// finds the data from any working directory.
+fn recorded(request: &Request, source: &Source) -> Request {
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut recorded = request.clone();
+    recorded.data_dir = request.data_dir.as_deref().map(absolute);
+    if let (Source::Folder(root), Some(_)) = (source, &request.data) {
+        recorded.data = Some(absolute(root).display().to_string());
+    }
+    recorded
 }
 
 /// Trains as `archc train` does and returns the run.
 pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> {
-    let (request, run_dir, model_path) = resolve(request)?;
+    let (request, run_dir, model_path, new_config) = resolve(request)?;
     let compiled = elaborate::compile_file(&model_path, &request.compile)?;
     events.compiled(&compiled);
     let Some(model) = compiled.result.models.first() else {
@@ -278,10 +301,10 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
     };
     let subset = request.subset;
     if train.is_empty() {
-        return Err(ArgumentError::EmptySet { validation: false, data: source.name(), subset }.into());
+        return Err(ArgumentError::EmptyTraining { data: source.name(), subset }.into());
     }
     if val.is_empty() {
-        return Err(ArgumentError::EmptySet { validation: true, data: source.name(), subset }.into());
+        return Err(ArgumentError::EmptyValidation { data: source.name(), fraction: options.val_split }.into());
     }
     if train.len() < train.classes.len() {
         events.warning(&Warning::FewerImagesThanClasses { images: train.len(), classes: train.classes.len() });
@@ -291,16 +314,19 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
         Pipeline { mean: mean.clone(), std: std.clone(), crop_padding: options.crop_padding, flip: options.flip };
     let hyper = hyper(options);
     let run = match run_dir {
-        Some(run) => run,
+        Some(run) => {
+            if let Some(text) = new_config {
+                crate::report::write_atomic(&run.dir.join("config.json"), text)?;
+            }
+            run
+        }
         None => {
-            let dir = request.out.clone().unwrap_or_else(|| default_run_dir(&model.name, &source));
-            // Two runs started in the same second get their own directories.
-            let dir = match request.out {
-                Some(_) => dir,
-                None => (1..).map(|n| numbered(&dir, n)).find(|d| !d.exists()).unwrap_or(dir),
+            let dir = match &request.out {
+                Some(out) => out.clone(),
+                None => claim_dir(&default_run_dir(&model.name, &source))?,
             };
             let config = RunConfig {
-                args: request.clone(),
+                args: recorded(&request, &source),
                 input: model.input,
                 hyper: hyper.clone(),
                 mean,
@@ -308,11 +334,7 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
                 set: request.compile.set.clone(),
             };
             let text = crate::report::files::read_text(Path::new(&model_path))?;
-            let config = serde_json::to_string_pretty(&config).map_err(|e| Error::Write {
-                path: dir.join("config.json"),
-                reason: crate::error::IoReason::Other(e.to_string()),
-            })?;
-            RunDir::create(&dir, &config, &text)?
+            RunDir::create(&dir, &config_text(&config, &dir)?, &text)?
         }
     };
     events.started(&Start {
@@ -420,6 +442,23 @@ fn normalization(options: &TrainOptions, source: &Source, train: &Dataset) -> (V
         Normalization::None => none,
         Normalization::Computed => train.channel_stats(),
         Normalization::Standard => source.standard_normalization().unwrap_or_else(|| train.channel_stats()),
+    }
+}
+
+/// A new directory for a run without `--out`: `base`, or `base-2`, `base-3`, … when
+/// taken. Creating it is the claim, so runs started together never share one.
+fn claim_dir(base: &Path) -> Result<PathBuf, Error> {
+    if let Some(parent) = base.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::report::files::create_dir(parent)?;
+    }
+    let mut n = 1;
+    loop {
+        let dir = numbered(base, n);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100_000 => n += 1,
+            Err(e) => return Err(Error::Create { path: dir, reason: crate::error::IoReason::os(&e) }),
+        }
     }
 }
 
