@@ -56,23 +56,31 @@ fn font() -> Result<(), DrawError> {
         .clone()
 }
 
-/// Draws into a temporary PNG and renames it into place.
+/// Draws into memory, writes the PNG under a temporary name and renames it into place.
+/// The file is written here rather than by plotters, so that a failed write is worded
+/// with the system's words (plotters' error is its debug text).
 pub fn atomic_png(
     path: &Path,
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), DrawError>,
 ) -> Result<(), DrawError> {
     font()?;
-    let temp = path.with_extension("tmp.png");
-    let drawn = (|| {
-        let root = BitMapBackend::new(&temp, size).into_drawing_area();
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
         root.fill(&WHITE).map_err(DrawError::new)?;
         draw(&root)?;
-        root.present().map_err(|e| DrawError(format!("cannot write `{}`: {e}", path.display())))
-    })();
-    let result = drawn.and_then(|()| {
-        std::fs::rename(&temp, path).map_err(|e| DrawError(format!("cannot write `{}`: {e}", path.display())))
+        root.present().map_err(DrawError::new)?;
+    }
+    let unwritable = |reason: String| DrawError(format!("cannot write `{}`: {reason}", path.display()));
+    let image = image::RgbImage::from_raw(size.0, size.1, pixels)
+        .ok_or_else(|| unwritable("the picture's buffer has the wrong size".into()))?;
+    let temp = path.with_extension("tmp.png");
+    let written = image.save_with_format(&temp, image::ImageFormat::Png).map_err(|e| match e {
+        image::ImageError::IoError(io) => unwritable(io.to_string()),
+        other => unwritable(other.to_string()),
     });
+    let result = written.and_then(|()| std::fs::rename(&temp, path).map_err(|e| unwritable(e.to_string())));
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }

@@ -197,6 +197,7 @@ fn a_write_that_fails_midway_leaves_the_old_file() {
     let out = archc_with_file_limit(64, &["train", "--resume", run.to_str().unwrap()]);
     let text = ok(&out);
     assert!(text.contains("warning: no learning-curve plot") && text.contains("curves.png"), "{text}");
+    assert!(text.contains("curves.png`: File too large"), "in the system's words: {text}");
     let after = files(&run);
     let names = |files: &[(String, Vec<u8>)]| files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&after), names(&before), "no temporary file is left");
