@@ -353,10 +353,11 @@ pub enum RunError {
     AlreadyARun {
         dir: PathBuf,
     },
-    /// `--resume` with a model or options the run keeps from its start.
-    ResumeIgnores {
+    /// `--resume` with a model or options other than the run's: each as written, its
+    /// value now and the run's.
+    ResumeDiffers {
         dir: PathBuf,
-        given: Vec<String>,
+        differences: Vec<(String, String, String)>,
     },
     /// `--out` of `compare` names a directory that already holds a comparison.
     AlreadyAComparison {
@@ -799,12 +800,16 @@ impl fmt::Display for RunError {
                 dir.display(),
                 dir.display()
             ),
-            RunError::ResumeIgnores { dir, given } => write!(
-                f,
-                "--resume continues `{}` with the model and options it started with; drop {} (only --epochs, --devices, --data-dir, --no-memory-check and the run's own --set may be given with it)",
-                dir.display(),
-                given.join(", ")
-            ),
+            RunError::ResumeDiffers { dir, differences } => {
+                let listed: Vec<String> =
+                    differences.iter().map(|(flag, now, run)| format!("{flag} {now} (the run's: {run})")).collect();
+                write!(
+                    f,
+                    "--resume continues `{}` as it started; drop what differs: {} (only --epochs, --devices, --data-dir, --allow and --no-memory-check may change)",
+                    dir.display(),
+                    listed.join(", ")
+                )
+            }
             RunError::NotForComparison { dir } => {
                 write!(f, "`{}` holds a training run: give compare another --out", dir.display())
             }

@@ -164,7 +164,13 @@ fn samples() -> Vec<Error> {
         RunError::InUse { dir: path("runs/a"), pid: Some(4242) },
         RunError::InUse { dir: path("runs/a"), pid: None },
         RunError::AlreadyARun { dir: path("runs/a") },
-        RunError::ResumeIgnores { dir: path("runs/a"), given: vec!["MODEL".into(), "--lr".into()] },
+        RunError::ResumeDiffers {
+            dir: path("runs/a"),
+            differences: vec![
+                ("MODEL".into(), "models/resnet20.arch".into(), "runs/a/model.arch".into()),
+                ("--lr".into(), "0.1".into(), "0.05".into()),
+            ],
+        },
         RunError::AlreadyAComparison { dir: path("runs/cmp") },
         RunError::NotForComparison { dir: path("runs/a") },
         RunError::StateLost { dir: path("runs/a"), checkpoint: path("runs/a/checkpoints/4") },

@@ -225,25 +225,31 @@ fn out_never_reuses_a_run() {
     }
 }
 
-/// `--resume` continues the run as it started: a model or a flag that would be ignored
-/// is refused by name; `--epochs` extends the run (and only the new epochs train),
-/// but not below what it has trained.
+/// `--resume` continues the run as it started: a model or a flag that differs from the
+/// run's is refused, with both values; the same ones are accepted; `--epochs` extends
+/// the run (and only the new epochs train), but not below what it has trained.
 #[test]
-fn resume_refuses_what_it_would_ignore_and_extends_with_epochs() {
+fn resume_refuses_what_differs_and_extends_with_epochs() {
     let short = ShortRun::new("resume-flags");
     let run = short.dir.join("run");
     ok(&archc(&short.args(&run, "2")));
     let run_arg = run.to_str().unwrap();
-    let refused: [(&[&str], &str); 3] = [
-        (&["train", &short.model, "--resume", run_arg], "MODEL"),
-        (&["train", "--resume", run_arg, "--lr", "0.1", "--batch", "8"], "--batch, --lr"),
-        (&["train", "--resume", run_arg, "--seed", "1"], "--seed"),
+    let refused: [(&[&str], &[&str]); 3] = [
+        (&["train", "models/lenet5.arch", "--resume", run_arg], &["MODEL models/lenet5.arch (the run's: "]),
+        (
+            &["train", "--resume", run_arg, "--lr", "0.1", "--batch", "8"],
+            &["--batch 8 (the run's: 64)", "--lr 0.1 (the run's: 0.05)"],
+        ),
+        (&["train", "--resume", run_arg, "--seed", "1"], &["--seed 1 (the run's: 3)"]),
     ];
     for (args, named) in refused {
         let out = archc(args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains(&format!("drop {named} (only --epochs")), "{named}: {err}");
+        assert!(err.contains("as it started; drop what differs: "), "{err}");
+        for difference in named {
+            assert!(err.contains(difference), "{difference}: {err}");
+        }
     }
     let out = archc(&["train", "--resume", run_arg, "--epochs", "1"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -251,8 +257,10 @@ fn resume_refuses_what_it_would_ignore_and_extends_with_epochs() {
     assert!(err.contains("has already trained 2 epochs: --epochs 1 would not extend it"), "{err}");
 
     // Extended to 3: one more epoch, the same as a run of 3 from the start (the
-    // schedule is constant, so the length does not change the first two).
-    let resumed = ok(&archc(&["train", "--resume", run_arg, "--epochs", "3"]));
+    // schedule is constant, so the length does not change the first two). The command
+    // that started the run, with --resume added and --epochs changed, says the same
+    // as the run, so it is accepted.
+    let resumed = ok(&archc(&[short.args(&run, "3"), vec!["--resume", run_arg]].concat()));
     let epochs: Vec<&str> = resumed.lines().filter(|l| l.starts_with("epoch ")).collect();
     assert_eq!(epochs.len(), 1, "{resumed}");
     assert!(epochs[0].starts_with("epoch 3/3"), "{resumed}");

@@ -4,7 +4,7 @@
 
 use super::{CompileArgs, print_diagnostics};
 use crate::elaborate::Compiled;
-use crate::error::{Error, RunError};
+use crate::error::Error;
 use crate::lower::Precision;
 use crate::train::job::{self, Events, Start, TrainOptions, Trained};
 use crate::train::{EpochMetrics, Observer};
@@ -36,8 +36,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue the run in this directory from its last checkpoint, with the model and
-    /// options it started with. Only --epochs (to extend it), --devices, --data-dir and
-    /// --no-memory-check may be given with it.
+    /// options it started with: any other model or option given with it must say the
+    /// same, except --epochs (to extend the run), --devices, --data-dir, --allow and
+    /// --no-memory-check.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Stop after this many epochs in total, as if interrupted (for testing --resume).
@@ -61,25 +62,17 @@ impl TrainArgs {
             stop_after: self.stop_after,
             extend_to: None,
             memory_check: self.memory.check(),
+            given: Vec::new(),
         }
     }
 }
 
-/// What `--resume` may be given beside the run directory: where it computes now and
-/// where the dataset is (neither changes what it computes), how many epochs the run
-/// trains to in total, the test-only interruption, and `--set` (which the run checks
-/// against its own and refuses when it differs).
-const RESUME_MAY_CHANGE: &[&str] =
-    &["--resume", "--epochs", "--devices", "--data-dir", "--stop-after", "--set", "--no-memory-check"];
-
-/// `given` lists the options the command line gave (see `given_options`).
+/// `given` lists the options the command line gave (see `given_options`): with
+/// `--resume`, each must agree with the run (the job checks), and `--epochs` extends it.
 pub fn run(args: TrainArgs, given: &[String]) -> Result<ExitCode, Error> {
     let mut request = args.request();
-    if let Some(dir) = &request.resume {
-        let ignored: Vec<String> = given.iter().filter(|g| !RESUME_MAY_CHANGE.contains(&g.as_str())).cloned().collect();
-        if !ignored.is_empty() {
-            return Err(RunError::ResumeIgnores { dir: dir.clone(), given: ignored }.into());
-        }
+    if request.resume.is_some() {
+        request.given = given.to_vec();
         if given.iter().any(|g| g == "--epochs") {
             request.extend_to = Some(request.options.epochs);
         }

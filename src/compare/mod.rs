@@ -166,6 +166,7 @@ pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, Error> {
                 stop_after: None,
                 extend_to: None,
                 memory_check: args.memory_check,
+                given: Vec::new(),
             };
             let trained = job::run(request, events)?;
             let Some(last) = trained.history.last() else {

@@ -52,6 +52,11 @@ pub struct Request {
     /// (`cost::admission`); off with `--no-memory-check`.
     #[serde(skip)]
     pub memory_check: bool,
+    /// With `resume`: the options (`--lr`) and arguments (`MODEL`) the command line
+    /// gave; each must say what the run already has, unless `RESUME_MAY_CHANGE` lets it
+    /// change.
+    #[serde(skip)]
+    pub given: Vec<String>,
 }
 
 #[derive(clap::Args, Clone, Serialize, Deserialize)]
@@ -192,6 +197,53 @@ pub fn placement(options: &TrainOptions) -> Result<Vec<u16>, Error> {
 
 /// The request to carry out: a new one as given, or the one a run directory was
 /// started with (on the devices asked for now, if any), with the file to compile.
+/// What `--resume` may be given that differs from the run: where it computes now and
+/// where the dataset is (neither changes what it computes), how many epochs it trains
+/// to in total, the lints it reports, the test-only interruption, and `--set` (checked
+/// against the run's own, see `ResumeKeepsSettings`).
+pub const RESUME_MAY_CHANGE: &[&str] =
+    &["--resume", "--epochs", "--devices", "--data-dir", "--stop-after", "--set", "--no-memory-check", "--allow"];
+
+/// The options and arguments a resuming command gave that differ from the run's: the
+/// option as written, its value now, and the run's.
+fn differences(request: &Request, config: &RunConfig, dir: &Path) -> Result<Vec<(String, String, String)>, Error> {
+    let show = |value: Option<&serde_json::Value>| match value {
+        None | Some(serde_json::Value::Null) => "not given".to_string(),
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    };
+    let json = |r: &Request| serde_json::to_value(r).unwrap_or_default();
+    let (now, run) = (json(request), json(&config.args));
+    let mut differ = Vec::new();
+    for flag in request.given.iter().filter(|g| !RESUME_MAY_CHANGE.contains(&g.as_str())) {
+        let (given, had) = match flag.as_str() {
+            // The model is compared by its text with the copy the run keeps.
+            "MODEL" => {
+                let path = request.model.clone().unwrap_or_default();
+                let kept = crate::report::files::read_text(&dir.join("model.arch"))?;
+                match crate::report::files::read_text(Path::new(&path))? == kept {
+                    true => continue,
+                    false => (path, format!("{}", dir.join("model.arch").display())),
+                }
+            }
+            "--input" => match request.compile.input {
+                Some(input) if input == config.input => continue,
+                input => (input.map_or("not given".into(), |s| s.to_string()), config.input.to_string()),
+            },
+            _ => {
+                let key = flag.trim_start_matches("--").replace('-', "_");
+                let (given, had) = (now.get(&key), run.get(&key));
+                if given == had {
+                    continue;
+                }
+                (show(given), show(had))
+            }
+        };
+        differ.push((flag.clone(), given, had));
+    }
+    Ok(differ)
+}
+
 /// With `--epochs` on a resume, also the run's new config.json, written only once
 /// every check has passed (a refused command leaves the run as it was).
 fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String, Option<String>), Error> {
@@ -207,6 +259,10 @@ fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String, Option<
         kind: FileKind::Damaged,
         problem: e.to_string(),
     })?;
+    let differ = differences(&request, &config, dir)?;
+    if !differ.is_empty() {
+        return Err(RunError::ResumeDiffers { dir: dir.clone(), differences: differ }.into());
+    }
     let RunConfig { args: mut resumed, input, mean, std, set, .. } = config;
     resumed.stop_after = request.stop_after;
     resumed.memory_check = request.memory_check;
