@@ -814,7 +814,7 @@ impl fmt::Display for RunError {
                 write!(f, "`{}` holds a training run: give compare another --out", dir.display())
             }
             RunError::AlreadyAComparison { dir } => {
-                write!(f, "`{}` already holds a comparison: give another --out", dir.display())
+                write!(f, "`{}` already holds a comparison: give another --out (or remove it)", dir.display())
             }
             RunError::EpochsBehind { dir, epochs, completed } => write!(
                 f,
