@@ -371,3 +371,32 @@ fn runs_started_together_without_out_get_their_own_directories() {
         assert!(run.join("state.json").exists(), "{} finished", run.display());
     }
 }
+
+/// The command that started a run on an ImageFolder given by a relative path, repeated
+/// with `--resume` added, says the same as the run (which records the absolute path).
+#[test]
+fn resume_with_the_starting_command_and_a_relative_folder() {
+    let dir = scratch("relative-folder");
+    for (class, blue) in [("cats", 0u8), ("dogs", 255)] {
+        std::fs::create_dir_all(dir.join("flowers").join(class)).unwrap();
+        for i in 0..6u8 {
+            let image = image::RgbImage::from_fn(8, 8, |x, _| image::Rgb([x as u8 * 30 + i, 0, blue]));
+            image.save(dir.join("flowers").join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let model = "network two(classes: int = 2) { input image(3, 8, 8)\n c: conv(4, kernel: 3)\n global_avgpool\n flatten\n fc: linear(classes) }\n";
+    std::fs::write(dir.join("two.arch"), model).unwrap();
+    let train = |extra: &[&str]| {
+        let base = ["train", "two.arch", "--data", "flowers", "--val-split", "0.25", "--out", "run"];
+        Command::new(env!("CARGO_BIN_EXE_archc"))
+            .args(base)
+            .args(extra)
+            .current_dir(&*dir)
+            .env("RAYON_NUM_THREADS", "2")
+            .output()
+            .unwrap()
+    };
+    ok(&train(&["--epochs", "1"]));
+    let text = ok(&train(&["--epochs", "2", "--resume", "run"]));
+    assert!(text.contains("epoch 2/2"), "{text}");
+}

@@ -213,7 +213,12 @@ fn differences(request: &Request, config: &RunConfig, dir: &Path) -> Result<Vec<
         Some(other) => other.to_string(),
     };
     let json = |r: &Request| serde_json::to_value(r).unwrap_or_default();
-    let (now, run) = (json(request), json(&config.args));
+    // Compared as config.json records them (a folder's path made absolute).
+    let now = match &request.data {
+        Some(data) => recorded(request, &Source::parse(data)),
+        None => request.clone(),
+    };
+    let (now, run) = (json(&now), json(&config.args));
     let mut differ = Vec::new();
     for flag in request.given.iter().filter(|g| !RESUME_MAY_CHANGE.contains(&g.as_str())) {
         let (given, had) = match flag.as_str() {
