@@ -304,6 +304,10 @@ pub enum RunError {
         file: PathBuf,
         reason: String,
     },
+    /// A run's model.arch changed since the run started.
+    ModelEdited {
+        file: PathBuf,
+    },
     /// A run directory with a later epoch's checkpoint but no state.json.
     StateLost {
         dir: PathBuf,
@@ -748,6 +752,11 @@ impl fmt::Display for RunError {
         match self {
             RunError::NotARunDir { dir } => write!(f, "`{}` is not a run directory (no config.json)", dir.display()),
             RunError::ResumeFrom { file, reason } => write!(f, "cannot resume from `{}`: {reason}", file.display()),
+            RunError::ModelEdited { file } => write!(
+                f,
+                "cannot resume: `{}` was changed since the run started (its sha256 differs from config.json's), so it is not the network the checkpoints hold; restore it, or start a new run",
+                file.display()
+            ),
             RunError::StateLost { dir, checkpoint } => write!(
                 f,
                 "cannot resume `{}`: its state.json is missing, but `{}` holds a later epoch's checkpoint (a run never leaves that); restore state.json, or start a new run",

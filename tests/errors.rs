@@ -173,6 +173,7 @@ fn samples() -> Vec<Error> {
         },
         RunError::AlreadyAComparison { dir: path("runs/cmp") },
         RunError::NotForComparison { dir: path("runs/a") },
+        RunError::ModelEdited { file: path("runs/a/model.arch") },
         RunError::StateLost { dir: path("runs/a"), checkpoint: path("runs/a/checkpoints/4") },
         RunError::EpochsBehind { dir: path("runs/a"), epochs: 2, completed: 5 },
     ];

@@ -294,6 +294,15 @@ fn a_checkpoint_file_that_is_not_its_states_is_refused_by_name() {
     let out = archc(&["train", "--resume", run.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("`{}` is missing from epoch 1's checkpoint", last.display())), "{err}");
+    // An edited model.arch (here: wider, so Burn's record would not even load) is
+    // refused before any checkpoint is read, not a panic.
+    let kept = run.join("model.arch");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    std::fs::write(&kept, text.replace("width: int = 8", "width: int = 16")).unwrap();
+    let out = archc(&["train", "--resume", run.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("`{}` was changed since the run started", kept.display())), "{err}");
 }
 
 /// `--data-dir` on `--resume` is where the data is now (the run's own is recorded as

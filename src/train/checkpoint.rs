@@ -129,6 +129,12 @@ struct Digest {
     sha256: String,
 }
 
+/// A sha256 as lowercase hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Digest {
     fn of(path: &Path) -> Result<Digest, Error> {
         use sha2::Digest as _;

@@ -141,6 +141,10 @@ struct RunConfig {
     /// The network arguments given with `--set`, which the saved model.arch needs again.
     #[serde(default)]
     set: Vec<(String, String)>,
+    /// The sha256 of model.arch as the run saved it: a resume refuses an edited copy,
+    /// whose network would not be the one the checkpoints hold. Absent in older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model_sha256: Option<String>,
 }
 
 /// What the caller hears while a run is prepared and trained: the compiled model (with
@@ -268,7 +272,13 @@ fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String, Option<
     if !differ.is_empty() {
         return Err(RunError::ResumeDiffers { dir: dir.clone(), differences: differ }.into());
     }
-    let RunConfig { args: mut resumed, input, mean, std, set, .. } = config;
+    let kept = dir.join("model.arch");
+    if let Some(recorded) = &config.model_sha256
+        && super::checkpoint::sha256(crate::report::files::read_text(&kept)?.as_bytes()) != *recorded
+    {
+        return Err(RunError::ModelEdited { file: kept }.into());
+    }
+    let RunConfig { args: mut resumed, input, mean, std, set, model_sha256, .. } = config;
     resumed.stop_after = request.stop_after;
     resumed.memory_check = request.memory_check;
     if !request.compile.set.is_empty() && request.compile.set != set {
@@ -284,7 +294,7 @@ fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String, Option<
         }
         // config.json says how long the run is: rewritten, so that a later resume keeps it.
         let hyper = hyper(&resumed.options);
-        let config = RunConfig { args: resumed.clone(), input, hyper, mean, std, set: set.clone() };
+        let config = RunConfig { args: resumed.clone(), input, hyper, mean, std, set: set.clone(), model_sha256 };
         new_config = Some(config_text(&config, dir)?);
     }
     // A run may move: resumed on other devices, or with its data elsewhere, it computes
@@ -386,6 +396,7 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
                 Some(out) => out.clone(),
                 None => claim_dir(&default_run_dir(&model.name, &source))?,
             };
+            let text = crate::report::files::read_text(Path::new(&model_path))?;
             let config = RunConfig {
                 args: recorded(&request, &source),
                 input: model.input,
@@ -393,8 +404,8 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
                 mean,
                 std,
                 set: request.compile.set.clone(),
+                model_sha256: Some(super::checkpoint::sha256(text.as_bytes())),
             };
-            let text = crate::report::files::read_text(Path::new(&model_path))?;
             RunDir::create(&dir, &config_text(&config, &dir)?, &text)?
         }
     };
