@@ -23,6 +23,13 @@ fn compile(text: &str) -> archc::ir::Model {
     result.models.into_iter().next().unwrap()
 }
 
+/// Writes the seeded initial weights of a zoo model, in PyTorch's names.
+fn write_initial_weights(model: &str, path: &Path) {
+    let compiled = archc::elaborate::compile_file(model, &Default::default()).unwrap();
+    let network = archc::lower::Network::<burn::backend::Flex>::new(&compiled.result.models[0], &Default::default());
+    network.state_dict().write_safetensors(path, &[]).unwrap();
+}
+
 /// 10^12 parameters (4 TB of weights): `check` accepts it, nothing can build it.
 const HUGE: &str = "network huge { input vector(1000000)\n fc: linear(1000000, bias: false) }";
 
@@ -203,10 +210,8 @@ fn a_run_stopped_in_its_first_epoch_claims_no_checkpoint() {
 fn weights_of_other_shapes_are_reported_as_reshaped() {
     let dir = scratch("reshaped");
     // ImageNet ResNet-18's weights, in torchvision's names.
-    let imagenet = archc::elaborate::compile_file("models/resnet18.arch", &Default::default()).unwrap();
-    let network = archc::lower::Network::<burn::backend::Flex>::new(&imagenet.result.models[0], &Default::default());
     let weights = dir.join("resnet18.safetensors");
-    network.state_dict().write_safetensors(&weights, &[]).unwrap();
+    write_initial_weights("models/resnet18.arch", &weights);
     let image = dir.join("x.png");
     image::RgbImage::new(32, 32).save(&image).unwrap();
     let out = archc(&[
@@ -231,10 +236,8 @@ fn weights_of_other_shapes_are_reported_as_reshaped() {
 #[test]
 fn a_truncated_safetensors_file_is_named_as_one() {
     let dir = scratch("truncated");
-    let model = archc::elaborate::compile_file("models/lenet5.arch", &Default::default()).unwrap();
-    let network = archc::lower::Network::<burn::backend::Flex>::new(&model.result.models[0], &Default::default());
     let whole = dir.join("w.safetensors");
-    network.state_dict().write_safetensors(&whole, &[]).unwrap();
+    write_initial_weights("models/lenet5.arch", &whole);
     let bytes = std::fs::read(&whole).unwrap();
     for name in ["cut.safetensors", "cut.bin"] {
         let cut = dir.join(name);
@@ -250,10 +253,8 @@ fn a_truncated_safetensors_file_is_named_as_one() {
 #[test]
 fn predict_warns_when_nothing_normalises_the_images() {
     let dir = scratch("unnormalised");
-    let model = archc::elaborate::compile_file("models/lenet5.arch", &Default::default()).unwrap();
-    let network = archc::lower::Network::<burn::backend::Flex>::new(&model.result.models[0], &Default::default());
     let weights = dir.join("w.safetensors");
-    network.state_dict().write_safetensors(&weights, &[]).unwrap();
+    write_initial_weights("models/lenet5.arch", &weights);
     let image = dir.join("x.png");
     image::GrayImage::new(28, 28).save(&image).unwrap();
     let base = ["predict", "models/lenet5.arch", "--weights", weights.to_str().unwrap(), image.to_str().unwrap()];

@@ -24,6 +24,17 @@ fn archc_env(args: &[&str], env: &[(&str, String)]) -> Output {
     command.output().expect("archc runs")
 }
 
+/// archc started in the background, its output discarded.
+fn spawn_quiet(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// A short run: two epochs of the tiny network, with a checkpoint each.
 struct ShortRun {
     dir: Scratch,
@@ -133,13 +144,7 @@ fn a_run_killed_at_any_moment_resumes_to_the_same_result() {
     let duration = started.elapsed();
     for (i, fraction) in [0.2, 0.45, 0.6, 0.75, 0.9, 0.97].into_iter().enumerate() {
         let run = short.dir.join(format!("killed-{i}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_archc"))
-            .args(short.args(&run, "2"))
-            .env("RAYON_NUM_THREADS", "2")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_quiet(&short.args(&run, "2"));
         std::thread::sleep(duration.mul_f64(fraction));
         let _ = child.kill();
         let _ = child.wait();
@@ -155,13 +160,7 @@ fn a_run_killed_at_any_moment_resumes_to_the_same_result() {
 fn a_live_run_directory_is_refused_to_a_second_archc() {
     let short = ShortRun::new("locked");
     let run = short.dir.join("run");
-    let mut first = Command::new(env!("CARGO_BIN_EXE_archc"))
-        .args(short.args(&run, "2"))
-        .env("RAYON_NUM_THREADS", "2")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_quiet(&short.args(&run, "2"));
     // Wait until the run holds its directory, then freeze it there.
     let lock = run.join(".lock");
     let pid = first.id();

@@ -130,23 +130,20 @@ pub fn rename(from: &Path, to: &Path) -> Result<(), Error> {
 
 /// Removes a directory and everything in it; one that is not there is fine.
 pub fn remove_dir(dir: &Path) -> Result<(), Error> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::Write { path: dir.to_path_buf(), reason: IoReason::os(&e) }),
-    }
-    fault_step("remove", dir);
-    Ok(())
+    remove(dir, |p| std::fs::remove_dir_all(p))
 }
 
 /// Removes a file; one that is not there is fine.
 pub fn remove_file(path: &Path) -> Result<(), Error> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+    remove(path, |p| std::fs::remove_file(p))
+}
+
+fn remove(path: &Path, remover: fn(&Path) -> std::io::Result<()>) -> Result<(), Error> {
+    match remover(path) {
+        Ok(()) => fault_step("remove", path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::Write { path: path.to_path_buf(), reason: IoReason::os(&e) }),
     }
-    fault_step("remove", path);
     Ok(())
 }
 

@@ -132,7 +132,11 @@ struct Digest {
 /// A sha256 as lowercase hex.
 pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&sha2::Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Digest {
@@ -152,7 +156,7 @@ impl Digest {
             hasher.update(&buffer[..n]);
             bytes += n as u64;
         }
-        let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = hex(&hasher.finalize());
         Ok(Digest { bytes, sha256 })
     }
 }
@@ -229,13 +233,8 @@ impl RunDir {
                 return Err(RunError::StateLost { dir: self.dir.clone(), checkpoint }.into());
             }
         }
-        if let Ok(entries) = std::fs::read_dir(&checkpoints) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if committed.as_deref().is_none_or(|c| self.dir.join(c) != path) {
-                    remove_dir(&path)?;
-                }
-            }
+        if committed.is_none() {
+            self.remove_checkpoints_but(None)?;
         }
         // Temporary names from every writer (`x.tmp`, `x-tmp.mpk`, `x.tmp.png`).
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
@@ -262,17 +261,21 @@ impl RunDir {
             }
         }
         sync_dir(&self.dir)?;
-        let checkpoints = self.dir.join("checkpoints");
-        if let Ok(entries) = std::fs::read_dir(&checkpoints) {
-            for entry in entries.flatten() {
-                if entry.path() != checkpoint {
-                    remove_dir(&entry.path())?;
-                }
-            }
-        }
+        self.remove_checkpoints_but(Some(checkpoint))?;
         // Runs from before checkpoint directories kept these in the run itself.
         for legacy in ["last.mpk", "optimizer.mpk"] {
             remove_file(&self.dir.join(legacy))?;
+        }
+        Ok(())
+    }
+
+    /// Removes every checkpoint directory (finished or not) but `keep`.
+    fn remove_checkpoints_but(&self, keep: Option<&Path>) -> Result<(), Error> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("checkpoints")) else { return Ok(()) };
+        for path in entries.flatten().map(|e| e.path()) {
+            if keep != Some(path.as_path()) {
+                remove_dir(&path)?;
+            }
         }
         Ok(())
     }
