@@ -208,6 +208,19 @@ pub enum WeightsError {
     InitDoesNotFit {
         problems: Vec<WeightProblem>,
     },
+    /// `--init` weights with tensors of another shape than the model's, without
+    /// `--init-partial`.
+    InitReshaped {
+        weights: PathBuf,
+        model: String,
+        reshaped: Vec<crate::lower::transfer::Reshaped>,
+    },
+    /// `--init` weights of which the model uses nothing, without `--init-partial`.
+    InitMatchesNothing {
+        weights: PathBuf,
+        model: String,
+        unused: usize,
+    },
     SettingsDiffer {
         weights: PathBuf,
         trained: Vec<(String, String)>,
@@ -426,6 +439,11 @@ pub enum ArgumentError {
     },
     /// A training request with neither a model and a dataset nor a run to resume.
     NothingToTrain,
+    /// `--freeze` prefixes that name no parameter of the model.
+    FreezeCoversNothing {
+        prefixes: Vec<String>,
+        suggestions: Vec<Option<String>>,
+    },
     ZeroBatch,
     /// A hyperparameter that is not finite or outside its range (`range` words it).
     OutOfRange {
@@ -625,6 +643,24 @@ impl fmt::Display for WeightsError {
                 let problems: Vec<String> = problems.iter().map(WeightProblem::to_string).collect();
                 f.write_str(&problems.join("; "))
             }
+            WeightsError::InitReshaped { weights, model, reshaped } => {
+                let shape = |s: &[u64]| format!("[{}]", s.iter().map(u64::to_string).collect::<Vec<_>>().join(", "));
+                let listed: Vec<String> = reshaped
+                    .iter()
+                    .map(|r| format!("`{}` is {} there and {} here", r.name, shape(&r.found), shape(&r.expected)))
+                    .collect();
+                write!(
+                    f,
+                    "`{}` does not fit `{model}`: {}; give --init-partial to train these from a fresh start",
+                    weights.display(),
+                    listed.join(", ")
+                )
+            }
+            WeightsError::InitMatchesNothing { weights, model, unused } => write!(
+                f,
+                "`{}` has no tensor that `{model}` uses (by name and shape; {unused} unused): are these the weights of another network? give --init-partial to start from them anyway",
+                weights.display()
+            ),
             WeightsError::SettingsDiffer { weights, trained, given } => {
                 let show = |set: &[(String, String)]| match set.is_empty() {
                     true => "no --set".to_string(),
@@ -873,6 +909,17 @@ impl fmt::Display for ArgumentError {
                 write!(f, "`{text}` is not a diagnostic code; `archc explain` lists them")
             }
             ArgumentError::NothingToTrain => f.write_str("give a model file and --data, or --resume a run directory"),
+            ArgumentError::FreezeCoversNothing { prefixes, suggestions } => {
+                let listed: Vec<String> = prefixes
+                    .iter()
+                    .zip(suggestions)
+                    .map(|(p, s)| match s {
+                        Some(s) => format!("`{p}` (did you mean `{s}`?)"),
+                        None => format!("`{p}`"),
+                    })
+                    .collect();
+                write!(f, "--freeze {} names no parameter of the model", listed.join(", "))
+            }
             ArgumentError::ZeroBatch => f.write_str("--batch must be at least 1"),
             ArgumentError::OutOfRange { flag, value, range } => write!(f, "{flag} must be {range}, not {value}"),
             ArgumentError::EmptyTraining { data, subset } => {

@@ -14,7 +14,7 @@ use archc::elaborate::{Options, compile};
 use archc::ir::Model;
 use archc::lower::weights::{RawTensor, StateDict};
 use archc::source::Sources;
-use archc::train::{EpochMetrics, Hyper, Observer, RunDir, Session};
+use archc::train::{EpochMetrics, Hyper, Init, Observer, RunDir, Session};
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::Value;
@@ -121,7 +121,10 @@ fn train_with_archc<B: AutodiffBackend>(fixture: &Fixture, name: &str, dir: &Pat
         run: &run,
         stop_after: None,
         settings: &[],
-        init: Some(&initial),
+        init: Some(Init::Exact(&initial)),
+        freeze: None,
+        head: None,
+        origin: None,
         order: order.as_deref(),
     };
     let mut recorder = Recorder { run: &run_dir, epochs: Vec::new() };
@@ -248,7 +251,10 @@ fn weights_that_turn_nan_behind_a_relu_stop_the_run() {
         run: &run,
         stop_after: None,
         settings: &[],
-        init: Some(&initial),
+        init: Some(Init::Exact(&initial)),
+        freeze: None,
+        head: None,
+        origin: None,
         order: None,
     };
     let mut recorder = Recorder { run: &dir.join("run"), epochs: Vec::new() };

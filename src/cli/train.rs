@@ -6,7 +6,7 @@ use super::{CompileArgs, print_diagnostics};
 use crate::elaborate::Compiled;
 use crate::error::Error;
 use crate::lower::Precision;
-use crate::train::job::{self, Events, Start, TrainOptions, Trained};
+use crate::train::job::{self, Events, InitReport, Start, TrainOptions, Trained};
 use crate::train::{EpochMetrics, Observer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -113,6 +113,17 @@ impl Events for Printer {
             },
             start.run_dir.display()
         );
+        if let Some((trainable, frozen)) = start.trainable {
+            println!(
+                "{} parameters train, {} are frozen",
+                crate::format::thousands(trainable),
+                crate::format::thousands(frozen)
+            );
+        }
+    }
+
+    fn transfer(&mut self, report: &InitReport) {
+        print!("{}", transfer_report(report));
     }
 
     /// The run's last lines: the f16 loss scaler, the best epoch and where the
@@ -169,4 +180,52 @@ impl Observer for Printer {
     fn warning(&mut self, warning: &crate::train::Warning) {
         eprintln!("warning: {warning}");
     }
+}
+
+/// The transfer report: what `--init` carried over, what starts fresh and why, what
+/// the file has that the model does not use, and what `--freeze` fixed. Long lists
+/// are cut to their first names (init.json has them all).
+pub fn transfer_report(report: &InitReport) -> String {
+    use std::fmt::Write as _;
+    const SHOWN: usize = 8;
+    let shape = |s: &[u64]| format!("[{}]", s.iter().map(u64::to_string).collect::<Vec<_>>().join(", "));
+    let list = |names: Vec<String>| -> String {
+        let mut shown: Vec<String> = names.iter().take(SHOWN).cloned().collect();
+        if names.len() > SHOWN {
+            shown.push(format!("and {} more (init.json lists them)", names.len() - SHOWN));
+        }
+        shown.join("; ")
+    };
+    let t = &report.transfer;
+    let values: u128 = t.loaded.iter().map(|l| crate::ops::product(&l.shape)).sum();
+    let mut out = String::new();
+    let name = report.weights.file_name().map_or_else(|| report.weights.display().to_string(), |n| n.to_string_lossy().into());
+    let _ = writeln!(out, "init from {name} (sha256 {}):", &report.sha256[..report.sha256.len().min(12)]);
+    let _ = writeln!(out, "  carried over  {} tensors ({} values)", t.loaded.len(), crate::format::thousands(values));
+    let _ = write!(out, "  new           {}", t.new.len());
+    if !t.new.is_empty() {
+        let _ = write!(out, ": {}", list(t.new.iter().map(|n| format!("{} {}", n.name, shape(&n.shape))).collect()));
+    }
+    let _ = write!(out, "\n  reshaped      {}", t.reshaped.len());
+    if !t.reshaped.is_empty() {
+        let names = t.reshaped.iter().map(|r| format!("{} {} there, {} here", r.name, shape(&r.found), shape(&r.expected)));
+        let _ = write!(out, ": {}", list(names.collect()));
+    }
+    let _ = write!(out, "\n  unused        {}", t.unused.len());
+    if !t.unused.is_empty() {
+        let _ = write!(out, ": {}", list(t.unused.iter().map(|n| format!("{} {}", n.name, shape(&n.shape))).collect()));
+    }
+    out.push('\n');
+    let f = &report.freeze;
+    if !f.prefixes.is_empty() {
+        let _ = writeln!(
+            out,
+            "  frozen        {}: {} parameters in {} tensors fixed, {} train",
+            f.prefixes.join(", "),
+            crate::format::thousands(f.frozen_params),
+            f.frozen.len(),
+            crate::format::thousands(f.trainable_params)
+        );
+    }
+    out
 }

@@ -6,6 +6,7 @@
 
 mod fold;
 mod program;
+pub mod transfer;
 pub mod weights;
 
 pub use crate::tensor::{Precision, Value};

@@ -7,10 +7,11 @@
 //! and its fields are named as PyTorch names them, so `layers.3.Conv.weight` in Burn's
 //! module tree is `layer1.0.conv1.weight` here.
 
+use super::transfer::Freeze;
 use super::{Layer, Network, Precision};
 use crate::error::{Error, FileKind, IoReason, WeightProblem, WeightsError};
 use crate::report::files::{read_bytes, write_atomic_with};
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::backend::AutodiffBackend;
@@ -377,6 +378,22 @@ impl<B: Backend> Network<B> {
     /// the shape archc expects, a shape mismatch with both shapes, a key the model
     /// does not use.
     pub fn load_state_dict(self, dict: &StateDict) -> Result<Network<B>, Vec<WeightProblem>> {
+        let (network, mut errors, matched) = self.load(dict);
+        for (name, tensor) in &dict.tensors {
+            if !matched.contains(name) && !name.ends_with("num_batches_tracked") {
+                errors.push(WeightProblem::Unexpected { name: name.clone(), shape: tensor.shape.clone() });
+            }
+        }
+        if errors.is_empty() { Ok(network) } else { Err(errors) }
+    }
+
+    /// Loads the tensors of `dict` whose name and shape match, leaving the others as
+    /// they are (`--init`; `Transfer::plan` says beforehand which those are).
+    pub fn load_matching(self, dict: &StateDict) -> Network<B> {
+        self.load(dict).0
+    }
+
+    fn load(self, dict: &StateDict) -> (Network<B>, Vec<WeightProblem>, std::collections::BTreeSet<String>) {
         let layer_paths = self.program.layer_paths.clone();
         let mut loader = Loader {
             path: PathTracker { stack: Vec::new(), layer_paths: &layer_paths },
@@ -385,13 +402,76 @@ impl<B: Backend> Network<B> {
             matched: Default::default(),
         };
         let network = self.map(&mut loader);
-        let mut errors = loader.errors;
-        for (name, tensor) in &dict.tensors {
-            if !loader.matched.contains(name) && !name.ends_with("num_batches_tracked") {
-                errors.push(WeightProblem::Unexpected { name: name.clone(), shape: tensor.shape.clone() });
+        (network, loader.errors, loader.matched)
+    }
+
+    /// Keeps the parameters `freeze` covers fixed (no gradient, so no optimiser step
+    /// moves them) and puts batch norms whose weight and bias are both frozen in eval
+    /// mode, their running statistics fixed too.
+    pub fn freeze(self, freeze: &Freeze) -> Network<B> {
+        let layer_paths = self.program.layer_paths.clone();
+        let mut freezer = Freezer { path: PathTracker { stack: Vec::new(), layer_paths: &layer_paths }, freeze };
+        let mut network = self.map(&mut freezer);
+        for (layer, path) in network.layers.iter_mut().zip(&layer_paths) {
+            if let Layer::BatchNorm(bn) = layer {
+                let frozen = |field| freeze.is_frozen(&crate::ir::join_path(path, field));
+                bn.frozen = frozen("weight") && frozen("bias");
             }
         }
-        if errors.is_empty() { Ok(network) } else { Err(errors) }
+        network
+    }
+}
+
+struct Ids<'a, F: Fn(&str) -> bool> {
+    path: PathTracker<'a>,
+    wanted: F,
+    ids: std::collections::HashSet<ParamId>,
+}
+
+impl<B: Backend, F: Fn(&str) -> bool> ModuleVisitor<B> for Ids<'_, F> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.enter(name);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.path.torch_name(None).is_some_and(|name| (self.wanted)(&name)) {
+            self.ids.insert(param.id);
+        }
+    }
+}
+
+impl<B: Backend> Network<B> {
+    /// The ids of the parameters whose PyTorch name `wanted` accepts.
+    pub fn param_ids(&self, wanted: impl Fn(&str) -> bool) -> std::collections::HashSet<ParamId> {
+        let mut ids = Ids { path: PathTracker { stack: Vec::new(), layer_paths: &self.program.layer_paths }, wanted, ids: Default::default() };
+        self.visit(&mut ids);
+        ids.ids
+    }
+}
+
+struct Freezer<'a> {
+    path: PathTracker<'a>,
+    freeze: &'a Freeze,
+}
+
+impl<B: Backend> ModuleMapper<B> for Freezer<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.enter(name);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.exit();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        match self.path.torch_name(None) {
+            Some(name) if self.freeze.is_frozen(&name) => param.set_require_grad(false),
+            _ => param,
+        }
     }
 }
 

@@ -119,6 +119,9 @@ pub struct BatchNormModule<B: Backend> {
     pub running_var: RunningState<Tensor<B, 1>>,
     pub eps: f64,
     pub momentum: f64,
+    /// Set by `--freeze`: eval mode even while training (running statistics used and
+    /// kept), as a fine-tuned backbone's batch norms are.
+    pub frozen: bool,
 }
 
 impl BatchNorm {
@@ -131,6 +134,7 @@ impl BatchNorm {
             running_var: RunningState::new(Tensor::ones([c], device)),
             eps: self.eps,
             momentum: self.momentum,
+            frozen: false,
         }
     }
 }
@@ -148,7 +152,7 @@ impl<B: Backend> BatchNormModule<B> {
     }
 
     /// Over [batch, channels, ...]: training statistics on autodiff backends (the
-    /// training ones), running statistics otherwise. Always computed in f32, returned
+    /// training ones) unless frozen, running statistics otherwise. Always computed in f32, returned
     /// in the input's precision.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         in_f32(x, |x| self.forward_f32(x))
@@ -159,7 +163,7 @@ impl<B: Backend> BatchNormModule<B> {
         let channels = dims[1];
         let mut per_channel = [1usize; D];
         per_channel[1] = channels;
-        if !B::ad_enabled(&x.device()) {
+        if self.frozen || !B::ad_enabled(&x.device()) {
             let (scale, shift) = self.eval_affine();
             return x * scale.reshape(per_channel) + shift.reshape(per_channel);
         }

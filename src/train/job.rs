@@ -11,9 +11,11 @@ use crate::backend::BackendKind;
 use crate::cost::admission::Purpose as MemoryPurpose;
 use crate::data::dataset::{Dataset, Pipeline, Source, load_for};
 use crate::elaborate::{self, Compiled, Options};
-use crate::error::{ArgumentError, Error, FileKind, Purpose, RunError};
+use crate::error::{ArgumentError, Error, FileKind, Purpose, RunError, WeightsError};
 use crate::ir::Model;
 use crate::lower::Precision;
+use crate::lower::transfer::{Freeze, Transfer};
+use crate::lower::weights::StateDict;
 use crate::report::Warning;
 use crate::tensor::Shape;
 use serde::{Deserialize, Serialize};
@@ -120,6 +122,125 @@ pub struct TrainOptions {
     #[arg(long)]
     #[serde(default)]
     pub devices: Option<String>,
+    /// Start from these weights (safetensors or a PyTorch pickle, torchvision/timm
+    /// names): every tensor whose name and shape match is loaded, and a transfer report
+    /// says what carried over.
+    #[arg(long, value_name = "WEIGHTS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
+    /// With --init: train even when tensors have another shape here (a new `fc` for
+    /// other classes) or none match.
+    #[arg(long, requires = "init")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init_partial: bool,
+    /// Keep these parameters fixed: comma-separated dotted prefixes of weight names
+    /// (`conv1,bn1,layer1`). Batch norms they cover stay in eval mode.
+    #[arg(long, value_delimiter = ',', value_name = "PREFIXES")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
+    /// With --init: the learning rate of the tensors the weights did not provide (new
+    /// or reshaped) is multiplied by X.
+    #[arg(long, requires = "init", value_name = "X")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_lr_mult: Option<f64>,
+}
+
+/// What `--init` carried over and `--freeze` fixed: printed before training starts,
+/// written to the run directory as `init.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InitReport {
+    /// The weights file, as an absolute path.
+    pub weights: PathBuf,
+    pub sha256: String,
+    pub partial: bool,
+    pub transfer: Transfer,
+    /// What `--freeze` covers (nothing without it), and how many parameters train.
+    pub freeze: Freeze,
+}
+
+/// config.json's summary of `init.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct InitSummary {
+    weights: PathBuf,
+    sha256: String,
+    loaded: usize,
+    new: usize,
+    reshaped: usize,
+    unused: usize,
+    trainable_params: u128,
+    frozen_params: u128,
+}
+
+impl InitReport {
+    fn summary(&self) -> InitSummary {
+        InitSummary {
+            weights: self.weights.clone(),
+            sha256: self.sha256.clone(),
+            loaded: self.transfer.loaded.len(),
+            new: self.transfer.new.len(),
+            reshaped: self.transfer.reshaped.len(),
+            unused: self.transfer.unused.len(),
+            trainable_params: self.freeze.trainable_params,
+            frozen_params: self.freeze.frozen_params,
+        }
+    }
+}
+
+/// What a run starts from besides the seed: the `--init` weights and their report (a
+/// new run), the report the run recorded (a resumed one), and the `--freeze` plan.
+struct Origin {
+    weights: Option<StateDict>,
+    report: Option<InitReport>,
+    freeze: Option<Freeze>,
+}
+
+/// Reads and checks `--init` and `--freeze` before any data is read or directory made:
+/// weights with a tensor of another shape, or with nothing the model uses, are refused
+/// unless `--init-partial`; a prefix that covers no parameter is refused.
+fn origin(options: &TrainOptions, model: &Model, resumed: Option<&RunDir>) -> Result<Origin, Error> {
+    let freeze = match options.freeze.is_empty() {
+        true => None,
+        false => Some(Freeze::plan(model, &options.freeze).map_err(|unknown| {
+            let names = crate::lower::transfer::tensor_prefixes(model);
+            let known: Vec<&str> = names.iter().map(String::as_str).collect();
+            let suggestions = unknown.iter().map(|p| crate::suggest::closest(p, known.iter().copied()).map(str::to_string)).collect();
+            ArgumentError::FreezeCoversNothing { prefixes: unknown, suggestions }
+        })?),
+    };
+    let Some(path) = &options.init else { return Ok(Origin { weights: None, report: None, freeze }) };
+    if let Some(run) = resumed {
+        // The checkpoint holds the weights; the report says which tensors were new.
+        let file = run.dir.join("init.json");
+        let text = crate::report::files::read_text(&file)?;
+        let report: InitReport = serde_json::from_str(&text)
+            .map_err(|e| Error::Malformed { path: file, kind: FileKind::Damaged, problem: e.to_string() })?;
+        return Ok(Origin { weights: None, report: Some(report), freeze });
+    }
+    let weights = StateDict::read(path)?;
+    let transfer = Transfer::plan(model, &weights);
+    if !options.init_partial {
+        if !transfer.reshaped.is_empty() {
+            let reshaped = transfer.reshaped.clone();
+            return Err(WeightsError::InitReshaped { weights: path.clone(), model: model.name.clone(), reshaped }.into());
+        }
+        if transfer.loaded.is_empty() {
+            let unused = transfer.unused.len();
+            return Err(WeightsError::InitMatchesNothing { weights: path.clone(), model: model.name.clone(), unused }.into());
+        }
+    }
+    let sha256 = super::checkpoint::sha256(&crate::report::files::read_bytes(path)?);
+    let freeze_plan = match &freeze {
+        Some(freeze) => freeze.clone(),
+        None => Freeze::plan(model, &[]).unwrap_or_default(),
+    };
+    let report = InitReport {
+        weights: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+        sha256,
+        partial: options.init_partial,
+        transfer,
+        freeze: freeze_plan,
+    };
+    Ok(Origin { weights: Some(weights), report: Some(report), freeze })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
@@ -145,6 +266,9 @@ struct RunConfig {
     /// whose network would not be the one the checkpoints hold. Absent in older runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     model_sha256: Option<String>,
+    /// Where `--init` started the run (init.json has the whole report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    init: Option<InitSummary>,
 }
 
 /// What the caller hears while a run is prepared and trained: the compiled model (with
@@ -152,6 +276,8 @@ struct RunConfig {
 pub trait Events: Observer {
     fn compiled(&mut self, _compiled: &Compiled) {}
     fn started(&mut self, _start: &Start) {}
+    /// What `--init` carried over and `--freeze` fixed, before the first epoch of a new run.
+    fn transfer(&mut self, _report: &InitReport) {}
     /// The run has trained (or stopped where asked) and saved its last epoch.
     fn finished(&mut self, _trained: &Trained) {}
 }
@@ -169,6 +295,8 @@ pub struct Start<'a> {
     pub devices: Option<&'a str>,
     pub precision: Precision,
     pub run_dir: &'a Path,
+    /// With `--freeze`: (parameters that train, parameters kept fixed).
+    pub trainable: Option<(u128, u128)>,
 }
 
 /// A finished (or stopped) run: how much it trained on and every epoch's metrics.
@@ -278,7 +406,7 @@ fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String, Option<
     {
         return Err(RunError::ModelEdited { file: kept }.into());
     }
-    let RunConfig { args: mut resumed, input, mean, std, set, model_sha256, .. } = config;
+    let RunConfig { args: mut resumed, input, mean, std, set, model_sha256, init, .. } = config;
     resumed.stop_after = request.stop_after;
     resumed.memory_check = request.memory_check;
     if !request.compile.set.is_empty() && request.compile.set != set {
@@ -294,7 +422,8 @@ fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String, Option<
         }
         // config.json says how long the run is: rewritten, so that a later resume keeps it.
         let hyper = hyper(&resumed.options);
-        let config = RunConfig { args: resumed.clone(), input, hyper, mean, std, set: set.clone(), model_sha256 };
+        let config =
+            RunConfig { args: resumed.clone(), input, hyper, mean, std, set: set.clone(), model_sha256, init };
         new_config = Some(config_text(&config, dir)?);
     }
     // A run may move: resumed on other devices, or with its data elsewhere, it computes
@@ -323,6 +452,7 @@ fn recorded(request: &Request, source: &Source) -> Request {
     let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut recorded = request.clone();
     recorded.data_dir = request.data_dir.as_deref().map(absolute);
+    recorded.options.init = request.options.init.as_deref().map(absolute);
     if let (Source::Folder(root), Some(_)) = (source, &request.data) {
         recorded.data = Some(absolute(root).display().to_string());
     }
@@ -344,6 +474,7 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
     if request.memory_check {
         crate::backend::admit(options.backend, model, purpose, options.batch as u64)?;
     }
+    let origin = origin(options, model, run_dir.as_ref())?;
     let Some(data) = request.data.as_deref() else { return Err(ArgumentError::NothingToTrain.into()) };
     let source = Source::parse(data);
     let loaded = load_for(&source, request.data_dir.as_deref(), model)?;
@@ -405,8 +536,17 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
                 std,
                 set: request.compile.set.clone(),
                 model_sha256: Some(super::checkpoint::sha256(text.as_bytes())),
+                init: origin.report.as_ref().map(InitReport::summary),
             };
-            RunDir::create(&dir, &config_text(&config, &dir)?, &text)?
+            let run = RunDir::create(&dir, &config_text(&config, &dir)?, &text)?;
+            if let Some(report) = &origin.report {
+                let json = serde_json::to_string_pretty(report).map_err(|e| Error::Write {
+                    path: dir.join("init.json"),
+                    reason: crate::error::IoReason::Other(e.to_string()),
+                })?;
+                crate::report::write_atomic(&dir.join("init.json"), json)?;
+            }
+            run
         }
     };
     events.started(&Start {
@@ -420,6 +560,15 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
         devices: options.devices.as_deref(),
         precision: hyper.precision,
         run_dir: &run.dir,
+        trainable: origin.freeze.as_ref().map(|f| (f.trainable_params, f.frozen_params)),
+    });
+    if let (Some(report), Some(_)) = (&origin.report, &origin.weights) {
+        events.transfer(report);
+    }
+    let fresh = origin.report.as_ref().map(|r| r.transfer.fresh()).unwrap_or_default();
+    let init_file = origin.report.as_ref().map(|r| {
+        let name = r.weights.file_name().map_or_else(|| r.weights.display().to_string(), |n| n.to_string_lossy().into());
+        (name, r.sha256.clone())
     });
     let session = Session {
         model,
@@ -430,7 +579,10 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
         run: &run,
         stop_after: request.stop_after,
         settings: &request.compile.set,
-        init: None,
+        init: origin.weights.as_ref().map(super::Init::Matching),
+        freeze: origin.freeze.as_ref(),
+        head: options.head_lr_mult.map(|multiplier| (multiplier, fresh.as_slice())),
+        origin: init_file.as_ref().map(|(name, sha)| (name.as_str(), sha.as_str())),
         order: None,
     };
     let progress = crate::with_backend!(options.backend, |B, device| {
@@ -463,7 +615,7 @@ impl TrainOptions {
             return Err(ArgumentError::ValSplit { fraction });
         }
         type Rule = (&'static str, Option<f64>, fn(f64) -> bool, &'static str);
-        let rules: [Rule; 7] = [
+        let rules: [Rule; 8] = [
             // 0 is allowed: a run that must not move its weights (tests use it).
             ("--lr", self.lr, |v| v >= 0.0, "0 or more"),
             ("--momentum", Some(self.momentum), |v| (0.0..1.0).contains(&v), "in [0, 1)"),
@@ -472,6 +624,7 @@ impl TrainOptions {
             ("--step-size", Some(self.step_size as f64), |v| v >= 1.0, "at least 1"),
             ("--label-smoothing", Some(self.label_smoothing), |v| (0.0..1.0).contains(&v), "in [0, 1)"),
             ("--clip-grad-norm", self.clip_grad_norm, |v| v > 0.0, "greater than 0"),
+            ("--head-lr-mult", self.head_lr_mult, |v| v > 0.0, "greater than 0"),
         ];
         for (flag, value, in_range, range) in rules {
             if let Some(value) = value.filter(|v| !v.is_finite() || !in_range(*v)) {

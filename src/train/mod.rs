@@ -20,9 +20,10 @@ pub use evaluate::{Evaluation, evaluate};
 use crate::data::dataset::{Dataset, Pipeline};
 use crate::error::{Error, RunError, WeightsError};
 use crate::ir::Model;
+use crate::lower::transfer::Freeze;
 use crate::lower::weights::StateDict;
 use crate::lower::{Network, Precision};
-use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -204,12 +205,49 @@ fn rescale<B: AutodiffBackend>(network: &Network<B>, mut grads: GradientsParams,
     grads
 }
 
+/// Moves the gradients of the parameters `ids` out of `grads` into their own set.
+struct TakeGrads<'a, B: AutodiffBackend> {
+    ids: &'a std::collections::HashSet<ParamId>,
+    from: &'a mut GradientsParams,
+    taken: GradientsParams,
+    _b: std::marker::PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for TakeGrads<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.ids.contains(&param.id)
+            && let Some(g) = self.from.remove::<B::InnerBackend, D>(param.id)
+        {
+            self.taken.register::<B::InnerBackend, D>(param.id, g);
+        }
+    }
+}
+
+fn take_grads<B: AutodiffBackend>(
+    network: &Network<B>,
+    grads: &mut GradientsParams,
+    ids: &std::collections::HashSet<ParamId>,
+) -> GradientsParams {
+    let mut take = TakeGrads::<B> { ids, from: grads, taken: GradientsParams::new(), _b: std::marker::PhantomData };
+    network.visit(&mut take);
+    take.taken
+}
+
 /// What the caller sees after each batch and epoch (progress lines, bars), and what a
 /// run could not do without stopping.
 pub trait Observer {
     fn batch(&mut self, _done: usize, _total: usize, _loss: f64, _acc: f64, _images_per_s: f64) {}
     fn epoch(&mut self, metrics: &EpochMetrics, epochs: usize);
     fn warning(&mut self, _warning: &Warning) {}
+}
+
+/// Where a new run's weights come from, when not from the seed.
+#[derive(Clone, Copy)]
+pub enum Init<'a> {
+    /// Every tensor of the network must be there, as it is (a reference run replayed).
+    Exact(&'a StateDict),
+    /// The tensors whose name and shape match (`--init`, see `lower::transfer`).
+    Matching(&'a StateDict),
 }
 
 pub struct Session<'a> {
@@ -225,9 +263,15 @@ pub struct Session<'a> {
     /// evaluating the weights on a network built differently is caught.
     pub settings: &'a [(String, String)],
     /// Weights (and batch-norm statistics) to start a new run from instead of the
-    /// seeded initialisation; every tensor of the network must be there. A resumed
-    /// run starts from its own checkpoint instead.
-    pub init: Option<&'a StateDict>,
+    /// seeded initialisation. A resumed run starts from its own checkpoint instead.
+    pub init: Option<Init<'a>>,
+    /// The parameters kept fixed (`--freeze`), on a new run and a resumed one.
+    pub freeze: Option<&'a Freeze>,
+    /// `--head-lr-mult`: the learning rate's multiplier for the tensors `--init` did
+    /// not provide, and their names.
+    pub head: Option<(f64, &'a [String])>,
+    /// The `--init` file's name and sha256, which every checkpoint records.
+    pub origin: Option<(&'a str, &'a str)>,
     /// Each epoch's order of the training images, to replay a run another framework
     /// made; `None` draws it from the seed.
     pub order: Option<&'a [Vec<usize>]>,
@@ -246,10 +290,19 @@ pub fn train<B: AutodiffBackend>(
     crate::backend::check_precision::<B>(hyper.precision, "training", device)?;
     B::seed(device, hyper.seed);
     let mut network = Network::<B>::new(session.model, device).with_precision(hyper.precision);
-    if let Some(weights) = session.init {
-        network = network.load_state_dict(weights).map_err(|problems| WeightsError::InitDoesNotFit { problems })?;
+    network = match session.init {
+        Some(Init::Exact(weights)) => {
+            network.load_state_dict(weights).map_err(|problems| WeightsError::InitDoesNotFit { problems })?
+        }
+        Some(Init::Matching(weights)) => network.load_matching(weights),
+        None => network,
+    };
+    let mut metadata =
+        checkpoint::metadata(session.pipeline, &session.train.classes, session.settings, hyper.precision);
+    if let Some((file, sha256)) = session.origin {
+        metadata.insert("init".into(), file.into());
+        metadata.insert("init_sha256".into(), sha256.into());
     }
-    let metadata = checkpoint::metadata(session.pipeline, &session.train.classes, session.settings, hyper.precision);
     let mut optim = Optim::<B>::new(hyper);
     let mut progress =
         Progress { loss_scale: hyper.precision.scales_loss().then(LossScale::default), ..Progress::default() };
@@ -264,6 +317,14 @@ pub fn train<B: AutodiffBackend>(
         };
         progress = state;
     }
+    // After the resume too: a checkpoint's record does not say which parameters train.
+    if let Some(freeze) = session.freeze {
+        network = network.freeze(freeze);
+    }
+    let head = session.head.map(|(multiplier, names)| {
+        let names: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+        (multiplier, network.param_ids(|name| names.contains(name)))
+    });
     let smoothing = (hyper.label_smoothing > 0.0).then_some(hyper.label_smoothing as f32);
     let stepper = Stepper::<B>::new(devices.to_vec());
     let last_epoch = session.stop_after.unwrap_or(hyper.epochs).min(hyper.epochs);
@@ -316,6 +377,12 @@ pub fn train<B: AutodiffBackend>(
                 }
                 if factor != 1.0 {
                     grads = rescale(&network, grads, factor);
+                }
+                if let Some((multiplier, ids)) = &head {
+                    let head_grads = take_grads(&network, &mut grads, ids);
+                    if !head_grads.is_empty() {
+                        network = optim.step(lr * multiplier, network, head_grads);
+                    }
                 }
                 network = optim.step(lr, network, grads);
             }
