@@ -47,6 +47,38 @@ pub enum Error {
     Device(DeviceError),
     Run(RunError),
     Argument(ArgumentError),
+    Export(ExportError),
+}
+
+/// What `archc export` cannot write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExportError {
+    /// A layer the chosen ONNX opset has no operators for.
+    Unsupported {
+        layer: String,
+        location: String,
+        opset: i64,
+        what: String,
+    },
+    Opset {
+        opset: i64,
+    },
+    /// A weight the graph reads that the weights do not have (not reached: they come
+    /// from the network itself).
+    NoWeight {
+        name: String,
+    },
+    TooLarge {
+        bytes: u64,
+    },
+    /// `--weights` with `--format pytorch`, whose output is code.
+    WeightsInCode,
+    /// A layer the PyTorch writer has no module for.
+    NoModule {
+        layer: String,
+        location: String,
+        what: String,
+    },
 }
 
 /// Why a file could not be read or written.
@@ -113,6 +145,7 @@ pub enum Purpose {
     Train,
     Evaluate,
     Run,
+    Export,
 }
 
 /// A dataset or input that does not fit the model, or holds what it should not.
@@ -488,6 +521,40 @@ impl From<RunError> for Error {
     }
 }
 
+impl From<ExportError> for Error {
+    fn from(e: ExportError) -> Error {
+        Error::Export(e)
+    }
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::Unsupported { layer, location, opset, what } => {
+                write!(f, "cannot export `{layer}` ({location}) to ONNX opset {opset}: {what}")
+            }
+            ExportError::Opset { opset } => write!(
+                f,
+                "--opset {opset} is not one archc writes: give one from {} to {}",
+                crate::ops::onnx::OPSETS.start(),
+                crate::ops::onnx::OPSETS.end()
+            ),
+            ExportError::NoWeight { name } => write!(f, "the weights have no tensor `{name}`"),
+            ExportError::TooLarge { bytes } => write!(
+                f,
+                "the ONNX file would be {} and protobuf files stop at 2 GB; archc does not write external data",
+                crate::format::bytes(*bytes as u128)
+            ),
+            ExportError::WeightsInCode => f.write_str(
+                "--weights is for ONNX files; a PyTorch export is code: load the weights with `model.load_state_dict(safetensors.torch.load_file(...))`",
+            ),
+            ExportError::NoModule { layer, location, what } => {
+                write!(f, "cannot export `{layer}` ({location}) to PyTorch: {what}")
+            }
+        }
+    }
+}
+
 impl From<ArgumentError> for Error {
     fn from(e: ArgumentError) -> Error {
         Error::Argument(e)
@@ -542,6 +609,7 @@ impl fmt::Display for Error {
                     Purpose::Train => "train",
                     Purpose::Evaluate => "evaluate",
                     Purpose::Run => "run",
+                    Purpose::Export => "export",
                 };
                 write!(f, "`{path}` has errors; nothing to {purpose}")
             }
@@ -550,6 +618,7 @@ impl fmt::Display for Error {
             Error::Device(e) => e.fmt(f),
             Error::Run(e) => e.fmt(f),
             Error::Argument(e) => e.fmt(f),
+            Error::Export(e) => e.fmt(f),
         }
     }
 }

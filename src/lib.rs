@@ -20,6 +20,7 @@ pub mod data;
 pub mod diagnostics;
 pub mod elaborate;
 pub mod error;
+pub mod export;
 pub mod format;
 pub mod ir;
 pub mod lower;

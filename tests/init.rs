@@ -135,7 +135,10 @@ fn a_ten_class_resnet18_refuses_then_reshapes_exactly_the_head() {
     // --lr 0: the loaded tensors are still the file's after the epoch.
     let said = ok(&s.train("models/resnet18.arch", "run", &["--init-partial", "--lr", "0"]));
     assert!(said.contains("carried over  100 tensors"), "{said}");
-    assert!(said.contains("reshaped      2: fc.weight [1000, 512] there, [10, 512] here; fc.bias [1000] there, [10] here"), "{said}");
+    assert!(
+        said.contains("reshaped      2: fc.weight [1000, 512] there, [10, 512] here; fc.bias [1000] there, [10] here"),
+        "{said}"
+    );
     let run = s.run("run");
     let report = init_json(&run);
     assert_eq!(names(&report, "reshaped"), ["fc.weight", "fc.bias"]);

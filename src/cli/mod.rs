@@ -8,6 +8,7 @@ mod check;
 mod compare;
 mod eval;
 mod explain;
+mod export;
 mod flops;
 mod ir;
 mod predict;
@@ -51,6 +52,8 @@ enum Command {
     /// Train and measure several models on one dataset: a Markdown report with a
     /// comparison table and plots.
     Compare(compare::CompareArgs),
+    /// Write a model out: an ONNX file (onnxruntime, TensorRT, Netron) or a PyTorch module.
+    Export(export::ExportArgs),
     /// Explain a diagnostic code (`archc explain E0009`), or list them all.
     Explain(explain::ExplainArgs),
 }
@@ -72,6 +75,7 @@ pub fn run(matches: &clap::ArgMatches) -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Export(args) => export::run(args),
         Command::Explain(args) => explain::run(args),
     };
     match result {

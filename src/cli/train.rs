@@ -199,7 +199,8 @@ pub fn transfer_report(report: &InitReport) -> String {
     let t = &report.transfer;
     let values: u128 = t.loaded.iter().map(|l| crate::ops::product(&l.shape)).sum();
     let mut out = String::new();
-    let name = report.weights.file_name().map_or_else(|| report.weights.display().to_string(), |n| n.to_string_lossy().into());
+    let name =
+        report.weights.file_name().map_or_else(|| report.weights.display().to_string(), |n| n.to_string_lossy().into());
     let _ = writeln!(out, "init from {name} (sha256 {}):", &report.sha256[..report.sha256.len().min(12)]);
     let _ = writeln!(out, "  carried over  {} tensors ({} values)", t.loaded.len(), crate::format::thousands(values));
     let _ = write!(out, "  new           {}", t.new.len());
@@ -208,7 +209,8 @@ pub fn transfer_report(report: &InitReport) -> String {
     }
     let _ = write!(out, "\n  reshaped      {}", t.reshaped.len());
     if !t.reshaped.is_empty() {
-        let names = t.reshaped.iter().map(|r| format!("{} {} there, {} here", r.name, shape(&r.found), shape(&r.expected)));
+        let names =
+            t.reshaped.iter().map(|r| format!("{} {} there, {} here", r.name, shape(&r.found), shape(&r.expected)));
         let _ = write!(out, ": {}", list(names.collect()));
     }
     let _ = write!(out, "\n  unused        {}", t.unused.len());

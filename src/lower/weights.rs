@@ -447,7 +447,11 @@ impl<B: Backend, F: Fn(&str) -> bool> ModuleVisitor<B> for Ids<'_, F> {
 impl<B: Backend> Network<B> {
     /// The ids of the parameters whose PyTorch name `wanted` accepts.
     pub fn param_ids(&self, wanted: impl Fn(&str) -> bool) -> std::collections::HashSet<ParamId> {
-        let mut ids = Ids { path: PathTracker { stack: Vec::new(), layer_paths: &self.program.layer_paths }, wanted, ids: Default::default() };
+        let mut ids = Ids {
+            path: PathTracker { stack: Vec::new(), layer_paths: &self.program.layer_paths },
+            wanted,
+            ids: Default::default(),
+        };
         self.visit(&mut ids);
         ids.ids
     }

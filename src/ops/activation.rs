@@ -96,3 +96,27 @@ impl Activation {
         }
     }
 }
+
+// ---- ONNX ---------------------------------------------------------------------
+
+use super::onnx::{Attribute, Graph};
+
+impl Activation {
+    pub fn onnx(&self, g: &mut Graph, x: &str, input: &Shape) -> String {
+        match self.kind {
+            ActKind::Relu => g.node("Relu", &[x], Vec::new()),
+            ActKind::Sigmoid => g.node("Sigmoid", &[x], Vec::new()),
+            ActKind::Tanh => g.node("Tanh", &[x], Vec::new()),
+            ActKind::Silu => {
+                let gate = g.node("Sigmoid", &[x], Vec::new());
+                g.node("Mul", &[x, &gate], Vec::new())
+            }
+            ActKind::Gelu => g.gelu(x, false),
+            ActKind::GeluTanh => g.gelu(x, true),
+            ActKind::Softmax => {
+                let axis = if matches!(input, Shape::Image { .. }) { 1 } else { -1 };
+                g.node("Softmax", &[x], vec![("axis", Attribute::Int(axis))])
+            }
+        }
+    }
+}

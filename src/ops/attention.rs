@@ -165,3 +165,43 @@ impl<B: Backend> AttentionModule<B> {
         (in_f32(scores, |s| softmax(s, 3)), v)
     }
 }
+
+// ---- ONNX ---------------------------------------------------------------------
+
+use super::onnx::{Attribute, Graph};
+
+impl Attention {
+    /// `nn.MultiheadAttention` in eval mode: the packed projection, split into heads,
+    /// softmax(QKᵀ/√d_h)·V, heads joined, the output projection.
+    pub fn onnx(&self, g: &mut Graph, x: &str, input: &Shape, path: &str) -> String {
+        let d = input.features() as i64;
+        let (h, dh) = (self.heads as i64, d / self.heads as i64);
+        let weight = g.weight(path, "in_proj_weight");
+        let bias = self.bias.then(|| g.weight(path, "in_proj_bias"));
+        let qkv = g.linear(x, input, &weight, bias.as_deref());
+        let sizes = g.ints(&[d, d, d]);
+        let split = g.node("Split", &[&qkv, &sizes], vec![("axis", Attribute::Int(2))]);
+        // Split has three outputs: rename the node's one output into three.
+        let parts = ["q", "k", "v"].map(|part| format!("{split}_{part}"));
+        if let Some(node) = g.nodes.last_mut() {
+            node.outputs = parts.to_vec();
+        }
+        let heads = |g: &mut Graph, part: &str, perm: &[i64]| {
+            let split = g.reshape(part, &[0, 0, h, dh]);
+            g.transpose(&split, perm)
+        };
+        let q = heads(g, &parts[0], &[0, 2, 1, 3]);
+        let k = heads(g, &parts[1], &[0, 2, 3, 1]);
+        let v = heads(g, &parts[2], &[0, 2, 1, 3]);
+        let scores = g.node("MatMul", &[&q, &k], Vec::new());
+        let root = g.scalar((dh as f64).sqrt() as f32);
+        let scaled = g.node("Div", &[&scores, &root], Vec::new());
+        let weights = g.node("Softmax", &[&scaled], vec![("axis", Attribute::Int(-1))]);
+        let context = g.node("MatMul", &[&weights, &v], Vec::new());
+        let joined = g.transpose(&context, &[0, 2, 1, 3]);
+        let joined = g.reshape(&joined, &[0, 0, d]);
+        let out_weight = g.weight(path, "out_proj.weight");
+        let out_bias = self.bias.then(|| g.weight(path, "out_proj.bias"));
+        g.linear(&joined, input, &out_weight, out_bias.as_deref())
+    }
+}

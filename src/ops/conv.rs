@@ -268,3 +268,33 @@ impl<B: Backend> ConvModule<B> {
         conv2d(x, weight, bias, options)
     }
 }
+
+// ---- ONNX ---------------------------------------------------------------------
+
+use super::onnx::{Attribute, Graph};
+
+impl Conv {
+    pub fn onnx(&self, g: &mut Graph, x: &str, path: &str) -> String {
+        let weight = g.weight(path, "weight");
+        let bias = self.bias.then(|| g.weight(path, "bias"));
+        conv_node(g, x, &weight, bias.as_deref(), &self.window, self.groups)
+    }
+}
+
+/// `Conv` with PyTorch's square window, symmetric padding and groups.
+pub fn conv_node(g: &mut Graph, x: &str, weight: &str, bias: Option<&str>, window: &Window, groups: u64) -> String {
+    let (k, s, p, d) = (window.kernel as i64, window.stride as i64, window.padding as i64, window.dilation as i64);
+    let mut inputs = vec![x, weight];
+    inputs.extend(bias);
+    g.node(
+        "Conv",
+        &inputs,
+        vec![
+            ("kernel_shape", Attribute::Ints(vec![k, k])),
+            ("strides", Attribute::Ints(vec![s, s])),
+            ("pads", Attribute::Ints(vec![p, p, p, p])),
+            ("dilations", Attribute::Ints(vec![d, d])),
+            ("group", Attribute::Int(groups as i64)),
+        ],
+    )
+}

@@ -112,3 +112,15 @@ impl<B: Backend> LinearModule<B> {
         y.reshape([b, n, out])
     }
 }
+
+// ---- ONNX ---------------------------------------------------------------------
+
+use super::onnx::Graph;
+
+impl Linear {
+    pub fn onnx(&self, g: &mut Graph, x: &str, input: &Shape, path: &str) -> String {
+        let weight = g.weight(path, "weight");
+        let bias = self.bias.then(|| g.weight(path, "bias"));
+        g.linear(x, input, &weight, bias.as_deref())
+    }
+}

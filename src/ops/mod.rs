@@ -9,6 +9,7 @@ pub mod conv;
 mod kernels;
 pub mod linear;
 pub mod norm;
+pub mod onnx;
 pub mod pool;
 pub mod reshape;
 pub mod tokens;
@@ -348,6 +349,32 @@ op_enum! {
     PosEmbedding(tokens::PosEmbedding),
     SelectToken(tokens::SelectToken),
     MeanTokens(tokens::MeanTokens),
+}
+
+impl Op {
+    /// The op as ONNX nodes reading the value `x` (eval mode); `path` names its weights.
+    pub fn onnx(&self, g: &mut onnx::Graph, x: &str, input: &Shape, path: &str) -> Result<String, onnx::Unsupported> {
+        Ok(match self {
+            Op::Conv(op) => op.onnx(g, x, path),
+            Op::Linear(op) => op.onnx(g, x, input, path),
+            Op::BatchNorm(op) => op.onnx(g, x, path),
+            Op::LayerNorm(op) => op.onnx(g, x, input, path),
+            Op::Pool(op) => op.onnx(g, x),
+            Op::GlobalPool(op) => op.onnx(g, x),
+            Op::AdaptiveAvgPool(op) => op.onnx(g, x, input)?,
+            Op::Reduce(op) => op.onnx(g, x),
+            Op::Activation(op) => op.onnx(g, x, input),
+            Op::Flatten(op) => op.onnx(g, x, input),
+            Op::Identity(_) | Op::Dropout(_) => x.to_string(),
+            Op::PadChannels(op) => op.onnx(g, x, input),
+            Op::Attention(op) => op.onnx(g, x, input, path),
+            Op::Patchify(op) => op.onnx(g, x, path),
+            Op::ClassToken(op) => op.onnx(g, x, input, path),
+            Op::PosEmbedding(op) => op.onnx(g, x, input, path),
+            Op::SelectToken(op) => op.onnx(g, x),
+            Op::MeanTokens(op) => op.onnx(g, x),
+        })
+    }
 }
 
 const FAMILIES: &[&[OpSpec]] = &[

@@ -235,3 +235,28 @@ impl<B: Backend> LayerNormModule<B> {
         y
     }
 }
+
+// ---- ONNX ---------------------------------------------------------------------
+
+use super::onnx::{Attribute, Graph};
+
+impl BatchNorm {
+    /// Eval mode: the running statistics.
+    pub fn onnx(&self, g: &mut Graph, x: &str, path: &str) -> String {
+        let inputs = ["weight", "bias", "running_mean", "running_var"].map(|field| g.weight(path, field));
+        let [scale, bias, mean, var] = &inputs;
+        g.node("BatchNormalization", &[x, scale, bias, mean, var], vec![("epsilon", Attribute::Float(self.eps as f32))])
+    }
+}
+
+impl LayerNorm {
+    pub fn onnx(&self, g: &mut Graph, x: &str, input: &Shape, path: &str) -> String {
+        let d = input.features() as i64;
+        let (scale, bias) = match self.affine {
+            true => (g.weight(path, "weight"), g.weight(path, "bias")),
+            false => (g.floats(&[d], vec![1.0; d as usize]), g.floats(&[d], vec![0.0; d as usize])),
+        };
+        let attributes = vec![("axis", Attribute::Int(-1)), ("epsilon", Attribute::Float(self.eps as f32))];
+        g.node("LayerNormalization", &[x, &scale, &bias], attributes)
+    }
+}

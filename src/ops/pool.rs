@@ -288,3 +288,72 @@ impl Reduce {
         })
     }
 }
+
+// ---- ONNX ---------------------------------------------------------------------
+
+use super::onnx::{Attribute, Graph, Unsupported};
+
+impl Pool {
+    pub fn onnx(&self, g: &mut Graph, x: &str) -> String {
+        let w = &self.window;
+        let (k, s, p) = (w.kernel as i64, w.stride as i64, w.padding as i64);
+        let mut attributes = vec![
+            ("kernel_shape", Attribute::Ints(vec![k, k])),
+            ("strides", Attribute::Ints(vec![s, s])),
+            ("pads", Attribute::Ints(vec![p, p, p, p])),
+            ("ceil_mode", Attribute::Int(w.ceil as i64)),
+        ];
+        match self.kind {
+            PoolKind::Max => g.node("MaxPool", &[x], attributes),
+            PoolKind::Avg => {
+                attributes.push(("count_include_pad", Attribute::Int(self.count_include_pad as i64)));
+                g.node("AveragePool", &[x], attributes)
+            }
+        }
+    }
+}
+
+impl GlobalPool {
+    pub fn onnx(&self, g: &mut Graph, x: &str) -> String {
+        match self.kind {
+            PoolKind::Avg => g.node("GlobalAveragePool", &[x], Vec::new()),
+            PoolKind::Max => g.node("GlobalMaxPool", &[x], Vec::new()),
+        }
+    }
+}
+
+impl AdaptiveAvgPool {
+    /// ONNX has no adaptive pooling: bins of equal size are an AveragePool, others
+    /// cannot be written.
+    pub fn onnx(&self, g: &mut Graph, x: &str, input: &Shape) -> Result<String, Unsupported> {
+        let Shape::Image { h, w, .. } = *input else { unreachable!("checked IR: pooling takes images") };
+        if h % self.size != 0 || w % self.size != 0 {
+            return Err(Unsupported {
+                what: format!(
+                    "adaptive_avgpool({}) on {h}×{w} makes bins of unequal sizes, which ONNX has no operator for",
+                    self.size
+                ),
+            });
+        }
+        let (kh, kw) = ((h / self.size) as i64, (w / self.size) as i64);
+        Ok(g.node(
+            "AveragePool",
+            &[x],
+            vec![("kernel_shape", Attribute::Ints(vec![kh, kw])), ("strides", Attribute::Ints(vec![kh, kw]))],
+        ))
+    }
+}
+
+impl Reduce {
+    pub fn onnx(&self, g: &mut Graph, x: &str) -> String {
+        let op_type = match self.kind {
+            PoolKind::Avg => "ReduceMean",
+            PoolKind::Max => "ReduceMax",
+        };
+        let axes: &[i64] = match self.over {
+            Over::Spatial => &[2, 3],
+            Over::Channels => &[1],
+        };
+        g.reduce(op_type, x, axes, true)
+    }
+}

@@ -178,3 +178,25 @@ impl PadChannels {
         Value::Image(Tensor::cat(parts, 1))
     }
 }
+
+// ---- ONNX ---------------------------------------------------------------------
+
+use super::onnx::{Attribute, Graph};
+
+impl Flatten {
+    pub fn onnx(&self, g: &mut Graph, x: &str, input: &Shape) -> String {
+        match input {
+            Shape::Vector { .. } => x.to_string(),
+            _ => g.node("Flatten", &[x], vec![("axis", Attribute::Int(1))]),
+        }
+    }
+}
+
+impl PadChannels {
+    pub fn onnx(&self, g: &mut Graph, x: &str, input: &Shape) -> String {
+        let c = input.features();
+        let (before, after) = (self.before(c) as i64, (self.channels - c - self.before(c)) as i64);
+        let pads = g.ints(&[0, before, 0, 0, 0, after, 0, 0]);
+        g.node("Pad", &[x, &pads], vec![("mode", Attribute::Text("constant".into()))])
+    }
+}

@@ -291,3 +291,59 @@ impl MeanTokens {
         Value::Vector(x.mean_dim(1).reshape([b, d]))
     }
 }
+
+// ---- ONNX ---------------------------------------------------------------------
+
+use super::onnx::{Attribute, Graph};
+
+impl Patchify {
+    /// The patch convolution, then [batch, D, h, w] → [batch, h·w, D].
+    pub fn onnx(&self, g: &mut Graph, x: &str, path: &str) -> String {
+        let window = Window { kernel: self.patch, stride: self.patch, padding: 0, dilation: 1, ceil: false };
+        let weight = g.weight(path, "weight");
+        let bias = self.bias.then(|| g.weight(path, "bias"));
+        let y = super::conv::conv_node(g, x, &weight, bias.as_deref(), &window, 1);
+        let flat = g.reshape(&y, &[0, self.dim as i64, -1]);
+        g.transpose(&flat, &[0, 2, 1])
+    }
+}
+
+impl ClassToken {
+    /// The token expanded to the batch and put in front.
+    pub fn onnx(&self, g: &mut Graph, x: &str, input: &Shape, path: &str) -> String {
+        let token = g.weight(path, "");
+        let shape = g.node("Shape", &[x], Vec::new());
+        let first = g.ints(&[0]);
+        let batch = g.node("Gather", &[&shape, &first], vec![("axis", Attribute::Int(0))]);
+        let rest = g.ints(&[1, input.features() as i64]);
+        let target = g.node("Concat", &[&batch, &rest], vec![("axis", Attribute::Int(0))]);
+        let tokens = g.node("Expand", &[&token, &target], Vec::new());
+        g.node("Concat", &[&tokens, x], vec![("axis", Attribute::Int(1))])
+    }
+}
+
+impl PosEmbedding {
+    pub fn onnx(&self, g: &mut Graph, x: &str, input: &Shape, path: &str) -> String {
+        let table = match self.learned {
+            true => g.weight(path, ""),
+            false => {
+                let Shape::Tokens { n, d } = *input else { unreachable!("checked IR: positions are added to tokens") };
+                g.floats(&[1, n as i64, d as i64], Self::sinusoidal(n as usize, d as usize))
+            }
+        };
+        g.node("Add", &[x, &table], Vec::new())
+    }
+}
+
+impl SelectToken {
+    pub fn onnx(&self, g: &mut Graph, x: &str) -> String {
+        let index = g.int_scalar(self.index as i64);
+        g.node("Gather", &[x, &index], vec![("axis", Attribute::Int(1))])
+    }
+}
+
+impl MeanTokens {
+    pub fn onnx(&self, g: &mut Graph, x: &str) -> String {
+        g.reduce("ReduceMean", x, &[1], false)
+    }
+}

@@ -203,7 +203,8 @@ fn origin(options: &TrainOptions, model: &Model, resumed: Option<&RunDir>) -> Re
         false => Some(Freeze::plan(model, &options.freeze).map_err(|unknown| {
             let names = crate::lower::transfer::tensor_prefixes(model);
             let known: Vec<&str> = names.iter().map(String::as_str).collect();
-            let suggestions = unknown.iter().map(|p| crate::suggest::closest(p, known.iter().copied()).map(str::to_string)).collect();
+            let suggestions =
+                unknown.iter().map(|p| crate::suggest::closest(p, known.iter().copied()).map(str::to_string)).collect();
             ArgumentError::FreezeCoversNothing { prefixes: unknown, suggestions }
         })?),
     };
@@ -212,8 +213,11 @@ fn origin(options: &TrainOptions, model: &Model, resumed: Option<&RunDir>) -> Re
         // The checkpoint holds the weights; the report says which tensors were new.
         let file = run.dir.join("init.json");
         let text = crate::report::files::read_text(&file)?;
-        let report: InitReport = serde_json::from_str(&text)
-            .map_err(|e| Error::Malformed { path: file, kind: FileKind::Damaged, problem: e.to_string() })?;
+        let report: InitReport = serde_json::from_str(&text).map_err(|e| Error::Malformed {
+            path: file,
+            kind: FileKind::Damaged,
+            problem: e.to_string(),
+        })?;
         return Ok(Origin { weights: None, report: Some(report), freeze });
     }
     let weights = StateDict::read(path)?;
@@ -221,11 +225,15 @@ fn origin(options: &TrainOptions, model: &Model, resumed: Option<&RunDir>) -> Re
     if !options.init_partial {
         if !transfer.reshaped.is_empty() {
             let reshaped = transfer.reshaped.clone();
-            return Err(WeightsError::InitReshaped { weights: path.clone(), model: model.name.clone(), reshaped }.into());
+            return Err(
+                WeightsError::InitReshaped { weights: path.clone(), model: model.name.clone(), reshaped }.into()
+            );
         }
         if transfer.loaded.is_empty() {
             let unused = transfer.unused.len();
-            return Err(WeightsError::InitMatchesNothing { weights: path.clone(), model: model.name.clone(), unused }.into());
+            return Err(
+                WeightsError::InitMatchesNothing { weights: path.clone(), model: model.name.clone(), unused }.into()
+            );
         }
     }
     let sha256 = super::checkpoint::sha256(&crate::report::files::read_bytes(path)?);
@@ -422,8 +430,7 @@ fn resolve(request: Request) -> Result<(Request, Option<RunDir>, String, Option<
         }
         // config.json says how long the run is: rewritten, so that a later resume keeps it.
         let hyper = hyper(&resumed.options);
-        let config =
-            RunConfig { args: resumed.clone(), input, hyper, mean, std, set: set.clone(), model_sha256, init };
+        let config = RunConfig { args: resumed.clone(), input, hyper, mean, std, set: set.clone(), model_sha256, init };
         new_config = Some(config_text(&config, dir)?);
     }
     // A run may move: resumed on other devices, or with its data elsewhere, it computes
@@ -567,7 +574,8 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
     }
     let fresh = origin.report.as_ref().map(|r| r.transfer.fresh()).unwrap_or_default();
     let init_file = origin.report.as_ref().map(|r| {
-        let name = r.weights.file_name().map_or_else(|| r.weights.display().to_string(), |n| n.to_string_lossy().into());
+        let name =
+            r.weights.file_name().map_or_else(|| r.weights.display().to_string(), |n| n.to_string_lossy().into());
         (name, r.sha256.clone())
     });
     let session = Session {
