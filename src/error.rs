@@ -71,7 +71,7 @@ pub enum ExportError {
     TooLarge {
         bytes: u64,
     },
-    /// `--weights` with `--format pytorch`, whose output is code.
+    /// `--weights` with `--format pytorch` (code) or `safetensors` (fresh weights).
     WeightsInCode,
     /// A layer the PyTorch writer has no module for.
     NoModule {
@@ -546,7 +546,7 @@ impl fmt::Display for ExportError {
                 crate::format::bytes(*bytes as u128)
             ),
             ExportError::WeightsInCode => f.write_str(
-                "--weights is for ONNX files; a PyTorch export is code: load the weights with `model.load_state_dict(safetensors.torch.load_file(...))`",
+                "--weights is for ONNX files: a PyTorch export is code (load the weights with `model.load_state_dict(safetensors.torch.load_file(...))`) and a safetensors export is fresh weights",
             ),
             ExportError::NoModule { layer, location, what } => {
                 write!(f, "cannot export `{layer}` ({location}) to PyTorch: {what}")

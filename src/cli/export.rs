@@ -11,7 +11,8 @@ use std::process::ExitCode;
 pub struct ExportArgs {
     /// The model's `.arch` file.
     model: String,
-    /// onnx (a ModelProto with the weights) or pytorch (a self-contained Python module).
+    /// onnx (a ModelProto with the weights), pytorch (a self-contained Python module) or
+    /// safetensors (freshly initialised weights, `--seed`).
     #[arg(long, value_enum)]
     format: Format,
     /// The file to write.
@@ -21,7 +22,7 @@ pub struct ExportArgs {
     /// it, freshly initialised weights (`--seed`).
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// ONNX: the seed of freshly initialised weights.
+    /// ONNX and safetensors: the seed of freshly initialised weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// ONNX: the operator set (17 to 21).
@@ -63,6 +64,12 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
         None => format!("weights freshly initialised (seed {})", request.seed),
     };
     match (&exported.onnx, exported.format) {
+        (_, Format::Safetensors) => println!(
+            "wrote {} ({size}): {}'s weights freshly initialised (seed {}), by PyTorch name",
+            exported.path.display(),
+            exported.model,
+            request.seed
+        ),
         (Some(summary), _) => println!(
             "wrote {} ({size}): {} as ONNX opset {}, {} nodes, {} initializers, {weights}\noperators: {}",
             exported.path.display(),

@@ -22,6 +22,9 @@ pub use onnx::Batch;
 pub enum Format {
     Onnx,
     Pytorch,
+    /// The network's weights, freshly initialised from `--seed` as PyTorch initialises
+    /// them, by PyTorch name (what `predict --weights` and `train --init` read).
+    Safetensors,
 }
 
 pub struct Request {
@@ -66,6 +69,25 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
                 return Err(ExportError::TooLarge { bytes: bytes.len() as u64 }.into());
             }
             (bytes, Some(summary), Vec::new())
+        }
+        Format::Safetensors => {
+            if request.weights.is_some() {
+                return Err(ExportError::WeightsInCode.into());
+            }
+            let device = Default::default();
+            Flex::seed(&device, request.seed);
+            let network = Network::<Flex>::new(model, &device);
+            network.save(&request.out)?;
+            let bytes = std::fs::metadata(&request.out).map(|m| m.len()).unwrap_or(0);
+            return Ok(Exported {
+                model: model.name.clone(),
+                path: request.out.clone(),
+                bytes,
+                format: request.format,
+                onnx: None,
+                classes: Vec::new(),
+                weights: None,
+            });
         }
         Format::Pytorch => {
             if request.weights.is_some() {

@@ -120,3 +120,27 @@ impl Activation {
         }
     }
 }
+
+// ---- PyTorch ------------------------------------------------------------------
+
+use super::torch::{self, TorchOp, text};
+
+impl Activation {
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        let (module, args, function): (&'static str, Vec<torch::Arg>, String) = match self.kind {
+            ActKind::Relu => ("nn.ReLU", vec![], "F.relu({x})".into()),
+            ActKind::Gelu => ("nn.GELU", vec![], "F.gelu({x})".into()),
+            ActKind::GeluTanh => {
+                ("nn.GELU", vec![text("approximate=\"tanh\"")], "F.gelu({x}, approximate=\"tanh\")".into())
+            }
+            ActKind::Silu => ("nn.SiLU", vec![], "F.silu({x})".into()),
+            ActKind::Sigmoid => ("nn.Sigmoid", vec![], "torch.sigmoid({x})".into()),
+            ActKind::Tanh => ("nn.Tanh", vec![], "torch.tanh({x})".into()),
+            ActKind::Softmax => {
+                let dim = if matches!(input, Shape::Image { .. }) { 1 } else { -1 };
+                ("nn.Softmax", vec![text(format!("dim={dim}"))], format!("{{x}}.softmax(dim={dim})"))
+            }
+        };
+        TorchOp::both(torch::call(module, args), function)
+    }
+}

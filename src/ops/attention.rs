@@ -205,3 +205,26 @@ impl Attention {
         g.linear(&joined, input, &out_weight, out_bias.as_deref())
     }
 }
+
+// ---- PyTorch ------------------------------------------------------------------
+
+use super::torch::{self, TorchOp, int, text};
+
+impl Attention {
+    /// `nn.MultiheadAttention` over a batch of token sequences (batch first).
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        let mut args = vec![int("embed_dim", input.features()), int("num_heads", self.heads)];
+        if self.dropout != 0.0 {
+            args.push(text(format!("dropout={}", torch::float(self.dropout))));
+        }
+        if !self.bias {
+            args.push(text("bias=False"));
+        }
+        args.push(text("batch_first=True"));
+        TorchOp {
+            module: Some(torch::call("nn.MultiheadAttention", args)),
+            apply: "{m}({x}, {x}, {x}, need_weights=False)[0]",
+            function: None,
+        }
+    }
+}

@@ -298,3 +298,35 @@ pub fn conv_node(g: &mut Graph, x: &str, weight: &str, bias: Option<&str>, windo
         ],
     )
 }
+
+// ---- PyTorch ------------------------------------------------------------------
+
+use super::torch::{self, TorchOp, int, keyword, text};
+
+impl Conv {
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        TorchOp::module(conv_call(input.features(), self.out, &self.window, self.groups, self.bias))
+    }
+}
+
+/// `nn.Conv2d` with its window written out (kernel, stride and padding always, so that
+/// blocks differing only in stride share a class).
+pub fn conv_call(input: u64, out: u64, window: &Window, groups: u64, bias: bool) -> torch::Call {
+    let mut args = vec![
+        int("in_channels", input),
+        int("out_channels", out),
+        keyword("kernel_size", window.kernel),
+        keyword("stride", window.stride),
+        keyword("padding", window.padding),
+    ];
+    if window.dilation != 1 {
+        args.push(keyword("dilation", window.dilation));
+    }
+    if groups != 1 {
+        args.push(keyword("groups", groups));
+    }
+    if !bias {
+        args.push(text("bias=False"));
+    }
+    torch::call("nn.Conv2d", args)
+}

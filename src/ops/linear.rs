@@ -124,3 +124,17 @@ impl Linear {
         g.linear(x, input, &weight, bias.as_deref())
     }
 }
+
+// ---- PyTorch ------------------------------------------------------------------
+
+use super::torch::{self, TorchOp, int, text};
+
+impl Linear {
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        let mut args = vec![int("in_features", input.features()), int("out_features", self.out)];
+        if !self.bias {
+            args.push(text("bias=False"));
+        }
+        TorchOp::module(torch::call("nn.Linear", args))
+    }
+}

@@ -13,6 +13,7 @@ pub mod onnx;
 pub mod pool;
 pub mod reshape;
 pub mod tokens;
+pub mod torch;
 
 use crate::diagnostics::Code;
 use crate::tensor::Shape;
@@ -374,6 +375,33 @@ impl Op {
             Op::SelectToken(op) => op.onnx(g, x),
             Op::MeanTokens(op) => op.onnx(g, x),
         })
+    }
+}
+
+impl Op {
+    /// The op as PyTorch code (see `torch.rs`).
+    pub fn torch(&self, input: &Shape) -> torch::TorchOp {
+        match self {
+            Op::Conv(op) => op.torch(input),
+            Op::Linear(op) => op.torch(input),
+            Op::BatchNorm(op) => op.torch(input),
+            Op::LayerNorm(op) => op.torch(input),
+            Op::Pool(op) => op.torch(),
+            Op::GlobalPool(op) => op.torch(),
+            Op::AdaptiveAvgPool(op) => op.torch(),
+            Op::Reduce(op) => op.torch(),
+            Op::Activation(op) => op.torch(input),
+            Op::Flatten(op) => op.torch(input),
+            Op::Identity(op) => op.torch(),
+            Op::Dropout(op) => op.torch(),
+            Op::PadChannels(op) => op.torch(input),
+            Op::Attention(op) => op.torch(input),
+            Op::Patchify(op) => op.torch(input),
+            Op::ClassToken(op) => op.torch(input),
+            Op::PosEmbedding(op) => op.torch(input),
+            Op::SelectToken(op) => op.torch(),
+            Op::MeanTokens(op) => op.torch(),
+        }
     }
 }
 

@@ -260,3 +260,34 @@ impl LayerNorm {
         g.node("LayerNormalization", &[x, &scale, &bias], attributes)
     }
 }
+
+// ---- PyTorch ------------------------------------------------------------------
+
+use super::torch::{self, TorchOp, int, text};
+
+impl BatchNorm {
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        let mut args = vec![int("num_features", input.features())];
+        if self.eps != 1e-5 {
+            args.push(text(format!("eps={}", torch::float(self.eps))));
+        }
+        if self.momentum != 0.1 {
+            args.push(text(format!("momentum={}", torch::float(self.momentum))));
+        }
+        let func = if matches!(input, Shape::Image { .. }) { "nn.BatchNorm2d" } else { "nn.BatchNorm1d" };
+        TorchOp::module(torch::call(func, args))
+    }
+}
+
+impl LayerNorm {
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        let mut args = vec![int("normalized_shape", input.features())];
+        if self.eps != 1e-5 {
+            args.push(text(format!("eps={}", torch::float(self.eps))));
+        }
+        if !self.affine {
+            args.push(text("elementwise_affine=False"));
+        }
+        TorchOp::module(torch::call("nn.LayerNorm", args))
+    }
+}

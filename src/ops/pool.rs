@@ -357,3 +357,65 @@ impl Reduce {
         g.reduce(op_type, x, axes, true)
     }
 }
+
+// ---- PyTorch ------------------------------------------------------------------
+
+use super::torch::{self, TorchOp, int, keyword, text};
+
+impl Pool {
+    pub fn torch(&self) -> TorchOp {
+        let w = &self.window;
+        let mut args = vec![int("kernel_size", w.kernel), keyword("stride", w.stride), keyword("padding", w.padding)];
+        let mut extra = String::new();
+        if w.ceil {
+            args.push(text("ceil_mode=True"));
+            extra.push_str(", ceil_mode=True");
+        }
+        let (module, function) = match self.kind {
+            PoolKind::Max => ("nn.MaxPool2d", "F.max_pool2d"),
+            PoolKind::Avg => {
+                if !self.count_include_pad {
+                    args.push(text("count_include_pad=False"));
+                    extra.push_str(", count_include_pad=False");
+                }
+                ("nn.AvgPool2d", "F.avg_pool2d")
+            }
+        };
+        let call = format!("{function}({{x}}, {}, stride={}, padding={}{extra})", w.kernel, w.stride, w.padding);
+        TorchOp::both(torch::call(module, args), call)
+    }
+}
+
+impl GlobalPool {
+    pub fn torch(&self) -> TorchOp {
+        match self.kind {
+            PoolKind::Avg => {
+                TorchOp::both(torch::call("nn.AdaptiveAvgPool2d", vec![text("1")]), "F.adaptive_avg_pool2d({x}, 1)")
+            }
+            PoolKind::Max => {
+                TorchOp::both(torch::call("nn.AdaptiveMaxPool2d", vec![text("1")]), "F.adaptive_max_pool2d({x}, 1)")
+            }
+        }
+    }
+}
+
+impl AdaptiveAvgPool {
+    pub fn torch(&self) -> TorchOp {
+        let call = format!("F.adaptive_avg_pool2d({{x}}, {})", self.size);
+        TorchOp::both(torch::call("nn.AdaptiveAvgPool2d", vec![int("output_size", self.size)]), call)
+    }
+}
+
+impl Reduce {
+    pub fn torch(&self) -> TorchOp {
+        let method = match self.kind {
+            PoolKind::Avg => "mean",
+            PoolKind::Max => "amax",
+        };
+        let dims = match self.over {
+            Over::Spatial => "(2, 3)",
+            Over::Channels => "1",
+        };
+        TorchOp::function(format!("{{x}}.{method}({dims}, keepdim=True)"))
+    }
+}

@@ -200,3 +200,38 @@ impl PadChannels {
         g.node("Pad", &[x, &pads], vec![("mode", Attribute::Text("constant".into()))])
     }
 }
+
+// ---- PyTorch ------------------------------------------------------------------
+
+use super::torch::{self, TorchOp, text};
+
+impl Flatten {
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        match input {
+            Shape::Vector { .. } => TorchOp::both(torch::call("nn.Identity", vec![]), "{x}"),
+            _ => TorchOp::both(torch::call("nn.Flatten", vec![]), "torch.flatten({x}, 1)"),
+        }
+    }
+}
+
+impl Identity {
+    pub fn torch(&self) -> TorchOp {
+        TorchOp::both(torch::call("nn.Identity", vec![]), "{x}")
+    }
+}
+
+impl Dropout {
+    pub fn torch(&self) -> TorchOp {
+        let p = torch::float(self.p);
+        TorchOp::both(torch::call("nn.Dropout", vec![text(p.clone())]), format!("F.dropout({{x}}, {p}, self.training)"))
+    }
+}
+
+impl PadChannels {
+    /// Zero channels before and after, as the option-A shortcut pads them.
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        let c = input.features();
+        let (before, after) = (self.before(c), self.channels - c - self.before(c));
+        TorchOp::function(format!("F.pad({{x}}, (0, 0, 0, 0, {before}, {after}))"))
+    }
+}

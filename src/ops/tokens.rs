@@ -347,3 +347,73 @@ impl MeanTokens {
         g.reduce("ReduceMean", x, &[1], false)
     }
 }
+
+// ---- PyTorch ------------------------------------------------------------------
+
+use super::torch::{self, TorchOp, int, keyword, text};
+
+impl Patchify {
+    /// torchvision's `conv_proj`, then [batch, D, h, w] → [batch, h·w, D].
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        let mut args = vec![
+            int("in_channels", input.features()),
+            int("out_channels", self.dim),
+            keyword("kernel_size", self.patch),
+            keyword("stride", self.patch),
+        ];
+        if !self.bias {
+            args.push(text("bias=False"));
+        }
+        TorchOp {
+            module: Some(torch::call("nn.Conv2d", args)),
+            apply: "{m}({x}).flatten(2).transpose(1, 2)",
+            function: None,
+        }
+    }
+}
+
+impl ClassToken {
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        let zeros = torch::Call {
+            func: "torch.zeros",
+            args: vec![text("1"), text("1"), int("dim", input.features())],
+            wrap: Some("nn.Parameter({})"),
+        };
+        TorchOp {
+            module: Some(zeros),
+            apply: "torch.cat([{m}.expand({x}.shape[0], -1, -1), {x}], dim=1)",
+            function: None,
+        }
+    }
+}
+
+impl PosEmbedding {
+    /// Learned: torchvision's parameter. Fixed: the sinusoidal table, computed in
+    /// `forward` (it is not a weight, so not in the state dict).
+    pub fn torch(&self, input: &Shape) -> TorchOp {
+        let Shape::Tokens { n, d } = *input else { unreachable!("checked IR: positions are added to tokens") };
+        match self.learned {
+            true => {
+                let table = torch::Call {
+                    func: "torch.empty",
+                    args: vec![text("1"), int("tokens", n), int("dim", d)],
+                    wrap: Some("nn.Parameter({}.normal_(std=0.02))"),
+                };
+                TorchOp { module: Some(table), apply: "{x} + {m}", function: None }
+            }
+            false => TorchOp::function("{x} + sinusoidal({x}.shape[1], {x}.shape[2]).to({x})"),
+        }
+    }
+}
+
+impl SelectToken {
+    pub fn torch(&self) -> TorchOp {
+        TorchOp::function(format!("{{x}}[:, {}]", self.index))
+    }
+}
+
+impl MeanTokens {
+    pub fn torch(&self) -> TorchOp {
+        TorchOp::function("{x}.mean(1)")
+    }
+}
