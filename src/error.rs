@@ -62,6 +62,8 @@ pub enum ExportError {
     },
     Opset {
         opset: i64,
+        lowest: i64,
+        highest: i64,
     },
     /// A weight the graph reads that the weights do not have (not reached: they come
     /// from the network itself).
@@ -246,7 +248,8 @@ pub enum WeightsError {
     InitReshaped {
         weights: PathBuf,
         model: String,
-        reshaped: Vec<crate::lower::transfer::Reshaped>,
+        /// Each tensor's name, its shape in the file and in the model.
+        reshaped: Vec<(String, Vec<u64>, Vec<u64>)>,
     },
     /// `--init` weights of which the model uses nothing, without `--init-partial`.
     InitMatchesNothing {
@@ -533,12 +536,9 @@ impl fmt::Display for ExportError {
             ExportError::Unsupported { layer, location, opset, what } => {
                 write!(f, "cannot export `{layer}` ({location}) to ONNX opset {opset}: {what}")
             }
-            ExportError::Opset { opset } => write!(
-                f,
-                "--opset {opset} is not one archc writes: give one from {} to {}",
-                crate::ops::onnx::OPSETS.start(),
-                crate::ops::onnx::OPSETS.end()
-            ),
+            ExportError::Opset { opset, lowest, highest } => {
+                write!(f, "--opset {opset} is not one archc writes: give one from {lowest} to {highest}")
+            }
             ExportError::NoWeight { name } => write!(f, "the weights have no tensor `{name}`"),
             ExportError::TooLarge { bytes } => write!(
                 f,
@@ -716,7 +716,9 @@ impl fmt::Display for WeightsError {
                 let shape = |s: &[u64]| format!("[{}]", s.iter().map(u64::to_string).collect::<Vec<_>>().join(", "));
                 let listed: Vec<String> = reshaped
                     .iter()
-                    .map(|r| format!("`{}` is {} there and {} here", r.name, shape(&r.found), shape(&r.expected)))
+                    .map(|(name, found, expected)| {
+                        format!("`{name}` is {} there and {} here", shape(found), shape(expected))
+                    })
                     .collect();
                 write!(
                     f,
@@ -987,7 +989,8 @@ impl fmt::Display for ArgumentError {
                         None => format!("`{p}`"),
                     })
                     .collect();
-                write!(f, "--freeze {} names no parameter of the model", listed.join(", "))
+                let verb = if listed.len() == 1 { "names" } else { "name" };
+                write!(f, "--freeze {} {verb} no parameter of the model", listed.join(", "))
             }
             ArgumentError::ZeroBatch => f.write_str("--batch must be at least 1"),
             ArgumentError::OutOfRange { flag, value, range } => write!(f, "{flag} must be {range}, not {value}"),

@@ -1,11 +1,11 @@
 //! Every example in the README and docs/ that shows a static command (`check`, `flops`,
-//! `ir`, `explain`) and its output is that command's output today: each block that
+//! `ir`, `explain`, `export`) and its output is that command's output today: each block that
 //! starts with `$ archc ...` is run and compared line by line. Examples that train or
 //! measure (their numbers vary) elide lines with `...` and are not compared.
 
 use std::process::Command;
 
-const STATIC: &[&str] = &["check", "flops", "ir", "explain"];
+const STATIC: &[&str] = &["check", "flops", "ir", "explain", "export"];
 
 /// (file, line, command words, expected output) of each static example.
 fn examples() -> Vec<(String, usize, Vec<String>, String)> {

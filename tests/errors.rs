@@ -4,8 +4,8 @@
 //! lists its tensors below its line) and names the file or option it is about.
 
 use archc::error::{
-    ArgumentError, DataError, DeviceError, Error, FileKind, IoReason, MemoryUse, Purpose, RunError, WeightProblem,
-    WeightsError,
+    ArgumentError, DataError, DeviceError, Error, ExportError, FileKind, IoReason, MemoryUse, Purpose, RunError,
+    WeightProblem, WeightsError,
 };
 use archc::ir::Shape;
 use std::path::PathBuf;
@@ -35,6 +35,7 @@ fn samples() -> Vec<Error> {
         Error::HasErrors { path: "broken.arch".into(), purpose: Purpose::Train },
         Error::HasErrors { path: "broken.arch".into(), purpose: Purpose::Evaluate },
         Error::HasErrors { path: "broken.arch".into(), purpose: Purpose::Run },
+        Error::HasErrors { path: "broken.arch".into(), purpose: Purpose::Export },
     ];
     let malformed = [
         FileKind::Safetensors,
@@ -109,6 +110,15 @@ fn samples() -> Vec<Error> {
             given: Vec::new(),
         },
         WeightsError::Metadata { weights: path("best.safetensors"), key: "set", problem: "expected value".into() },
+        WeightsError::InitReshaped {
+            weights: path("resnet18.safetensors"),
+            model: "resnet18".into(),
+            reshaped: vec![
+                ("fc.weight".into(), vec![1000, 512], vec![10, 512]),
+                ("fc.bias".into(), vec![1000], vec![10]),
+            ],
+        },
+        WeightsError::InitMatchesNothing { weights: path("vit.safetensors"), model: "resnet18".into(), unused: 152 },
     ];
     all.extend(weights.into_iter().map(Error::from));
     let devices = [
@@ -200,6 +210,10 @@ fn samples() -> Vec<Error> {
         },
         ArgumentError::NotACode { text: "E9999".into() },
         ArgumentError::NothingToTrain,
+        ArgumentError::FreezeCoversNothing {
+            prefixes: vec!["lyer2".into(), "head".into()],
+            suggestions: vec![Some("layer2".into()), None],
+        },
         ArgumentError::ZeroBatch,
         ArgumentError::OutOfRange { flag: "--lr", value: f64::NAN, range: "greater than 0" },
         ArgumentError::EmptyTraining { data: "mnist".into(), subset: Some(0) },
@@ -207,6 +221,24 @@ fn samples() -> Vec<Error> {
         ArgumentError::EmptyValidation { data: "mnist".into(), fraction: None },
     ];
     all.extend(arguments.into_iter().map(Error::from));
+    let export = [
+        ExportError::Unsupported {
+            layer: "pool".into(),
+            location: "uneven.arch:3:3".into(),
+            opset: 17,
+            what: "adaptive_avgpool(3) on 10×10 makes bins of unequal sizes, which ONNX has no operator for".into(),
+        },
+        ExportError::Opset { opset: 16, lowest: 17, highest: 21 },
+        ExportError::NoWeight { name: "fc.weight".into() },
+        ExportError::TooLarge { bytes: 3_000_000_000 },
+        ExportError::WeightsInCode,
+        ExportError::NoModule {
+            layer: "block.0.conv".into(),
+            location: "m.arch:4:9".into(),
+            what: "its weights belong to a block inside a block that uses layers of the one around it".into(),
+        },
+    ];
+    all.extend(export.into_iter().map(Error::from));
     all
 }
 

@@ -178,6 +178,14 @@ fn se_resnet18_cifar_gets_new_se_tensors_and_a_reshaped_stem() {
     assert_eq!(names(&report, "reshaped"), ["conv1.weight", "fc.weight", "fc.bias"]);
     assert!(names(&report, "unused").is_empty());
     assert!(said.contains("conv1.weight [64, 3, 7, 7] there, [64, 3, 3, 3] here"), "{said}");
+    // What the user reads, from the run's first line to the first epoch.
+    let start = said.find("training ").unwrap();
+    let end = said.find("epoch 1/").unwrap();
+    let shown = said[start..end].replace(&s.root.display().to_string(), "TMP");
+    let sha = report["sha256"].as_str().unwrap()[..12].to_string();
+    insta::with_settings!({ snapshot_path => "../snapshots/init", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("transfer_report_se_resnet18", shown.replace(&sha, "SHA256"));
+    });
 }
 
 #[test]
@@ -186,7 +194,7 @@ fn frozen_layers_and_their_batch_norms_do_not_move() {
     let frozen = "conv1,bn1,layer1,layer2";
     let args = ["--init-partial", "--freeze", frozen, "--lr", "0.05", "--stop-after", "1", "--epochs", "2"];
     let said = ok(&s.train("models/resnet18.arch", "run", &args));
-    assert!(said.contains("parameters train"), "{said}");
+    assert!(said.contains("10,498,570 parameters train, 683,072 are frozen"), "{said}");
     let run = s.run("run");
     let report = init_json(&run);
     let source = tensors(&s.weights);

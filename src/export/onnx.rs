@@ -193,7 +193,8 @@ pub fn model_proto(
     batch: Batch,
 ) -> Result<(pb::ModelProto, Summary), Error> {
     if !crate::ops::onnx::OPSETS.contains(&opset) {
-        return Err(ExportError::Opset { opset }.into());
+        let (lowest, highest) = (*crate::ops::onnx::OPSETS.start(), *crate::ops::onnx::OPSETS.end());
+        return Err(ExportError::Opset { opset, lowest, highest }.into());
     }
     let mut emitter = Emitter { g: Graph::new(opset), sources };
     let mut out = "input".to_string();

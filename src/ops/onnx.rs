@@ -104,7 +104,11 @@ impl Graph {
     /// A weight of the layer at `path` (`path.suffix`, or the path itself for an empty
     /// suffix), as an initializer name.
     pub fn weight(&mut self, path: &str, suffix: &str) -> String {
-        let name = if suffix.is_empty() { path.to_string() } else { crate::ir::join_path(path, suffix) };
+        let name = match (path.is_empty(), suffix.is_empty()) {
+            (_, true) => path.to_string(),
+            (true, false) => suffix.to_string(),
+            (false, false) => format!("{path}.{suffix}"),
+        };
         if !self.weights.contains(&name) {
             self.weights.push(name.clone());
         }

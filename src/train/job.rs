@@ -224,7 +224,8 @@ fn origin(options: &TrainOptions, model: &Model, resumed: Option<&RunDir>) -> Re
     let transfer = Transfer::plan(model, &weights);
     if !options.init_partial {
         if !transfer.reshaped.is_empty() {
-            let reshaped = transfer.reshaped.clone();
+            let reshaped =
+                transfer.reshaped.iter().map(|r| (r.name.clone(), r.found.clone(), r.expected.clone())).collect();
             return Err(
                 WeightsError::InitReshaped { weights: path.clone(), model: model.name.clone(), reshaped }.into()
             );
