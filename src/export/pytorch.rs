@@ -126,7 +126,7 @@ fn attribute(name: &str) -> String {
 }
 
 fn camel(name: &str) -> String {
-    name.split(|c: char| c == '_' || c == '.' || c == '-')
+    name.split(['_', '.', '-'])
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut chars = p.chars();
