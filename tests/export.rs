@@ -84,3 +84,26 @@ fn safetensors_export_is_seeded_fresh_weights() {
     let stored: Vec<String> = a.tensors.keys().filter(|n| !n.ends_with("num_batches_tracked")).cloned().collect();
     assert_eq!(stored, names);
 }
+
+/// The generated Python is formatted: black (120 columns) leaves every zoo model's file
+/// as archc wrote it. Needs the test Python of `.ci/run` (ARCHC_ONNX_PYTHON, which also
+/// has black); ignored without it, run in CI.
+#[test]
+#[cfg_attr(not(onnxruntime), ignore = "needs ARCHC_ONNX_PYTHON (a Python with black)")]
+fn pytorch_modules_are_formatted_as_black_formats_them() {
+    let dir = Scratch::new("export", "black");
+    let mut files = Vec::new();
+    let mut models: Vec<_> = std::fs::read_dir("models").unwrap().map(|e| e.unwrap().path()).collect();
+    models.sort();
+    for model in models {
+        files.push(export(&dir, model.to_str().unwrap(), "pytorch", &[]));
+    }
+    let python = std::env::var("ARCHC_ONNX_PYTHON").expect("ARCHC_ONNX_PYTHON names the test Python");
+    let out = std::process::Command::new(python)
+        .args(["-m", "black", "--check", "--diff", "--line-length", "120"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "black would reformat:\n{said}");
+}

@@ -96,8 +96,16 @@ impl Events for Printer {
 
     fn started(&mut self, start: &Start) {
         self.batches = start.train_images.div_ceil(start.batch.max(1));
+        // With --freeze, the first line also says how much of the network trains.
+        let frozen = start.trainable.map_or(String::new(), |(trainable, frozen)| {
+            format!(
+                "; {} parameters train, {} are frozen",
+                crate::format::thousands(trainable),
+                crate::format::thousands(frozen)
+            )
+        });
         println!(
-            "training {} on {} ({} images, validation {} images) for {} on {}{}; run directory {}",
+            "training {} on {} ({} images, validation {} images) for {} on {}{}; run directory {}{frozen}",
             start.model.name,
             start.data,
             start.train_images,
@@ -113,13 +121,6 @@ impl Events for Printer {
             },
             start.run_dir.display()
         );
-        if let Some((trainable, frozen)) = start.trainable {
-            println!(
-                "{} parameters train, {} are frozen",
-                crate::format::thousands(trainable),
-                crate::format::thousands(frozen)
-            );
-        }
     }
 
     fn transfer(&mut self, report: &InitReport) {

@@ -500,17 +500,81 @@ impl Writer<'_> {
             }
         }
         let (init, forward) = code.split_once('\u{5}').unwrap_or((&code, ""));
+        let init: String = init.lines().map(|line| wrap(line) + "\n").collect();
         let params: String = class.params.iter().map(|(name, _)| format!(", {name}")).collect();
         let mut out =
             format!("class {}(nn.Module):\n    def __init__(self{params}):\n        super().__init__()\n", class.name);
-        out.push_str(init);
+        out.push_str(&init);
         out.push_str("\n    def forward(self, x):\n");
         for line in forward.split('\n').filter(|l| !l.is_empty()) {
-            out.push_str(&format!("        {line}\n"));
+            out.push_str(&wrap(&format!("        {line}")));
+            out.push('\n');
         }
         out.push_str("        return x\n");
         out
     }
+}
+
+/// Generated files are formatted as black formats them at this width.
+const WIDTH: usize = 120;
+
+/// A line longer than `WIDTH` split as black splits it: the bracket that closes the
+/// line opened on a line of its own, one argument per line with a trailing comma (so
+/// black keeps them so), each argument split again if still too long.
+fn wrap(line: &str) -> String {
+    if line.chars().count() <= WIDTH {
+        return line.to_string();
+    }
+    let indent = line.len() - line.trim_start().len();
+    let (body, comma) = match line.strip_suffix(',') {
+        Some(body) => (body, ","),
+        None => (line, ""),
+    };
+    let chars: Vec<(usize, char)> = body.char_indices().collect();
+    let Some(&(close_at, close)) = chars.last().filter(|(_, c)| *c == ')' || *c == ']') else {
+        return line.to_string();
+    };
+    let (mut depth, mut quoted, mut open_at) = (0i32, false, None);
+    for &(at, c) in chars.iter().rev() {
+        match c {
+            '"' => quoted = !quoted,
+            ')' | ']' if !quoted => depth += 1,
+            '(' | '[' if !quoted => {
+                depth -= 1;
+                if depth == 0 {
+                    open_at = Some(at);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(open_at) = open_at else { return line.to_string() };
+    let inner = &body[open_at + 1..close_at];
+    let mut args = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    for (at, c) in inner.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '(' | '[' if !quoted => depth += 1,
+            ')' | ']' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                args.push(inner[start..at].trim());
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    args.push(inner[start..].trim());
+    args.retain(|a| !a.is_empty());
+    let pad = " ".repeat(indent + 4);
+    let mut out = format!("{}\n", &body[..=open_at]);
+    for arg in args {
+        out.push_str(&wrap(&format!("{pad}{arg},")));
+        out.push('\n');
+    }
+    out.push_str(&format!("{}{close}{comma}", " ".repeat(indent)));
+    out
 }
 
 const SINUSOIDAL: &str = "def sinusoidal(n, d):
@@ -541,7 +605,7 @@ pub fn module(model: &Model, sources: &Sources) -> Result<Module, Error> {
          module load back into `archc eval` and `archc predict`:\n\n    \
          model = {net}()\n    \
          model.load_state_dict(safetensors.torch.load_file(\"best.safetensors\"))\n    \
-         model.eval()  # batch norm with running statistics, no dropout, as archc evaluates\n\"\"\"\n",
+         model.eval()  # batch norm with running statistics, no dropout, as archc evaluates\n\"\"\"\n\n",
         name = model.name,
         version = env!("CARGO_PKG_VERSION"),
         file = sources.name(source),
