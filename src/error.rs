@@ -475,6 +475,15 @@ pub enum ArgumentError {
     },
     /// A training request with neither a model and a dataset nor a run to resume.
     NothingToTrain,
+    /// `--freeze` covering tensors that `--init` does not provide: they would stay at
+    /// their random start.
+    FreezesFresh {
+        names: Vec<String>,
+    },
+    /// `--freeze` covering every parameter: nothing would train.
+    FreezesEverything,
+    /// `--head-lr-mult` when `--init` provides every tensor: nothing to speed up.
+    NoHead,
     /// `--freeze` prefixes that name no parameter of the model.
     FreezeCoversNothing {
         prefixes: Vec<String>,
@@ -705,8 +714,14 @@ impl fmt::Display for WeightsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WeightsError::DoNotFit { weights, model, problems } => {
+                // The first few, then a count: a file of another network differs everywhere.
+                const SHOWN: usize = 8;
                 write!(f, "`{}` does not fit `{model}`:", weights.display())?;
-                problems.iter().try_for_each(|p| write!(f, "\n  {p}"))
+                problems.iter().take(SHOWN).try_for_each(|p| write!(f, "\n  {p}"))?;
+                if problems.len() > SHOWN {
+                    write!(f, "\n  and {} more", problems.len() - SHOWN)?;
+                }
+                Ok(())
             }
             WeightsError::InitDoesNotFit { problems } => {
                 let problems: Vec<String> = problems.iter().map(WeightProblem::to_string).collect();
@@ -739,7 +754,7 @@ impl fmt::Display for WeightsError {
                 };
                 write!(
                     f,
-                    "`{}` was trained with {}, but this run has {}: give the same settings",
+                    "`{}` was trained with {}, but is used here with {}: give the same settings",
                     weights.display(),
                     show(trained),
                     show(given)
@@ -980,6 +995,15 @@ impl fmt::Display for ArgumentError {
                 write!(f, "`{text}` is not a diagnostic code; `archc explain` lists them")
             }
             ArgumentError::NothingToTrain => f.write_str("give a model file and --data, or --resume a run directory"),
+            ArgumentError::FreezesFresh { names } => write!(
+                f,
+                "--freeze covers {}, which --init does not provide: frozen, it would keep its random start; freeze fewer layers",
+                names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
+            ArgumentError::FreezesEverything => f.write_str("--freeze covers every parameter: nothing would train"),
+            ArgumentError::NoHead => {
+                f.write_str("--head-lr-mult has nothing to speed up: --init provides every tensor of the model")
+            }
             ArgumentError::FreezeCoversNothing { prefixes, suggestions } => {
                 let listed: Vec<String> = prefixes
                     .iter()

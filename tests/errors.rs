@@ -210,6 +210,9 @@ fn samples() -> Vec<Error> {
         },
         ArgumentError::NotACode { text: "E9999".into() },
         ArgumentError::NothingToTrain,
+        ArgumentError::FreezesFresh { names: vec!["conv1.weight".into()] },
+        ArgumentError::FreezesEverything,
+        ArgumentError::NoHead,
         ArgumentError::FreezeCoversNothing {
             prefixes: vec!["lyer2".into(), "head".into()],
             suggestions: vec![Some("layer2".into()), None],

@@ -294,4 +294,31 @@ fn init_refusals_name_the_problem() {
 
     let out = archc(&["train", "models/resnet18.arch", "--data", "x", "--head-lr-mult", "10"]);
     assert_eq!(out.status.code(), Some(2), "--head-lr-mult needs --init");
+
+    // Frozen, a tensor the file does not provide would keep its random start.
+    let out = s.train("models/resnet18.arch", "fresh", &["--init-partial", "--freeze", "layer4,fc"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("--freeze covers `fc.weight`, `fc.bias`, which --init does not provide"), "{said}");
+
+    // Another network whose names overlap but whose shapes all differ: nothing carried
+    // over is the problem, not the first clash.
+    let resnet20 = s.root.join("resnet20.safetensors");
+    let compiled = compile_file("models/resnet20.arch", &Options::default()).unwrap();
+    Network::<Flex>::new(&compiled.result.models[0], &Default::default()).save(&resnet20).unwrap();
+    let out = archc(&["train", "models/resnet18.arch", "--data", "x", "--init", resnet20.to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("has no tensor that `resnet18` uses"), "{said}");
+
+    let weights = s.weights.to_str().unwrap();
+    let out = archc(&["train", "models/resnet18.arch", "--data", "x", "--init", weights, "--head-lr-mult", "3"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("--head-lr-mult has nothing to speed up"), "{said}");
+
+    let out = archc(&["train", "models/lenet5.arch", "--data", "x", "--freeze", "conv1,conv2,fc1,fc2,fc3"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("--freeze covers every parameter: nothing would train"), "{said}");
 }

@@ -300,7 +300,7 @@ fn weights_trained_with_other_network_arguments_are_refused() {
     let trained = checkpoint(&dir, "trained.safetensors", WEIGHTS, &[("set", set), ("mean", MEAN), ("std", STD)]);
     let npy = "tests/fixtures/predict/input.npy";
     let err = one_line_error(&predict(&[MODEL, "--weights", &trained, npy]));
-    assert!(err.contains("was trained with --set classes=10, but this run has no --set"), "{err}");
+    assert!(err.contains("was trained with --set classes=10, but is used here with no --set"), "{err}");
     let err = one_line_error(&predict(&[MODEL, "--weights", &trained, "--set", "classes=12", npy]));
     assert!(err.contains("--set classes=10") && err.contains("--set classes=12"), "{err}");
     let out = predict(&[MODEL, "--weights", &trained, "--set", "classes=10", "--format", "json", npy]);
@@ -313,7 +313,7 @@ fn weights_trained_with_other_network_arguments_are_refused() {
         &[("mean", MEAN), ("std", STD), ("classes", r#"["0","1","2","3","4","5","6","7","8","9"]"#)],
     );
     let err = one_line_error(&predict(&[MODEL, "--weights", &plain, "--set", "classes=10", npy]));
-    assert!(err.contains("was trained with no --set, but this run has --set classes=10"), "{err}");
+    assert!(err.contains("was trained with no --set, but is used here with --set classes=10"), "{err}");
     // A PyTorch file says nothing about how it was built.
     let out = predict(&[MODEL, "--weights", WEIGHTS, "--set", "classes=10", "--format", "json", npy]);
     assert_close(&logits(&out), &expected("tests/fixtures/predict/input_logits.npy"));
@@ -327,7 +327,7 @@ fn weights_trained_with_other_network_arguments_are_refused() {
         archc(&args)
     };
     let err = one_line_error(&attention(&[]));
-    assert!(err.contains("was trained with --set classes=10, but this run has no --set"), "{err}");
+    assert!(err.contains("was trained with --set classes=10, but is used here with no --set"), "{err}");
     assert!(!out_dir.join("channel_weights.csv").exists(), "nothing is written");
     let out = attention(&["--set", "classes=10"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

@@ -437,7 +437,7 @@ fn weights_remember_the_network_arguments_they_were_trained_with() {
     let out = eval(&[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("was trained with --set classes=10, but this run has no --set"), "{err}");
+    assert!(err.contains("was trained with --set classes=10, but is used here with no --set"), "{err}");
     ok(&eval(&["--set", "classes=10"]));
     // A resumed run keeps its network; another --set is refused.
     let out = archc(&["train", "--resume", run.to_str().unwrap(), "--set", "classes=12"]);

@@ -71,12 +71,13 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
             request.seed
         ),
         (Some(summary), _) => println!(
-            "wrote {} ({size}): {} as ONNX opset {}, {} nodes, {} initializers, {weights}\noperators: {}",
+            "wrote {} ({size}): {} as ONNX opset {}, {} nodes, {} initializers ({} weights), {weights}\noperators: {}",
             exported.path.display(),
             exported.model,
             request.opset,
             summary.nodes,
             summary.initializers,
+            summary.weights,
             summary.operators.join(", ")
         ),
         (None, _) => println!(

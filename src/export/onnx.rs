@@ -178,6 +178,8 @@ fn tensor(name: &str, dims: Vec<i64>, values: &Values) -> pb::TensorProto {
 #[derive(Clone, Debug)]
 pub struct Summary {
     pub nodes: usize,
+    /// The network's tensors among the initializers; the rest are constants.
+    pub weights: usize,
     pub initializers: usize,
     /// Operator types used, sorted.
     pub operators: Vec<&'static str>,
@@ -239,7 +241,7 @@ pub fn model_proto(
     let mut operators: Vec<&'static str> = g.nodes.iter().map(|n| n.op_type).collect();
     operators.sort_unstable();
     operators.dedup();
-    let summary = Summary { nodes: nodes.len(), initializers: g.weights.len(), operators };
+    let summary = Summary { nodes: nodes.len(), weights: g.weights.len(), initializers: initializers.len(), operators };
     let graph = pb::GraphProto {
         node: nodes,
         name: Some(model.name.clone()),

@@ -603,8 +603,9 @@ pub fn module(model: &Model, sources: &Sources) -> Result<Module, Error> {
          Input {input}, output {output}. Parameter and buffer names are archc's (torchvision's and\n\
          timm's), so archc's checkpoints load as they are, and weights saved from this\n\
          module load back into `archc eval` and `archc predict`:\n\n    \
+         from safetensors.torch import load_file\n\n    \
          model = {net}()\n    \
-         model.load_state_dict(safetensors.torch.load_file(\"best.safetensors\"))\n    \
+         model.load_state_dict(load_file(\"best.safetensors\"))\n    \
          model.eval()  # batch norm with running statistics, no dropout, as archc evaluates\n\"\"\"\n\n",
         name = model.name,
         version = env!("CARGO_PKG_VERSION"),

@@ -128,10 +128,11 @@ impl Freeze {
     }
 }
 
-/// The names a model's parameters and buffers have, for suggesting a prefix.
+/// The prefixes of a model's parameter names (what `--freeze` accepts), for
+/// suggesting one.
 pub fn tensor_prefixes(model: &Model) -> Vec<String> {
     let mut prefixes = std::collections::BTreeSet::new();
-    for tensor in model.tensors() {
+    for tensor in model.tensors().into_iter().filter(|t| t.trainable) {
         let parts: Vec<&str> = tensor.name.split('.').collect();
         for end in 1..=parts.len() {
             prefixes.insert(parts[..end].join("."));

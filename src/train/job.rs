@@ -208,6 +208,9 @@ fn origin(options: &TrainOptions, model: &Model, resumed: Option<&RunDir>) -> Re
             ArgumentError::FreezeCoversNothing { prefixes: unknown, suggestions }
         })?),
     };
+    if freeze.as_ref().is_some_and(|f| f.trainable_params == 0) {
+        return Err(ArgumentError::FreezesEverything.into());
+    }
     let Some(path) = &options.init else { return Ok(Origin { weights: None, report: None, freeze }) };
     if let Some(run) = resumed {
         // The checkpoint holds the weights; the report says which tensors were new.
@@ -223,6 +226,13 @@ fn origin(options: &TrainOptions, model: &Model, resumed: Option<&RunDir>) -> Re
     let weights = StateDict::read(path)?;
     let transfer = Transfer::plan(model, &weights);
     if !options.init_partial {
+        // Nothing carried over says more than the shape of whichever tensor clashes.
+        if transfer.loaded.is_empty() {
+            let unused = transfer.unused.len();
+            return Err(
+                WeightsError::InitMatchesNothing { weights: path.clone(), model: model.name.clone(), unused }.into()
+            );
+        }
         if !transfer.reshaped.is_empty() {
             let reshaped =
                 transfer.reshaped.iter().map(|r| (r.name.clone(), r.found.clone(), r.expected.clone())).collect();
@@ -230,12 +240,16 @@ fn origin(options: &TrainOptions, model: &Model, resumed: Option<&RunDir>) -> Re
                 WeightsError::InitReshaped { weights: path.clone(), model: model.name.clone(), reshaped }.into()
             );
         }
-        if transfer.loaded.is_empty() {
-            let unused = transfer.unused.len();
-            return Err(
-                WeightsError::InitMatchesNothing { weights: path.clone(), model: model.name.clone(), unused }.into()
-            );
+    }
+    let fresh = transfer.fresh();
+    if let Some(freeze) = &freeze {
+        let frozen_fresh: Vec<String> = fresh.iter().filter(|n| freeze.is_frozen(n)).cloned().collect();
+        if !frozen_fresh.is_empty() {
+            return Err(ArgumentError::FreezesFresh { names: frozen_fresh }.into());
         }
+    }
+    if options.head_lr_mult.is_some() && fresh.is_empty() {
+        return Err(ArgumentError::NoHead.into());
     }
     let sha256 = super::checkpoint::sha256(&crate::report::files::read_bytes(path)?);
     let freeze_plan = match &freeze {
@@ -351,6 +365,10 @@ fn differences(request: &Request, config: &RunConfig, dir: &Path) -> Result<Vec<
     let show = |value: Option<&serde_json::Value>| match value {
         None | Some(serde_json::Value::Null) => "not given".to_string(),
         Some(serde_json::Value::String(text)) => text.clone(),
+        // `--freeze a,b` as it was written.
+        Some(serde_json::Value::Array(items)) => {
+            items.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect::<Vec<_>>().join(",")
+        }
         Some(other) => other.to_string(),
     };
     let json = |r: &Request| serde_json::to_value(r).unwrap_or_default();
