@@ -714,10 +714,19 @@ impl fmt::Display for WeightsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WeightsError::DoNotFit { weights, model, problems } => {
-                // The first few, then a count: a file of another network differs everywhere.
+                // Shapes that differ first (they say most), then missing and unexpected
+                // tensors; the first few, then a count: a file of another network
+                // differs everywhere.
                 const SHOWN: usize = 8;
                 write!(f, "`{}` does not fit `{model}`:", weights.display())?;
-                problems.iter().take(SHOWN).try_for_each(|p| write!(f, "\n  {p}"))?;
+                let rank = |p: &&WeightProblem| match p {
+                    WeightProblem::Reshaped { .. } => 0,
+                    WeightProblem::Missing { .. } => 1,
+                    WeightProblem::Unexpected { .. } => 2,
+                };
+                let mut ordered: Vec<&WeightProblem> = problems.iter().collect();
+                ordered.sort_by_key(rank);
+                ordered.iter().take(SHOWN).try_for_each(|p| write!(f, "\n  {p}"))?;
                 if problems.len() > SHOWN {
                     write!(f, "\n  and {} more", problems.len() - SHOWN)?;
                 }
