@@ -241,6 +241,28 @@ fn the_file_names_weights_as_pytorch_and_nodes_by_source_line() {
     ok(&archc(&["export", "models/lenet5.arch", "--format", "onnx", "--out", fixed.to_str().unwrap(), "--batch", "8"]));
     let text = format!("{:?}", batch(&read_model(&fixed).graph.unwrap()));
     assert!(text.contains("DimValue(8)") && !text.contains("DimParam"), "{text}");
+    assert!(read_model(&fixed).metadata_props.is_empty(), "fresh weights say nothing about inputs");
+    // A checkpoint's normalisation and class names travel into the file's metadata.
+    let model = compiled("models/lenet5.arch", None);
+    let mut checkpoint = weights(&model, 2);
+    checkpoint.metadata.insert("mean".into(), "0.286".into());
+    checkpoint.metadata.insert("std".into(), "0.353".into());
+    checkpoint.metadata.insert("classes".into(), "[\"T-shirt\",\"Trouser\"]".into());
+    let best = dir.join("best.safetensors");
+    checkpoint.write_safetensors(&best, &[]).unwrap();
+    let with = dir.join("with.onnx");
+    let (out, best) = (with.to_str().unwrap(), best.to_str().unwrap());
+    ok(&archc(&["export", "models/lenet5.arch", "--format", "onnx", "--out", out, "--weights", best]));
+    let props: Vec<(String, String)> = read_model(&with)
+        .metadata_props
+        .into_iter()
+        .map(|p| (p.key.unwrap_or_default(), p.value.unwrap_or_default()))
+        .collect();
+    assert!(
+        props.contains(&("mean".into(), "0.286".into())) && props.contains(&("std".into(), "0.353".into())),
+        "{props:?}"
+    );
+    assert!(props.iter().any(|(k, v)| k == "classes" && v.contains("Trouser")), "{props:?}");
 }
 
 #[test]

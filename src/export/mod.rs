@@ -123,5 +123,8 @@ fn weights(request: &Request, model: &crate::ir::Model) -> Result<StateDict, Err
         model: model.name.clone(),
         problems,
     })?;
-    Ok(network.state_dict())
+    // What the checkpoint says about its inputs and classes travels with the weights.
+    let mut exported = network.state_dict();
+    exported.metadata = dict.metadata;
+    Ok(exported)
 }

@@ -258,6 +258,13 @@ pub fn model_proto(
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         doc_string: Some(format!("{} (input {}, output {}), eval mode", model.name, model.input, model.output)),
         graph: Some(graph),
+        // An archc checkpoint's input normalisation and class names (`mean`, `std`,
+        // `classes`, ...), so that a deployment knows what the logits expect and mean.
+        metadata_props: weights
+            .metadata
+            .iter()
+            .map(|(key, value)| pb::StringStringEntryProto { key: Some(key.clone()), value: Some(value.clone()) })
+            .collect(),
         ..Default::default()
     };
     Ok((proto, summary))
