@@ -85,10 +85,9 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
         let batch = batches.iter().map(|(_, shape, _)| shape[0]).max().unwrap_or(1);
         crate::backend::admit(request.backend, model, crate::cost::admission::Purpose::Infer, batch as u64)?;
     }
-    let load_errors =
-        |problems| WeightsError::DoNotFit { weights: request.weights.clone(), model: model.name.clone(), problems };
     let logits: Vec<Vec<f32>> = crate::with_backend!(request.backend, |B, device| {
-        let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?.for_inference();
+        let network =
+            Network::<B>::new(model, &device).load_file(&dict, &request.weights, &model.name)?.for_inference();
         let mut all = Vec::new();
         for (_, shape, data) in &batches {
             let x = Tensor::<B, 4>::from_data(TensorData::new(data.clone(), shape.clone()), &device);

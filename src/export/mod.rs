@@ -9,7 +9,7 @@ pub mod onnx_proto;
 pub mod pytorch;
 
 use crate::elaborate::{Compiled, Options, compile_file};
-use crate::error::{Error, ExportError, Purpose, WeightsError};
+use crate::error::{Error, ExportError, Purpose};
 use crate::lower::Network;
 use crate::lower::weights::StateDict;
 use burn::backend::Flex;
@@ -74,10 +74,7 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
             if request.weights.is_some() {
                 return Err(ExportError::WeightsInCode.into());
             }
-            let device = Default::default();
-            Flex::seed(&device, request.seed);
-            let network = Network::<Flex>::new(model, &device);
-            network.save(&request.out)?;
+            fresh(model, request.seed).save(&request.out)?;
             let bytes = std::fs::metadata(&request.out).map(|m| m.len()).unwrap_or(0);
             return Ok(Exported {
                 model: model.name.clone(),
@@ -112,19 +109,20 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
 /// The network's tensors: from `--weights` (checked to fit, name by name), or freshly
 /// initialised from the seed.
 fn weights(request: &Request, model: &crate::ir::Model) -> Result<StateDict, Error> {
-    let device = Default::default();
-    Flex::seed(&device, request.seed);
-    let network = Network::<Flex>::new(model, &device);
+    let network = fresh(model, request.seed);
     let Some(path) = &request.weights else { return Ok(network.state_dict()) };
     let dict = StateDict::read(path)?;
     dict.check_settings(path, &request.compile.set)?;
-    let network = network.load_state_dict(&dict).map_err(|problems| WeightsError::DoNotFit {
-        weights: path.clone(),
-        model: model.name.clone(),
-        problems,
-    })?;
+    let network = network.load_file(&dict, path, &model.name)?;
     // What the checkpoint says about its inputs and classes travels with the weights.
     let mut exported = network.state_dict();
     exported.metadata = dict.metadata;
     Ok(exported)
+}
+
+/// The network with PyTorch's initialisation, seeded.
+fn fresh(model: &crate::ir::Model, seed: u64) -> Network<Flex> {
+    let device = Default::default();
+    Flex::seed(&device, seed);
+    Network::<Flex>::new(model, &device)
 }

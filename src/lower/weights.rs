@@ -41,14 +41,18 @@ impl StateDict {
     /// dict or one under `state_dict` / `model`). Integer tensors (`num_batches_tracked`)
     /// are skipped; a `module.` prefix (DataParallel) is removed.
     pub fn read(path: &Path) -> Result<StateDict, Error> {
-        let bytes = read_bytes(path)?;
+        Self::parse(path, &read_bytes(path)?)
+    }
+
+    /// `read` of a file whose bytes the caller already holds (to digest them too).
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<StateDict, Error> {
         let malformed = |kind, problem| Error::Malformed { path: path.to_path_buf(), kind, problem };
         // A safetensors file opens with its header's length and then the header, a JSON
         // object; a damaged one is reported by the safetensors reader, not the pickle one.
         let looks_safetensors = bytes.get(8) == Some(&b'{');
         let named_safetensors = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
         let mut dict = if looks_safetensors || named_safetensors {
-            Self::from_safetensors(&bytes).map_err(|e| malformed(FileKind::Safetensors, e))?
+            Self::from_safetensors(bytes).map_err(|e| malformed(FileKind::Safetensors, e))?
         } else {
             Self::from_pytorch(path).map_err(|e| malformed(FileKind::StateDict, e))?
         };
@@ -385,6 +389,16 @@ impl<B: Backend> Network<B> {
             }
         }
         if errors.is_empty() { Ok(network) } else { Err(errors) }
+    }
+
+    /// `load_state_dict` of the weights file `weights`, its mismatches the error that
+    /// names the file and `model`.
+    pub fn load_file(self, dict: &StateDict, weights: &Path, model: &str) -> Result<Network<B>, WeightsError> {
+        self.load_state_dict(dict).map_err(|problems| WeightsError::DoNotFit {
+            weights: weights.to_path_buf(),
+            model: model.to_string(),
+            problems,
+        })
     }
 
     /// Loads the tensors of `dict` whose name and shape match, leaving the others as

@@ -134,8 +134,6 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
         .or_else(|| source.standard_normalization())
         .unwrap_or_else(|| test.channel_stats());
     let pipeline = Pipeline { mean, std, crop_padding: 0, flip: false };
-    let load_errors =
-        |problems| WeightsError::DoNotFit { weights: request.weights.clone(), model: model.name.clone(), problems };
     let precision = match request.precision {
         Some(precision) => precision,
         None => dict.precision().map_err(|e| WeightsError::Metadata {
@@ -146,7 +144,7 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
     };
     let evaluation = crate::with_backend!(request.backend, |B, device| {
         crate::backend::check_precision::<B>(precision, request.backend, &device)?;
-        let network = Network::<B>::new(model, &device).load_state_dict(&dict).map_err(load_errors)?;
+        let network = Network::<B>::new(model, &device).load_file(&dict, &request.weights, &model.name)?;
         let network = network.with_precision(precision);
         evaluate::<B>(&network, &test, &pipeline, request.batch, &device)
     })?;

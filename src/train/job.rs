@@ -223,7 +223,9 @@ fn origin(options: &TrainOptions, model: &Model, resumed: Option<&RunDir>) -> Re
         })?;
         return Ok(Origin { weights: None, report: Some(report), freeze });
     }
-    let weights = StateDict::read(path)?;
+    // One read serves the tensors and the digest the run records.
+    let bytes = crate::report::files::read_bytes(path)?;
+    let weights = StateDict::parse(path, &bytes)?;
     let transfer = Transfer::plan(model, &weights);
     if !options.init_partial {
         // Nothing carried over says more than the shape of whichever tensor clashes.
@@ -251,7 +253,7 @@ fn origin(options: &TrainOptions, model: &Model, resumed: Option<&RunDir>) -> Re
     if options.head_lr_mult.is_some() && fresh.is_empty() {
         return Err(ArgumentError::NoHead.into());
     }
-    let sha256 = super::checkpoint::sha256(&crate::report::files::read_bytes(path)?);
+    let sha256 = super::checkpoint::sha256(&bytes);
     let freeze_plan = match &freeze {
         Some(freeze) => freeze.clone(),
         None => Freeze::plan(model, &[]).unwrap_or_default(),
