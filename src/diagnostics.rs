@@ -169,6 +169,10 @@ pub struct Diagnostic {
     pub secondary: Vec<Label>,
     pub notes: Vec<String>,
     pub help: Option<String>,
+    /// The block instance (`layer2.0`) the mistake was found in, when it sits in a
+    /// block's definition: one mistake copied by a stage is reported once, naming the
+    /// other instances. Not rendered itself.
+    pub instance: Option<String>,
 }
 
 impl Diagnostic {
@@ -180,6 +184,7 @@ impl Diagnostic {
             secondary: Vec::new(),
             notes: Vec::new(),
             help: None,
+            instance: None,
         }
     }
 

@@ -654,10 +654,21 @@ impl fmt::Display for DataError {
                     _ => Ok(()),
                 }
             }
-            DataError::ClassesDoNotFit { data, classes, model, output } => write!(
-                f,
-                "`{data}` has {classes} classes, but `{model}` outputs {output}: set its `classes` parameter (`--set classes={classes}`)"
-            ),
+            // A classifier ends in a vector of scores; tokens or an image need a head first.
+            DataError::ClassesDoNotFit { data, classes, model, output } => match output {
+                Shape::Tokens { .. } => write!(
+                    f,
+                    "`{data}` has {classes} classes, but `{model}` outputs {output}, one vector per token: end it with `select_token(0)` (the class token) or `mean_tokens`, then `linear(classes)`"
+                ),
+                Shape::Image { .. } => write!(
+                    f,
+                    "`{data}` has {classes} classes, but `{model}` outputs {output}, an image: end it with `global_avgpool`, `flatten` and `linear(classes)`"
+                ),
+                Shape::Vector { .. } => write!(
+                    f,
+                    "`{data}` has {classes} classes, but `{model}` outputs {output}: set its `classes` parameter (`--set classes={classes}`)"
+                ),
+            },
             DataError::ImagesAndLabelsDiffer { dir, split, images, labels } => {
                 write!(f, "`{}`: {split} images {images:?} and labels {labels:?} do not match", dir.display())
             }

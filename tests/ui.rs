@@ -48,6 +48,22 @@ fn every_ui_file_renders_its_snapshot() {
     }
 }
 
+/// Files with several independent mistakes say which they hold (`# expect: E0010 W0001`):
+/// exactly those are reported, each once, in source order (no cascade, none hidden).
+#[test]
+fn files_with_several_mistakes_report_each_once() {
+    let mut checked = 0;
+    for path in ui_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let Some(expected) = text.lines().find_map(|l| l.strip_prefix("# expect:")) else { continue };
+        let expected: Vec<&str> = expected.split_whitespace().collect();
+        let (rendered, codes) = render(&path);
+        assert_eq!(codes, expected, "{}:\n{rendered}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 5, "expected at least 5 files with `# expect:`, found {checked}");
+}
+
 #[test]
 fn every_code_has_a_ui_test() {
     let stems: Vec<String> = ui_files().iter().map(|p| p.file_stem().unwrap().to_string_lossy().to_string()).collect();

@@ -66,6 +66,12 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Error> {
                         print!("{}", ir::trace(model));
                     }
                 }
+                // A network with errors has no model; its trace shows how far checking got.
+                if args.trace && result.models.is_empty() {
+                    for checked in &result.steps {
+                        print!("{}", ir::trace_steps(&checked.network, checked.input, &checked.steps));
+                    }
+                }
                 let errors = result.diagnostics.iter().filter(|d| d.is_error()).count();
                 if errors > 0 {
                     let warnings = result.diagnostics.len() - errors;

@@ -10,7 +10,9 @@ mod eval;
 mod explain;
 mod export;
 mod flops;
+mod fmt;
 mod ir;
+mod lsp;
 mod predict;
 mod train;
 
@@ -56,6 +58,10 @@ enum Command {
     Export(export::ExportArgs),
     /// Explain a diagnostic code (`archc explain E0009`), or list them all.
     Explain(explain::ExplainArgs),
+    /// Format `.arch` files in place (`--check` lists those that are not; `-` for stdin).
+    Fmt(fmt::FmtArgs),
+    /// The language server, over stdin and stdout, for editors (see editors/).
+    Lsp(lsp::LspArgs),
 }
 
 /// Runs the command the arguments name. `matches` also says which options were given
@@ -77,6 +83,8 @@ pub fn run(matches: &clap::ArgMatches) -> ExitCode {
         Command::Compare(args) => compare::run(args),
         Command::Export(args) => export::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Fmt(args) => fmt::run(args),
+        Command::Lsp(args) => lsp::run(args),
     };
     match result {
         Ok(code) => code,

@@ -162,6 +162,9 @@ impl Elaborator<'_> {
     /// `name`, `name(args)`: a variable, a builtin function, or a module value.
     fn eval_call(&mut self, call: &Call, env: &Rc<Env>) -> Option<Const> {
         let name = call.name.text.as_str();
+        if !call.has_parens && env.is_poisoned(name) {
+            return None;
+        }
         if !call.has_parens
             && let Some(value) = env.lookup(name)
         {

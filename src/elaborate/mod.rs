@@ -12,15 +12,16 @@ mod structure;
 mod value;
 pub mod variants;
 
-pub use load::STD_FILES;
+pub use eval::FUNCTIONS;
+pub use load::{DefEntry, STD_FILES};
 
 use crate::diagnostics::{Code, Diagnostic};
 use crate::error::{Error, IoReason};
-use crate::ir::{Model, Node, Shape};
+use crate::ir::{Model, Node, Shape, Step};
 use crate::source::{Sources, Span};
 use crate::suggest;
 use crate::syntax::ast::Ident;
-use load::{DefEntry, Library};
+use load::Library;
 use std::collections::HashMap;
 use std::rc::Rc;
 use structure::Structural;
@@ -56,6 +57,18 @@ pub struct Compilation {
     pub diagnostics: Vec<Diagnostic>,
     /// Networks the entry file defines (models holds those that elaborated cleanly).
     pub networks: Vec<String>,
+    /// Every layer each network's check met, built or failed, in order (one per network).
+    pub steps: Vec<NetworkSteps>,
+    /// Every block and network visible to the file (its own, its imports', the standard
+    /// library's), for tools that answer questions about names (the language server).
+    pub definitions: Vec<Rc<DefEntry>>,
+}
+
+/// The layers checked in one network, with its input when that was known.
+pub struct NetworkSteps {
+    pub network: String,
+    pub input: Option<Shape>,
+    pub steps: Vec<Step>,
 }
 
 impl Compilation {
@@ -111,25 +124,19 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (library, mut diagnostics) = load::load(sources, name, text);
     let mut models = Vec::new();
+    let mut steps = Vec::new();
     let networks: Vec<String> = library.networks.iter().map(|n| n.def.name.text.clone()).collect();
     let settings = parse_settings(sources, &options.set, &mut diagnostics);
     diagnostics.extend(unknown_settings(&library, &settings));
     for network in &library.networks {
         let mut elaborator = Elaborator::new(&library, options, &settings);
         let model = elaborator.network(network);
-        let mut found = elaborator.diagnostics;
-        // Report in source order, as people read the file; a mistake inside a block
-        // that is copied (stage, repeat, insert) is reported once, not once per copy.
-        found.sort_by(|a, b| {
-            (a.primary.span.file, a.primary.span.start, a.code.id(), &a.message).cmp(&(
-                b.primary.span.file,
-                b.primary.span.start,
-                b.code.id(),
-                &b.message,
-            ))
+        steps.push(NetworkSteps {
+            network: network.def.name.text.clone(),
+            input: elaborator.model_input,
+            steps: std::mem::take(&mut elaborator.steps),
         });
-        found.dedup_by(|a, b| a.code == b.code && a.primary.span == b.primary.span);
-        diagnostics.extend(found);
+        diagnostics.extend(once_per_mistake(elaborator.diagnostics));
         models.extend(model);
     }
     // A bad `--set` value is checked once per network that has the parameter; say it once.
@@ -150,7 +157,40 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
     if diagnostics.iter().any(Diagnostic::is_error) {
         models.clear();
     }
-    Compilation { models, diagnostics, networks }
+    let mut definitions: Vec<Rc<DefEntry>> = library.defs.values().cloned().collect();
+    definitions.sort_by_key(|e| (e.file, e.def.span.start));
+    Compilation { models, diagnostics, networks, steps, definitions }
+}
+
+/// Orders a network's diagnostics as people read the file, and reports a mistake inside
+/// a block that is copied (stage, repeat, insert) once: the first instance met, which
+/// is the first in the network, with a note naming how many more there are.
+fn once_per_mistake(mut found: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    // A stable sort: instances of one mistake stay in the order they were met.
+    found.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.code.id()));
+    let mut kept: Vec<(Diagnostic, Vec<String>)> = Vec::new();
+    for d in found {
+        match kept.last_mut() {
+            Some((first, more)) if first.code == d.code && first.primary.span == d.primary.span => {
+                more.extend(d.instance.clone());
+            }
+            _ => kept.push((d, Vec::new())),
+        }
+    }
+    kept.into_iter()
+        .map(|(d, more)| {
+            if more.is_empty() {
+                return d;
+            }
+            const NAMED: usize = 4;
+            let mut names: Vec<String> = more.iter().take(NAMED).map(|p| format!("`{p}`")).collect();
+            if more.len() > NAMED {
+                names.push(format!("{} others", more.len() - NAMED));
+            }
+            let s = if more.len() == 1 { "" } else { "s" };
+            d.with_note(format!("and {} more instance{s} of the same mistake: {}", more.len(), names.join(", ")))
+        })
+        .collect()
 }
 
 /// Each `--set NAME=VALUE` becomes a source file `--set` holding `NAME=VALUE`; the value
@@ -297,6 +337,11 @@ pub(crate) struct Elaborator<'a> {
     last_shrink: Option<(Span, String, Shape, Shape)>,
     /// The environment of the expression being evaluated, for "did you mean".
     current_env: Option<std::rc::Rc<value::Env>>,
+    /// Every layer met, built or failed (see `Step`).
+    steps: Vec<Step>,
+    /// The blocks the network instantiates, in the order first met (for an `insert` that
+    /// matched nothing: which blocks it could have named).
+    used_blocks: Vec<String>,
 }
 
 impl<'a> Elaborator<'a> {
@@ -316,6 +361,8 @@ impl<'a> Elaborator<'a> {
             model_input: None,
             last_shrink: None,
             current_env: None,
+            steps: Vec::new(),
+            used_blocks: Vec::new(),
         }
     }
 
@@ -327,9 +374,18 @@ impl<'a> Elaborator<'a> {
                 && frame.def_span.start <= diagnostic.primary.span.start
                 && diagnostic.primary.span.end <= frame.def_span.end;
             if inside {
+                diagnostic.instance = Some(frame.path.clone());
                 let at = if frame.path.is_empty() { String::new() } else { format!(" as `{}`", frame.path) };
                 diagnostic =
                     diagnostic.with_secondary(frame.call_span, format!("`{}` instantiated here{at}", frame.block));
+                // Deep inside library blocks, also say which layer of the network it is in.
+                let outermost = &self.frames[0];
+                if self.frames.len() > 1 && outermost.call_span.file != frame.call_span.file {
+                    diagnostic = diagnostic.with_secondary(
+                        outermost.call_span,
+                        format!("in `{}` (`{}`), made here", outermost.path, outermost.block),
+                    );
+                }
             }
         }
         self.diagnostics.push(diagnostic);

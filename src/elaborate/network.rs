@@ -32,12 +32,15 @@ impl Elaborator<'_> {
         // must not silence this network's own diagnostics below.
         let errors_before = self.error_count();
         let env = Env::root(None);
-        let mut unparsed_setting = false;
+        // A parameter without a value stays poisoned: its uses are silent, its own error
+        // is the one to fix, and the rest of the network is still checked.
+        for param in &def.params {
+            env.poison(&param.name.text);
+        }
         for param in &def.params {
             let given = self.settings.iter().find(|s| s.name == param.name.text);
             if given.is_some_and(|s| s.value.is_none()) {
-                unparsed_setting = true; // reported when parsed
-                continue;
+                continue; // reported when parsed
             }
             match given.and_then(|s| s.value.as_ref()).or(param.default.as_ref()) {
                 Some(default) => {
@@ -58,11 +61,6 @@ impl Elaborator<'_> {
                     .with_help(format!("write `{}: {} = ...`", param.name.text, param.ty.text)),
                 ),
             }
-        }
-        // A parameter without a value would make every use of it an "unknown name" error
-        // of its own; the parameter's error is the one to fix.
-        if self.error_count() > errors_before || unparsed_setting {
-            return None;
         }
         let input = self.network_input(def, &env);
         self.model_input = input;
@@ -403,6 +401,33 @@ impl Elaborator<'_> {
             .collect();
         for (span, block, point, within) in unused {
             let where_ = if within.is_empty() { String::new() } else { format!(" in {}", within.join(", ")) };
+            // The blocks this network does use that have the same point are what was meant.
+            let with_point: Vec<String> = self
+                .used_blocks
+                .iter()
+                .filter(|b| {
+                    **b != block
+                        && self
+                            .library
+                            .defs
+                            .get(*b)
+                            .is_some_and(|e| points_in(&e.def.body).iter().any(|p| p.text == point))
+                })
+                .map(|b| format!("`{b}`"))
+                .collect();
+            let used = self.used_blocks.iter().filter(|b| **b != block).map(|b| format!("`{b}`")).collect::<Vec<_>>();
+            let help = match (with_point.first(), used.is_empty()) {
+                (Some(first), _) => format!(
+                    "the network uses {} with a point `{point}`: write `insert ... at {}.{point}`",
+                    with_point.join(", "),
+                    first.trim_matches('`')
+                ),
+                (None, false) => format!(
+                    "the network uses no `{block}`{where_}; its blocks are {}, none with a point `{point}`",
+                    used.join(", ")
+                ),
+                (None, true) => format!("the network uses no blocks{where_}; remove the insert"),
+            };
             self.lint(
                 Diagnostic::new(
                     Code::UnusedInsert,
@@ -410,7 +435,7 @@ impl Elaborator<'_> {
                     span,
                     format!("no `{block}` block{where_}"),
                 )
-                .with_help(format!("check that the network uses `{block}`{where_}, or remove the insert")),
+                .with_help(help),
             );
         }
     }

@@ -6,7 +6,7 @@ use super::structure::StructuralCall;
 use super::value::{ArgValue, Const, Env, ModuleKind, ModuleValue};
 use super::{Callee, Elaborator, Frame, MAX_DEPTH, Outcome, Scope};
 use crate::diagnostics::{Code, Diagnostic};
-use crate::ir::{Node, NodeKind, Shape, join_path};
+use crate::ir::{Node, NodeKind, Shape, Step, join_path};
 use crate::ops::{self, Args, Op, OpArg, OpSpec};
 use crate::source::Span;
 use crate::suggest;
@@ -118,6 +118,9 @@ impl Elaborator<'_> {
                 span: body.span,
             })),
             LayerExpr::Call { call, body } => {
+                if !call.has_parens && env.is_poisoned(&call.name.text) {
+                    return None;
+                }
                 if !call.has_parens
                     && let Some(value) = env.lookup(&call.name.text)
                 {
@@ -168,7 +171,10 @@ impl Elaborator<'_> {
 
     /// `let name = value`: numbers are constants; modules become shared modules.
     fn bind_let(&mut self, name: &Ident, value: &crate::syntax::ast::Expr, env: &Rc<Env>, scope: &mut Scope) {
-        let Some(value) = self.eval(value, env) else { return };
+        let Some(value) = self.eval(value, env) else {
+            env.poison(&name.text);
+            return;
+        };
         let value = match value {
             Const::Module(inner) => {
                 self.claim(scope, Some(name), name.span);
@@ -375,10 +381,30 @@ impl Elaborator<'_> {
         let output = match op.rule().output(&input) {
             Ok(output) => output,
             Err(error) => {
-                self.shape_error(error, &input, &path, site);
-                return Outcome::failed();
+                // Ops that never change the shape go on with their input whatever went wrong.
+                let recovered = error.recovered.or(ops::preserves_shape(name).then_some(input));
+                let code = self.shape_error(error, &input, &path, site);
+                self.steps.push(Step {
+                    path,
+                    name,
+                    op: Some(op),
+                    input,
+                    output: recovered,
+                    span: site,
+                    error: Some(code),
+                });
+                return Outcome { node: None, output: recovered };
             }
         };
+        self.steps.push(Step {
+            path: path.clone(),
+            name,
+            op: Some(op.clone()),
+            input,
+            output: Some(output),
+            span: site,
+            error: None,
+        });
         if output.elements().is_none() {
             self.error(Diagnostic::new(
                 Code::Overflow,
@@ -405,7 +431,8 @@ impl Elaborator<'_> {
 
     /// Turns an op's shape error into a diagnostic at the layer. A kernel that no longer
     /// fits because earlier layers shrank the map is reported as the map shrinking.
-    fn shape_error(&mut self, error: ops::ShapeError, input: &Shape, path: &str, site: Span) {
+    /// Returns the code reported.
+    fn shape_error(&mut self, error: ops::ShapeError, input: &Shape, path: &str, site: Span) -> Code {
         let shrunk = match (error.code, self.model_input.and_then(|s| s.spatial()), input.spatial()) {
             (Code::KernelTooLarge, Some((mh, mw)), Some((h, w))) => h < mh || w < mw,
             _ => false,
@@ -436,7 +463,9 @@ impl Elaborator<'_> {
         if !path.is_empty() {
             d = d.with_note(format!("in `{path}`, whose input is {input}"));
         }
+        let code = d.code;
         self.error(d);
+        code
     }
 
     fn block(
@@ -507,6 +536,9 @@ impl Elaborator<'_> {
         }
         if self.bind(name, &params, args, site, Some(&env)).is_none() {
             return Outcome::failed();
+        }
+        if !self.used_blocks.contains(&def.name.text) {
+            self.used_blocks.push(def.name.text.clone());
         }
         self.frames.push(Frame {
             block: def.name.text.clone(),

@@ -147,43 +147,72 @@ impl Elaborator<'_> {
         }
         if shortcut.is_identity() {
             self.residual_mismatch(name, &nodes, input, output);
+            self.failed_step("residual", &scope.path, input, output, name.span, Code::ResidualMismatch);
             return Outcome { node: None, output: Some(output) };
         }
-        let projection = self.projection(&shortcut, input, output);
+        let (projection, inferred_stride) = self.projection(&shortcut, input, output);
         let label = Ident { text: projection_label(&shortcut), span: shortcut.span };
         scope.unpositioned = true;
+        // The projection runs beside the main path: "shrinks to zero" later blames the body.
+        let main_path_shrink = self.last_shrink.clone();
         let outcome = self.instantiate(&projection, Some(input), scope, Some(&label), shortcut.span);
+        self.last_shrink = main_path_shrink;
         let Some(projected) = outcome.node else { return Outcome { node: None, output: Some(output) } };
         if projected.output != output {
-            self.error(
-                Diagnostic::new(
-                    Code::ResidualMismatch,
-                    format!("the shortcut gives {}, but the residual body gives {output}", projected.output),
-                    shortcut.span,
-                    format!("projects {input} to {}", projected.output),
-                )
-                .with_secondary(name.span, format!("body: {input} → {output}"))
-                .with_help("the projection must produce the body's shape; check its channels and stride"),
-            );
+            let mut d = Diagnostic::new(
+                Code::ResidualMismatch,
+                format!("the shortcut gives {}, but the residual body gives {output}", projected.output),
+                shortcut.span,
+                format!("projects {input} to {}", projected.output),
+            )
+            .with_secondary(name.span, format!("body: {input} → {output}"));
+            d = match (inferred_stride, input.spatial(), output.spatial(), lost_rows(&nodes)) {
+                // The body shrank the map by no whole factor: the stride guessed from the
+                // shapes cannot match, and the layer that lost the rows is the mistake.
+                (Some(stride), Some((h, _)), Some((oh, _)), Some(layer)) if h % oh != 0 => d
+                    .with_secondary(layer.span, format!("`{}` gives {} from {}", layer.path, layer.output, layer.input))
+                    .with_note(format!(
+                        "the shortcut's stride {stride} was inferred from the shapes, but {h} → {oh} is no whole stride"
+                    ))
+                    .with_help(format!(
+                        "`{}` loses rows: give it the padding that keeps {} a multiple of the output (a 3×3 convolution needs `padding: 1`)",
+                        layer.path,
+                        layer.input.spatial().map_or(0, |(h, _)| h)
+                    )),
+                _ => d.with_help("the projection must produce the body's shape; check its channels and stride"),
+            };
+            self.error(d);
+            self.failed_step("residual", &scope.path, input, output, name.span, Code::ResidualMismatch);
             return Outcome { node: None, output: Some(output) };
         }
         Outcome::built(node(nodes, Shortcut::Projection(Box::new(projected))))
     }
 
+    /// Records a structural form that failed in the trace (checking goes on with `output`).
+    fn failed_step(&mut self, name: &'static str, path: &str, input: Shape, output: Shape, span: Span, code: Code) {
+        let path = if path.is_empty() { format!("({name})") } else { format!("{path}.({name})") };
+        self.steps.push(crate::ir::Step { path, name, op: None, input, output: Some(output), span, error: Some(code) });
+    }
+
     /// The shortcut module with `channels` and `stride` filled in from the shapes, for
     /// blocks that declare those parameters and were not given them.
-    fn projection(&self, shortcut: &Rc<ModuleValue>, input: Shape, output: Shape) -> Rc<ModuleValue> {
-        let ModuleKind::Call { name, callee, args, body } = &shortcut.kind else { return shortcut.clone() };
-        let Callee::Block(entry) = callee else { return shortcut.clone() };
+    /// Also returns the stride when it was inferred from the shapes (not written).
+    fn projection(&self, shortcut: &Rc<ModuleValue>, input: Shape, output: Shape) -> (Rc<ModuleValue>, Option<u64>) {
+        let ModuleKind::Call { name, callee, args, body } = &shortcut.kind else { return (shortcut.clone(), None) };
+        let Callee::Block(entry) = callee else { return (shortcut.clone(), None) };
         let stride = match (input.spatial(), output.spatial()) {
             (Some((h, _)), Some((oh, _))) if oh > 0 => h.div_ceil(oh),
             _ => 1,
         };
         let mut args = args.clone();
+        let mut inferred = None;
         for (param, value) in [("channels", output.features()), ("stride", stride)] {
             let declared = entry.def.params.iter().any(|p| p.name.text == param);
             let given = args.iter().any(|a| a.name.as_ref().is_some_and(|n| n.text == param));
             if declared && !given {
+                if param == "stride" {
+                    inferred = Some(stride);
+                }
                 args.push(ArgValue {
                     name: Some(Ident { text: param.into(), span: shortcut.span }),
                     value: Const::Int(value as i64),
@@ -191,10 +220,11 @@ impl Elaborator<'_> {
                 });
             }
         }
-        Rc::new(ModuleValue {
+        let module = Rc::new(ModuleValue {
             kind: ModuleKind::Call { name: name.clone(), callee: callee.clone(), args, body: body.clone() },
             span: shortcut.span,
-        })
+        });
+        (module, inferred)
     }
 
     fn residual_mismatch(&mut self, name: &Ident, nodes: &[Node], input: Shape, output: Shape) {
@@ -230,7 +260,11 @@ impl Elaborator<'_> {
     ) -> Outcome {
         let (name, args, site) = (call.name, call.args, call.site);
         let bound = self.bind(name, &[], args, site, None);
+        // A gate's pooling does not shrink the main path: "shrinks to zero" later must
+        // not blame it.
+        let main_path_shrink = self.last_shrink.clone();
         let (gate_nodes, gate) = self.sequence(body, env, input, scope, false);
+        self.last_shrink = main_path_shrink;
         let (Some(input), Some(gate), Some(_)) = (input, gate, bound) else {
             return Outcome { node: None, output: input };
         };
@@ -256,6 +290,7 @@ impl Elaborator<'_> {
                     other => format!("end the gate in {other} or vector({})", other.features()),
                 }),
             );
+            self.failed_step("scale", &scope.path, input, input, name.span, Code::GateMismatch);
             return Outcome { node: None, output: Some(input) };
         }
         Outcome::built(Node {
@@ -538,6 +573,25 @@ fn with_stride(module: &Rc<ModuleValue>, stride: i64) -> Rc<ModuleValue> {
     });
     let kind = ModuleKind::Call { name: name.clone(), callee: callee.clone(), args, body: body.clone() };
     Rc::new(ModuleValue { kind, span: module.span })
+}
+
+/// The first layer of a body that shrinks the feature map by no whole factor (a
+/// strided convolution without the padding that would keep the rows).
+fn lost_rows(nodes: &[Node]) -> Option<&Node> {
+    let mut found = None;
+    for node in nodes {
+        node.walk(0, &mut |n, _| {
+            if found.is_none()
+                && matches!(n.kind, NodeKind::Op { .. })
+                && let (Some((h, _)), Some((oh, _))) = (n.input.spatial(), n.output.spatial())
+                && oh < h
+                && h % oh != 0
+            {
+                found = Some(n);
+            }
+        });
+    }
+    found
 }
 
 fn projection_label(shortcut: &ModuleValue) -> String {

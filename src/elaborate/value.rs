@@ -4,7 +4,7 @@ use crate::ir::Shape;
 use crate::source::Span;
 use crate::syntax::ast::{Body, Ident};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 
@@ -111,6 +111,10 @@ impl ModuleValue {
 #[derive(Debug, Default)]
 pub struct Env {
     vars: RefCell<HashMap<String, Const>>,
+    /// Names whose definition failed (a `let` or parameter with an error, already
+    /// reported): using them is silent, as rustc's error type is, instead of a second
+    /// "unknown name" about the same mistake.
+    poisoned: RefCell<HashSet<String>>,
     /// The shape `in` refers to; `None` once an earlier error made it unknown.
     pub input: Option<Shape>,
     parent: Option<Rc<Env>>,
@@ -118,15 +122,29 @@ pub struct Env {
 
 impl Env {
     pub fn root(input: Option<Shape>) -> Rc<Env> {
-        Rc::new(Env { vars: RefCell::default(), input, parent: None })
+        Rc::new(Env { vars: RefCell::default(), poisoned: RefCell::default(), input, parent: None })
     }
 
     pub fn child(parent: &Rc<Env>, input: Option<Shape>) -> Rc<Env> {
-        Rc::new(Env { vars: RefCell::default(), input, parent: Some(parent.clone()) })
+        Rc::new(Env { vars: RefCell::default(), poisoned: RefCell::default(), input, parent: Some(parent.clone()) })
     }
 
     pub fn define(&self, name: &str, value: Const) {
         self.vars.borrow_mut().insert(name.to_string(), value);
+    }
+
+    /// Marks a name whose definition failed.
+    pub fn poison(&self, name: &str) {
+        self.vars.borrow_mut().remove(name);
+        self.poisoned.borrow_mut().insert(name.to_string());
+    }
+
+    /// Whether `name` refers to a definition that failed (the innermost one counts).
+    pub fn is_poisoned(&self, name: &str) -> bool {
+        if self.vars.borrow().contains_key(name) {
+            return false;
+        }
+        self.poisoned.borrow().contains(name) || self.parent.as_ref().is_some_and(|p| p.is_poisoned(name))
     }
 
     pub fn lookup(&self, name: &str) -> Option<Const> {

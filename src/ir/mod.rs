@@ -4,7 +4,7 @@
 mod print;
 
 pub use crate::tensor::Shape;
-pub use print::{dump, trace};
+pub use print::{dump, trace, trace_steps};
 
 use crate::ops::{Args, Op, TensorSpec};
 use crate::source::Span;
@@ -17,6 +17,24 @@ pub struct Model {
     pub output: Shape,
     pub nodes: Vec<Node>,
     pub span: Span,
+}
+
+/// One layer as the checker met it, in the order it was checked, whether it was built
+/// or failed: what `check --trace` shows for a network with errors, and what the
+/// language server's hover reads (a layer in a block has one step per instance).
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub path: String,
+    pub name: &'static str,
+    /// The primitive, or `None` for a structural form that failed (a residual whose
+    /// shortcut does not fit).
+    pub op: Option<Op>,
+    pub input: Shape,
+    /// `None` when the layer failed and no shape could be guessed for what follows.
+    pub output: Option<Shape>,
+    pub span: Span,
+    /// The error this layer's shape rule reported, if it failed.
+    pub error: Option<crate::diagnostics::Code>,
 }
 
 #[derive(Clone, Debug)]

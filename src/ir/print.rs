@@ -1,7 +1,7 @@
 //! Text forms of the IR: the shape trace (`archc check --trace`) and the canonical IR
 //! dump (`archc ir`). Both are snapshot-tested.
 
-use super::{Model, Node, NodeKind, Shortcut};
+use super::{Model, Node, NodeKind, Shape, Shortcut, Step};
 use crate::ops::TensorSpec;
 use std::fmt::Write;
 
@@ -31,6 +31,45 @@ pub fn trace(model: &Model) -> String {
         let indent = "  ".repeat(depth);
         let pad = name_width - depth * 2;
         let _ = writeln!(out, "  {indent}{name:<pad$}  {op:<op_width$}  {shape}");
+    }
+    out
+}
+
+/// Layers shown after the last failure in a trace of a network with errors: enough to
+/// see where checking went on, not the whole rest of a ResNet-152.
+const STEPS_AFTER_LAST_FAILURE: usize = 3;
+
+/// The trace of a network that did not check: every layer met up to the last failure
+/// and a few after it, flat (indented by the depth of its name), each failed layer
+/// marked with its code and the shape checking went on with.
+pub fn trace_steps(network: &str, input: Option<Shape>, steps: &[Step]) -> String {
+    let last_failure = steps.iter().rposition(|s| s.error.is_some());
+    let shown = last_failure.map_or(steps.len(), |i| (i + 1 + STEPS_AFTER_LAST_FAILURE).min(steps.len()));
+    let rows: Vec<(usize, &str, &str, String)> = steps[..shown]
+        .iter()
+        .map(|step| {
+            let depth = step.path.matches('.').count();
+            let outcome = match (step.error, step.output) {
+                (None, Some(output)) => output.to_string(),
+                (Some(code), Some(output)) => format!("✗ {} (on {}), checked on as {output}", code.id(), step.input),
+                (Some(code), None) => format!("✗ {} (on {}), nothing after it is checked", code.id(), step.input),
+                (None, None) => String::new(),
+            };
+            (depth, step.path.as_str(), step.name, outcome)
+        })
+        .collect();
+    let name_width = rows.iter().map(|(d, n, _, _)| d * 2 + n.chars().count()).max().unwrap_or(0);
+    let op_width = rows.iter().map(|(_, _, o, _)| o.chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    let input = input.map_or("unknown".to_string(), |s| s.to_string());
+    let _ = writeln!(out, "{network}: input {input} (has errors; the trace is as far as checking got)");
+    for (depth, name, op, outcome) in rows {
+        let indent = "  ".repeat(depth);
+        let pad = name_width - depth * 2;
+        let _ = writeln!(out, "  {indent}{name:<pad$}  {op:<op_width$}  {outcome}");
+    }
+    if shown < steps.len() {
+        let _ = writeln!(out, "  … and {} more layers checked", steps.len() - shown);
     }
     out
 }

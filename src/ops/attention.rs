@@ -41,7 +41,8 @@ impl OpRule for Attention {
                 format!("{} heads do not divide the embedding width {d}", self.heads),
                 format!("{d} / {} is not a whole number", self.heads),
             )
-            .help(format!("use a number of heads that divides {d}: {}", divisors.join(", "))));
+            .help(format!("use a number of heads that divides {d}: {}", divisors.join(", ")))
+            .recover(Some(*input)));
         }
         Ok(*input)
     }

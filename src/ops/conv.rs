@@ -136,7 +136,8 @@ impl OpRule for Conv {
                 format!("`conv` declares {declared} input channels, but its input has {c}"),
                 format!("expects {declared} channels, gets {input}"),
             )
-            .help(format!("write `in_channels: {c}` or fix the layer that produces {c} channels")));
+            .help(format!("write `in_channels: {c}` or fix the layer that produces {c} channels"))
+            .recover(self.window.image_output("conv", self.out, h, w).ok()));
         }
         for (what, n) in [("input channels", c), ("output channels", self.out)] {
             if n % self.groups != 0 {
@@ -145,7 +146,8 @@ impl OpRule for Conv {
                     format!("`groups: {}` does not divide the {n} {what}", self.groups),
                     format!("{n} {what} in {} groups", self.groups),
                 )
-                .help("choose groups that divide both the input and output channels"));
+                .help("choose groups that divide both the input and output channels")
+                .recover(self.window.image_output("conv", self.out, h, w).ok()));
             }
         }
         self.window.image_output("conv", self.out, h, w)

@@ -30,7 +30,8 @@ pub struct Linear {
 impl OpRule for Linear {
     fn output(&self, input: &Shape) -> Result<Shape, ShapeError> {
         if let Shape::Image { .. } = input {
-            return Err(ShapeError::wrong_kind("linear", "vector", input));
+            // What was meant is almost always `flatten` first: a vector of `out` features.
+            return Err(ShapeError::wrong_kind("linear", "vector", input).recover(Some(Shape::Vector { d: self.out })));
         }
         let d = input.features();
         if let Some(declared) = self.in_features
@@ -41,7 +42,8 @@ impl OpRule for Linear {
                 format!("`linear` declares {declared} input features, but its input has {d}"),
                 format!("expects {declared} features, gets {input}"),
             )
-            .help(format!("write `in_features: {d}` or fix the layer that produces {d} features")));
+            .help(format!("write `in_features: {d}` or fix the layer that produces {d} features"))
+            .recover(Some(input.with_features(self.out))));
         }
         Ok(input.with_features(self.out))
     }

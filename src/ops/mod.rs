@@ -184,11 +184,21 @@ pub struct ShapeError {
     pub message: String,
     pub label: String,
     pub help: Option<String>,
+    /// The shape the layer would give had its input fitted (a convolution declared for
+    /// 64 channels still gives its `out` channels): checking goes on with it, so the
+    /// next independent mistake is found in the same run. `None` when there is no
+    /// honest guess; what follows is then not checked (and not blamed).
+    pub recovered: Option<Shape>,
 }
 
 impl ShapeError {
     pub fn new(code: Code, message: impl Into<String>, label: impl Into<String>) -> ShapeError {
-        ShapeError { code, message: message.into(), label: label.into(), help: None }
+        ShapeError { code, message: message.into(), label: label.into(), help: None, recovered: None }
+    }
+
+    pub fn recover(mut self, shape: Option<Shape>) -> ShapeError {
+        self.recovered = shape;
+        self
     }
 
     pub fn help(mut self, help: impl Into<String>) -> ShapeError {

@@ -85,7 +85,9 @@ impl OpRule for Patchify {
                 format!("patch size {p} does not divide the {h}×{w} image"),
                 format!("{h}×{w} is not a whole number of {p}×{p} patches"),
             )
-            .help(format!("use a patch size that divides both sides ({}), or change `--input`", sizes.join(", "))));
+            .help(format!("use a patch size that divides both sides ({}), or change `--input`", sizes.join(", ")))
+            // A strided convolution drops the remainder: what PyTorch would give.
+            .recover(Some(Shape::Tokens { n: (h / p) * (w / p), d: self.dim })));
         }
         Ok(Shape::Tokens { n: (h / p) * (w / p), d: self.dim })
     }
@@ -141,7 +143,8 @@ impl OpRule for PosEmbedding {
                 format!("sinusoidal position embeddings need an even width, but the tokens are {d} wide"),
                 "odd width".to_string(),
             )
-            .help("use `pos_embedding(kind: learned)` or an even width"));
+            .help("use `pos_embedding(kind: learned)` or an even width")
+            .recover(Some(*input)));
         }
         Ok(*input)
     }
@@ -172,7 +175,8 @@ impl OpRule for SelectToken {
                 Code::InvalidValue,
                 format!("token {} does not exist: there are {n} tokens", self.index),
                 format!("index {} of {n} tokens", self.index),
-            ));
+            )
+            .recover(Some(Shape::Vector { d })));
         }
         Ok(Shape::Vector { d })
     }

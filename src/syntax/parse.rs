@@ -12,6 +12,13 @@ use pest::iterators::Pair;
 #[grammar = "../grammar/arch.pest"]
 struct ArchParser;
 
+/// The concrete tree of a file that `parse` accepted: every token, keyword and bracket
+/// with its span, which the formatter lays out again (the AST keeps only meaning).
+/// `None` for a file that does not parse.
+pub fn concrete_tree(text: &str) -> Option<Pair<'_, Rule>> {
+    ArchParser::parse(Rule::file, text).ok().and_then(|mut pairs| pairs.next())
+}
+
 /// Brackets nested deeper than this are refused before parsing: pest's parser recurses,
 /// and no real model nests more than a handful of levels.
 pub const MAX_NESTING: usize = 64;
@@ -149,6 +156,20 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Di
     let message = if found.is_empty() { "unexpected end of file".to_string() } else { format!("unexpected `{found}`") };
     let label =
         if expected.is_empty() { "not expected here".to_string() } else { format!("expected {}", join_or(&expected)) };
+    // A `)` missing at the end of a line is noticed only at the next line's first word;
+    // the mistake is where the line ended.
+    let code_before = text[..position].trim_end();
+    if expected.contains(&"`)`")
+        && text[code_before.len()..position].contains('\n')
+        && !code_before.is_empty()
+        && !found.is_empty()
+    {
+        let last = code_before.char_indices().last().map_or(0, |(i, _)| i);
+        let open = Span::new(file, last, code_before.len());
+        return Diagnostic::new(Code::Syntax, "missing `)`", open, "expected `)` after this")
+            .with_secondary(span, format!("the next line starts with `{found}`"))
+            .with_help("close the parenthesis on this line, or end the line with `,` to go on with the arguments");
+    }
     let mut diagnostic = Diagnostic::new(Code::Syntax, message, span, label);
     if let Some(help) = syntax_help(text, position, &found, &expected) {
         diagnostic = diagnostic.with_help(help);

@@ -1,0 +1,273 @@
+//! `archc lsp`: a language server over stdio (lsp-server + lsp-types, synchronous, as
+//! Gleam's and nickel's are). Every open document is checked by the compiler itself,
+//! so the editor shows the same codes, messages, labels and help as `archc check`;
+//! hover, go to definition, references, completion, symbols, formatting (`archc fmt`)
+//! and inlay hints read the same result.
+//!
+//! Checking is debounced: a change marks its document stale, and stale documents are
+//! checked once the client has been quiet for `QUIET`, or at once when a request needs
+//! an answer about them.
+
+mod analysis;
+mod features;
+pub mod text;
+
+use analysis::Analysis;
+use lsp_server::{Connection, Message, Notification, Request, RequestId, Response};
+use lsp_types::notification::Notification as _;
+use lsp_types::request::Request as _;
+use lsp_types::{
+    CompletionOptions, HoverProviderCapability, InitializeParams, OneOf, ServerCapabilities,
+    TextDocumentSyncCapability, TextDocumentSyncKind, Uri, notification, request,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long the client must be quiet before a changed document is checked again.
+const QUIET: Duration = Duration::from_millis(150);
+
+/// What went wrong talking to the client (the connection broke or spoke nonsense).
+#[derive(Debug)]
+pub struct LspError(pub String);
+
+impl std::fmt::Display for LspError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "language server: {}", self.0)
+    }
+}
+
+/// Serves on stdin/stdout until the client says `exit`.
+pub fn run_stdio() -> Result<(), LspError> {
+    let (connection, io_threads) = Connection::stdio();
+    serve(&connection)?;
+    drop(connection);
+    io_threads.join().map_err(|e| LspError(e.to_string()))
+}
+
+pub fn capabilities() -> ServerCapabilities {
+    ServerCapabilities {
+        text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::FULL)),
+        hover_provider: Some(HoverProviderCapability::Simple(true)),
+        definition_provider: Some(OneOf::Left(true)),
+        references_provider: Some(OneOf::Left(true)),
+        document_symbol_provider: Some(OneOf::Left(true)),
+        document_formatting_provider: Some(OneOf::Left(true)),
+        inlay_hint_provider: Some(OneOf::Left(true)),
+        completion_provider: Some(CompletionOptions {
+            trigger_characters: Some(vec![".".into(), "(".into(), ",".into()]),
+            ..CompletionOptions::default()
+        }),
+        ..ServerCapabilities::default()
+    }
+}
+
+/// One open document: its text as the editor has it, and the last check of it.
+struct Document {
+    path: String,
+    text: String,
+    stale: bool,
+    analysis: Option<Analysis>,
+}
+
+struct Server<'c> {
+    connection: &'c Connection,
+    documents: HashMap<String, Document>,
+    /// Inlay hints are opt-in (`initializationOptions.inlayHints` or the setting
+    /// `archc.inlayHints`): a shape after every line is a lot of text.
+    inlay_hints: bool,
+}
+
+/// Runs the protocol on a connection (stdio, or in memory for tests).
+pub fn serve(connection: &Connection) -> Result<(), LspError> {
+    let caps = serde_json::to_value(capabilities()).map_err(|e| LspError(e.to_string()))?;
+    let params = connection.initialize(caps).map_err(|e| LspError(e.to_string()))?;
+    let params: InitializeParams = serde_json::from_value(params).map_err(|e| LspError(e.to_string()))?;
+    let inlay_hints =
+        params.initialization_options.as_ref().and_then(|o| o.get("inlayHints")).and_then(|v| v.as_bool());
+    let mut server = Server { connection, documents: HashMap::new(), inlay_hints: inlay_hints.unwrap_or(false) };
+    loop {
+        let message = match connection.receiver.recv_timeout(QUIET) {
+            Ok(message) => message,
+            Err(error) if error.is_timeout() => {
+                server.check_stale();
+                continue;
+            }
+            Err(_) => return Ok(()), // the client went away
+        };
+        match message {
+            Message::Request(request) => {
+                if connection.handle_shutdown(&request).map_err(|e| LspError(e.to_string()))? {
+                    return Ok(());
+                }
+                server.request(request)?;
+            }
+            Message::Notification(notification) => {
+                if notification.method == notification::Exit::METHOD {
+                    return Ok(());
+                }
+                server.notification(notification)?;
+            }
+            Message::Response(_) => {}
+        }
+    }
+}
+
+impl Server<'_> {
+    fn send(&self, message: Message) -> Result<(), LspError> {
+        self.connection.sender.send(message).map_err(|e| LspError(e.to_string()))
+    }
+
+    fn check_stale(&mut self) {
+        let stale: Vec<String> = self.documents.iter().filter(|(_, d)| d.stale).map(|(u, _)| u.clone()).collect();
+        for uri in stale {
+            self.check(&uri);
+        }
+    }
+
+    /// Checks a document and publishes its diagnostics.
+    fn check(&mut self, uri: &str) {
+        let Some(document) = self.documents.get_mut(uri) else { return };
+        let analysis = Analysis::new(&document.path, &document.text);
+        document.stale = false;
+        let Ok(lsp_uri) = uri.parse::<Uri>() else { return };
+        let params = features::publish_diagnostics(&analysis, lsp_uri);
+        document.analysis = Some(analysis);
+        let _ = self.send(Message::Notification(Notification::new(
+            notification::PublishDiagnostics::METHOD.to_string(),
+            params,
+        )));
+    }
+
+    /// The up-to-date check of a document, checking it now if it changed.
+    fn analysis(&mut self, uri: &Uri) -> Option<&Analysis> {
+        let key = uri.as_str().to_string();
+        if self.documents.get(&key).is_some_and(|d| d.stale || d.analysis.is_none()) {
+            self.check(&key);
+        }
+        self.documents.get(&key).and_then(|d| d.analysis.as_ref())
+    }
+
+    fn notification(&mut self, notification: Notification) -> Result<(), LspError> {
+        match notification.method.as_str() {
+            notification::DidOpenTextDocument::METHOD => {
+                let params: lsp_types::DidOpenTextDocumentParams = extract_notification(notification)?;
+                let uri = params.text_document.uri;
+                let key = uri.as_str().to_string();
+                let path = document_path(&uri);
+                self.documents.insert(
+                    key.clone(),
+                    Document { path, text: params.text_document.text, stale: true, analysis: None },
+                );
+                // Opening shows its diagnostics at once; typing is debounced.
+                self.check(&key);
+            }
+            notification::DidChangeTextDocument::METHOD => {
+                let params: lsp_types::DidChangeTextDocumentParams = extract_notification(notification)?;
+                let key = params.text_document.uri.as_str().to_string();
+                if let (Some(document), Some(change)) =
+                    (self.documents.get_mut(&key), params.content_changes.into_iter().last())
+                {
+                    document.text = change.text;
+                    document.stale = true;
+                }
+            }
+            notification::DidCloseTextDocument::METHOD => {
+                let params: lsp_types::DidCloseTextDocumentParams = extract_notification(notification)?;
+                self.documents.remove(params.text_document.uri.as_str());
+                // A closed file's diagnostics go away with it.
+                let cleared = lsp_types::PublishDiagnosticsParams {
+                    uri: params.text_document.uri,
+                    diagnostics: Vec::new(),
+                    version: None,
+                };
+                self.send(Message::Notification(Notification::new(
+                    notification::PublishDiagnostics::METHOD.into(),
+                    cleared,
+                )))?;
+            }
+            notification::DidChangeConfiguration::METHOD => {
+                let params: lsp_types::DidChangeConfigurationParams = extract_notification(notification)?;
+                if let Some(enabled) = params.settings.pointer("/archc/inlayHints").and_then(|v| v.as_bool()) {
+                    self.inlay_hints = enabled;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn request(&mut self, request: Request) -> Result<(), LspError> {
+        let id = request.id.clone();
+        let result = match request.method.as_str() {
+            request::HoverRequest::METHOD => {
+                let params: lsp_types::HoverParams = extract(request)?;
+                let at = params.text_document_position_params;
+                self.analysis(&at.text_document.uri).and_then(|a| features::hover(a, at.position)).map(to_value)
+            }
+            request::GotoDefinition::METHOD => {
+                let params: lsp_types::GotoDefinitionParams = extract(request)?;
+                let at = params.text_document_position_params;
+                self.analysis(&at.text_document.uri).and_then(|a| features::definition(a, at.position)).map(to_value)
+            }
+            request::References::METHOD => {
+                let params: lsp_types::ReferenceParams = extract(request)?;
+                let at = params.text_document_position;
+                let declaration = params.context.include_declaration;
+                self.analysis(&at.text_document.uri)
+                    .map(|a| to_value(features::references(a, at.position, declaration)))
+            }
+            request::Completion::METHOD => {
+                let params: lsp_types::CompletionParams = extract(request)?;
+                let at = params.text_document_position;
+                self.analysis(&at.text_document.uri).map(|a| to_value(features::completion(a, at.position)))
+            }
+            request::DocumentSymbolRequest::METHOD => {
+                let params: lsp_types::DocumentSymbolParams = extract(request)?;
+                self.analysis(&params.text_document.uri).map(|a| to_value(features::symbols(a)))
+            }
+            request::Formatting::METHOD => {
+                let params: lsp_types::DocumentFormattingParams = extract(request)?;
+                self.analysis(&params.text_document.uri).map(|a| to_value(features::formatting(a)))
+            }
+            request::InlayHintRequest::METHOD => {
+                let params: lsp_types::InlayHintParams = extract(request)?;
+                let enabled = self.inlay_hints;
+                self.analysis(&params.text_document.uri)
+                    .map(|a| to_value(if enabled { features::inlay_hints(a, params.range) } else { Vec::new() }))
+            }
+            _ => {
+                let error = Response::new_err(
+                    id,
+                    lsp_server::ErrorCode::MethodNotFound as i32,
+                    format!("`{}` is not supported", request.method),
+                );
+                return self.send(Message::Response(error));
+            }
+        };
+        self.respond(id, result.unwrap_or(serde_json::Value::Null))
+    }
+
+    fn respond(&self, id: RequestId, result: serde_json::Value) -> Result<(), LspError> {
+        self.send(Message::Response(Response { id, response_result: Ok(result) }))
+    }
+}
+
+fn to_value<T: serde::Serialize>(value: T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+fn extract<P: serde::de::DeserializeOwned>(request: Request) -> Result<P, LspError> {
+    let method = request.method.clone();
+    request.extract(&method).map(|(_, params)| params).map_err(|e| LspError(format!("{method}: {e:?}")))
+}
+
+fn extract_notification<P: serde::de::DeserializeOwned>(notification: Notification) -> Result<P, LspError> {
+    let method = notification.method.clone();
+    notification.extract(&method).map_err(|e| LspError(format!("{method}: {e:?}")))
+}
+
+/// The path the compiler sees for a document: its file path (imports are relative to
+/// it), or the URI itself for an unsaved buffer.
+fn document_path(uri: &Uri) -> String {
+    text::path_of(uri).map(|p| p.display().to_string()).unwrap_or_else(|| uri.as_str().to_string())
+}
