@@ -34,5 +34,19 @@ fn check_zoo(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, check_zoo);
+/// What the language server does on a keystroke in `resnet152.arch`: check the whole
+/// file again and turn the diagnostics into the protocol's (README: "Editing .arch
+/// files"; the goal is well under 50 ms).
+fn lsp_keystroke(c: &mut Criterion) {
+    let text = std::fs::read_to_string("models/resnet152.arch").unwrap();
+    let uri: lsp_types::Uri = "file:///models/resnet152.arch".parse().unwrap();
+    c.bench_function("lsp keystroke resnet152", |b| {
+        b.iter(|| {
+            let (_, params) = archc::lsp::check_document("models/resnet152.arch", black_box(&text), uri.clone());
+            black_box(params.diagnostics.len())
+        })
+    });
+}
+
+criterion_group!(benches, check_zoo, lsp_keystroke);
 criterion_main!(benches);

@@ -271,8 +271,31 @@ impl Diagnostic {
             line,
             column,
             help: self.help.clone(),
+            notes: self.notes.clone(),
+            related: self
+                .secondary
+                .iter()
+                .map(|label| {
+                    let (line, column) = sources.line_column(label.span.file, label.span.start);
+                    JsonLabel {
+                        message: label.message.clone(),
+                        file: sources.name(label.span.file).to_string(),
+                        line,
+                        column,
+                    }
+                })
+                .collect(),
         }
     }
+}
+
+/// A secondary label: what else the diagnostic points at, and why.
+#[derive(Serialize)]
+pub struct JsonLabel {
+    pub message: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
 }
 
 #[derive(Serialize)]
@@ -285,4 +308,6 @@ pub struct JsonDiagnostic {
     pub line: usize,
     pub column: usize,
     pub help: Option<String>,
+    pub notes: Vec<String>,
+    pub related: Vec<JsonLabel>,
 }

@@ -161,7 +161,8 @@ fn sorted_keys(value: &serde_json::Value) -> Vec<&str> {
 }
 
 const LINE_KEYS: [&str; 7] = ["errors", "file", "input", "model", "output", "params", "warnings"];
-const DIAGNOSTIC_KEYS: [&str; 8] = ["code", "column", "file", "help", "label", "line", "message", "severity"];
+const DIAGNOSTIC_KEYS: [&str; 10] =
+    ["code", "column", "file", "help", "label", "line", "message", "notes", "related", "severity"];
 
 /// One line per network with exactly the README's fields, and every diagnostic with
 /// exactly its fields, each value checked: one file with an error, one with a warning,
@@ -203,6 +204,8 @@ fn check_json_gives_every_documented_field_and_no_other() {
                 "label": "this gets image(16, 1, 1)",
                 "file": paths[0], "line": line, "column": column,
                 "help": "add `flatten` before it (or `global_avgpool` then `flatten`)",
+                "notes": ["in `fc`, whose input is image(16, 1, 1)"],
+                "related": [],
             }],
             "warnings": [],
         })
@@ -223,6 +226,8 @@ fn check_json_gives_every_documented_field_and_no_other() {
                 "label": "16 bias parameters that do nothing",
                 "file": paths[1], "line": line, "column": column,
                 "help": "write `bias: false` on the convolution",
+                "notes": [],
+                "related": [{"message": "this batch norm subtracts the mean", "file": paths[1], "line": 4, "column": 13}],
             }],
         })
     );
@@ -235,10 +240,25 @@ fn check_json_gives_every_documented_field_and_no_other() {
             "errors": [{
                 "code": "io", "severity": "error",
                 "message": format!("cannot read `{}`: no such file", paths[2]),
-                "label": "", "file": paths[2], "line": 0, "column": 0, "help": null,
+                "label": "", "file": paths[2], "line": 0, "column": 0, "help": null, "notes": [], "related": [],
             }],
             "warnings": [],
         })
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With errors, `--trace` shows the layers as far as checking got: every failure
+/// marked with its code and the shape checking went on with.
+#[test]
+fn trace_of_a_file_with_errors_shows_how_far_checking_got() {
+    let out = archc(&["check", "--trace", "tests/ui/multi_shape_mistakes.arch"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::with_settings!({ snapshot_path => "../snapshots/check", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("trace_with_errors", stdout(&out));
+    });
+    let out = archc(&["check", "--trace", "tests/ui/multi_residual_in_every_stage.arch"]);
+    let text = stdout(&out);
+    assert!(text.contains("layer1.0.(residual)") && text.contains("✗ E0009"), "{text}");
+    assert!(text.contains("fc") && text.contains("✗ E0010"), "{text}");
 }

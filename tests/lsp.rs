@@ -134,6 +134,10 @@ fn three_mistakes_are_three_diagnostics_with_archcs_codes_and_help() {
     assert_eq!(codes, ["E0017", "E0010", "E0011"], "{published:#}");
     assert_eq!(published["diagnostics"][0]["range"]["start"]["line"], 9, "{published:#}");
     snapshot("diagnostics_three_mistakes", &portable(&published, &dir.display().to_string()));
+    // Hover still works on what did build: the shapes and cost of a stage.
+    let hover = client.request("textDocument/hover", at(&uri, 11, 6));
+    let value = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(value.starts_with("**`layer3`** · `stage`") && value.contains("image(512, 28, 28) → image(1024, 14, 14)"), "{hover}");
 
     // Fixing them (one change, as an editor sends it) clears the diagnostics after the debounce.
     let fixed = BROKEN

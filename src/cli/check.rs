@@ -37,7 +37,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Error> {
                 if args.format == Format::Json {
                     // The same fields as every other diagnostic and line, with no span to point at.
                     let error = json!({"code": "io", "severity": "error", "message": message.to_string(), "label": "",
-                                       "file": path, "line": 0, "column": 0, "help": null});
+                                       "file": path, "line": 0, "column": 0, "help": null, "notes": [], "related": []});
                     println!(
                         "{}",
                         json!({"file": path, "model": null, "params": null, "input": null, "output": null,

@@ -64,11 +64,13 @@ pub struct Compilation {
     pub definitions: Vec<Rc<DefEntry>>,
 }
 
-/// The layers checked in one network, with its input when that was known.
+/// The layers checked in one network, with its input when that was known, and the
+/// parts of it that were built (all of it when it checked; what did build when not).
 pub struct NetworkSteps {
     pub network: String,
     pub input: Option<Shape>,
     pub steps: Vec<Step>,
+    pub built: Vec<Node>,
 }
 
 impl Compilation {
@@ -135,6 +137,7 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
             network: network.def.name.text.clone(),
             input: elaborator.model_input,
             steps: std::mem::take(&mut elaborator.steps),
+            built: std::mem::take(&mut elaborator.built),
         });
         diagnostics.extend(once_per_mistake(elaborator.diagnostics));
         models.extend(model);
@@ -339,6 +342,8 @@ pub(crate) struct Elaborator<'a> {
     current_env: Option<std::rc::Rc<value::Env>>,
     /// Every layer met, built or failed (see `Step`).
     steps: Vec<Step>,
+    /// The network's top-level nodes that were built, also when others failed.
+    built: Vec<Node>,
     /// The blocks the network instantiates, in the order first met (for an `insert` that
     /// matched nothing: which blocks it could have named).
     used_blocks: Vec<String>,
@@ -362,6 +367,7 @@ impl<'a> Elaborator<'a> {
             last_shrink: None,
             current_env: None,
             steps: Vec::new(),
+            built: Vec::new(),
             used_blocks: Vec::new(),
         }
     }

@@ -53,14 +53,20 @@ impl Analysis {
         self.result.models.iter().find(|m| m.name == network)
     }
 
+    /// The top-level nodes every network built (in a network with errors, the parts that
+    /// did build).
+    fn built(&self) -> impl Iterator<Item = &Node> {
+        self.result.steps.iter().flat_map(|s| s.built.iter())
+    }
+
     /// The statements checked at the innermost statement span holding `offset` in the
     /// entry file: built nodes when the file checked, the checker's steps otherwise.
     pub fn instances_at(&self, offset: usize) -> Option<(Span, Vec<Instance>)> {
         let inside =
             |span: Span| span.file == self.entry && span.start <= offset && offset < span.end.max(span.start + 1);
         let mut spans: Vec<Span> = Vec::new();
-        for model in &self.result.models {
-            model.walk(&mut |node, _| {
+        for node in self.built() {
+            node.walk(0, &mut |node, _| {
                 if inside(node.span) {
                     spans.push(node.span);
                 }
@@ -77,8 +83,8 @@ impl Analysis {
     /// Every instance of the statement at `span`.
     pub fn instances(&self, span: Span) -> Vec<Instance> {
         let mut nodes: Vec<&Node> = Vec::new();
-        for model in &self.result.models {
-            model.walk(&mut |node, _| {
+        for node in self.built() {
+            node.walk(0, &mut |node, _| {
                 if node.span == span {
                     nodes.push(node);
                 }
@@ -105,8 +111,8 @@ impl Analysis {
     /// Every layer statement of the entry file with the shapes it gives: for inlay hints.
     pub fn statement_outputs(&self) -> Vec<(Span, Vec<Option<Shape>>)> {
         let mut spans: Vec<Span> = Vec::new();
-        for model in &self.result.models {
-            model.walk(&mut |node, _| {
+        for node in self.built() {
+            node.walk(0, &mut |node, _| {
                 if node.span.file == self.entry
                     && !matches!(
                         node.kind,

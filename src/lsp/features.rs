@@ -83,7 +83,14 @@ fn diagnostic(analysis: &Analysis, d: &Diagnostic) -> lsp_types::Diagnostic {
     let anchor =
         if here(d.primary.span) { Some(d.primary.span) } else { d.secondary.iter().map(|l| l.span).find(|&s| here(s)) };
     let range = anchor.map_or(Range::default(), |span| analysis.range(span));
-    let mut message = format!("{}\n{}", d.message, d.primary.message);
+    // The range shows where; a mistake inside another file's block says where it is.
+    let mut message = d.message.clone();
+    if !here(d.primary.span) {
+        let file = d.primary.span.file;
+        let (line, _) = analysis.sources.line_column(file, d.primary.span.start);
+        let instance = d.instance.as_ref().map(|i| format!(", in `{i}`")).unwrap_or_default();
+        message.push_str(&format!(" ({}:{line}{instance})", analysis.sources.name(file)));
+    }
     for note in &d.notes {
         message.push_str(&format!("\nnote: {note}"));
     }

@@ -12,7 +12,7 @@ mod analysis;
 mod features;
 pub mod text;
 
-use analysis::Analysis;
+pub use analysis::Analysis;
 use lsp_server::{Connection, Message, Notification, Request, RequestId, Response};
 use lsp_types::notification::Notification as _;
 use lsp_types::request::Request as _;
@@ -127,10 +127,9 @@ impl Server<'_> {
     /// Checks a document and publishes its diagnostics.
     fn check(&mut self, uri: &str) {
         let Some(document) = self.documents.get_mut(uri) else { return };
-        let analysis = Analysis::new(&document.path, &document.text);
-        document.stale = false;
         let Ok(lsp_uri) = uri.parse::<Uri>() else { return };
-        let params = features::publish_diagnostics(&analysis, lsp_uri);
+        let (analysis, params) = check_document(&document.path, &document.text, lsp_uri);
+        document.stale = false;
         document.analysis = Some(analysis);
         let _ = self.send(Message::Notification(Notification::new(
             notification::PublishDiagnostics::METHOD.to_string(),
@@ -250,6 +249,14 @@ impl Server<'_> {
     fn respond(&self, id: RequestId, result: serde_json::Value) -> Result<(), LspError> {
         self.send(Message::Response(Response { id, response_result: Ok(result) }))
     }
+}
+
+/// What a keystroke costs: the document checked, and its diagnostics in the protocol's
+/// form (what `benches/check.rs` measures on ResNet-152).
+pub fn check_document(path: &str, text: &str, uri: Uri) -> (Analysis, lsp_types::PublishDiagnosticsParams) {
+    let analysis = Analysis::new(path, text);
+    let params = features::publish_diagnostics(&analysis, uri);
+    (analysis, params)
 }
 
 fn to_value<T: serde::Serialize>(value: T) -> serde_json::Value {
