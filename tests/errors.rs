@@ -74,6 +74,19 @@ fn samples() -> Vec<Error> {
             model: "resnet20".into(),
             output: Shape::Vector { d: 10 },
         },
+        // A ViT without its head: the fix is a head, not `--set classes`.
+        DataError::ClassesDoNotFit {
+            data: "fashion-mnist".into(),
+            classes: 10,
+            model: "vit_tiny_16".into(),
+            output: Shape::Tokens { n: 197, d: 1000 },
+        },
+        DataError::ClassesDoNotFit {
+            data: "fashion-mnist".into(),
+            classes: 10,
+            model: "backbone".into(),
+            output: Shape::Image { c: 512, h: 7, w: 7 },
+        },
         DataError::ImagesAndLabelsDiffer {
             dir: path("mnist"),
             split: "train".into(),

@@ -130,14 +130,17 @@ fn three_mistakes_are_three_diagnostics_with_archcs_codes_and_help() {
     let codes: Vec<&str> =
         published["diagnostics"].as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap()).collect();
     // `reduction: 0` divides by zero inside the standard library's CBAM: reported once,
-    // anchored at the stage line that makes the first bottleneck.
-    assert_eq!(codes, ["E0017", "E0010", "E0011"], "{published:#}");
-    assert_eq!(published["diagnostics"][0]["range"]["start"]["line"], 9, "{published:#}");
+    // at the `insert` that put CBAM there, in source order.
+    assert_eq!(codes, ["E0010", "E0011", "E0017"], "{published:#}");
+    assert_eq!(published["diagnostics"][2]["range"]["start"]["line"], 17, "{published:#}");
     snapshot("diagnostics_three_mistakes", &portable(&published, &dir.display().to_string()));
     // Hover still works on what did build: the shapes and cost of a stage.
     let hover = client.request("textDocument/hover", at(&uri, 11, 6));
     let value = hover["contents"]["value"].as_str().unwrap_or_default();
-    assert!(value.starts_with("**`layer3`** · `stage`") && value.contains("image(512, 28, 28) → image(1024, 14, 14)"), "{hover}");
+    assert!(
+        value.starts_with("**`layer3`** · `stage`") && value.contains("image(512, 28, 28) → image(1024, 14, 14)"),
+        "{hover}"
+    );
 
     // Fixing them (one change, as an editor sends it) clears the diagnostics after the debounce.
     let fixed = BROKEN
@@ -248,6 +251,23 @@ fn definition_reaches_into_the_standard_library_and_insertion_points() {
     let completion = client.request("textDocument/completion", at(&uri, line, column));
     let labels: Vec<&str> = completion.as_array().unwrap().iter().map(|i| i["label"].as_str().unwrap()).collect();
     assert_eq!(labels, ["attention"]);
+
+    // Half way through typing a line the file does not parse: the syntax error is at the
+    // unfinished line, and completion and hover answer from the last version that parsed.
+    let typing = text.replace("    insert cbam()", "    insert se() at bottleneck.\n    insert cbam()");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": typing}]}),
+    );
+    let published = client.diagnostics(&uri);
+    assert_eq!(published["diagnostics"][0]["code"], "E0001", "{published:#}");
+    assert_eq!(published["diagnostics"][0]["range"]["start"]["line"], line, "{published:#}");
+    let completion = client.request("textDocument/completion", at(&uri, line, 30));
+    let labels: Vec<&str> = completion.as_array().unwrap().iter().map(|i| i["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["attention"]);
+    let layer3 = text.lines().position(|l| l.contains("layer3:")).unwrap() as u32;
+    let hover = client.request("textDocument/hover", at(&uri, layer3, 6));
+    assert!(hover["contents"]["value"].as_str().unwrap_or_default().contains("`stage`"), "{hover}");
     client.shutdown();
 }
 

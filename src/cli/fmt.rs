@@ -22,7 +22,7 @@ pub struct FmtArgs {
 
 pub fn run(args: FmtArgs) -> Result<ExitCode, Error> {
     if args.paths.iter().any(|p| p == "-") {
-        return stdin();
+        return stdin(args.check);
     }
     let mut failed = false;
     let mut unformatted = 0;
@@ -86,8 +86,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
 }
 
 /// Formats standard input to standard output (what editors call); on a syntax error
-/// nothing is written to standard output.
-fn stdin() -> Result<ExitCode, Error> {
+/// nothing is written to standard output. With `--check`, writes nothing but `<stdin>`
+/// when it is not formatted (exit 1).
+fn stdin(check: bool) -> Result<ExitCode, Error> {
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)
@@ -95,6 +96,13 @@ fn stdin() -> Result<ExitCode, Error> {
     let mut sources = Sources::new();
     let file = sources.add("<stdin>", text.clone());
     match crate::fmt::format(file, &text) {
+        Ok(formatted) if check => {
+            if formatted == text {
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("<stdin>");
+            Ok(ExitCode::from(1))
+        }
         Ok(formatted) => {
             print!("{formatted}");
             Ok(ExitCode::SUCCESS)

@@ -112,11 +112,15 @@ impl Elaborator<'_> {
                     let index = positional;
                     positional += 1;
                     if index >= params.len() {
+                        if index > params.len() {
+                            continue; // the first extra one is reported, with the count
+                        }
+                        let given = args.iter().filter(|a| a.name.is_none()).count();
                         self.error(
                             Diagnostic::new(
                                 Code::UnknownArgument,
                                 format!(
-                                    "`{}` takes {} positional argument{}, but more were given",
+                                    "`{}` takes {} positional argument{}, but {given} were given",
                                     callee.text,
                                     params.len(),
                                     if params.len() == 1 { "" } else { "s" }

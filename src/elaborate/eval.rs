@@ -34,7 +34,14 @@ impl Elaborator<'_> {
             },
             ExprKind::Binary(op, left, right) => {
                 let (l, r) = (self.eval(left, env), self.eval(right, env));
-                self.binary(*op, l?, r?, expr.span, right.span)
+                match (l, r) {
+                    (Some(l), Some(r)) => self.binary(*op, l, r, expr.span, right.span),
+                    // One side failed (already reported, or poisoned): a bare word on the
+                    // other side that names nothing is a mistake of its own.
+                    (None, Some(Const::Name(name))) => self.unknown_value(&name, right.span),
+                    (Some(Const::Name(name)), None) => self.unknown_value(&name, left.span),
+                    _ => None,
+                }
             }
         }
     }

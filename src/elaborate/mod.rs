@@ -125,6 +125,7 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
     // Editors on Windows start UTF-8 files with a byte-order mark; it is not code.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (library, mut diagnostics) = load::load(sources, name, text);
+    let entry = sources.find(name);
     let mut models = Vec::new();
     let mut steps = Vec::new();
     let networks: Vec<String> = library.networks.iter().map(|n| n.def.name.text.clone()).collect();
@@ -139,7 +140,7 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
             steps: std::mem::take(&mut elaborator.steps),
             built: std::mem::take(&mut elaborator.built),
         });
-        diagnostics.extend(once_per_mistake(elaborator.diagnostics));
+        diagnostics.extend(once_per_mistake(elaborator.diagnostics, entry));
         models.extend(model);
     }
     // A bad `--set` value is checked once per network that has the parameter; say it once.
@@ -168,7 +169,7 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
 /// Orders a network's diagnostics as people read the file, and reports a mistake inside
 /// a block that is copied (stage, repeat, insert) once: the first instance met, which
 /// is the first in the network, with a note naming how many more there are.
-fn once_per_mistake(mut found: Vec<Diagnostic>) -> Vec<Diagnostic> {
+fn once_per_mistake(mut found: Vec<Diagnostic>, entry: Option<crate::source::FileId>) -> Vec<Diagnostic> {
     // A stable sort: instances of one mistake stay in the order they were met.
     found.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.code.id()));
     let mut kept: Vec<(Diagnostic, Vec<String>)> = Vec::new();
@@ -180,15 +181,26 @@ fn once_per_mistake(mut found: Vec<Diagnostic>) -> Vec<Diagnostic> {
             _ => kept.push((d, Vec::new())),
         }
     }
+    // In the order of the file being checked: a mistake inside a library block is placed
+    // where this file builds it.
+    kept.sort_by_key(|(d, _)| {
+        let anchor = std::iter::once(d.primary.span)
+            .chain(d.secondary.iter().map(|l| l.span))
+            .find(|s| Some(s.file) == entry)
+            .unwrap_or(d.primary.span);
+        (Some(anchor.file) != entry, anchor.file, anchor.start)
+    });
     kept.into_iter()
         .map(|(d, more)| {
             if more.is_empty() {
                 return d;
             }
+            // Up to five are named; beyond, four and a count ("1 others" would hide one name).
             const NAMED: usize = 4;
-            let mut names: Vec<String> = more.iter().take(NAMED).map(|p| format!("`{p}`")).collect();
-            if more.len() > NAMED {
-                names.push(format!("{} others", more.len() - NAMED));
+            let shown = if more.len() <= NAMED + 1 { more.len() } else { NAMED };
+            let mut names: Vec<String> = more.iter().take(shown).map(|p| format!("`{p}`")).collect();
+            if more.len() > shown {
+                names.push(format!("{} others", more.len() - shown));
             }
             let s = if more.len() == 1 { "" } else { "s" };
             d.with_note(format!("and {} more instance{s} of the same mistake: {}", more.len(), names.join(", ")))
@@ -344,6 +356,8 @@ pub(crate) struct Elaborator<'a> {
     steps: Vec<Step>,
     /// The network's top-level nodes that were built, also when others failed.
     built: Vec<Node>,
+    /// The `insert` statements whose modules are being built, innermost last.
+    insert_sites: Vec<Span>,
     /// The blocks the network instantiates, in the order first met (for an `insert` that
     /// matched nothing: which blocks it could have named).
     used_blocks: Vec<String>,
@@ -368,6 +382,7 @@ impl<'a> Elaborator<'a> {
             current_env: None,
             steps: Vec::new(),
             built: Vec::new(),
+            insert_sites: Vec::new(),
             used_blocks: Vec::new(),
         }
     }
@@ -384,6 +399,10 @@ impl<'a> Elaborator<'a> {
                 let at = if frame.path.is_empty() { String::new() } else { format!(" as `{}`", frame.path) };
                 diagnostic =
                     diagnostic.with_secondary(frame.call_span, format!("`{}` instantiated here{at}", frame.block));
+                // A module an `insert` put here: the insert is what the user wrote.
+                if let Some(&site) = self.insert_sites.last() {
+                    diagnostic = diagnostic.with_secondary(site, "inserted by this `insert`");
+                }
                 // Deep inside library blocks, also say which layer of the network it is in.
                 let outermost = &self.frames[0];
                 if self.frames.len() > 1 && outermost.call_span.file != frame.call_span.file {

@@ -357,7 +357,9 @@ impl Elaborator<'_> {
             self.inserts[index].used = true;
             let (module, label) = (self.inserts[index].module.clone(), self.inserts[index].label.clone());
             scope.unpositioned = true;
+            self.insert_sites.push(self.inserts[index].span);
             let outcome = self.instantiate(&module, current, scope, Some(&label), point.span);
+            self.insert_sites.pop();
             nodes.extend(outcome.node);
             current = outcome.output;
         }
@@ -370,12 +372,14 @@ impl Elaborator<'_> {
             scope.used.keys().map(String::as_str).filter(|n| !n.chars().all(|c| c.is_ascii_digit())).collect();
         names.sort();
         let mut found = Vec::new();
-        for rule in &self.inserts {
+        let mut misdirected = Vec::new();
+        for (index, rule) in self.inserts.iter().enumerate() {
             for within in &rule.within {
                 let top = within.text.split('.').next().unwrap_or("");
                 if scope.used.contains_key(top) {
                     continue;
                 }
+                misdirected.push(index);
                 let mut d = Diagnostic::new(
                     Code::UnknownName,
                     format!("the network has no layer `{top}`"),
@@ -391,6 +395,11 @@ impl Elaborator<'_> {
         }
         for d in found {
             self.error(d);
+        }
+        // An insert aimed at a layer that does not exist has its error; that it matched
+        // nothing is not a second mistake.
+        for index in misdirected {
+            self.inserts[index].used = true;
         }
     }
 

@@ -33,11 +33,18 @@ impl Elaborator<'_> {
             }
             match stmt {
                 Stmt::Layer(layer_stmt) => {
+                    let reported = self.diagnostics.len();
                     let Some(module) = self.layer_module(&layer_stmt.layer, env) else {
+                        let label = layer_stmt.label.as_ref().map_or("?".to_string(), |l| l.text.clone());
                         if let Some(label) = &layer_stmt.label {
                             self.claim(scope, Some(label), layer_stmt.span);
                         }
-                        current = current.filter(|_| self.recoverable(&layer_stmt.layer));
+                        let recovered = current.and_then(|input| self.recovered(&layer_stmt.layer, env, input));
+                        if let (Some(input), LayerExpr::Call { call, .. }) = (current, &layer_stmt.layer) {
+                            let path = join_path(&scope.path, &label);
+                            self.failed_layer(reported, path, &call.name.text, input, recovered, layer_stmt.span);
+                        }
+                        current = recovered;
                         continue;
                     };
                     let outcome = self.instantiate(&module, current, scope, layer_stmt.label.as_ref(), layer_stmt.span);
@@ -69,13 +76,89 @@ impl Elaborator<'_> {
         (nodes, current)
     }
 
-    /// Whether checking can go on with the shape unchanged after this layer failed: it
-    /// names (or nearly names) an op that never changes the shape.
-    fn recoverable(&self, layer: &LayerExpr) -> bool {
-        let LayerExpr::Call { call, .. } = layer else { return false };
+    /// The shape checking goes on with after a layer that could not be built (its
+    /// mistake already reported): its input when it names (or nearly names) an op that
+    /// never changes the shape; for a primitive whose named arguments had mistakes in
+    /// their values, the output when it is the same whatever those values were (a flag
+    /// or a choice tried both or every way, a float taken at its default: no float sizes
+    /// anything); `None` when it depends on them (an integer such as a stride).
+    fn recovered(&mut self, layer: &LayerExpr, env: &Rc<Env>, input: Shape) -> Option<Shape> {
+        let LayerExpr::Call { call, body: None } = layer else { return None };
         let name = call.name.text.as_str();
         let names = ops::all_specs().map(|s| s.name);
-        ops::preserves_shape(name) || suggest::closest(name, names).is_some_and(ops::preserves_shape)
+        if ops::preserves_shape(name) || suggest::closest(name, names).is_some_and(ops::preserves_shape) {
+            return Some(input);
+        }
+        let spec = ops::spec(name).filter(|_| env.lookup(name).is_none())?;
+        // Evaluated again only to see which arguments fail; their mistakes are reported.
+        let reported = self.diagnostics.len();
+        let mut good = Vec::new();
+        let mut unknown: Vec<&ops::ArgSpec> = Vec::new();
+        for arg in &call.args {
+            match (self.eval(&arg.value, env), &arg.name) {
+                (Some(value), _) => good.push(ArgValue { name: arg.name.clone(), value, span: arg.span }),
+                (None, Some(named)) => match spec.args.iter().find(|a| a.name == named.text) {
+                    Some(arg_spec) => unknown.push(arg_spec),
+                    None => break,
+                },
+                (None, None) => {
+                    unknown.clear();
+                    good.clear();
+                    break;
+                }
+            }
+        }
+        self.diagnostics.truncate(reported);
+        self.same_output_for_any(spec, &call.name, good, &unknown, input)
+    }
+
+    /// The output of a primitive whose `unknown` arguments had mistakes, when it is the
+    /// same whatever their values (see `recovered`).
+    fn same_output_for_any(
+        &mut self,
+        spec: &OpSpec,
+        name: &Ident,
+        good: Vec<ArgValue>,
+        unknown: &[&ops::ArgSpec],
+        input: Shape,
+    ) -> Option<Shape> {
+        let call = name;
+        let reported = self.diagnostics.len();
+        let mut tries: Vec<Vec<ArgValue>> = vec![good];
+        for arg_spec in unknown {
+            let values: Vec<Const> = match arg_spec.ty {
+                ops::Ty::Bool => vec![Const::Bool(true), Const::Bool(false)],
+                ops::Ty::Choice(options) => options.iter().map(|o| Const::Name(o.to_string())).collect(),
+                ops::Ty::Float => continue,
+                ops::Ty::Int => {
+                    tries.clear();
+                    break;
+                }
+            };
+            let ident = Ident { text: arg_spec.name.to_string(), span: call.span };
+            let mut next = Vec::new();
+            for tried in &tries {
+                for value in &values {
+                    let mut args = tried.clone();
+                    args.push(ArgValue { name: Some(ident.clone()), value: value.clone(), span: call.span });
+                    next.push(args);
+                }
+            }
+            tries = next;
+        }
+        let outputs: Vec<Option<Shape>> = tries.iter().map(|args| self.output_with(spec, name, args, input)).collect();
+        self.diagnostics.truncate(reported);
+        let first = *outputs.first()?;
+        outputs.iter().all(|o| *o == first && o.is_some()).then_some(first).flatten()
+    }
+
+    /// What a primitive with these arguments gives on `input`, or `None` if it fails
+    /// (its diagnostics are the caller's to discard).
+    fn output_with(&mut self, spec: &OpSpec, name: &Ident, args: &[ArgValue], input: Shape) -> Option<Shape> {
+        let params = op_params(spec);
+        let bound = self.bind(name, &params, args, name.span, None)?;
+        let op = (spec.build)(&op_args(spec, &bound)).ok()?;
+        op.rule().output(&input).ok()
     }
 
     /// The lints a body's `allow(...)` statements silence (for the whole body).
@@ -205,9 +288,13 @@ impl Elaborator<'_> {
                         Diagnostic::new(
                             Code::DuplicateLabel,
                             format!(
-                                "the name `{}` is used twice in `{}`",
+                                "the name `{}` is used twice in {}",
                                 label.text,
-                                if scope.path.is_empty() { "the network" } else { &scope.path }
+                                if scope.path.is_empty() {
+                                    "the network".to_string()
+                                } else {
+                                    format!("`{}`", scope.path)
+                                }
                             ),
                             label.span,
                             "used again here",
@@ -321,46 +408,26 @@ impl Elaborator<'_> {
         path: String,
         site: Span,
     ) -> Outcome {
-        let params: Vec<ParamSig> = spec
-            .args
-            .iter()
-            .map(|a| ParamSig {
-                name: a.name,
-                ty: match a.ty {
-                    ops::Ty::Int => ParamTy::Int,
-                    ops::Ty::Float => ParamTy::Float,
-                    ops::Ty::Bool => ParamTy::Bool,
-                    ops::Ty::Choice(options) => ParamTy::Choice(options),
-                },
-                default: match a.default {
-                    ops::ArgDefault::Required => DefaultSrc::Required,
-                    ops::ArgDefault::Absent => DefaultSrc::Absent,
-                    ops::ArgDefault::Int(v) => DefaultSrc::Const(Const::Int(v)),
-                    ops::ArgDefault::Float(v) => DefaultSrc::Const(Const::Float(v)),
-                    ops::ArgDefault::Bool(v) => DefaultSrc::Const(Const::Bool(v)),
-                    ops::ArgDefault::Choice(v) => DefaultSrc::Const(Const::Name(v.to_string())),
-                },
-            })
-            .collect();
+        let params = op_params(spec);
+        let reported = self.diagnostics.len();
         let recovered = Outcome { node: None, output: input.filter(|_| ops::preserves_shape(spec.name)) };
-        let Some(bound) = self.bind(name, &params, args, site, None) else { return recovered };
-        let op_args = Args {
-            values: spec
-                .args
-                .iter()
-                .zip(bound.values())
-                .map(|(a, value)| {
-                    let value = match value {
-                        Some(Const::Int(v)) => OpArg::Int(*v),
-                        Some(Const::Float(v)) => OpArg::Float(*v),
-                        Some(Const::Bool(v)) => OpArg::Bool(*v),
-                        Some(Const::Name(v)) => OpArg::Choice(v.clone()),
-                        _ => OpArg::Absent,
-                    };
-                    (a.name, value)
-                })
-                .collect(),
+        let Some(bound) = self.bind(name, &params, args, site, None) else {
+            // Named arguments whose values do not fit their types (already reported): the
+            // output may not depend on them.
+            let Some(input) = input else { return recovered };
+            let (mut good, mut unknown) = (Vec::new(), Vec::new());
+            for arg in args {
+                let arg_spec = arg.name.as_ref().and_then(|n| spec.args.iter().find(|a| a.name == n.text));
+                match arg_spec {
+                    Some(arg_spec) if !fits(arg_spec.ty, &arg.value) => unknown.push(arg_spec),
+                    _ => good.push(arg.clone()),
+                }
+            }
+            let output = recovered.output.or(self.same_output_for_any(spec, name, good, &unknown, input));
+            self.failed_layer(reported, path, spec.name, input, output, site);
+            return Outcome { node: None, output };
         };
+        let op_args = op_args(spec, &bound);
         let op = match (spec.build)(&op_args) {
             Ok(op) => op,
             Err(error) => {
@@ -370,11 +437,35 @@ impl Elaborator<'_> {
                     d = d.with_help(help);
                 }
                 self.error(d);
+                if let Some(input) = input {
+                    self.failed_layer(reported, path, spec.name, input, recovered.output, site);
+                }
                 return recovered;
             }
         };
         let Some(input) = input else { return Outcome::failed() };
+        // Mistakes that did not stop the op being built (an extra argument, ignored).
+        if self.diagnostics[reported..].iter().any(Diagnostic::is_error) {
+            let output = op.rule().output(&input).ok();
+            self.failed_layer(reported, path, spec.name, input, output, site);
+            return Outcome { node: None, output };
+        }
         self.shape_op(spec.name, op_args, op, input, path, site)
+    }
+
+    /// Records in the trace a layer whose mistakes (reported since `since`) stopped it
+    /// being built, with the shape checking goes on with.
+    fn failed_layer(
+        &mut self,
+        since: usize,
+        path: String,
+        name: &str,
+        input: Shape,
+        output: Option<Shape>,
+        span: Span,
+    ) {
+        let Some(code) = self.diagnostics[since..].iter().find(|d| d.is_error()).map(|d| d.code) else { return };
+        self.steps.push(Step { path, name: name.to_string(), op: None, input, output, span, error: Some(code) });
     }
 
     fn shape_op(&mut self, name: &'static str, args: Args, op: Op, input: Shape, path: String, site: Span) -> Outcome {
@@ -386,7 +477,7 @@ impl Elaborator<'_> {
                 let code = self.shape_error(error, &input, &path, site);
                 self.steps.push(Step {
                     path,
-                    name,
+                    name: name.into(),
                     op: Some(op),
                     input,
                     output: recovered,
@@ -398,7 +489,7 @@ impl Elaborator<'_> {
         };
         self.steps.push(Step {
             path: path.clone(),
-            name,
+            name: name.into(),
             op: Some(op.clone()),
             input,
             output: Some(output),
@@ -592,7 +683,8 @@ impl Elaborator<'_> {
                         .with_secondary(first_site, format!("first used on {first_input}"))
                         .with_help("a `let` module has one set of weights: use it on inputs of the same width, or write two modules"),
                     );
-                    return Outcome::failed();
+                    // Its output is known all the same: check on with it.
+                    return Outcome { node: None, output: Some(node.output) };
                 }
             }
         }
@@ -619,5 +711,60 @@ impl Elaborator<'_> {
             .with_secondary(node.span, "this batch norm subtracts the mean")
             .with_help("write `bias: false` on the convolution"),
         );
+    }
+}
+
+/// Whether a value has the type a primitive's argument takes.
+fn fits(ty: ops::Ty, value: &Const) -> bool {
+    match (ty, value) {
+        (ops::Ty::Int, Const::Int(_)) | (ops::Ty::Float, Const::Int(_) | Const::Float(_)) => true,
+        (ops::Ty::Bool, Const::Bool(_)) => true,
+        (ops::Ty::Choice(options), Const::Name(name)) => options.contains(&name.as_str()),
+        _ => false,
+    }
+}
+
+/// A primitive's signature as the binder takes it.
+fn op_params(spec: &OpSpec) -> Vec<ParamSig<'static>> {
+    spec.args
+        .iter()
+        .map(|a| ParamSig {
+            name: a.name,
+            ty: match a.ty {
+                ops::Ty::Int => ParamTy::Int,
+                ops::Ty::Float => ParamTy::Float,
+                ops::Ty::Bool => ParamTy::Bool,
+                ops::Ty::Choice(options) => ParamTy::Choice(options),
+            },
+            default: match a.default {
+                ops::ArgDefault::Required => DefaultSrc::Required,
+                ops::ArgDefault::Absent => DefaultSrc::Absent,
+                ops::ArgDefault::Int(v) => DefaultSrc::Const(Const::Int(v)),
+                ops::ArgDefault::Float(v) => DefaultSrc::Const(Const::Float(v)),
+                ops::ArgDefault::Bool(v) => DefaultSrc::Const(Const::Bool(v)),
+                ops::ArgDefault::Choice(v) => DefaultSrc::Const(Const::Name(v.to_string())),
+            },
+        })
+        .collect()
+}
+
+/// The bound values as the op's builder takes them.
+fn op_args(spec: &OpSpec, bound: &super::bind::Bound) -> Args {
+    Args {
+        values: spec
+            .args
+            .iter()
+            .zip(bound.values())
+            .map(|(a, value)| {
+                let value = match value {
+                    Some(Const::Int(v)) => OpArg::Int(*v),
+                    Some(Const::Float(v)) => OpArg::Float(*v),
+                    Some(Const::Bool(v)) => OpArg::Bool(*v),
+                    Some(Const::Name(v)) => OpArg::Choice(v.clone()),
+                    _ => OpArg::Absent,
+                };
+                (a.name, value)
+            })
+            .collect(),
     }
 }

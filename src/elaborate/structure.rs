@@ -191,7 +191,15 @@ impl Elaborator<'_> {
     /// Records a structural form that failed in the trace (checking goes on with `output`).
     fn failed_step(&mut self, name: &'static str, path: &str, input: Shape, output: Shape, span: Span, code: Code) {
         let path = if path.is_empty() { format!("({name})") } else { format!("{path}.({name})") };
-        self.steps.push(crate::ir::Step { path, name, op: None, input, output: Some(output), span, error: Some(code) });
+        self.steps.push(crate::ir::Step {
+            path,
+            name: name.into(),
+            op: None,
+            input,
+            output: Some(output),
+            span,
+            error: Some(code),
+        });
     }
 
     /// The shortcut module with `channels` and `stride` filled in from the shapes, for

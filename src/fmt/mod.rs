@@ -11,7 +11,7 @@
 
 use crate::diagnostics::Diagnostic;
 use crate::source::FileId;
-use crate::syntax::{Rule, concrete_tree};
+use crate::syntax::{Rule, code_end, concrete_tree};
 use pest::iterators::Pair;
 
 /// Lines longer than this have their argument lists wrapped.
@@ -258,8 +258,22 @@ impl<'t> Printer<'t> {
             self.line(depth, &empty);
             return;
         }
-        let open = if head.is_empty() { "{".to_string() } else { format!("{head} {{") };
-        match self.trailing_comment(opening) {
+        let mut open = if head.is_empty() { "{".to_string() } else { format!("{head} {{") };
+        // Comments between the head and `{` describe the head: they end its line.
+        while let Some(&comment) = self.comments.get(self.next) {
+            if comment.start >= span.start() {
+                break;
+            }
+            open = format!("{open}  {}", self.comment_text(comment));
+            self.next += 1;
+        }
+        // One after `{` is the line's, unless a statement comes first (`{ conv(...)  # x`).
+        let first = statements.first().map_or(closing, |s| s.as_span().start());
+        let trailing = match self.comments.get(self.next) {
+            Some(c) if c.start < first => self.trailing_comment(opening),
+            _ => None,
+        };
+        match trailing {
             Some((_, comment)) => self.line(depth, &format!("{open}  {comment}")),
             None => self.line(depth, &open),
         }
@@ -314,8 +328,12 @@ impl<'t> Printer<'t> {
         if value.as_rule() == Rule::body {
             self.open_body(depth, &format!("let {name} ="), value);
         } else {
-            let text = self.flat_or_verbatim(&value);
-            self.line(depth, &format!("let {name} = {text}"));
+            let head = format!("let {name} = ");
+            let text = match lone_call_of_expr(&value) {
+                Some(call) => self.call(call, depth, head.len()),
+                None => self.flat_or_verbatim(&value),
+            };
+            self.line(depth, &format!("{head}{text}"));
         }
     }
 
@@ -347,8 +365,12 @@ impl<'t> Printer<'t> {
         let inner_indent = INDENT.repeat(depth + 1);
         let mut text = String::from("(\n");
         let mut previous: Option<usize> = None;
-        for item in &items {
+        // Where `)` is: a comment after it is not the last item's.
+        let close = span.end() - 1;
+        for (index, item) in items.iter().enumerate() {
             let (item_start, item_end) = (item.as_span().start(), code_end(item));
+            // A comment after several items on one line belongs to the last of them.
+            let next_start = items.get(index + 1).map_or(close, |next| next.as_span().start());
             let mut leading = String::new();
             while let Some(&comment) = self.comments.get(self.next) {
                 if comment.start >= item_start {
@@ -362,13 +384,14 @@ impl<'t> Printer<'t> {
                 self.next += 1;
             }
             text.push_str(&leading);
-            let value = self.flat_or_verbatim(item);
+            let value = self.item(item, depth + 1);
             text.push_str(&format!("{inner_indent}{value},"));
             // A trailing comment may follow the item or its comma.
             let comma_end = self.text[item_end..].find(',').map(|i| item_end + i + 1);
             let end = comma_end.filter(|&e| !self.text[item_end..e].contains('\n')).unwrap_or(item_end);
             previous = Some(end);
-            if let Some((comment_end, comment)) = self.trailing_comment(end) {
+            let belongs = self.comments.get(self.next).is_some_and(|c| c.start < next_start);
+            if belongs && let Some((comment_end, comment)) = self.trailing_comment(end) {
                 text.push_str(&format!("  {comment}"));
                 previous = Some(comment_end);
             }
@@ -376,7 +399,7 @@ impl<'t> Printer<'t> {
         }
         // Comments after the last item, before `)`.
         while let Some(&comment) = self.comments.get(self.next) {
-            if comment.start >= span.end() {
+            if comment.start >= close {
                 break;
             }
             text.push_str(&format!("{inner_indent}{}\n", self.comment_text(comment)));
@@ -385,6 +408,23 @@ impl<'t> Printer<'t> {
         text.push_str(&INDENT.repeat(depth));
         text.push(')');
         text
+    }
+
+    /// One argument or parameter of a wrapped list, at `depth`: on one line when it fits,
+    /// else, when it is a call (`resnext_bottleneck(64, groups: 32, ...)`), wrapped in turn.
+    fn item(&mut self, item: &Pair<'t, Rule>, depth: usize) -> String {
+        let commented = self.has_comment(item.as_span().start(), code_end(item));
+        if !commented && depth * INDENT.len() + self.flat(item).chars().count() < WIDTH {
+            return self.flat(item);
+        }
+        match lone_call(item) {
+            Some((prefix, call)) => {
+                let prefix = prefix.map(|name| format!("{name}: ")).unwrap_or_default();
+                let call = self.call(call, depth, prefix.len());
+                format!("{prefix}{call}")
+            }
+            None => self.flat_or_verbatim(item),
+        }
     }
 
     /// The pair on one line with canonical spacing, or its source text as written when
@@ -446,13 +486,28 @@ fn space_between(before: &[(Rule, &str)], next: Rule) -> bool {
     true
 }
 
-/// Where a pair's last token ends. pest's spans of rules ending in an optional or
-/// repeated part include the whitespace and comments skipped while looking for it.
-fn code_end(pair: &Pair<Rule>) -> usize {
-    match pair.clone().into_inner().last() {
-        Some(last) => code_end(&last),
-        None => pair.as_span().end(),
+/// An argument that is a call and nothing else: its name (if named) and the call.
+fn lone_call<'t>(item: &Pair<'t, Rule>) -> Option<(Option<&'t str>, Pair<'t, Rule>)> {
+    if item.as_rule() != Rule::arg {
+        return None;
     }
+    let mut name = None;
+    for part in item.clone().into_inner() {
+        match part.as_rule() {
+            Rule::name => name = Some(part.as_str()),
+            Rule::expr => return lone_call_of_expr(&part).map(|call| (name, call)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// An expression that is one call with arguments (`conv(...)`), not arithmetic.
+fn lone_call_of_expr<'t>(expr: &Pair<'t, Rule>) -> Option<Pair<'t, Rule>> {
+    let mut parts = expr.clone().into_inner();
+    let call = parts.next().filter(|p| p.as_rule() == Rule::call)?;
+    let has_args = call.clone().into_inner().any(|p| p.as_rule() == Rule::args);
+    (parts.next().is_none() && has_args).then_some(call)
 }
 
 /// The label of a layer statement.

@@ -25,7 +25,7 @@ pub struct Model {
 #[derive(Clone, Debug)]
 pub struct Step {
     pub path: String,
-    pub name: &'static str,
+    pub name: String,
     /// The primitive, or `None` for a structural form that failed (a residual whose
     /// shortcut does not fit).
     pub op: Option<Op>,

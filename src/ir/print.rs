@@ -55,7 +55,7 @@ pub fn trace_steps(network: &str, input: Option<Shape>, steps: &[Step]) -> Strin
                 (Some(code), None) => format!("✗ {} (on {}), nothing after it is checked", code.id(), step.input),
                 (None, None) => String::new(),
             };
-            (depth, step.path.as_str(), step.name, outcome)
+            (depth, step.path.as_str(), step.name.as_str(), outcome)
         })
         .collect();
     let name_width = rows.iter().map(|(d, n, _, _)| d * 2 + n.chars().count()).max().unwrap_or(0);

@@ -40,6 +40,11 @@ impl Analysis {
         self.sources.text(self.entry)
     }
 
+    /// Whether the file parsed (it may still have other mistakes).
+    pub fn parses(&self) -> bool {
+        !self.result.diagnostics.iter().any(|d| d.code == crate::diagnostics::Code::Syntax)
+    }
+
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.result.diagnostics
     }
@@ -175,14 +180,7 @@ fn step_instance(step: &Step) -> Instance {
         _ => 0,
     };
     let params = built.map_or(0, |op| trainable(op, &step.input));
-    Instance {
-        path: step.path.clone(),
-        what: step.name.to_string(),
-        input: step.input,
-        output: step.output,
-        params,
-        macs,
-    }
+    Instance { path: step.path.clone(), what: step.name.clone(), input: step.input, output: step.output, params, macs }
 }
 
 fn trainable(op: &Op, input: &Shape) -> u128 {

@@ -262,9 +262,10 @@ pub fn references(analysis: &Analysis, position: Position, include_declaration: 
     spans.into_iter().filter_map(|s| analysis.location(s)).collect()
 }
 
-pub fn completion(analysis: &Analysis, position: Position) -> Vec<CompletionItem> {
-    let offset = analysis.offset(position);
-    let text = analysis.text();
+/// `text` is the document as typed so far, which may not parse; names come from the
+/// last check that did.
+pub fn completion(analysis: &Analysis, text: &str, position: Position) -> Vec<CompletionItem> {
+    let offset = LineIndex::new(text).offset(text, position);
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line = &text[line_start..offset];
     // `insert ... at block.` → the block's insertion points.

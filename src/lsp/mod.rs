@@ -61,12 +61,15 @@ pub fn capabilities() -> ServerCapabilities {
     }
 }
 
-/// One open document: its text as the editor has it, and the last check of it.
+/// One open document: its text as the editor has it, the last check of it, and the
+/// last check of a version that parsed: while a line is half typed the file does not
+/// parse, and hover, definitions, symbols and completion answer from that one.
 struct Document {
     path: String,
     text: String,
     stale: bool,
     analysis: Option<Analysis>,
+    parsed: Option<Analysis>,
 }
 
 struct Server<'c> {
@@ -130,6 +133,11 @@ impl Server<'_> {
         let Ok(lsp_uri) = uri.parse::<Uri>() else { return };
         let (analysis, params) = check_document(&document.path, &document.text, lsp_uri);
         document.stale = false;
+        if analysis.parses() {
+            document.parsed = None;
+        } else if let Some(previous) = document.analysis.take().filter(Analysis::parses) {
+            document.parsed = Some(previous);
+        }
         document.analysis = Some(analysis);
         let _ = self.send(Message::Notification(Notification::new(
             notification::PublishDiagnostics::METHOD.to_string(),
@@ -137,13 +145,19 @@ impl Server<'_> {
         )));
     }
 
-    /// The up-to-date check of a document, checking it now if it changed.
+    /// The check of a document to answer from, checking it now if it changed: the
+    /// current one, or while it does not parse, the last one that did.
     fn analysis(&mut self, uri: &Uri) -> Option<&Analysis> {
         let key = uri.as_str().to_string();
         if self.documents.get(&key).is_some_and(|d| d.stale || d.analysis.is_none()) {
             self.check(&key);
         }
-        self.documents.get(&key).and_then(|d| d.analysis.as_ref())
+        self.documents.get(&key).and_then(|d| d.parsed.as_ref().or(d.analysis.as_ref()))
+    }
+
+    /// The document's text as the editor has it now.
+    fn text(&self, uri: &Uri) -> String {
+        self.documents.get(uri.as_str()).map(|d| d.text.clone()).unwrap_or_default()
     }
 
     fn notification(&mut self, notification: Notification) -> Result<(), LspError> {
@@ -155,7 +169,7 @@ impl Server<'_> {
                 let path = document_path(&uri);
                 self.documents.insert(
                     key.clone(),
-                    Document { path, text: params.text_document.text, stale: true, analysis: None },
+                    Document { path, text: params.text_document.text, stale: true, analysis: None, parsed: None },
                 );
                 // Opening shows its diagnostics at once; typing is debounced.
                 self.check(&key);
@@ -218,7 +232,9 @@ impl Server<'_> {
             request::Completion::METHOD => {
                 let params: lsp_types::CompletionParams = extract(request)?;
                 let at = params.text_document_position;
-                self.analysis(&at.text_document.uri).map(|a| to_value(features::completion(a, at.position)))
+                // The names known come from the last check; what is being typed, from now.
+                let text = self.text(&at.text_document.uri);
+                self.analysis(&at.text_document.uri).map(|a| to_value(features::completion(a, &text, at.position)))
             }
             request::DocumentSymbolRequest::METHOD => {
                 let params: lsp_types::DocumentSymbolParams = extract(request)?;

@@ -3,4 +3,4 @@
 pub mod ast;
 mod parse;
 
-pub use parse::{MAX_NESTING, Rule, concrete_tree, parse, parse_expression};
+pub use parse::{MAX_NESTING, Rule, code_end, concrete_tree, parse, parse_expression};

@@ -170,6 +170,20 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Di
             .with_secondary(span, format!("the next line starts with `{found}`"))
             .with_help("close the parenthesis on this line, or end the line with `,` to go on with the arguments");
     }
+    // Likewise a line that stops in the middle of a statement (`insert se() at bottleneck.`).
+    let mid_statement = !expected.iter().any(|e| *e == "a layer" || *e == "`}`" || e.starts_with("`block`"));
+    if mid_statement && text[code_before.len()..position].contains('\n') && !code_before.is_empty() && !found.is_empty()
+    {
+        let last = code_before.char_indices().last().map_or(0, |(i, _)| i);
+        let wanted = join_or(&expected);
+        return Diagnostic::new(
+            Code::Syntax,
+            format!("unfinished line: expected {wanted}"),
+            Span::new(file, last, code_before.len()),
+            format!("expected {wanted} after this"),
+        )
+        .with_secondary(span, format!("the next line starts with `{found}`"));
+    }
     let mut diagnostic = Diagnostic::new(Code::Syntax, message, span, label);
     if let Some(help) = syntax_help(text, position, &found, &expected) {
         diagnostic = diagnostic.with_help(help);
@@ -255,8 +269,7 @@ fn children(pair: Pair<'_, Rule>) -> Vec<Pair<'_, Rule>> {
 impl Builder {
     /// The pair's span without the whitespace and comments pest lets trail after it.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
-        let s = pair.as_span();
-        Span::new(self.file, s.start(), s.start() + trimmed_len(pair.as_str()))
+        Span::new(self.file, pair.as_span().start(), code_end(pair))
     }
 
     fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
@@ -530,17 +543,12 @@ fn fold_binary(operands: Vec<Expr>, operators: Vec<BinOp>) -> Expr {
     output.pop().expect("one expression remains")
 }
 
-fn trimmed_len(text: &str) -> usize {
-    let mut text = text.trim_end();
-    loop {
-        let last_line_start = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let last_line = &text[last_line_start..];
-        match last_line.find('#') {
-            Some(hash) if last_line_start > 0 && !last_line[..hash].contains('"') => {
-                text = text[..last_line_start + hash].trim_end();
-            }
-            _ => return text.len(),
-        }
+/// Where a pair's last token ends. pest's spans of rules ending in an optional or
+/// repeated part include the whitespace and comments skipped while looking for it.
+pub fn code_end(pair: &Pair<'_, Rule>) -> usize {
+    match pair.clone().into_inner().last() {
+        Some(last) => code_end(&last),
+        None => pair.as_span().end(),
     }
 }
 
