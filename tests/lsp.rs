@@ -254,20 +254,30 @@ fn definition_reaches_into_the_standard_library_and_insertion_points() {
 
     // Half way through typing a line the file does not parse: the syntax error is at the
     // unfinished line, and completion and hover answer from the last version that parsed.
-    let typing = text.replace("    insert cbam()", "    insert se() at bottleneck.\n    insert cbam()");
+    // The line is typed above the stages (before `input`: a keyword cannot continue it),
+    // so they are one line lower than last parsed.
+    let typed = text.lines().position(|l| l.contains("input image")).unwrap() as u32;
+    let typing = text.replace("    input image", "    insert se() at bottleneck.\n    input image");
     client.notify(
         "textDocument/didChange",
         json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": typing}]}),
     );
     let published = client.diagnostics(&uri);
     assert_eq!(published["diagnostics"][0]["code"], "E0001", "{published:#}");
-    assert_eq!(published["diagnostics"][0]["range"]["start"]["line"], line, "{published:#}");
-    let completion = client.request("textDocument/completion", at(&uri, line, 30));
+    assert_eq!(published["diagnostics"][0]["range"]["start"]["line"], typed, "{published:#}");
+    let completion = client.request("textDocument/completion", at(&uri, typed, 30));
     let labels: Vec<&str> = completion.as_array().unwrap().iter().map(|i| i["label"].as_str().unwrap()).collect();
     assert_eq!(labels, ["attention"]);
-    let layer3 = text.lines().position(|l| l.contains("layer3:")).unwrap() as u32;
+    let layer3 = typing.lines().position(|l| l.contains("layer3:")).unwrap() as u32;
     let hover = client.request("textDocument/hover", at(&uri, layer3, 6));
-    assert!(hover["contents"]["value"].as_str().unwrap_or_default().contains("`stage`"), "{hover}");
+    assert!(hover["contents"]["value"].as_str().unwrap_or_default().starts_with("**`layer3`**"), "{hover}");
+    assert_eq!(hover["range"]["start"]["line"], layer3, "{hover}");
+    // On the line being typed there is nothing to say yet.
+    assert_eq!(client.request("textDocument/hover", at(&uri, typed, 6)), Value::Null);
+    // Symbols of the last parsed version, at today's lines.
+    let symbols = client.request("textDocument/documentSymbol", json!({"textDocument": {"uri": uri}}));
+    let layer3_symbol = symbols[0]["children"].as_array().unwrap().iter().find(|s| s["name"] == "layer3").unwrap();
+    assert_eq!(layer3_symbol["range"]["start"]["line"], layer3, "{symbols}");
     client.shutdown();
 }
 
@@ -319,4 +329,40 @@ fn the_binary_serves_over_stdio() {
     assert_eq!(receive()["id"], 2);
     send(json!({"jsonrpc": "2.0", "method": "exit"}));
     assert!(child.wait().unwrap().success());
+}
+
+/// A client's mistakes (malformed parameters, positions past the end, a character of
+/// several bytes before the cursor) are answered, never fatal.
+#[test]
+fn malformed_requests_are_answered_and_the_server_lives_on() {
+    let dir = Scratch::new("lsp", "malformed");
+    let uri = format!("file://{}/lenet5.arch", dir.display());
+    let text = std::fs::read_to_string("models/lenet5.arch").unwrap();
+    let mut client = Client::start(json!({}));
+    client.open(&uri, &text);
+    // Hover just after `×` (two bytes in UTF-8) on the first line, and far past the end.
+    let first = text.lines().next().unwrap();
+    let after = first[..first.find('×').unwrap()].encode_utf16().count() as u32 + 1;
+    for (line, character) in [(0, after), (0, after + 1), (0, 999), (999, 0)] {
+        let _ = client.request("textDocument/hover", at(&uri, line, character));
+        let _ = client.request("textDocument/definition", at(&uri, line, character));
+    }
+    // Parameters of the wrong shape: an InvalidParams error, not a dead server.
+    client.next += 1;
+    let id = RequestId::from(client.next);
+    let bad = Request::new(id.clone(), "textDocument/hover".into(), json!({"textDocument": {"uri": "not a uri"}}));
+    client.connection.sender.send(Message::Request(bad)).unwrap();
+    loop {
+        match client.connection.receiver.recv_timeout(Duration::from_secs(60)).unwrap() {
+            Message::Response(response) if response.id == id => {
+                assert_eq!(response.response_result.unwrap_err().code, lsp_server::ErrorCode::InvalidParams as i32);
+                break;
+            }
+            _ => {}
+        }
+    }
+    client.notify("textDocument/didChange", json!({"textDocument": {"uri": uri}}));
+    let hover = client.request("textDocument/hover", at(&uri, 5, 6));
+    assert!(hover.is_object() || hover.is_null());
+    client.shutdown();
 }

@@ -150,6 +150,12 @@ impl Elaborator<'_> {
                     BinOp::Rem => a.rem_euclid(b),
                 }))
             }
+            // Two bare words that name nothing: both are mistakes.
+            (Const::Name(l), Const::Name(r)) => {
+                let (l, r) = (l.clone(), r.clone());
+                let _: Option<()> = self.unknown_value(&l, span);
+                self.unknown_value(&r, right_span)
+            }
             (Const::Int(_) | Const::Float(_), other) | (other, _) => {
                 let other = other.clone();
                 let at = if matches!(left, Const::Int(_) | Const::Float(_)) { right_span } else { span };
@@ -208,7 +214,26 @@ impl Elaborator<'_> {
 
     fn function(&mut self, call: &Call, env: &Rc<Env>) -> Option<Const> {
         let name = call.name.text.as_str();
-        let args = self.eval_args(&call.args, env)?;
+        let evaluated: Vec<Option<Const>> = call.args.iter().map(|a| self.eval(&a.value, env)).collect();
+        if evaluated.iter().any(Option::is_none) {
+            // Another argument failed (reported): bare unknown words beside it are mistakes too.
+            for (arg, value) in call.args.iter().zip(&evaluated) {
+                if let Some(Const::Name(word)) = value {
+                    let _: Option<()> = self.unknown_value(word, arg.value.span);
+                }
+            }
+            return None;
+        }
+        let args: Vec<ArgValue> = call
+            .args
+            .iter()
+            .zip(evaluated)
+            .map(|(arg, value)| ArgValue {
+                name: arg.name.clone(),
+                value: value.unwrap_or(Const::Int(0)),
+                span: arg.span,
+            })
+            .collect();
         if let Some(named) = args.iter().find(|a| a.name.is_some()) {
             self.error(Diagnostic::new(
                 Code::UnknownArgument,
@@ -274,6 +299,14 @@ impl Elaborator<'_> {
             self.checked(None, span)
         }
     }
+}
+
+/// Whether a bare word is one of the choices some layer or form takes (`sum`, `spatial`).
+pub fn is_choice(word: &str) -> bool {
+    let in_ops = crate::ops::all_specs()
+        .flat_map(|s| s.args.iter())
+        .any(|a| matches!(a.ty, crate::ops::Ty::Choice(options) if options.contains(&word)));
+    in_ops || super::structure::MERGES.contains(&word)
 }
 
 pub fn as_float(value: &Const) -> f64 {

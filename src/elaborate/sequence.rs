@@ -254,10 +254,21 @@ impl Elaborator<'_> {
 
     /// `let name = value`: numbers are constants; modules become shared modules.
     fn bind_let(&mut self, name: &Ident, value: &crate::syntax::ast::Expr, env: &Rc<Env>, scope: &mut Scope) {
+        let value_span = value.span;
         let Some(value) = self.eval(value, env) else {
             env.poison(&name.text);
             return;
         };
+        // A bare word that names nothing (and is no choice any layer takes) is a mistake
+        // here, once, rather than at every use.
+        if let Const::Name(word) = &value
+            && !super::eval::is_choice(word)
+        {
+            let word = word.clone();
+            let _: Option<()> = self.unknown_value(&word, value_span);
+            env.poison(&name.text);
+            return;
+        }
         let value = match value {
             Const::Module(inner) => {
                 self.claim(scope, Some(name), name.span);
@@ -444,9 +455,10 @@ impl Elaborator<'_> {
             }
         };
         let Some(input) = input else { return Outcome::failed() };
-        // Mistakes that did not stop the op being built (an extra argument, ignored).
+        // Mistakes that did not stop the op being built (an extra or misspelt argument,
+        // ignored): what it was meant to say may have changed the shape (`strde: 2`).
         if self.diagnostics[reported..].iter().any(Diagnostic::is_error) {
-            let output = op.rule().output(&input).ok();
+            let output = Some(input).filter(|_| ops::preserves_shape(spec.name));
             self.failed_layer(reported, path, spec.name, input, output, site);
             return Outcome { node: None, output };
         }

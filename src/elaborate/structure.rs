@@ -47,7 +47,7 @@ pub(super) struct StructuralCall<'c> {
     pub site: Span,
 }
 
-const MERGES: &[&str] = &["sum", "concat", "mul"];
+pub(super) const MERGES: &[&str] = &["sum", "concat", "mul"];
 
 impl Elaborator<'_> {
     pub(super) fn structural(
@@ -350,7 +350,10 @@ impl Elaborator<'_> {
         }
         let Some(input) = input else { return Outcome::failed() };
         if !complete {
-            return Outcome::failed();
+            // A sum or product has the shape of any branch that built; a concatenation's
+            // width needs them all.
+            let output = branches.first().map(|b| b.output).filter(|_| merge != Merge::Concat);
+            return Outcome { node: None, output };
         }
         if branches.is_empty() {
             self.misplaced(site, "`parallel` needs at least one branch");

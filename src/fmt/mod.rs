@@ -146,7 +146,9 @@ impl<'t> Printer<'t> {
             }
             self.element(&element, depth);
             previous = Some(end);
-            if let Some((end, comment)) = self.trailing_comment(end) {
+            // A comment after the body's `}` is not its last statement's.
+            let inside = self.comments.get(self.next).is_some_and(|c| c.start < close);
+            if inside && let Some((end, comment)) = self.trailing_comment(end) {
                 // The line just printed ends in '\n'; the comment goes before it.
                 self.out.pop();
                 self.out.push_str("  ");

@@ -52,7 +52,7 @@ pub fn trace_steps(network: &str, input: Option<Shape>, steps: &[Step]) -> Strin
             let outcome = match (step.error, step.output) {
                 (None, Some(output)) => output.to_string(),
                 (Some(code), Some(output)) => format!("✗ {} (on {}), checked on as {output}", code.id(), step.input),
-                (Some(code), None) => format!("✗ {} (on {}), nothing after it is checked", code.id(), step.input),
+                (Some(code), None) => format!("✗ {} (on {}), no shape to go on with", code.id(), step.input),
                 (None, None) => String::new(),
             };
             (depth, step.path.as_str(), step.name.as_str(), outcome)

@@ -25,6 +25,8 @@ pub struct Instance {
     pub output: Option<Shape>,
     pub params: u128,
     pub macs: u128,
+    /// The mistake that stopped it being built (its shape is then the one checking went on with).
+    pub error: Option<crate::diagnostics::Code>,
 }
 
 impl Analysis {
@@ -170,6 +172,7 @@ fn node_instance(node: &Node) -> Instance {
         output: Some(node.output),
         params,
         macs,
+        error: None,
     }
 }
 
@@ -180,7 +183,15 @@ fn step_instance(step: &Step) -> Instance {
         _ => 0,
     };
     let params = built.map_or(0, |op| trainable(op, &step.input));
-    Instance { path: step.path.clone(), what: step.name.clone(), input: step.input, output: step.output, params, macs }
+    Instance {
+        path: step.path.clone(),
+        what: step.name.clone(),
+        input: step.input,
+        output: step.output,
+        params,
+        macs,
+        error: step.error,
+    }
 }
 
 fn trainable(op: &Op, input: &Shape) -> u128 {

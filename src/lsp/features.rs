@@ -52,7 +52,10 @@ impl Analysis {
     fn word_at(&self, offset: usize) -> Option<(String, Span)> {
         let text = self.text();
         let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-        let start = text[..offset.min(text.len())].rfind(|c: char| !is_word(c)).map_or(0, |i| i + 1);
+        let offset = offset.min(text.len());
+        // A word boundary may follow a character of several bytes (`×`, `ü`).
+        let start =
+            text[..offset].char_indices().rev().find(|&(_, c)| !is_word(c)).map_or(0, |(i, c)| i + c.len_utf8());
         let end = text[start..].find(|c: char| !is_word(c)).map_or(text.len(), |i| start + i);
         (start < end).then(|| (text[start..end].to_string(), Span::new(self.entry, start, end)))
     }
@@ -143,7 +146,12 @@ pub fn hover(analysis: &Analysis, position: Position) -> Option<Hover> {
     let first = &instances[0];
     let line = |i: &analysis::Instance| {
         let output = i.output.map_or("?".to_string(), |o| o.to_string());
-        (format!("{} → {output}", i.input), thousands(i.params), thousands(i.macs))
+        let shapes = match i.error {
+            // Not built: say so, and what checking went on with.
+            Some(code) => format!("✗ {} on {} (checking went on with {output})", code.id(), i.input),
+            None => format!("{} → {output}", i.input),
+        };
+        (shapes, thousands(i.params), thousands(i.macs))
     };
     let mut value = String::new();
     if instances.len() == 1 {

@@ -108,7 +108,7 @@ pub fn serve(connection: &Connection) -> Result<(), LspError> {
                 if notification.method == notification::Exit::METHOD {
                     return Ok(());
                 }
-                server.notification(notification)?;
+                let _ = server.notification(notification);
             }
             Message::Response(_) => {}
         }
@@ -160,7 +160,9 @@ impl Server<'_> {
         self.documents.get(uri.as_str()).map(|d| d.text.clone()).unwrap_or_default()
     }
 
-    fn notification(&mut self, notification: Notification) -> Result<(), LspError> {
+    /// Handles a notification; one with malformed parameters is ignored (there is no one
+    /// to answer).
+    fn notification(&mut self, notification: Notification) -> Result<(), BadParams> {
         match notification.method.as_str() {
             notification::DidOpenTextDocument::METHOD => {
                 let params: lsp_types::DidOpenTextDocumentParams = extract_notification(notification)?;
@@ -193,10 +195,10 @@ impl Server<'_> {
                     diagnostics: Vec::new(),
                     version: None,
                 };
-                self.send(Message::Notification(Notification::new(
+                let _ = self.send(Message::Notification(Notification::new(
                     notification::PublishDiagnostics::METHOD.into(),
                     cleared,
-                )))?;
+                )));
             }
             notification::DidChangeConfiguration::METHOD => {
                 let params: lsp_types::DidChangeConfigurationParams = extract_notification(notification)?;
@@ -211,6 +213,57 @@ impl Server<'_> {
 
     fn request(&mut self, request: Request) -> Result<(), LspError> {
         let id = request.id.clone();
+        let method = request.method.clone();
+        // A bug of ours in one answer must not take the editor's server down with it.
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.answer(request)));
+        let Ok(answered) = answered else {
+            let code = lsp_server::ErrorCode::InternalError as i32;
+            let message = format!("archc failed answering `{method}` (a bug: please report it with the file)");
+            return self.send(Message::Response(Response::new_err(id, code, message)));
+        };
+        match answered {
+            Ok(Some(result)) => self.respond(id, result),
+            Ok(None) => {
+                let code = lsp_server::ErrorCode::MethodNotFound as i32;
+                self.send(Message::Response(Response::new_err(id, code, format!("`{method}` is not supported"))))
+            }
+            // A client's malformed request is answered, not fatal.
+            Err(BadParams(message)) => {
+                let code = lsp_server::ErrorCode::InvalidParams as i32;
+                self.send(Message::Response(Response::new_err(id, code, message)))
+            }
+        }
+    }
+
+    /// The answer to a request (`None` for a method the server does not know). While the
+    /// document does not parse, the answer comes from its last version that did: the
+    /// request's position is taken to that version's lines, and the answer's ranges back.
+    fn answer(&mut self, mut request: Request) -> Result<Option<serde_json::Value>, BadParams> {
+        let uri = request.params.pointer("/textDocument/uri").and_then(|u| u.as_str()).unwrap_or_default().to_string();
+        if self.documents.get(&uri).is_some_and(|d| d.stale || d.analysis.is_none()) {
+            self.check(&uri);
+        }
+        let shift = self.documents.get(&uri).and_then(|d| Some(LineShift::new(d.parsed.as_ref()?.text(), &d.text)));
+        let completion = request.method == request::Completion::METHOD;
+        if let (Some(shift), false) = (&shift, completion)
+            && let Some(line) = request.params.pointer_mut("/position/line")
+        {
+            match line.as_u64().and_then(|l| shift.to_old(l)) {
+                Some(old) => *line = old.into(),
+                None => return Ok(Some(serde_json::Value::Null)), // a line being typed
+            }
+        }
+        let answer = self.answer_now(request)?;
+        Ok(match (answer, shift) {
+            (Some(mut value), Some(shift)) if !completion => {
+                shift.remap(&mut value, &uri);
+                Some(value)
+            }
+            (answer, _) => answer,
+        })
+    }
+
+    fn answer_now(&mut self, request: Request) -> Result<Option<serde_json::Value>, BadParams> {
         let result = match request.method.as_str() {
             request::HoverRequest::METHOD => {
                 let params: lsp_types::HoverParams = extract(request)?;
@@ -250,16 +303,9 @@ impl Server<'_> {
                 self.analysis(&params.text_document.uri)
                     .map(|a| to_value(if enabled { features::inlay_hints(a, params.range) } else { Vec::new() }))
             }
-            _ => {
-                let error = Response::new_err(
-                    id,
-                    lsp_server::ErrorCode::MethodNotFound as i32,
-                    format!("`{}` is not supported", request.method),
-                );
-                return self.send(Message::Response(error));
-            }
+            _ => return Ok(None),
         };
-        self.respond(id, result.unwrap_or(serde_json::Value::Null))
+        Ok(Some(result.unwrap_or(serde_json::Value::Null)))
     }
 
     fn respond(&self, id: RequestId, result: serde_json::Value) -> Result<(), LspError> {
@@ -279,14 +325,108 @@ fn to_value<T: serde::Serialize>(value: T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
-fn extract<P: serde::de::DeserializeOwned>(request: Request) -> Result<P, LspError> {
-    let method = request.method.clone();
-    request.extract(&method).map(|(_, params)| params).map_err(|e| LspError(format!("{method}: {e:?}")))
+/// How the lines of the text being typed map to those of the last version that parsed:
+/// the same up to the first changed line and after the last one; none in between.
+struct LineShift {
+    prefix: u64,
+    old_len: u64,
+    new_len: u64,
+    suffix: u64,
 }
 
-fn extract_notification<P: serde::de::DeserializeOwned>(notification: Notification) -> Result<P, LspError> {
-    let method = notification.method.clone();
-    notification.extract(&method).map_err(|e| LspError(format!("{method}: {e:?}")))
+impl LineShift {
+    fn new(old: &str, new: &str) -> LineShift {
+        let (old, new): (Vec<&str>, Vec<&str>) = (old.split('\n').collect(), new.split('\n').collect());
+        let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+        let room = old.len().min(new.len()) - prefix;
+        let suffix = old.iter().rev().zip(new.iter().rev()).take_while(|(a, b)| a == b).count().min(room);
+        LineShift { prefix: prefix as u64, old_len: old.len() as u64, new_len: new.len() as u64, suffix: suffix as u64 }
+    }
+
+    fn to_old(&self, line: u64) -> Option<u64> {
+        if line < self.prefix {
+            Some(line)
+        } else if line >= self.new_len - self.suffix {
+            Some(line + self.old_len - self.new_len)
+        } else {
+            None
+        }
+    }
+
+    fn to_new(&self, line: u64) -> Option<u64> {
+        if line < self.prefix {
+            Some(line)
+        } else if line >= self.old_len - self.suffix {
+            Some(line + self.new_len - self.old_len)
+        } else {
+            None
+        }
+    }
+
+    /// Takes the ranges of an answer about document `uri` to the new lines; an item
+    /// whose range fell in the changed lines is dropped (a hover keeps no range).
+    fn remap(&self, value: &mut serde_json::Value, uri: &str) -> bool {
+        use serde_json::Value;
+        match value {
+            Value::Array(items) => {
+                items.retain_mut(|item| self.remap(item, uri));
+                true
+            }
+            Value::Object(object) => {
+                if object.get("uri").and_then(Value::as_str).is_some_and(|u| u != uri) {
+                    return true; // another file's lines did not move
+                }
+                for key in ["range", "selectionRange"] {
+                    if let Some(range) = object.get_mut(key)
+                        && !self.remap_range(range)
+                    {
+                        if object.contains_key("contents") {
+                            object.remove(key); // a hover without its range
+                        } else {
+                            return false;
+                        }
+                    }
+                }
+                if let Some(position) = object.get_mut("position")
+                    && !self.remap_position(position)
+                {
+                    return false;
+                }
+                if let Some(children) = object.get_mut("children") {
+                    self.remap(children, uri);
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+
+    fn remap_range(&self, range: &mut serde_json::Value) -> bool {
+        let ok = range.get_mut("start").is_some_and(|p| self.remap_position(p));
+        ok && range.get_mut("end").is_some_and(|p| self.remap_position(p))
+    }
+
+    fn remap_position(&self, position: &mut serde_json::Value) -> bool {
+        let Some(line) = position.get_mut("line") else { return false };
+        match line.as_u64().and_then(|l| self.to_new(l)) {
+            Some(new) => {
+                *line = new.into();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Parameters that do not have the shape the protocol gives them.
+struct BadParams(String);
+
+fn extract<P: serde::de::DeserializeOwned>(request: Request) -> Result<P, BadParams> {
+    serde_json::from_value(request.params).map_err(|e| BadParams(format!("{}: {e}", request.method)))
+}
+
+fn extract_notification<P: serde::de::DeserializeOwned>(notification: Notification) -> Result<P, BadParams> {
+    serde_json::from_value(notification.params).map_err(|e| BadParams(format!("{}: {e}", notification.method)))
 }
 
 /// The path the compiler sees for a document: its file path (imports are relative to
