@@ -95,16 +95,15 @@ impl Elaborator<'_> {
         let mut good = Vec::new();
         let mut unknown: Vec<&ops::ArgSpec> = Vec::new();
         for arg in &call.args {
-            match (self.eval(&arg.value, env), &arg.name) {
+            let value = self.eval(&arg.value, env);
+            let arg_spec = arg.name.as_ref().and_then(|n| spec.args.iter().find(|a| a.name == n.text));
+            match (value, arg_spec) {
                 (Some(value), _) => good.push(ArgValue { name: arg.name.clone(), value, span: arg.span }),
-                (None, Some(named)) => match spec.args.iter().find(|a| a.name == named.text) {
-                    Some(arg_spec) => unknown.push(arg_spec),
-                    None => break,
-                },
+                (None, Some(arg_spec)) => unknown.push(arg_spec),
+                // A positional or misspelt argument that failed: what it meant is unknown.
                 (None, None) => {
-                    unknown.clear();
-                    good.clear();
-                    break;
+                    self.diagnostics.truncate(reported);
+                    return None;
                 }
             }
         }
@@ -122,7 +121,6 @@ impl Elaborator<'_> {
         unknown: &[&ops::ArgSpec],
         input: Shape,
     ) -> Option<Shape> {
-        let call = name;
         let reported = self.diagnostics.len();
         let mut tries: Vec<Vec<ArgValue>> = vec![good];
         for arg_spec in unknown {
@@ -135,12 +133,12 @@ impl Elaborator<'_> {
                     break;
                 }
             };
-            let ident = Ident { text: arg_spec.name.to_string(), span: call.span };
+            let ident = Ident { text: arg_spec.name.to_string(), span: name.span };
             let mut next = Vec::new();
             for tried in &tries {
                 for value in &values {
                     let mut args = tried.clone();
-                    args.push(ArgValue { name: Some(ident.clone()), value: value.clone(), span: call.span });
+                    args.push(ArgValue { name: Some(ident.clone()), value: value.clone(), span: name.span });
                     next.push(args);
                 }
             }
