@@ -288,8 +288,10 @@ pub fn completion(analysis: &Analysis, text: &str, position: Position) -> Vec<Co
         }
     }
     let mut items = Vec::new();
-    if let Some(callee) = open_call(text, offset) {
-        items.extend(argument_items(analysis, &callee));
+    if let Some((callee, open)) = open_call(text, offset) {
+        // Arguments already given by name in this call are not offered again.
+        let given = given_names(&text[open + 1..offset]);
+        items.extend(argument_items(analysis, &callee).into_iter().filter(|i| !given.contains(&i.label)));
     }
     items.extend(name_items(analysis));
     items
@@ -299,8 +301,8 @@ fn item(label: &str, kind: CompletionItemKind, detail: String) -> CompletionItem
     CompletionItem { label: label.to_string(), kind: Some(kind), detail: Some(detail), ..CompletionItem::default() }
 }
 
-/// The name of the call whose parentheses hold `offset`, if any.
-fn open_call(text: &str, offset: usize) -> Option<String> {
+/// The name of the call whose parentheses hold `offset`, and where its `(` is.
+fn open_call(text: &str, offset: usize) -> Option<(String, usize)> {
     let mut depth = 0i32;
     for (i, ch) in text[..offset].char_indices().rev() {
         match ch {
@@ -309,13 +311,35 @@ fn open_call(text: &str, offset: usize) -> Option<String> {
             '(' => {
                 let before = &text[..i];
                 let name = before.rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next()?;
-                return (!name.is_empty()).then(|| name.to_string());
+                return (!name.is_empty()).then(|| (name.to_string(), i));
             }
             '{' | '}' if depth == 0 => return None,
             _ => {}
         }
     }
     None
+}
+
+/// The names given as `name: value` at the top level of an argument list's text.
+fn given_names(arguments: &str) -> Vec<String> {
+    let mut depth = 0i32;
+    let mut names = Vec::new();
+    for piece in arguments.split_inclusive([',', '(', ')']) {
+        if depth == 0
+            && let Some((name, _)) = piece.split_once(':')
+        {
+            let name = name.trim();
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                names.push(name.to_string());
+            }
+        }
+        match piece.chars().last() {
+            Some('(') => depth += 1,
+            Some(')') => depth -= 1,
+            _ => {}
+        }
+    }
+    names
 }
 
 /// `name: ` for each parameter of the op, block or structural form called `callee`.
@@ -481,12 +505,19 @@ pub fn inlay_hints(analysis: &Analysis, range: Range) -> Vec<InlayHint> {
 
 #[cfg(test)]
 mod tests {
-    use super::open_call;
+    use super::{given_names, open_call};
 
     #[test]
     fn the_open_call_is_the_innermost_unclosed_parenthesis() {
-        assert_eq!(open_call("conv(64, ", 9).as_deref(), Some("conv"));
-        assert_eq!(open_call("stage(bottleneck(64), ", 22).as_deref(), Some("stage"));
+        assert_eq!(open_call("conv(64, ", 9), Some(("conv".to_string(), 4)));
+        assert_eq!(open_call("stage(bottleneck(64), ", 22), Some(("stage".to_string(), 5)));
         assert_eq!(open_call("conv(64) ", 9), None);
+    }
+
+    #[test]
+    fn given_names_are_those_at_the_top_level_of_the_call() {
+        assert_eq!(given_names("64, kernel: 3, stride: 2, "), ["kernel", "stride"]);
+        assert_eq!(given_names("basic(16, skip: true), blocks: 2, "), ["blocks"]);
+        assert!(given_names("").is_empty());
     }
 }

@@ -133,8 +133,8 @@ impl OpRule for Conv {
         {
             return Err(ShapeError::new(
                 Code::ChannelMismatch,
-                format!("`conv` declares {declared} input channels, but its input has {c}"),
-                format!("expects {declared} channels, gets {input}"),
+                format!("`conv` declares {declared} input channel{}, but its input has {c}", plural(declared)),
+                format!("expects {declared} channel{}, gets {input}", plural(declared)),
             )
             .help(format!("write `in_channels: {c}` or fix the layer that produces {c} channels"))
             .recover(self.window.image_output("conv", self.out, h, w).ok()));

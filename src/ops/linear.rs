@@ -39,8 +39,8 @@ impl OpRule for Linear {
         {
             return Err(ShapeError::new(
                 Code::ChannelMismatch,
-                format!("`linear` declares {declared} input features, but its input has {d}"),
-                format!("expects {declared} features, gets {input}"),
+                format!("`linear` declares {declared} input feature{}, but its input has {d}", plural(declared)),
+                format!("expects {declared} feature{}, gets {input}", plural(declared)),
             )
             .help(format!("write `in_features: {d}` or fix the layer that produces {d} features"))
             .recover(Some(input.with_features(self.out))));

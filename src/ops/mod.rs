@@ -225,6 +225,11 @@ impl ShapeError {
     }
 }
 
+/// The plural `s` for a count of things (`1 channel`, `3 channels`).
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 fn with_article(kind: &str) -> String {
     match kind {
         "image" => "an image".into(),
