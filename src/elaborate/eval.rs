@@ -215,7 +215,7 @@ impl Elaborator<'_> {
     fn function(&mut self, call: &Call, env: &Rc<Env>) -> Option<Const> {
         let name = call.name.text.as_str();
         let evaluated: Vec<Option<Const>> = call.args.iter().map(|a| self.eval(&a.value, env)).collect();
-        if evaluated.iter().any(Option::is_none) {
+        let Some(values) = evaluated.iter().cloned().collect::<Option<Vec<Const>>>() else {
             // Another argument failed (reported): bare unknown words beside it are mistakes too.
             for (arg, value) in call.args.iter().zip(&evaluated) {
                 if let Some(Const::Name(word)) = value {
@@ -223,16 +223,12 @@ impl Elaborator<'_> {
                 }
             }
             return None;
-        }
+        };
         let args: Vec<ArgValue> = call
             .args
             .iter()
-            .zip(evaluated)
-            .map(|(arg, value)| ArgValue {
-                name: arg.name.clone(),
-                value: value.unwrap_or(Const::Int(0)),
-                span: arg.span,
-            })
+            .zip(values)
+            .map(|(arg, value)| ArgValue { name: arg.name.clone(), value, span: arg.span })
             .collect();
         if let Some(named) = args.iter().find(|a| a.name.is_some()) {
             self.error(Diagnostic::new(

@@ -64,8 +64,8 @@ pub struct Compilation {
     pub definitions: Vec<Rc<DefEntry>>,
 }
 
-/// The layers checked in one network, with its input when that was known, and the
-/// parts of it that were built (all of it when it checked; what did build when not).
+/// The layers checked in one network, with its input when that was known, and, for a
+/// network that is not among the models, the parts of it that were built.
 pub struct NetworkSteps {
     pub network: String,
     pub input: Option<Shape>,
@@ -159,7 +159,11 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
     // A model is only handed on when the whole file is free of errors (an import that
     // failed, say, is not the network's own error but still makes it untrustworthy).
     if diagnostics.iter().any(Diagnostic::is_error) {
-        models.clear();
+        for model in models.drain(..) {
+            if let Some(checked) = steps.iter_mut().find(|s| s.network == model.name) {
+                checked.built = model.nodes;
+            }
+        }
     }
     let mut definitions: Vec<Rc<DefEntry>> = library.defs.values().cloned().collect();
     definitions.sort_by_key(|e| (e.file, e.def.span.start));

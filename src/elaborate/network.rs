@@ -73,9 +73,9 @@ impl Elaborator<'_> {
         if let Some(input) = input {
             self.tiny_input_stem(&nodes, input);
         }
-        // What was built stays visible to tools (hover in a file with errors elsewhere).
-        self.built = nodes.clone();
         if self.error_count() > errors_before {
+            // What was built stays visible to tools (hover in a file with errors elsewhere).
+            self.built = nodes;
             return None;
         }
         Some(Model { name: def.name.text.clone(), input: input?, output: output?, nodes, span: def.name.span })

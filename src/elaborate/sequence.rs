@@ -425,13 +425,20 @@ impl Elaborator<'_> {
             // output may not depend on them.
             let Some(input) = input else { return recovered };
             let (mut good, mut unknown) = (Vec::new(), Vec::new());
+            let already = self.diagnostics.len();
             for arg in args {
                 let arg_spec = arg.name.as_ref().and_then(|n| spec.args.iter().find(|a| a.name == n.text));
                 match arg_spec {
-                    Some(arg_spec) if !fits(arg_spec.ty, &arg.value) => unknown.push(arg_spec),
+                    // The binder's own rule, asked again without its report.
+                    Some(arg_spec)
+                        if self.coerce(&arg.value, param_ty(arg_spec.ty), arg_spec.name, arg.span).is_none() =>
+                    {
+                        unknown.push(arg_spec)
+                    }
                     _ => good.push(arg.clone()),
                 }
             }
+            self.diagnostics.truncate(already);
             let output = recovered.output.or(self.same_output_for_any(spec, name, good, &unknown, input));
             self.failed_layer(reported, path, spec.name, input, output, site);
             return Outcome { node: None, output };
@@ -475,6 +482,19 @@ impl Elaborator<'_> {
         span: Span,
     ) {
         let Some(code) = self.diagnostics[since..].iter().find(|d| d.is_error()).map(|d| d.code) else { return };
+        self.failed_step(path, name, input, output, span, code);
+    }
+
+    /// Records in the trace something that was not built because of `code`.
+    pub(super) fn failed_step(
+        &mut self,
+        path: String,
+        name: &str,
+        input: Shape,
+        output: Option<Shape>,
+        span: Span,
+        code: Code,
+    ) {
         self.steps.push(Step { path, name: name.to_string(), op: None, input, output, span, error: Some(code) });
     }
 
@@ -724,13 +744,13 @@ impl Elaborator<'_> {
     }
 }
 
-/// Whether a value has the type a primitive's argument takes.
-fn fits(ty: ops::Ty, value: &Const) -> bool {
-    match (ty, value) {
-        (ops::Ty::Int, Const::Int(_)) | (ops::Ty::Float, Const::Int(_) | Const::Float(_)) => true,
-        (ops::Ty::Bool, Const::Bool(_)) => true,
-        (ops::Ty::Choice(options), Const::Name(name)) => options.contains(&name.as_str()),
-        _ => false,
+/// A primitive argument's type as the binder knows it.
+fn param_ty(ty: ops::Ty) -> ParamTy {
+    match ty {
+        ops::Ty::Int => ParamTy::Int,
+        ops::Ty::Float => ParamTy::Float,
+        ops::Ty::Bool => ParamTy::Bool,
+        ops::Ty::Choice(options) => ParamTy::Choice(options),
     }
 }
 
@@ -740,12 +760,7 @@ fn op_params(spec: &OpSpec) -> Vec<ParamSig<'static>> {
         .iter()
         .map(|a| ParamSig {
             name: a.name,
-            ty: match a.ty {
-                ops::Ty::Int => ParamTy::Int,
-                ops::Ty::Float => ParamTy::Float,
-                ops::Ty::Bool => ParamTy::Bool,
-                ops::Ty::Choice(options) => ParamTy::Choice(options),
-            },
+            ty: param_ty(a.ty),
             default: match a.default {
                 ops::ArgDefault::Required => DefaultSrc::Required,
                 ops::ArgDefault::Absent => DefaultSrc::Absent,

@@ -147,7 +147,7 @@ impl Elaborator<'_> {
         }
         if shortcut.is_identity() {
             self.residual_mismatch(name, &nodes, input, output);
-            self.failed_step("residual", &scope.path, input, output, name.span, Code::ResidualMismatch);
+            self.failed_form("residual", &scope.path, input, output, name.span, Code::ResidualMismatch);
             return Outcome { node: None, output: Some(output) };
         }
         let (projection, inferred_stride) = self.projection(&shortcut, input, output);
@@ -182,28 +182,18 @@ impl Elaborator<'_> {
                 _ => d.with_help("the projection must produce the body's shape; check its channels and stride"),
             };
             self.error(d);
-            self.failed_step("residual", &scope.path, input, output, name.span, Code::ResidualMismatch);
+            self.failed_form("residual", &scope.path, input, output, name.span, Code::ResidualMismatch);
             return Outcome { node: None, output: Some(output) };
         }
         Outcome::built(node(nodes, Shortcut::Projection(Box::new(projected))))
     }
 
     /// Records a structural form that failed in the trace (checking goes on with `output`).
-    fn failed_step(&mut self, name: &'static str, path: &str, input: Shape, output: Shape, span: Span, code: Code) {
+    fn failed_form(&mut self, name: &str, path: &str, input: Shape, output: Shape, span: Span, code: Code) {
         let path = if path.is_empty() { format!("({name})") } else { format!("{path}.({name})") };
-        self.steps.push(crate::ir::Step {
-            path,
-            name: name.into(),
-            op: None,
-            input,
-            output: Some(output),
-            span,
-            error: Some(code),
-        });
+        self.failed_step(path, name, input, Some(output), span, code);
     }
 
-    /// The shortcut module with `channels` and `stride` filled in from the shapes, for
-    /// blocks that declare those parameters and were not given them.
     /// Also returns the stride when it was inferred from the shapes (not written).
     fn projection(&self, shortcut: &Rc<ModuleValue>, input: Shape, output: Shape) -> (Rc<ModuleValue>, Option<u64>) {
         let ModuleKind::Call { name, callee, args, body } = &shortcut.kind else { return (shortcut.clone(), None) };
@@ -298,7 +288,7 @@ impl Elaborator<'_> {
                     other => format!("end the gate in {other} or vector({})", other.features()),
                 }),
             );
-            self.failed_step("scale", &scope.path, input, input, name.span, Code::GateMismatch);
+            self.failed_form("scale", &scope.path, input, input, name.span, Code::GateMismatch);
             return Outcome { node: None, output: Some(input) };
         }
         Outcome::built(Node {

@@ -23,16 +23,21 @@ pub fn trace(model: &Model) -> String {
         let op = if node.shared { format!("{op} (shared)") } else { op };
         rows.push((depth, name, op, node.output.to_string()));
     });
-    let name_width = rows.iter().map(|(d, n, _, _)| d * 2 + n.chars().count()).max().unwrap_or(0);
-    let op_width = rows.iter().map(|(_, _, o, _)| o.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
     let _ = writeln!(out, "{}: input {}", model.name, model.input);
+    write_rows(&mut out, &rows);
+    out
+}
+
+/// Trace rows (nesting depth, name, op, shape) in aligned columns, indented by depth.
+fn write_rows(out: &mut String, rows: &[(usize, String, String, String)]) {
+    let name_width = rows.iter().map(|(d, n, _, _)| d * 2 + n.chars().count()).max().unwrap_or(0);
+    let op_width = rows.iter().map(|(_, _, o, _)| o.chars().count()).max().unwrap_or(0);
     for (depth, name, op, shape) in rows {
-        let indent = "  ".repeat(depth);
+        let indent = "  ".repeat(*depth);
         let pad = name_width - depth * 2;
         let _ = writeln!(out, "  {indent}{name:<pad$}  {op:<op_width$}  {shape}");
     }
-    out
 }
 
 /// Layers shown after the last failure in a trace of a network with errors: enough to
@@ -45,7 +50,7 @@ const STEPS_AFTER_LAST_FAILURE: usize = 3;
 pub fn trace_steps(network: &str, input: Option<Shape>, steps: &[Step]) -> String {
     let last_failure = steps.iter().rposition(|s| s.error.is_some());
     let shown = last_failure.map_or(steps.len(), |i| (i + 1 + STEPS_AFTER_LAST_FAILURE).min(steps.len()));
-    let rows: Vec<(usize, &str, &str, String)> = steps[..shown]
+    let rows: Vec<(usize, String, String, String)> = steps[..shown]
         .iter()
         .map(|step| {
             let depth = step.path.matches('.').count();
@@ -55,19 +60,13 @@ pub fn trace_steps(network: &str, input: Option<Shape>, steps: &[Step]) -> Strin
                 (Some(code), None) => format!("✗ {} (on {}), no shape to go on with", code.id(), step.input),
                 (None, None) => String::new(),
             };
-            (depth, step.path.as_str(), step.name.as_str(), outcome)
+            (depth, step.path.clone(), step.name.clone(), outcome)
         })
         .collect();
-    let name_width = rows.iter().map(|(d, n, _, _)| d * 2 + n.chars().count()).max().unwrap_or(0);
-    let op_width = rows.iter().map(|(_, _, o, _)| o.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
     let input = input.map_or("unknown".to_string(), |s| s.to_string());
     let _ = writeln!(out, "{network}: input {input} (has errors; the trace is as far as checking got)");
-    for (depth, name, op, outcome) in rows {
-        let indent = "  ".repeat(depth);
-        let pad = name_width - depth * 2;
-        let _ = writeln!(out, "  {indent}{name:<pad$}  {op:<op_width$}  {outcome}");
-    }
+    write_rows(&mut out, &rows);
     if shown < steps.len() {
         let _ = writeln!(out, "  … and {} more layers checked", steps.len() - shown);
     }

@@ -63,7 +63,8 @@ impl Analysis {
     /// The top-level nodes every network built (in a network with errors, the parts that
     /// did build).
     fn built(&self) -> impl Iterator<Item = &Node> {
-        self.result.steps.iter().flat_map(|s| s.built.iter())
+        let models = self.result.models.iter().flat_map(|m| m.nodes.iter());
+        models.chain(self.result.steps.iter().flat_map(|s| s.built.iter()))
     }
 
     /// The statements checked at the innermost statement span holding `offset` in the
@@ -138,19 +139,15 @@ impl Analysis {
         spans.into_iter().map(|span| (span, self.instances(span).iter().map(|i| i.output).collect())).collect()
     }
 
-    /// Every file the document sees, parsed: the entry, its imports, the standard library.
-    pub fn parsed_files(&self) -> Vec<(FileId, Vec<Def>)> {
-        let mut files: Vec<FileId> = self.result.definitions.iter().map(|e| e.file).collect();
-        files.push(self.entry);
-        files.sort();
-        files.dedup();
-        files.into_iter().map(|file| (file, crate::syntax::parse(file, self.sources.text(file)).0.defs)).collect()
+    /// The definitions written in the document itself, in order (from the check, not
+    /// parsed again).
+    pub fn own_definitions(&self) -> impl Iterator<Item = &Def> {
+        self.result.definitions.iter().filter(|e| e.file == self.entry).map(|e| &e.def)
     }
 
     /// The definition (block or network) of the entry file that holds `offset`.
-    pub fn enclosing_def(&self, offset: usize) -> Option<Def> {
-        let (ast, _) = crate::syntax::parse(self.entry, self.text());
-        ast.defs.into_iter().find(|d| d.span.start <= offset && offset <= d.span.end)
+    pub fn enclosing_def(&self, offset: usize) -> Option<&Def> {
+        self.own_definitions().find(|d| d.span.start <= offset && offset <= d.span.end)
     }
 }
 

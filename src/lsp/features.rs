@@ -256,14 +256,12 @@ pub fn references(analysis: &Analysis, position: Position, include_declaration: 
     if include_declaration {
         spans.push(entry.def.name.span);
     }
-    for (_, defs) in analysis.parsed_files() {
-        for def in &defs {
-            analysis::called_names(def, &mut |name| {
-                if name.text == word {
-                    spans.push(name.span);
-                }
-            });
-        }
+    for entry in &analysis.result.definitions {
+        analysis::called_names(&entry.def, &mut |name| {
+            if name.text == word {
+                spans.push(name.span);
+            }
+        });
     }
     spans.sort_by_key(|s| (s.file, s.start));
     spans.dedup();
@@ -411,9 +409,8 @@ fn name_items(analysis: &Analysis) -> Vec<CompletionItem> {
 
 #[allow(deprecated)] // `DocumentSymbol::deprecated` must be written out; it is `None`.
 pub fn symbols(analysis: &Analysis) -> Vec<DocumentSymbol> {
-    let (ast, _) = crate::syntax::parse(analysis.entry, analysis.text());
-    ast.defs
-        .iter()
+    analysis
+        .own_definitions()
         .map(|def| DocumentSymbol {
             name: def.name.text.clone(),
             detail: Some(analysis::signature(def, &analysis.sources, analysis.entry)),

@@ -344,20 +344,19 @@ impl LineShift {
     }
 
     fn to_old(&self, line: u64) -> Option<u64> {
-        if line < self.prefix {
-            Some(line)
-        } else if line >= self.new_len - self.suffix {
-            Some(line + self.old_len - self.new_len)
-        } else {
-            None
-        }
+        self.across(line, self.new_len, self.old_len)
     }
 
     fn to_new(&self, line: u64) -> Option<u64> {
+        self.across(line, self.old_len, self.new_len)
+    }
+
+    /// A line of a text of `from` lines in the other of `to` lines.
+    fn across(&self, line: u64, from: u64, to: u64) -> Option<u64> {
         if line < self.prefix {
             Some(line)
-        } else if line >= self.old_len - self.suffix {
-            Some(line + self.new_len - self.old_len)
+        } else if line >= from - self.suffix {
+            Some(line + to - from)
         } else {
             None
         }
