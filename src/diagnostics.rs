@@ -45,6 +45,9 @@ pub enum Code {
     TooLarge,
     StageNeedsStride,
     Misplaced,
+    NotAList,
+    IndexOutOfRange,
+    AssertFailed,
     BiasBeforeNorm,
     UnevenStride,
     TinyInputStem,
@@ -105,7 +108,7 @@ codes! {
     DivisionByZero "E0017" None, "division by zero",
         "An expression divides (or takes the remainder) by zero.";
     DuplicateLabel "E0018" None, "duplicate name",
-        "Two layers in one sequence, two parameters of one block, or two definitions share a name. Layer names become weight names, so they must be unique.";
+        "Two layers in one sequence, two parameters of one block, or two definitions share a name. Layer names become weight names, so they must be unique. A label computed in a loop (`layer{i + 1}:`) must give a different name on every pass: build it from the loop's index.";
     Import "E0019" None, "import failed",
         "An `import` names a file that cannot be read. Paths are relative to the importing file; files may import each other (each is read once).";
     InvalidValue "E0020" None, "invalid value",
@@ -123,7 +126,13 @@ codes! {
     StageNeedsStride "E0026" None, "stage block has no stride",
         "`stage(block, blocks: n, stride: s)` passes `stride` to the first copy, so the block must declare a `stride: int` parameter, and the stride is given to the stage, not the block.";
     Misplaced "E0027" None, "statement in the wrong place",
-        "`input` and `insert` belong in a `network`; `point` belongs in a `block`; a body `{ ... }` only follows `residual`, `scale`, `parallel` and `repeat`.";
+        "`input` and `insert` belong at the top of a `network` (not inside `for` or `if`); `point` belongs in a `block`; a body `{ ... }` only follows `residual`, `scale`, `parallel` and `repeat`.";
+    NotAList "E0028" None, "not a list",
+        "`for v in X`, `X[i]` and `len(X)` need a list: `[64, 128, 256]`, a parameter declared `list`, or `range(n)` (the integers 0 to n-1). A number where a list belongs is usually a count: write `range(n)`.";
+    IndexOutOfRange "E0029" None, "index out of range",
+        "`cfg[i]` needs 0 <= i < len(cfg); negative indexes count from the end (`cfg[-1]` is the last item), as in Python. An index computed in a loop usually runs one too far: loop over `range(len(cfg))`, or over the list itself.";
+    AssertFailed "E0030" None, "assertion failed",
+        "An `assert CONDITION, \"message\"` in the model was false for the values given. The message is the model author's; the note lists the values the condition used (a `--set` value among them, often).";
     BiasBeforeNorm "W0001" Some("bias_before_norm"), "bias before batch norm",
         "A convolution with `bias: true` feeds batch norm, which subtracts the mean and so cancels the bias: wasted parameters. Write `bias: false`. Silence with `allow(bias_before_norm)`.";
     UnevenStride "W0002" Some("uneven_stride"), "stride drops rows",

@@ -460,6 +460,15 @@ pub enum ArgumentError {
         name: String,
         flag: String,
     },
+    /// `flops --plot` draws cost against one swept parameter.
+    PlotSweeps {
+        swept: usize,
+    },
+    /// `flops --plot` needs numbers on its x axis.
+    PlotValue {
+        name: String,
+        value: String,
+    },
     SchemaOf {
         path: String,
         schema: String,
@@ -1004,6 +1013,12 @@ impl fmt::Display for ArgumentError {
             }
             ArgumentError::FixedAndSwept { name, flag } => {
                 write!(f, "`{name}` is both fixed with --set and swept with {flag}: give one")
+            }
+            ArgumentError::PlotSweeps { swept } => {
+                write!(f, "--plot draws cost against one swept parameter, but {swept} are swept: give one --sweep")
+            }
+            ArgumentError::PlotValue { name, value } => {
+                write!(f, "--plot needs numbers on its x axis, but `{name}={value}` is not a number")
             }
             ArgumentError::SchemaOf { path, schema, expected } => {
                 write!(f, "`{path}` has schema `{schema}`; this archc reads `{expected}`")

@@ -157,7 +157,11 @@ fn chart(
     let x_label = |x: &f64| match whole {
         true if (x - x.round()).abs() < 1e-9 => format!("{x:.0}"),
         true => String::new(),
-        false => format!("{x}"),
+        // Tick positions are sums of floats (0.6000000000000001): three decimals at most.
+        false => {
+            let text = format!("{x:.3}");
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
     };
     chart
         .configure_mesh()
@@ -186,6 +190,20 @@ fn chart(
         .border_style(BLACK)
         .draw()
         .map_err(DrawError::new)
+}
+
+/// Two charts side by side in one PNG (a value and its error, say).
+pub fn side_by_side(
+    path: &Path,
+    size: (u32, u32),
+    left: (&Axes, &[Series]),
+    right: (&Axes, &[Series]),
+) -> Result<(), DrawError> {
+    atomic_png(path, size, |root| {
+        let (a, b) = root.split_horizontally(size.0 / 2);
+        chart(&a, left.0, left.1, true)?;
+        chart(&b, right.0, right.1, true)
+    })
 }
 
 /// One chart alone in a PNG of the given size.

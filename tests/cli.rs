@@ -262,3 +262,36 @@ fn trace_of_a_file_with_errors_shows_how_far_checking_got() {
     assert!(text.contains("layer1.0.(residual)") && text.contains("✗ E0009"), "{text}");
     assert!(text.contains("fc") && text.contains("✗ E0010"), "{text}");
 }
+
+#[test]
+fn flops_sweep_prints_one_row_per_value_and_a_csv() {
+    let out = archc(&["flops", "models/resnet.arch", "--sweep", "width=0.5,1,2", "--format", "csv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "variant,params,macs,forward_activation_bytes,train_sgd_momentum_bytes,params_ratio,macs_ratio"
+    );
+    assert_eq!(lines.len(), 4, "{text}");
+    // Width 1 is the network as written: ResNet-50's counts, ratio 1.
+    assert_eq!(
+        lines[2],
+        format!("resnet width=1,25557032,4089184256,{},{},1.000000,1.000000", field(lines[2], 3), field(lines[2], 4))
+    );
+    let macs = |line: &str| field(line, 2).parse::<f64>().unwrap();
+    assert!(macs(lines[3]) / macs(lines[2]) > 3.5 && macs(lines[1]) / macs(lines[2]) < 0.3, "about quadratic: {text}");
+    // --plot draws against one numeric sweep.
+    let two =
+        archc(&["flops", "models/resnet.arch", "--sweep", "width=1,2", "--sweep", "depth=18,34", "--plot", "x.png"]);
+    assert_eq!(two.status.code(), Some(2), "{}", stderr(&two));
+    assert!(
+        stderr(&two).contains("--plot draws cost against one swept parameter, but 2 are swept"),
+        "{}",
+        stderr(&two)
+    );
+}
+
+fn field(line: &str, index: usize) -> &str {
+    line.split(',').nth(index).unwrap_or_default()
+}

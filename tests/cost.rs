@@ -435,3 +435,41 @@ fn training_memory_estimate_is_within_a_factor_of_the_measured_peak() {
         "measured peak {measured} B is {ratio:.3}× the training estimate {estimate} B (expected within {factor}× either way)"
     );
 }
+
+#[test]
+fn rounding_table_of_a_scaled_resnet() {
+    use archc::cost::rounding::{render_rounding, rounding_report};
+    let set = |pairs: &[(&str, &str)]| Options {
+        set: pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        ..Options::default()
+    };
+    let scaled = rounding_report("models/resnet.arch", &set(&[("width", "0.3"), ("depth_scale", "0.33")])).unwrap();
+    // make_divisible(64 * 0.3, 8): 19.2 is 24 (timm adds a step when rounding loses over 10%).
+    let stem = &scaled.values[0];
+    assert_eq!((stem.line, stem.exact, stem.rounded), (32, 64.0 * 0.3, 24));
+    assert!(scaled.ideal_macs.unwrap() < scaled.macs as f64, "rounding up to 24 channels costs MACs");
+    insta::with_settings!({ snapshot_path => "../snapshots/cost", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("rounding_resnet_width_0_3", render_rounding(&scaled));
+    });
+    // At the widths it was designed for nothing changes, and the ideal is what was built.
+    let plain = rounding_report("models/resnet.arch", &Options::default()).unwrap();
+    assert!(plain.values.iter().all(|v| v.exact == v.rounded as f64));
+    assert_eq!(plain.ideal_macs, Some(plain.macs as f64));
+    assert_eq!(plain.ideal_params, Some(plain.params as f64));
+}
+
+#[test]
+fn the_unrounded_ideal_of_a_rounded_block_count_is_exact() {
+    let report =
+        archc::cost::rounding::rounding_report("tests/fixtures/families/rounded_depth.arch", &Options::default())
+            .unwrap();
+    let value = &report.values[0];
+    assert_eq!((value.rule.as_str(), value.exact, value.rounded), ("round", 2.5, 2));
+    let stem_macs = 16 * 3 * 9 * 64;
+    let stem_params = 16 * 3 * 9 + 16;
+    let copy_macs = 16 * 16 * 9 * 64;
+    let copy_params = 16 * 16 * 9 + 16;
+    assert_eq!(report.macs, (stem_macs + 2 * copy_macs) as u128);
+    assert_eq!(report.ideal_macs, Some(stem_macs as f64 + 2.5 * copy_macs as f64));
+    assert_eq!(report.ideal_params, Some(stem_params as f64 + 2.5 * copy_params as f64));
+}

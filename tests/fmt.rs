@@ -126,12 +126,15 @@ fn perturbed(text: &str, spaces: &[u8], marks: &[bool]) -> (String, usize) {
         };
         let pick = |k: usize| " ".repeat(spaces[(i * 7 + k) % spaces.len()] as usize);
         let mut respaced = pick(0);
+        // Blanks inside a string literal are its text, not spacing.
+        let mut in_string = false;
         for (k, ch) in code.trim_start().chars().enumerate() {
-            if ch == ')' {
+            in_string ^= ch == '"';
+            if ch == ')' && !in_string {
                 respaced.push_str(&pick(k + 1));
             }
             respaced.push(ch);
-            if matches!(ch, '(' | ',' | ':') {
+            if matches!(ch, '(' | ',' | ':') && !in_string {
                 respaced.push_str(&pick(k + 2));
             }
         }

@@ -84,6 +84,40 @@ const TOKENS: &[&str] = &[
     "#",
     "flatten",
     "relu",
+    "for",
+    "if",
+    "else",
+    "and",
+    "or",
+    "not",
+    "assert",
+    "[",
+    "]",
+    "==",
+    "<",
+    ">=",
+    "range(",
+    "len(",
+    "layer{i}:",
+    "{i + 1}",
+    "\"M\"",
+    "v",
+];
+
+/// A statement of a loop-and-table program, with holes for random numbers.
+const LOOP_STATEMENTS: &[&str] = &[
+    "for v in cfg { conv(v, kernel: 3, padding: 1) }",
+    "for i, v in cfg { if v == \"M\" { maxpool(kernel: 2) } else { conv(v, kernel: 3, padding: 1) relu } }",
+    "for i in range(#) { layer{i}: conv(cfg[i % len(cfg)], kernel: 1) }",
+    "for i in range(#, #, #) { relu }",
+    "if # > # and not # == # { relu } else if # in cfg { batchnorm } else {}",
+    "let w = if # < # { cfg[#] } else { cfg[-#] }",
+    "conv(w, kernel: 1)",
+    "assert len(cfg) > #, \"too short\"",
+    "layer{#}: relu",
+    "for v in [#, \"M\", #] { for u in range(v) { relu } }",
+    "let cfg = cfg + [#, #]",
+    "repeat(times: #) { conv(cfg[#], kernel: 3, padding: 1) }",
 ];
 
 /// A random edit: delete a range, duplicate a range, or insert a token.
@@ -112,8 +146,40 @@ fn mutate(source: &str, edits: &[(u8, usize, usize, usize)]) -> String {
     text.into_iter().collect()
 }
 
+/// A network of random loop, table and condition statements with random numbers.
+fn loop_program(statements: &[(usize, Vec<i64>)]) -> String {
+    let mut body = String::new();
+    for (index, numbers) in statements {
+        let template = LOOP_STATEMENTS[index % LOOP_STATEMENTS.len()];
+        let mut numbers = numbers.iter().cycle();
+        let mut pieces = template.split('#');
+        let mut statement = pieces.next().unwrap_or_default().to_string();
+        for piece in pieces {
+            statement.push_str(&numbers.next().copied().unwrap_or(0).to_string());
+            statement.push_str(piece);
+        }
+        body.push_str(&format!("    {statement}\n"));
+    }
+    format!(
+        "network looped(cfg: list = [16, \"M\", 32]) {{\n    input image(3, 32, 32)\n{body}    flatten\n    linear(10)\n}}\n"
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn loops_and_conditions_never_panic(
+        statements in proptest::collection::vec(
+            (any::<usize>(), proptest::collection::vec(prop_oneof![-3i64..40, Just(i64::MAX), Just(i64::MIN), Just(0)], 1..4)),
+            1..8,
+        ),
+    ) {
+        let text = loop_program(&statements);
+        let result = check(&text);
+        // Every statement form parses; what fails is a diagnostic, never a panic.
+        prop_assert!(!result.diagnostics.iter().any(|d| d.code == archc::diagnostics::Code::Syntax), "{text}");
+    }
 
     #[test]
     fn random_text_never_panics(text in "\\PC{0,200}") {

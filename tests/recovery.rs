@@ -41,22 +41,30 @@ fn check(name: &str, text: &str) -> Checked {
 }
 
 /// Lines after which a statement may be inserted: inside a body, outside any argument
-/// list, not in the middle of a definition's header.
+/// list, not in the middle of a definition's header or of a statement that goes on to
+/// the next line (`assert c,`), not inside the branches of an `if` value
+/// (`let cfg = if ... { [..] }`).
 fn statement_lines(text: &str) -> Vec<usize> {
     let mut lines = Vec::new();
-    let (mut braces, mut parens) = (0i32, 0i32);
+    let mut parens = 0i32;
+    // For each open brace: whether it holds a value (an `if` expression's branch).
+    let mut open: Vec<bool> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let code = line.split('#').next().unwrap_or_default();
+        let value_braces = code.contains("= if ") || open.last() == Some(&true);
         for ch in code.chars() {
             match ch {
-                '{' => braces += 1,
-                '}' => braces -= 1,
-                '(' => parens += 1,
-                ')' => parens -= 1,
+                '{' => open.push(value_braces),
+                '}' => {
+                    open.pop();
+                }
+                '(' | '[' => parens += 1,
+                ')' | ']' => parens -= 1,
                 _ => {}
             }
         }
-        if braces > 0 && parens == 0 && !code.trim().is_empty() {
+        let continues = code.trim_end().ends_with(',');
+        if !open.is_empty() && !open.contains(&true) && parens == 0 && !code.trim().is_empty() && !continues {
             lines.push(n);
         }
     }
@@ -136,8 +144,26 @@ proptest! {
     }
 }
 
-/// The network's own statements (not those of blocks it uses): the line each ends on
-/// (0-based) and the shape it gives.
+/// Whether a line (0-based) is inside a `for` body, where a labelled statement would
+/// give its label once per pass (a second, real mistake).
+fn inside_loop(text: &str, line: usize) -> bool {
+    let mut open: Vec<bool> = Vec::new();
+    for code in text.lines().take(line + 1).map(|l| l.split('#').next().unwrap_or_default()) {
+        for ch in code.chars() {
+            match ch {
+                '{' => open.push(code.trim_start().starts_with("for ")),
+                '}' => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    open.contains(&true)
+}
+
+/// The network's own statements (not those of blocks it uses) outside loops: the line
+/// each ends on (0-based) and the shape it gives.
 fn network_statements(name: &str, text: &str) -> Vec<(usize, Shape)> {
     let mut sources = Sources::new();
     let result = compile(&mut sources, name, text, &Options::default());
@@ -149,5 +175,6 @@ fn network_statements(name: &str, text: &str) -> Vec<(usize, Shape)> {
             let end = text[..n.span.end].trim_end().len();
             (sources.line_column(n.span.file, end).0 - 1, n.output)
         })
+        .filter(|(line, _)| !inside_loop(text, *line))
         .collect()
 }

@@ -1,4 +1,4 @@
-//! `archc check FILE... [--input CxHxW] [--trace] [--format human|json]`
+//! `archc check FILE... [--input CxHxW] [--trace] [--rounding] [--format human|json]`
 
 use super::{CompileArgs, Format, compile_file, print_diagnostics};
 use crate::error::Error;
@@ -17,6 +17,11 @@ pub struct CheckArgs {
     /// Print the shape trace: every layer's name, op and output shape.
     #[arg(long)]
     trace: bool,
+    /// List every value the network rounded to a whole number (channel and block
+    /// counts under `make_divisible`, `round`, integer division), and the params and
+    /// MACs as built against the unrounded ideal.
+    #[arg(long)]
+    rounding: bool,
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
 }
@@ -66,6 +71,10 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Error> {
                         print!("{}", ir::trace(model));
                     }
                 }
+                if args.rounding && !result.has_errors() && !result.models.is_empty() {
+                    let report = crate::cost::rounding::rounding_report(path, &options)?;
+                    print!("\n{}", crate::cost::rounding::render_rounding(&report));
+                }
                 // A network with errors has no model; its trace shows how far checking got.
                 if args.trace && result.models.is_empty() {
                     for checked in &result.steps {
@@ -111,9 +120,17 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Error> {
                 if objects.is_empty() {
                     objects.push(json!({"file": path, "model": null, "params": null, "input": null, "output": null}));
                 }
+                let rounding = if args.rounding && !result.has_errors() && !result.models.is_empty() {
+                    Some(crate::cost::rounding::rounding_report(path, &options)?)
+                } else {
+                    None
+                };
                 for mut object in objects {
                     object["errors"] = serde_json::Value::Array(diagnostics(true));
                     object["warnings"] = serde_json::Value::Array(diagnostics(false));
+                    if let Some(rounding) = rounding.as_ref().filter(|r| object["model"] == r.network.as_str()) {
+                        object["rounding"] = serde_json::to_value(rounding).unwrap_or_default();
+                    }
                     println!("{object}");
                 }
             }

@@ -165,7 +165,7 @@ pub struct CompileArgs {
 
 impl CompileArgs {
     fn options(&self) -> Options {
-        Options { input: self.input, allow: self.allow.clone(), set: self.set.clone() }
+        Options { input: self.input, allow: self.allow.clone(), set: self.set.clone(), nudge: None }
     }
 }
 

@@ -5,9 +5,10 @@
 //! are here.
 
 pub mod admission;
+pub mod rounding;
 mod table;
 
-pub use table::{Format, render, render_comparison};
+pub use table::{Format, render, render_comparison, render_sweep};
 
 use crate::ir::{Model, Node, NodeKind, Shape, Shortcut};
 use crate::ops::{Cost, numel};
@@ -54,6 +55,11 @@ pub enum GroupBy {
 
 /// Integers in JSON: numbers while they fit in 64 bits (every real model), decimal
 /// strings beyond, so that absurd models are exact instead of wrapped.
+/// An exact integer as JSON: a number when it fits in 64 bits, a decimal string beyond.
+pub fn json_exact(value: u128) -> serde_json::Value {
+    u64::try_from(value).map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::String(value.to_string()))
+}
+
 pub fn exact<S: serde::Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
     match u64::try_from(*value) {
         Ok(n) => serializer.serialize_u64(n),

@@ -182,3 +182,89 @@ pub fn render_comparison(reports: &[Report], format: Format) -> String {
     out.push_str(&aligned(&header, &rows, 2));
     out
 }
+
+/// `archc flops --sweep`: one row per variant of a network (`resnet width=0.5`), with
+/// its cost as a multiple of `base` (the network with its parameters' defaults). CSV
+/// and JSON hold exact integers, for plotting.
+pub fn render_sweep(variants: &[(String, Report)], base: &Report, format: Format) -> String {
+    let ratio = |value: u128, base: u128| -> f64 { if base == 0 { 0.0 } else { value as f64 / base as f64 } };
+    match format {
+        Format::Csv => {
+            let mut out = String::from(
+                "variant,params,macs,forward_activation_bytes,train_sgd_momentum_bytes,params_ratio,macs_ratio\n",
+            );
+            for (label, r) in variants {
+                let _ = writeln!(
+                    out,
+                    "{label},{},{},{},{},{:.6},{:.6}",
+                    r.params,
+                    r.macs,
+                    r.memory.forward_activation_bytes,
+                    r.memory.train_sgd_momentum_bytes,
+                    ratio(r.params, base.params),
+                    ratio(r.macs, base.macs)
+                );
+            }
+            out
+        }
+        Format::Json => {
+            let rows: Vec<serde_json::Value> = variants
+                .iter()
+                .map(|(label, r)| {
+                    serde_json::json!({
+                        "variant": label,
+                        "params": super::json_exact(r.params),
+                        "macs": super::json_exact(r.macs),
+                        "forward_activation_bytes": super::json_exact(r.memory.forward_activation_bytes),
+                        "train_sgd_momentum_bytes": super::json_exact(r.memory.train_sgd_momentum_bytes),
+                        "params_ratio": ratio(r.params, base.params),
+                        "macs_ratio": ratio(r.macs, base.macs),
+                    })
+                })
+                .collect();
+            let document = serde_json::json!({
+                "convention": base.convention.name(),
+                "batch": base.batch,
+                "base": {"model": base.model, "params": super::json_exact(base.params), "macs": super::json_exact(base.macs)},
+                "variants": rows,
+            });
+            format!("{document}\n")
+        }
+        Format::Table | Format::Markdown => {
+            let header =
+                ["variant", "params", "MACs", "forward activations", "train memory (SGD)", "× params", "× MACs"];
+            let rows: Vec<[String; 7]> = variants
+                .iter()
+                .map(|(label, r)| {
+                    [
+                        label.clone(),
+                        human(r.params),
+                        human(r.macs),
+                        bytes(r.memory.forward_activation_bytes),
+                        bytes(r.memory.train_sgd_momentum_bytes),
+                        format!("{:.3}", ratio(r.params, base.params)),
+                        format!("{:.3}", ratio(r.macs, base.macs)),
+                    ]
+                })
+                .collect();
+            let mut out = format!(
+                "{} convention, batch {}; × is the multiple of `{}` as written ({} params, {} MACs)\n",
+                base.convention.name(),
+                base.batch,
+                base.model,
+                human(base.params),
+                human(base.macs)
+            );
+            if format == Format::Markdown {
+                let _ = writeln!(out, "\n| {} |", header.join(" | "));
+                let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|");
+                for row in rows {
+                    let _ = writeln!(out, "| {} |", row.join(" | "));
+                }
+                return out;
+            }
+            out.push_str(&aligned(&header, &rows, 1));
+            out
+        }
+    }
+}

@@ -21,7 +21,11 @@ pub enum ParamTy {
     /// Any bare word (block parameters declared `name`).
     Name,
     Str,
+    /// Any list (`[64, 64, "M"]`, `range(4)`).
+    List,
     Module,
+    /// Anything: a branch not taken is checked for names, not values.
+    Any,
 }
 
 impl ParamTy {
@@ -33,6 +37,7 @@ impl ParamTy {
             "name" => ParamTy::Name,
             "string" => ParamTy::Str,
             "module" => ParamTy::Module,
+            "list" => ParamTy::List,
             _ => return None,
         })
     }
@@ -45,12 +50,14 @@ impl ParamTy {
             ParamTy::Choice(options) => format!("one of {}", options.join(", ")),
             ParamTy::Name => "a name".into(),
             ParamTy::Str => "a string".into(),
+            ParamTy::List => "a list".into(),
             ParamTy::Module => "a layer or block".into(),
+            ParamTy::Any => "a value".into(),
         }
     }
 }
 
-pub const TYPE_NAMES: &[&str] = &["int", "float", "bool", "name", "string", "module"];
+pub const TYPE_NAMES: &[&str] = &["int", "float", "bool", "name", "string", "list", "module"];
 
 #[derive(Clone, Debug)]
 pub enum DefaultSrc<'a> {
@@ -263,6 +270,8 @@ impl Elaborator<'_> {
             | (ParamTy::Bool, Const::Bool(_))
             | (ParamTy::Str, Const::Str(_))
             | (ParamTy::Name, Const::Name(_))
+            | (ParamTy::List, Const::List(_))
+            | (ParamTy::Any, _)
             | (ParamTy::Module, Const::Module(_)) => Some(value.clone()),
             (ParamTy::Float, Const::Int(v)) => Some(Const::Float(*v as f64)),
             (ParamTy::Int, Const::Float(v)) => {
@@ -319,7 +328,9 @@ fn example(ty: ParamTy) -> String {
         ParamTy::Choice(options) => options.first().unwrap_or(&"").to_string(),
         ParamTy::Name => "name".into(),
         ParamTy::Str => "\"text\"".into(),
+        ParamTy::List => "[64, 128]".into(),
         ParamTy::Module => "basic(64)".into(),
+        ParamTy::Any => "64".into(),
     }
 }
 

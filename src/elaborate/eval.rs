@@ -11,7 +11,11 @@ use crate::syntax::ast::{Arg, BinOp, Call, Expr, ExprKind};
 use std::rc::Rc;
 
 const IN_FIELDS: &[&str] = &["channels", "height", "width", "tokens", "dim", "features"];
-pub const FUNCTIONS: &[&str] = &["min", "max", "make_divisible", "round", "floor", "ceil"];
+pub const FUNCTIONS: &[&str] = &["min", "max", "make_divisible", "round", "floor", "ceil", "len", "range"];
+
+/// Lists longer than this are a runaway `range`, not a table (as many as the layers
+/// archc builds).
+pub const MAX_LIST: usize = super::MAX_NODES;
 
 impl Elaborator<'_> {
     pub(super) fn eval(&mut self, expr: &Expr, env: &Rc<Env>) -> Option<Const> {
@@ -32,6 +36,31 @@ impl Elaborator<'_> {
                 Const::Float(v) => Some(Const::Float(-v)),
                 other => self.type_error(expr.span, "a number", &other),
             },
+            ExprKind::Not(inner) => match self.eval(inner, env)? {
+                Const::Bool(v) => Some(Const::Bool(!v)),
+                other => self.type_error(inner.span, "`true` or `false` after `not`", &other),
+            },
+            ExprKind::List(items) => {
+                let values: Vec<Option<Const>> = items.iter().map(|item| self.eval(item, env)).collect();
+                Some(Const::List(Rc::new(values.into_iter().collect::<Option<Vec<Const>>>()?)))
+            }
+            ExprKind::Index(base, index) => {
+                let (list, position) = (self.eval(base, env), self.eval(index, env));
+                self.index(list?, base.span, position?, index.span)
+            }
+            ExprKind::If(condition, then, otherwise) => {
+                // Only the branch taken is evaluated, as in Python.
+                let branch = if self.condition(condition, env)? { then } else { otherwise };
+                self.eval(branch, env)
+            }
+            ExprKind::Binary(op @ (BinOp::And | BinOp::Or), left, right) => {
+                // Short-circuit: `i < len(x) and x[i] == 0` never indexes out of range.
+                let decided = self.condition(left, env)?;
+                if decided == (*op == BinOp::Or) {
+                    return Some(Const::Bool(decided));
+                }
+                Some(Const::Bool(self.condition(right, env)?))
+            }
             ExprKind::Binary(op, left, right) => {
                 let (l, r) = (self.eval(left, env), self.eval(right, env));
                 match (l, r) {
@@ -118,7 +147,101 @@ impl Elaborator<'_> {
         None
     }
 
+    /// A condition (`if`, `assert`, `and`, `or`): `true` or `false`, nothing else.
+    pub(super) fn condition(&mut self, expr: &Expr, env: &Rc<Env>) -> Option<bool> {
+        match self.eval(expr, env)? {
+            Const::Bool(value) => Some(value),
+            other => {
+                if let Const::Name(name) = &other {
+                    return self.unknown_value(name, expr.span);
+                }
+                self.error(
+                    Diagnostic::new(
+                        Code::WrongType,
+                        format!(
+                            "a condition must be `true` or `false`, but this is {} {}",
+                            article(other.type_name()),
+                            other.type_name()
+                        ),
+                        expr.span,
+                        format!("{} `{other}`", other.type_name()),
+                    )
+                    .with_help("compare it: `depth == 50`, `len(cfg) > 0`, `width != 1.0`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `list[position]`, counting from the end for negative positions, as Python does.
+    fn index(&mut self, list: Const, list_span: Span, position: Const, span: Span) -> Option<Const> {
+        let Const::List(items) = list else {
+            return self.not_a_list(&list, list_span, "only a list can be indexed");
+        };
+        let Const::Int(position) = position else { return self.type_error(span, "an integer index", &position) };
+        let len = items.len() as i64;
+        let at = if position < 0 { position + len } else { position };
+        if !(0..len).contains(&at) {
+            let valid = if len == 0 {
+                "the list is empty".to_string()
+            } else {
+                format!("valid indexes are 0 to {} (or -{len} to -1)", len - 1)
+            };
+            self.error(
+                Diagnostic::new(
+                    Code::IndexOutOfRange,
+                    format!(
+                        "index {position} is out of range for a list of {len} item{}",
+                        if len == 1 { "" } else { "s" }
+                    ),
+                    span,
+                    "out of range",
+                )
+                .with_secondary(list_span, format!("`{list}`", list = Const::List(items.clone())))
+                .with_note(valid),
+            );
+            return None;
+        }
+        Some(items[at as usize].clone())
+    }
+
+    /// Reports a value used where a list is needed (`for`, indexing, `len`).
+    pub(super) fn not_a_list<T>(&mut self, value: &Const, span: Span, what: &str) -> Option<T> {
+        if let Const::Name(name) = value {
+            return self.unknown_value(name, span);
+        }
+        self.error(
+            Diagnostic::new(
+                Code::NotAList,
+                format!("expected a list, found {} `{value}`", value.type_name()),
+                span,
+                format!("this is {} {}", article(value.type_name()), value.type_name()),
+            )
+            .with_note(what.to_string())
+            .with_help(match value {
+                Const::Int(n) if *n >= 0 => format!("for the numbers 0 to {}, write `range({n})`", n - 1),
+                _ => "write a list, `[64, 128, 256]`, or `range(n)`".to_string(),
+            }),
+        );
+        None
+    }
+
     fn binary(&mut self, op: BinOp, left: Const, right: Const, span: Span, right_span: Span) -> Option<Const> {
+        if matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge) {
+            return self.compare(op, &left, &right, span, right_span);
+        }
+        if op == BinOp::In {
+            let Const::List(items) = &right else {
+                return self.not_a_list(&right, right_span, "`in` looks for a value among the items of a list");
+            };
+            return Some(Const::Bool(items.iter().any(|item| same_value(&left, item))));
+        }
+        if let (BinOp::Add, Const::List(a), Const::List(b)) = (op, &left, &right) {
+            if a.len() + b.len() > MAX_LIST {
+                return self.too_long(a.len() + b.len(), span);
+            }
+            return Some(Const::List(Rc::new(a.iter().chain(b.iter()).cloned().collect())));
+        }
         match (&left, &right) {
             (Const::Int(a), Const::Int(b)) => {
                 let (a, b) = (*a, *b);
@@ -131,9 +254,18 @@ impl Elaborator<'_> {
                     BinOp::Mul => a.checked_mul(b),
                     // Floor division and modulo, as Python's // and % (what PyTorch code uses).
                     BinOp::Div => {
-                        a.checked_div(b).map(|q| if (a % b != 0) && ((a < 0) != (b < 0)) { q - 1 } else { q })
+                        let quotient =
+                            a.checked_div(b).map(|q| if (a % b != 0) && ((a < 0) != (b < 0)) { q - 1 } else { q });
+                        if let Some(q) = quotient
+                            && a % b != 0
+                        {
+                            let q = self.rounded(span, "floor division", a as f64 / b as f64, q);
+                            return Some(Const::Int(q));
+                        }
+                        quotient
                     }
                     BinOp::Rem => a.checked_rem(b).map(|r| if r != 0 && ((r < 0) != (b < 0)) { r + b } else { r }),
+                    _ => unreachable!("comparisons and logic are handled above"),
                 };
                 self.checked(result, span)
             }
@@ -148,6 +280,7 @@ impl Elaborator<'_> {
                     BinOp::Mul => a * b,
                     BinOp::Div => a / b,
                     BinOp::Rem => a.rem_euclid(b),
+                    _ => unreachable!("comparisons and logic are handled above"),
                 }))
             }
             // Two bare words that name nothing: both are mistakes.
@@ -162,6 +295,68 @@ impl Elaborator<'_> {
                 self.type_error(at, &format!("a number for `{}`", op.symbol()), &other)
             }
         }
+    }
+
+    /// `==` and `!=` on any two values (different kinds are simply unequal, as in
+    /// Python: `64 == "M"` is false); `<`, `<=`, `>`, `>=` on numbers.
+    fn compare(&mut self, op: BinOp, left: &Const, right: &Const, span: Span, right_span: Span) -> Option<Const> {
+        let ordered = !matches!(op, BinOp::Eq | BinOp::Ne);
+        let numbers =
+            matches!(left, Const::Int(_) | Const::Float(_)) && matches!(right, Const::Int(_) | Const::Float(_));
+        if ordered && !numbers {
+            let (at, other) =
+                if matches!(left, Const::Int(_) | Const::Float(_)) { (right_span, right) } else { (span, left) };
+            return self.type_error(at, &format!("a number for `{}`", op.symbol()), other);
+        }
+        // A bare word that names nothing compared with anything but a word is a typo
+        // (`flag == ture`), not a choice.
+        for (word, other) in [(left, right), (right, left)] {
+            if let Const::Name(name) = word
+                && !matches!(other, Const::Name(_) | Const::Str(_))
+                && !is_choice(name)
+            {
+                let at = if std::ptr::eq(word, left) { span } else { right_span };
+                return self.unknown_value(name, at);
+            }
+        }
+        if matches!(left, Const::Module(_)) || matches!(right, Const::Module(_)) {
+            let at = if matches!(left, Const::Module(_)) { span } else { right_span };
+            self.error(
+                Diagnostic::new(Code::WrongType, "modules cannot be compared", at, "a module")
+                    .with_help("compare the numbers, flags or names that choose the module instead"),
+            );
+            return None;
+        }
+        let result = match op {
+            BinOp::Eq => same_value(left, right),
+            BinOp::Ne => !same_value(left, right),
+            _ => {
+                let ordering = match (left, right) {
+                    (Const::Int(a), Const::Int(b)) => a.cmp(b),
+                    _ => as_float(left).partial_cmp(&as_float(right)).unwrap_or(std::cmp::Ordering::Equal),
+                };
+                match op {
+                    BinOp::Lt => ordering.is_lt(),
+                    BinOp::Le => ordering.is_le(),
+                    BinOp::Gt => ordering.is_gt(),
+                    _ => ordering.is_ge(),
+                }
+            }
+        };
+        Some(Const::Bool(result))
+    }
+
+    fn too_long<T>(&mut self, len: usize, span: Span) -> Option<T> {
+        self.error(
+            Diagnostic::new(
+                Code::TooLarge,
+                format!("a list of {len} items is more than archc unrolls ({MAX_LIST})"),
+                span,
+                "too long",
+            )
+            .with_help("check the bounds"),
+        );
+        None
     }
 
     fn division_by_zero(&mut self, span: Span) -> Option<Const> {
@@ -242,6 +437,7 @@ impl Elaborator<'_> {
         let (min_args, max_args) = match name {
             "min" | "max" => (2, 2),
             "make_divisible" => (2, 3),
+            "range" => (1, 3),
             _ => (1, 1),
         };
         if args.len() < min_args || args.len() > max_args {
@@ -254,6 +450,15 @@ impl Elaborator<'_> {
                 "wrong number of arguments",
             ));
             return None;
+        }
+        if name == "len" {
+            return match &args[0].value {
+                Const::List(items) => Some(Const::Int(items.len() as i64)),
+                other => self.not_a_list(&other.clone(), args[0].span, "`len` counts the items of a list"),
+            };
+        }
+        if name == "range" {
+            return self.range(&args, call.span);
         }
         let mut numbers = Vec::new();
         for arg in &args {
@@ -280,12 +485,69 @@ impl Elaborator<'_> {
                 if rounded < limit * value {
                     rounded += divisor;
                 }
-                self.float_to_int(rounded, call.span)
+                let rule = format!("make_divisible(·, {})", numbers[1]);
+                self.rounded_float(call.span, &rule, value, rounded)
             }
-            "round" => self.float_to_int(as_float(&numbers[0]).round_ties_even(), call.span),
-            "floor" => self.float_to_int(as_float(&numbers[0]).floor(), call.span),
-            _ => self.float_to_int(as_float(&numbers[0]).ceil(), call.span),
+            "round" => {
+                let value = as_float(&numbers[0]);
+                self.rounded_float(call.span, "round", value, value.round_ties_even())
+            }
+            "floor" => {
+                let value = as_float(&numbers[0]);
+                self.rounded_float(call.span, "floor", value, value.floor())
+            }
+            _ => {
+                let value = as_float(&numbers[0]);
+                self.rounded_float(call.span, "ceil", value, value.ceil())
+            }
         }
+    }
+
+    fn rounded_float(&mut self, span: Span, rule: &str, exact: f64, rounded: f64) -> Option<Const> {
+        let Some(Const::Int(rounded)) = self.float_to_int(rounded, span) else { return None };
+        Some(Const::Int(self.rounded(span, rule, exact, rounded)))
+    }
+
+    /// Records a value rounded to a whole number (for `check --rounding`) and returns it,
+    /// moved by a step when the rounding report asks (`Options::nudge`).
+    fn rounded(&mut self, span: Span, rule: &str, exact: f64, rounded: i64) -> i64 {
+        self.roundings.push(crate::ir::Rounding { span, rule: rule.to_string(), exact, rounded });
+        match self.options.nudge {
+            Some((at, value, step)) if at == span && value == exact => rounded.saturating_add(step),
+            _ => rounded,
+        }
+    }
+
+    /// `range(stop)`, `range(start, stop)`, `range(start, stop, step)`, as Python's.
+    fn range(&mut self, args: &[ArgValue], span: Span) -> Option<Const> {
+        let mut bounds = Vec::new();
+        for arg in args {
+            match arg.value {
+                Const::Int(v) => bounds.push(v),
+                ref other => return self.type_error(arg.span, "an integer", &other.clone()),
+            }
+        }
+        let (start, stop, step) = match bounds[..] {
+            [stop] => (0, stop, 1),
+            [start, stop] => (start, stop, 1),
+            [start, stop, step] => (start, stop, step),
+            _ => unreachable!("arity checked above"),
+        };
+        if step == 0 {
+            self.error(Diagnostic::new(Code::InvalidValue, "`range` step must not be zero", args[2].span, "zero step"));
+            return None;
+        }
+        let len = if step > 0 {
+            (stop as i128 - start as i128 + step as i128 - 1).div_euclid(step as i128)
+        } else {
+            (start as i128 - stop as i128 - step as i128 - 1).div_euclid(-(step as i128))
+        }
+        .max(0);
+        if len > MAX_LIST as i128 {
+            return self.too_long(len as usize, span);
+        }
+        let items = (0..len as i64).map(|i| Const::Int(start + i * step)).collect();
+        Some(Const::List(Rc::new(items)))
     }
 
     fn float_to_int(&mut self, value: f64, span: Span) -> Option<Const> {
@@ -303,6 +565,19 @@ pub fn is_choice(word: &str) -> bool {
         .flat_map(|s| s.args.iter())
         .any(|a| matches!(a.ty, crate::ops::Ty::Choice(options) if options.contains(&word)));
     in_ops || super::structure::MERGES.contains(&word)
+}
+
+/// Equality as `==` sees it: numbers by value, words and strings by text, lists item
+/// by item; values of different kinds are unequal.
+pub fn same_value(left: &Const, right: &Const) -> bool {
+    match (left, right) {
+        (Const::Int(a), Const::Int(b)) => a == b,
+        (Const::Int(_) | Const::Float(_), Const::Int(_) | Const::Float(_)) => as_float(left) == as_float(right),
+        (Const::Bool(a), Const::Bool(b)) => a == b,
+        (Const::Name(a) | Const::Str(a), Const::Name(b) | Const::Str(b)) => a == b,
+        (Const::List(a), Const::List(b)) => a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| same_value(x, y)),
+        _ => false,
+    }
 }
 
 pub fn as_float(value: &Const) -> f64 {

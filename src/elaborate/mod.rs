@@ -17,7 +17,7 @@ pub use load::{DefEntry, STD_FILES};
 
 use crate::diagnostics::{Code, Diagnostic};
 use crate::error::{Error, IoReason};
-use crate::ir::{Model, Node, Shape, Step};
+use crate::ir::{Model, Node, Rounding, Shape, Step};
 use crate::source::{Sources, Span};
 use crate::suggest;
 use crate::syntax::ast::Ident;
@@ -29,6 +29,8 @@ use value::ModuleValue;
 
 /// More nodes than this is a runaway `repeat`, not a network.
 pub const MAX_NODES: usize = 200_000;
+/// `for` passes in one network beyond this are a runaway loop (nested loops multiply).
+pub const MAX_PASSES: usize = MAX_NODES;
 /// Blocks instantiated inside blocks deeper than this.
 pub const MAX_DEPTH: usize = 48;
 
@@ -41,6 +43,9 @@ pub struct Options {
     /// Network arguments given on the command line (`--set depth=30`): the parameter's
     /// name and the text of its value, an expression in the language.
     pub set: Vec<(String, String)>,
+    /// Moves one rounded value by a whole step (its span, its exact value, the step): how
+    /// the rounding report measures what each rounding costs (`cost::rounding`).
+    pub nudge: Option<(Span, f64, i64)>,
 }
 
 /// A `--set NAME=VALUE`, parsed. Its text lives in `sources` as a file of its own, so
@@ -71,6 +76,8 @@ pub struct NetworkSteps {
     pub input: Option<Shape>,
     pub steps: Vec<Step>,
     pub built: Vec<Node>,
+    /// Every value rounded to a whole number while building it, in the order met.
+    pub roundings: Vec<Rounding>,
 }
 
 impl Compilation {
@@ -139,6 +146,7 @@ pub fn compile(sources: &mut Sources, name: &str, text: &str, options: &Options)
             input: elaborator.model_input,
             steps: std::mem::take(&mut elaborator.steps),
             built: std::mem::take(&mut elaborator.built),
+            roundings: std::mem::take(&mut elaborator.roundings),
         });
         diagnostics.extend(once_per_mistake(elaborator.diagnostics, entry));
         models.extend(model);
@@ -365,6 +373,11 @@ pub(crate) struct Elaborator<'a> {
     /// The blocks the network instantiates, in the order first met (for an `insert` that
     /// matched nothing: which blocks it could have named).
     used_blocks: Vec<String>,
+    /// The `for` passes being elaborated, outermost first (`v = 64`), for saying which
+    /// pass a mistake is in.
+    passes: Vec<String>,
+    passes_unrolled: usize,
+    roundings: Vec<Rounding>,
 }
 
 impl<'a> Elaborator<'a> {
@@ -388,6 +401,9 @@ impl<'a> Elaborator<'a> {
             built: Vec::new(),
             insert_sites: Vec::new(),
             used_blocks: Vec::new(),
+            passes: Vec::new(),
+            passes_unrolled: 0,
+            roundings: Vec::new(),
         }
     }
 
@@ -416,6 +432,13 @@ impl<'a> Elaborator<'a> {
                     );
                 }
             }
+        }
+        // A mistake in a loop's body is met once per pass: say which pass this is, and
+        // group the others under it (`once_per_mistake`).
+        if diagnostic.instance.is_none() && !self.passes.is_empty() {
+            let pass = self.passes.join("; ");
+            diagnostic = diagnostic.with_note(format!("in the pass where {pass}"));
+            diagnostic.instance = Some(pass);
         }
         self.diagnostics.push(diagnostic);
     }

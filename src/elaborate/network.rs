@@ -485,13 +485,15 @@ impl Elaborator<'_> {
 }
 
 /// Bare names an expression reads (`planes` in `planes * 4`).
-fn names_in(expr: &crate::syntax::ast::Expr) -> Vec<&Ident> {
+pub(super) fn names_in(expr: &crate::syntax::ast::Expr) -> Vec<&Ident> {
     use crate::syntax::ast::ExprKind;
     match &expr.kind {
         ExprKind::Call(call) if !call.has_parens => vec![&call.name],
         ExprKind::Call(call) => call.args.iter().flat_map(|a| names_in(&a.value)).collect(),
-        ExprKind::Neg(inner) => names_in(inner),
-        ExprKind::Binary(_, a, b) => names_in(a).into_iter().chain(names_in(b)).collect(),
+        ExprKind::Neg(inner) | ExprKind::Not(inner) => names_in(inner),
+        ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => names_in(a).into_iter().chain(names_in(b)).collect(),
+        ExprKind::List(items) => items.iter().flat_map(names_in).collect(),
+        ExprKind::If(c, a, b) => names_in(c).into_iter().chain(names_in(a)).chain(names_in(b)).collect(),
         _ => Vec::new(),
     }
 }
@@ -501,8 +503,10 @@ fn uses_in(expr: &crate::syntax::ast::Expr) -> bool {
     match &expr.kind {
         ExprKind::InRef(_) => true,
         ExprKind::Call(call) => call.args.iter().any(|a| uses_in(&a.value)),
-        ExprKind::Neg(inner) => uses_in(inner),
-        ExprKind::Binary(_, a, b) => uses_in(a) || uses_in(b),
+        ExprKind::Neg(inner) | ExprKind::Not(inner) => uses_in(inner),
+        ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => uses_in(a) || uses_in(b),
+        ExprKind::List(items) => items.iter().any(uses_in),
+        ExprKind::If(c, a, b) => uses_in(c) || uses_in(a) || uses_in(b),
         _ => false,
     }
 }
@@ -517,6 +521,11 @@ fn points_in(body: &Body) -> Vec<&Ident> {
                 LayerExpr::Seq(inner) | LayerExpr::Call { body: Some(inner), .. } => points.extend(points_in(inner)),
                 LayerExpr::Call { body: None, .. } => {}
             },
+            Stmt::For(for_stmt) => points.extend(points_in(&for_stmt.body)),
+            Stmt::If(if_stmt) => {
+                points.extend(points_in(&if_stmt.then));
+                points.extend(if_stmt.otherwise.iter().flat_map(points_in));
+            }
             _ => {}
         }
     }

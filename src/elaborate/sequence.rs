@@ -4,13 +4,13 @@
 use super::bind::{DefaultSrc, ParamSig, ParamTy};
 use super::structure::StructuralCall;
 use super::value::{ArgValue, Const, Env, ModuleKind, ModuleValue};
-use super::{Callee, Elaborator, Frame, MAX_DEPTH, Outcome, Scope};
+use super::{Callee, Elaborator, Frame, MAX_DEPTH, MAX_PASSES, Outcome, Scope};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::ir::{Node, NodeKind, Shape, Step, join_path};
 use crate::ops::{self, Args, Op, OpArg, OpSpec};
 use crate::source::Span;
 use crate::suggest;
-use crate::syntax::ast::{Body, Ident, LayerExpr, Stmt};
+use crate::syntax::ast::{Body, ForStmt, Ident, Label, LayerExpr, Stmt, Template, TemplatePart};
 use std::rc::Rc;
 
 impl Elaborator<'_> {
@@ -23,45 +23,83 @@ impl Elaborator<'_> {
         scope: &mut Scope,
         top_of_network: bool,
     ) -> (Vec<Node>, Option<Shape>) {
-        let allowed = self.allows_in(body);
-        self.allowed.push(allowed);
         let mut nodes: Vec<Node> = Vec::new();
         let mut current = input;
+        self.statements(body, env, scope, top_of_network, &mut nodes, &mut current);
+        (nodes, current)
+    }
+
+    /// The statements of a body, appended to `nodes` in the enclosing sequence: a `for`
+    /// or `if` body is spliced into it, so unnamed layers go on counting
+    /// (`features.0` … `features.28`, as `nn.Sequential(*layers)` names them).
+    fn statements(
+        &mut self,
+        body: &Body,
+        env: &Rc<Env>,
+        scope: &mut Scope,
+        top_of_network: bool,
+        nodes: &mut Vec<Node>,
+        current: &mut Option<Shape>,
+    ) {
+        let allowed = self.allows_in(body);
+        self.allowed.push(allowed);
         for stmt in &body.stmts {
             if self.aborted {
                 break;
             }
             match stmt {
                 Stmt::Layer(layer_stmt) => {
+                    let label = self.label(layer_stmt.label.as_ref(), env);
                     let reported = self.diagnostics.len();
                     let Some(module) = self.layer_module(&layer_stmt.layer, env) else {
-                        let label = layer_stmt.label.as_ref().map_or("?".to_string(), |l| l.text.clone());
-                        if let Some(label) = &layer_stmt.label {
+                        let label_text = label.as_ref().map_or("?".to_string(), |l| l.text.clone());
+                        if let Some(label) = &label {
                             self.claim(scope, Some(label), layer_stmt.span);
                         }
                         let recovered = current.and_then(|input| self.recovered(&layer_stmt.layer, env, input));
-                        if let (Some(input), LayerExpr::Call { call, .. }) = (current, &layer_stmt.layer) {
-                            let path = join_path(&scope.path, &label);
+                        if let (Some(input), LayerExpr::Call { call, .. }) = (*current, &layer_stmt.layer) {
+                            let path = join_path(&scope.path, &label_text);
                             self.failed_layer(reported, path, &call.name.text, input, recovered, layer_stmt.span);
                         }
-                        current = recovered;
+                        *current = recovered;
                         continue;
                     };
-                    let outcome = self.instantiate(&module, current, scope, layer_stmt.label.as_ref(), layer_stmt.span);
+                    let outcome = self.instantiate(&module, *current, scope, label.as_ref(), layer_stmt.span);
                     if let Some(node) = outcome.node {
                         if let Some(previous) = nodes.last() {
                             self.bias_before_norm(previous, &node);
                         }
                         nodes.push(node);
                     }
-                    current = outcome.output;
+                    *current = outcome.output;
                 }
                 Stmt::Let { name, value, .. } => self.bind_let(name, value, env, scope),
                 Stmt::Point(point) => {
-                    let (inserted, output) = self.point(point, current, scope);
+                    let (inserted, output) = self.point(point, *current, scope);
                     nodes.extend(inserted);
-                    current = output;
+                    *current = output;
                 }
+                Stmt::For(for_stmt) => self.for_loop(for_stmt, env, scope, nodes, current),
+                Stmt::If(if_stmt) => match self.condition(&if_stmt.condition, env) {
+                    Some(taken) => {
+                        let (branch, other) = if taken {
+                            (Some(&if_stmt.then), if_stmt.otherwise.as_ref())
+                        } else {
+                            (if_stmt.otherwise.as_ref(), Some(&if_stmt.then))
+                        };
+                        if let Some(branch) = branch {
+                            let inner = Env::child(env, env.input);
+                            self.statements(branch, &inner, scope, false, nodes, current);
+                        }
+                        if let Some(other) = other {
+                            let mut local = Vec::new();
+                            self.unchosen(other, env, &mut local);
+                        }
+                    }
+                    // Which branch was meant is unknown, and so is the shape after it.
+                    None => *current = None,
+                },
+                Stmt::Assert { condition, message, span } => self.assert(condition, message, *span, env),
                 Stmt::Allow { .. } => {}
                 Stmt::Input(call) if !top_of_network => {
                     self.misplaced(call.span, "`input` belongs at the top of a `network`")
@@ -73,7 +111,197 @@ impl Elaborator<'_> {
             }
         }
         self.allowed.pop();
-        (nodes, current)
+    }
+
+    /// A branch not taken is not built: its values may make no sense for these
+    /// parameters (`basic` gets no `groups`). A name misspelt in it is a mistake whatever
+    /// the parameters, so its layers' names and their arguments' names are checked
+    /// (`local`: names its own `let`s and loops bind).
+    fn unchosen(&mut self, body: &Body, env: &Rc<Env>, local: &mut Vec<String>) {
+        for stmt in &body.stmts {
+            match stmt {
+                Stmt::Let { name, .. } => local.push(name.text.clone()),
+                Stmt::Layer(layer_stmt) => match &layer_stmt.layer {
+                    LayerExpr::Seq(inner) => self.unchosen(inner, env, local),
+                    LayerExpr::Call { call, body } => {
+                        self.unchosen_call(call, env, local);
+                        if let Some(inner) = body {
+                            self.unchosen(inner, env, local);
+                        }
+                    }
+                },
+                Stmt::For(for_stmt) => {
+                    local.extend(for_stmt.index.iter().chain([&for_stmt.item]).map(|n| n.text.clone()));
+                    self.unchosen(&for_stmt.body, env, local);
+                }
+                Stmt::If(if_stmt) => {
+                    self.unchosen(&if_stmt.then, env, local);
+                    if let Some(otherwise) = &if_stmt.otherwise {
+                        self.unchosen(otherwise, env, local);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn unchosen_call(&mut self, call: &crate::syntax::ast::Call, env: &Rc<Env>, local: &[String]) {
+        let name = &call.name.text;
+        if local.contains(name) || env.lookup(name).is_some() || env.is_poisoned(name) {
+            return;
+        }
+        let names: Vec<(String, bool)> = match self.callee(name) {
+            None => return self.unknown_callee(&call.name),
+            Some(Callee::Op(spec)) => {
+                spec.args.iter().map(|a| (a.name.to_string(), matches!(a.default, ops::ArgDefault::Required))).collect()
+            }
+            Some(Callee::Block(entry)) => {
+                entry.def.params.iter().map(|p| (p.name.text.clone(), p.default.is_none())).collect()
+            }
+            Some(Callee::Structural(_)) => return,
+        };
+        let params: Vec<ParamSig> = names
+            .iter()
+            .map(|(name, required)| ParamSig {
+                name,
+                ty: ParamTy::Any,
+                default: if *required { DefaultSrc::Required } else { DefaultSrc::Absent },
+            })
+            .collect();
+        // The values are not looked at: any placeholder binds.
+        let args: Vec<ArgValue> =
+            call.args.iter().map(|a| ArgValue { name: a.name.clone(), value: Const::Int(0), span: a.span }).collect();
+        let _ = self.bind(&call.name, &params, &args, call.span, None);
+    }
+
+    /// `for v in list { ... }`: the body once per item, each pass in a scope of its own
+    /// for names (`v`, the index, its `let`s) but in the enclosing sequence for layers.
+    fn for_loop(
+        &mut self,
+        for_stmt: &ForStmt,
+        env: &Rc<Env>,
+        scope: &mut Scope,
+        nodes: &mut Vec<Node>,
+        current: &mut Option<Shape>,
+    ) {
+        let items = match self.eval(&for_stmt.over, env) {
+            Some(Const::List(items)) => items,
+            Some(other) => {
+                let _: Option<()> = self.not_a_list(&other, for_stmt.over.span, "`for` goes over the items of a list");
+                *current = None;
+                return;
+            }
+            None => {
+                *current = None;
+                return;
+            }
+        };
+        for (position, item) in items.iter().enumerate() {
+            self.passes_unrolled += 1;
+            if self.passes_unrolled > MAX_PASSES {
+                self.aborted = true;
+                self.error(
+                    Diagnostic::new(
+                        Code::TooLarge,
+                        format!("loops run more than {MAX_PASSES} passes in this network"),
+                        for_stmt.over.span,
+                        "unrolling stopped here",
+                    )
+                    .with_help("check the loop bounds (nested loops multiply)"),
+                );
+                return;
+            }
+            let pass = Env::child(env, env.input);
+            let mut described = Vec::new();
+            if let Some(index) = &for_stmt.index {
+                pass.define(&index.text, Const::Int(position as i64));
+                described.push(format!("{} = {position}", index.text));
+            }
+            pass.define(&for_stmt.item.text, item.clone());
+            described.push(format!("{} = {item}", for_stmt.item.text));
+            self.passes.push(described.join(", "));
+            self.statements(&for_stmt.body, &pass, scope, false, nodes, current);
+            self.passes.pop();
+            if self.aborted {
+                return;
+            }
+        }
+    }
+
+    /// `assert condition, "message"`: the model author's own check.
+    fn assert(
+        &mut self,
+        condition: &crate::syntax::ast::Expr,
+        message: &crate::syntax::ast::Expr,
+        span: Span,
+        env: &Rc<Env>,
+    ) {
+        let reported = self.diagnostics.len();
+        let message_value = self.eval(message, env);
+        if self.condition(condition, env) != Some(false) {
+            return;
+        }
+        let text = match message_value {
+            Some(Const::Str(text)) => text,
+            Some(other) => other.to_string(),
+            None if self.diagnostics.len() > reported => return,
+            None => "assertion failed".into(),
+        };
+        let mut d = Diagnostic::new(Code::AssertFailed, text, condition.span, "this is false");
+        let mut values = Vec::new();
+        for name in super::network::names_in(condition) {
+            if let Some(value) = env.lookup(&name.text)
+                && !matches!(value, Const::Module(_))
+            {
+                let shown = format!("`{} = {value}`", name.text);
+                if !values.contains(&shown) {
+                    values.push(shown);
+                }
+            }
+        }
+        if !values.is_empty() {
+            d = d.with_note(format!("here {}", values.join(", ")));
+        }
+        let _ = span;
+        self.error(d);
+    }
+
+    /// The name a layer statement's label gives (in this pass, for `layer{i + 1}`).
+    pub(super) fn label(&mut self, label: Option<&Label>, env: &Rc<Env>) -> Option<Ident> {
+        match label? {
+            Label::Name(name) => Some(name.clone()),
+            Label::Template(template) => self.template_label(template, env),
+        }
+    }
+
+    fn template_label(&mut self, template: &Template, env: &Rc<Env>) -> Option<Ident> {
+        let mut text = String::new();
+        for part in &template.parts {
+            match part {
+                TemplatePart::Text(piece) => text.push_str(piece),
+                TemplatePart::Expr(expr) => match self.eval(expr, env)? {
+                    Const::Int(v) if v >= 0 => text.push_str(&v.to_string()),
+                    Const::Str(word) | Const::Name(word)
+                        if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                    {
+                        text.push_str(&word)
+                    }
+                    other => {
+                        self.error(
+                            Diagnostic::new(
+                                Code::InvalidValue,
+                                format!("a label cannot contain {} `{other}`", other.type_name()),
+                                expr.span,
+                                "not part of a name",
+                            )
+                            .with_help("label parts are whole numbers (0 or more) or words of letters, digits and `_`"),
+                        );
+                        return None;
+                    }
+                },
+            }
+        }
+        Some(Ident { text, span: template.span })
     }
 
     /// The shape checking goes on with after a layer that could not be built (its
@@ -293,6 +521,23 @@ impl Elaborator<'_> {
             Some(label) => {
                 if let Some(first) = scope.used.get(&label.text) {
                     let first = *first;
+                    if first == label.span {
+                        // The same statement again: a label in a loop that gives one name
+                        // in two passes.
+                        self.error(
+                            Diagnostic::new(
+                                Code::DuplicateLabel,
+                                format!("this label gives the name `{}` in more than one pass", label.text),
+                                label.span,
+                                format!("`{}` again", label.text),
+                            )
+                            .with_help(
+                                "layer names become weight names: build the label from the loop's index, as in `layer{i + 1}:`",
+                            ),
+                        );
+                        scope.position += usize::from(positioned);
+                        return label.text.clone();
+                    }
                     self.error(
                         Diagnostic::new(
                             Code::DuplicateLabel,

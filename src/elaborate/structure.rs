@@ -333,7 +333,8 @@ impl Elaborator<'_> {
                 complete = false;
                 continue;
             };
-            match self.instantiate(&module, input, scope, layer_stmt.label.as_ref(), layer_stmt.span).node {
+            let label = self.label(layer_stmt.label.as_ref(), env);
+            match self.instantiate(&module, input, scope, label.as_ref(), layer_stmt.span).node {
                 Some(node) => branches.push(node),
                 None => complete = false,
             }

@@ -20,6 +20,8 @@ pub enum Const {
     /// or a typo (reported when it is used as something else).
     Name(String),
     Str(String),
+    /// `[64, 64, "M"]`: any values, mixed.
+    List(Rc<Vec<Const>>),
     Module(Rc<ModuleValue>),
 }
 
@@ -31,6 +33,7 @@ impl Const {
             Const::Bool(_) => "bool",
             Const::Name(_) => "name",
             Const::Str(_) => "string",
+            Const::List(_) => "list",
             Const::Module(_) => "module",
         }
     }
@@ -44,6 +47,16 @@ impl fmt::Display for Const {
             Const::Bool(v) => write!(f, "{v}"),
             Const::Name(v) => write!(f, "{v}"),
             Const::Str(v) => write!(f, "\"{v}\""),
+            Const::List(items) => {
+                write!(f, "[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                write!(f, "]")
+            }
             Const::Module(m) => write!(f, "{}", m.describe()),
         }
     }

@@ -175,7 +175,7 @@ impl<'t> Printer<'t> {
                     && !has_body(pair)
                     && !self.has_comment(pair.as_span().start(), code_end(pair));
                 candidate.then(|| {
-                    let label = label_of(pair).map_or(0, |l| l.len() + 2);
+                    let label = self.label_of(pair).map_or(0, |l| l.len() + 2);
                     (label, self.flat(pair).chars().count() - label)
                 })
             })
@@ -204,7 +204,7 @@ impl<'t> Printer<'t> {
         let mut widths = Vec::with_capacity(pairs.len());
         for (i, pair) in pairs.iter().enumerate() {
             let parted = i > 0 && self.blank_between(code_end(&pairs[i - 1]), pair.as_span().start());
-            in_run = single_line(i) && (label_of(pair).is_some() || (in_run && !parted));
+            in_run = single_line(i) && (self.label_of(pair).is_some() || (in_run && !parted));
             widths.push(if in_run { width } else { 0 });
         }
         pairs.iter().cloned().zip(widths).map(|(pair, label_width)| Element { pair, label_width }).collect()
@@ -216,6 +216,41 @@ impl<'t> Printer<'t> {
             Rule::block_def | Rule::network_def => self.definition(pair, depth),
             Rule::layer_stmt => self.layer_stmt(pair, depth, element.label_width),
             Rule::let_stmt => self.let_stmt(pair, depth),
+            Rule::for_stmt => {
+                let mut head = String::from("for");
+                let mut names = Vec::new();
+                let mut body = None;
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::name => names.push(part.as_str()),
+                        Rule::expr => {
+                            let start = format!("{head} {} in ", names.join(", "));
+                            let over = self.flat_or_verbatim(&part);
+                            head = match lone_list_of_expr(&part) {
+                                Some(list) if depth * INDENT.len() + start.len() + over.chars().count() + 2 > WIDTH => {
+                                    format!("{start}{}", self.wrapped_list(&list, depth))
+                                }
+                                _ => format!("{start}{over}"),
+                            };
+                        }
+                        Rule::body => body = Some(part),
+                        _ => {}
+                    }
+                }
+                self.open_body(depth, &head, body.expect("grammar: for has a body"));
+            }
+            Rule::if_stmt => self.if_stmt(pair, depth, ""),
+            Rule::assert_stmt => {
+                let text = self.flat_or_verbatim(&pair);
+                let parts: Vec<Pair<Rule>> = pair.into_inner().filter(|p| p.as_rule() == Rule::expr).collect();
+                if depth * INDENT.len() + text.chars().count() <= WIDTH || text.contains('#') {
+                    self.line(depth, &text);
+                } else {
+                    // The message on a line of its own.
+                    self.line(depth, &format!("assert {},", self.flat(&parts[0])));
+                    self.line(depth + 1, &self.flat(&parts[1]));
+                }
+            }
             Rule::input_decl => {
                 let call = pair.into_inner().nth(1).expect("grammar: input holds a call");
                 let text = self.call(call, depth, "input ".len());
@@ -283,12 +318,52 @@ impl<'t> Printer<'t> {
         self.line(depth, "}");
     }
 
+    /// `if c { ... } else if d { ... } else { ... }`; `before` is `} else ` for an
+    /// `else if` (the previous body's closing line is reopened).
+    fn if_stmt(&mut self, pair: Pair<'t, Rule>, depth: usize, before: &str) {
+        let mut parts = pair.into_inner().filter(|p| !matches!(p.as_rule(), Rule::kw_if | Rule::kw_else));
+        let condition = parts.next().expect("grammar: if has a condition");
+        let head = format!("{before}if {}", self.flat_or_verbatim(&condition));
+        self.open_body(depth, &head, parts.next().expect("grammar: if has a body"));
+        let Some(otherwise) = parts.next() else { return };
+        // `}` (or `... {}`) and `else` share a line.
+        let printed = self.out.trim_end_matches('\n');
+        let line_start = printed.rfind('\n').map_or(0, |i| i + 1);
+        let closed = printed[line_start..].trim_start().to_string();
+        self.out.truncate(line_start);
+        if otherwise.as_rule() == Rule::if_stmt {
+            self.if_stmt(otherwise, depth, &format!("{closed} else "));
+        } else {
+            self.open_body(depth, &format!("{closed} else"), otherwise);
+        }
+    }
+
+    /// The label of a layer statement, as it is printed.
+    fn label_of(&self, pair: &Pair<'t, Rule>) -> Option<String> {
+        let label = pair.clone().into_inner().find(|p| matches!(p.as_rule(), Rule::label | Rule::label_template))?;
+        Some(if label.as_rule() == Rule::label { label.as_str().to_string() } else { self.template(label) })
+    }
+
+    /// `layer{i + 1}`: the expressions spaced as everywhere else.
+    fn template(&self, pair: Pair<'t, Rule>) -> String {
+        pair.into_inner()
+            .map(|part| match part.as_rule() {
+                Rule::template_expr => match part.clone().into_inner().find(|p| p.as_rule() == Rule::expr) {
+                    Some(expr) => format!("{{{}}}", self.flat(&expr)),
+                    None => format!("{{{}}}", part.as_str().trim()),
+                },
+                _ => part.as_str().to_string(),
+            })
+            .collect()
+    }
+
     fn layer_stmt(&mut self, pair: Pair<'t, Rule>, depth: usize, label_width: usize) {
         let mut label = None;
         let mut layer = None;
         for part in pair.into_inner() {
             match part.as_rule() {
-                Rule::label => label = Some(part.as_str()),
+                Rule::label => label = Some(part.as_str().to_string()),
+                Rule::label_template => label = Some(self.template(part)),
                 Rule::layer => layer = Some(part),
                 _ => {}
             }
@@ -329,14 +404,80 @@ impl<'t> Printer<'t> {
         let value = value.expect("grammar: let has a value");
         if value.as_rule() == Rule::body {
             self.open_body(depth, &format!("let {name} ="), value);
+        } else if let Some(choice) = lone_if_of_expr(&value)
+            && depth * INDENT.len() + format!("let {name} = ").len() + self.flat(&value).chars().count() > WIDTH
+            && !self.has_comment(value.as_span().start(), code_end(&value))
+        {
+            self.if_value(choice, depth, &format!("let {name} = "));
         } else {
             let head = format!("let {name} = ");
             let text = match lone_call_of_expr(&value) {
                 Some(call) => self.call(call, depth, head.len()),
+                None if !self.has_comment(value.as_span().start(), code_end(&value)) => {
+                    self.value(&value, depth, head.len())
+                }
                 None => self.flat_or_verbatim(&value),
             };
             self.line(depth, &format!("{head}{text}"));
         }
+    }
+
+    /// A too-long `if c { a } else { b }` value, one branch per line:
+    /// `head if c {`, `a`, `} else if d {`, `b`, `} else {`, `c`, `}`.
+    fn if_value(&mut self, pair: Pair<'t, Rule>, depth: usize, head: &str) {
+        let mut parts = pair.into_inner().filter(|p| matches!(p.as_rule(), Rule::expr | Rule::if_expr));
+        let condition = parts.next().expect("grammar: if has a condition");
+        self.line(depth, &format!("{head}if {} {{", self.flat(&condition)));
+        let value = parts.next().expect("grammar: if has a value");
+        self.line(depth + 1, &self.value(&value, depth + 1, 0));
+        match parts.next() {
+            Some(other) if other.as_rule() == Rule::if_expr => self.if_value(other, depth, "} else "),
+            Some(other) => {
+                self.line(depth, "} else {");
+                self.line(depth + 1, &self.value(&other, depth + 1, 0));
+                self.line(depth, "}");
+            }
+            None => self.line(depth, "}"),
+        }
+    }
+
+    /// An expression on one line, or, when it is a list too long for the line at
+    /// `depth` after `column` characters, its items filled over lines (`wrapped_list`).
+    fn value(&self, expr: &Pair<'t, Rule>, depth: usize, column: usize) -> String {
+        let flat = self.flat(expr);
+        match lone_list_of_expr(expr) {
+            Some(list) if depth * INDENT.len() + column + flat.chars().count() > WIDTH => {
+                self.wrapped_list(&list, depth)
+            }
+            _ => flat,
+        }
+    }
+
+    /// `[` and `]` at `depth`, the items filled in between as many to a line as fit,
+    /// each followed by a comma (a table such as VGG's stays readable as rows).
+    fn wrapped_list(&self, list: &Pair<'t, Rule>, depth: usize) -> String {
+        let items: Vec<String> =
+            list.clone().into_inner().filter(|p| p.as_rule() == Rule::expr).map(|p| self.flat(&p)).collect();
+        let indent = INDENT.repeat(depth + 1);
+        let mut text = String::from("[\n");
+        let mut line = String::new();
+        for item in items {
+            if !line.is_empty() && indent.len() + line.chars().count() + 1 + item.chars().count() + 1 > WIDTH {
+                text.push_str(&format!("{indent}{line}\n"));
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&item);
+            line.push(',');
+        }
+        if !line.is_empty() {
+            text.push_str(&format!("{indent}{line}\n"));
+        }
+        text.push_str(&INDENT.repeat(depth));
+        text.push(']');
+        text
     }
 
     /// `name` or `name(args)`, wrapped one argument per line when the line would be too
@@ -467,6 +608,17 @@ fn leaves<'t>(pair: Pair<'t, Rule>, out: &mut Vec<(Rule, &'t str)>) {
         out.push((rule, pair.as_str()));
         return;
     }
+    // An index's `[` hugs the value before it (`cfg[i]`); a list's is spaced as a value.
+    if rule == Rule::index {
+        for child in inner {
+            if child.as_rule() == Rule::lbracket {
+                out.push((Rule::index, child.as_str()));
+            } else {
+                leaves(child, out);
+            }
+        }
+        return;
+    }
     for child in inner {
         leaves(child, out);
     }
@@ -475,10 +627,10 @@ fn leaves<'t>(pair: Pair<'t, Rule>, out: &mut Vec<(Rule, &'t str)>) {
 /// Whether a space goes between the tokens so far and the next one.
 fn space_between(before: &[(Rule, &str)], next: Rule) -> bool {
     let previous = before[before.len() - 1].0;
-    if matches!(next, Rule::comma | Rule::rparen | Rule::colon | Rule::dot) {
+    if matches!(next, Rule::comma | Rule::rparen | Rule::colon | Rule::dot | Rule::rbracket | Rule::index) {
         return false;
     }
-    if matches!(previous, Rule::lparen | Rule::dot | Rule::neg) {
+    if matches!(previous, Rule::lparen | Rule::dot | Rule::neg | Rule::lbracket | Rule::index) {
         return false;
     }
     if next == Rule::lparen {
@@ -504,17 +656,26 @@ fn lone_call<'t>(item: &Pair<'t, Rule>) -> Option<(Option<&'t str>, Pair<'t, Rul
     None
 }
 
+/// An expression that is one list literal and nothing else.
+fn lone_list_of_expr<'t>(expr: &Pair<'t, Rule>) -> Option<Pair<'t, Rule>> {
+    let mut parts = expr.clone().into_inner();
+    let list = parts.next().filter(|p| p.as_rule() == Rule::list)?;
+    parts.next().is_none().then_some(list)
+}
+
+/// An expression that is one `if c { a } else { b }` and nothing else.
+fn lone_if_of_expr<'t>(expr: &Pair<'t, Rule>) -> Option<Pair<'t, Rule>> {
+    let mut parts = expr.clone().into_inner();
+    let choice = parts.next().filter(|p| p.as_rule() == Rule::if_expr)?;
+    parts.next().is_none().then_some(choice)
+}
+
 /// An expression that is one call with arguments (`conv(...)`), not arithmetic.
 fn lone_call_of_expr<'t>(expr: &Pair<'t, Rule>) -> Option<Pair<'t, Rule>> {
     let mut parts = expr.clone().into_inner();
     let call = parts.next().filter(|p| p.as_rule() == Rule::call)?;
     let has_args = call.clone().into_inner().any(|p| p.as_rule() == Rule::args);
     (parts.next().is_none() && has_args).then_some(call)
-}
-
-/// The label of a layer statement.
-fn label_of<'t>(pair: &Pair<'t, Rule>) -> Option<&'t str> {
-    pair.clone().into_inner().find(|p| p.as_rule() == Rule::label).map(|p| p.as_str())
 }
 
 /// Whether a layer statement has a `{ ... }` body (and so spans several lines).

@@ -37,6 +37,20 @@ pub struct Step {
     pub error: Option<crate::diagnostics::Code>,
 }
 
+/// A computed value that was rounded to a whole number while a network was built:
+/// `make_divisible(planes * width, 8)`, `round(3 * depth)`, an integer division that
+/// dropped a remainder. What `check --rounding` lists.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rounding {
+    /// The expression that rounded.
+    pub span: Span,
+    /// How: `round`, `floor`, `ceil`, `make_divisible(·, 8)`, `floor division`.
+    pub rule: String,
+    /// The value before rounding.
+    pub exact: f64,
+    pub rounded: i64,
+}
+
 #[derive(Clone, Debug)]
 pub struct Node {
     /// The dotted path (`layer2.0.conv1`); weights live under it. Structural nodes

@@ -205,6 +205,17 @@ pub fn statements(body: &Body, visit: &mut dyn FnMut(&Stmt)) {
                 LayerExpr::Call { call, body: None } => call_bodies(call, visit),
             },
             Stmt::Let { value, .. } => expr_bodies(value, visit),
+            Stmt::For(for_stmt) => {
+                expr_bodies(&for_stmt.over, visit);
+                statements(&for_stmt.body, visit);
+            }
+            Stmt::If(if_stmt) => {
+                expr_bodies(&if_stmt.condition, visit);
+                statements(&if_stmt.then, visit);
+                if let Some(otherwise) = &if_stmt.otherwise {
+                    statements(otherwise, visit);
+                }
+            }
             _ => {}
         }
     }
@@ -220,10 +231,16 @@ fn expr_bodies(expr: &crate::syntax::ast::Expr, visit: &mut dyn FnMut(&Stmt)) {
     match &expr.kind {
         ExprKind::Seq(body) => statements(body, visit),
         ExprKind::Call(call) => call_bodies(call, visit),
-        ExprKind::Neg(inner) => expr_bodies(inner, visit),
-        ExprKind::Binary(_, left, right) => {
+        ExprKind::Neg(inner) | ExprKind::Not(inner) => expr_bodies(inner, visit),
+        ExprKind::Binary(_, left, right) | ExprKind::Index(left, right) => {
             expr_bodies(left, visit);
             expr_bodies(right, visit);
+        }
+        ExprKind::List(items) => items.iter().for_each(|item| expr_bodies(item, visit)),
+        ExprKind::If(condition, then, otherwise) => {
+            expr_bodies(condition, visit);
+            expr_bodies(then, visit);
+            expr_bodies(otherwise, visit);
         }
         _ => {}
     }
@@ -239,10 +256,16 @@ pub fn called_names(def: &Def, visit: &mut dyn FnMut(&crate::syntax::ast::Ident)
                     in_expr(&arg.value, visit);
                 }
             }
-            ExprKind::Neg(inner) => in_expr(inner, visit),
-            ExprKind::Binary(_, left, right) => {
+            ExprKind::Neg(inner) | ExprKind::Not(inner) => in_expr(inner, visit),
+            ExprKind::Binary(_, left, right) | ExprKind::Index(left, right) => {
                 in_expr(left, visit);
                 in_expr(right, visit);
+            }
+            ExprKind::List(items) => items.iter().for_each(|item| in_expr(item, visit)),
+            ExprKind::If(condition, then, otherwise) => {
+                in_expr(condition, visit);
+                in_expr(then, visit);
+                in_expr(otherwise, visit);
             }
             _ => {}
         }
@@ -273,6 +296,12 @@ pub fn called_names(def: &Def, visit: &mut dyn FnMut(&crate::syntax::ast::Ident)
             for arg in &call.args {
                 in_expr(&arg.value, visit);
             }
+        }
+        Stmt::For(for_stmt) => in_expr(&for_stmt.over, visit),
+        Stmt::If(if_stmt) => in_expr(&if_stmt.condition, visit),
+        Stmt::Assert { condition, message, .. } => {
+            in_expr(condition, visit);
+            in_expr(message, visit);
         }
         _ => {}
     });

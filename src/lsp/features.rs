@@ -244,6 +244,14 @@ pub fn definition(analysis: &Analysis, position: Position) -> Option<lsp_types::
         {
             found = Some(name.span);
         }
+        // A loop's variables, inside its body.
+        if let Stmt::For(for_stmt) = stmt
+            && for_stmt.body.span.start < offset
+            && offset < for_stmt.body.span.end
+            && let Some(name) = for_stmt.index.iter().chain([&for_stmt.item]).find(|n| n.text == word)
+        {
+            found = Some(name.span);
+        }
     });
     analysis.location(found?).map(lsp_types::GotoDefinitionResponse::Scalar)
 }
@@ -428,7 +436,22 @@ pub fn symbols(analysis: &Analysis) -> Vec<DocumentSymbol> {
 fn label_symbols(analysis: &Analysis, body: &Body) -> Vec<DocumentSymbol> {
     let mut symbols = Vec::new();
     for stmt in &body.stmts {
-        let Stmt::Layer(layer) = stmt else { continue };
+        let layer = match stmt {
+            Stmt::Layer(layer) => layer,
+            // Spliced bodies: their labels belong to this scope.
+            Stmt::For(for_stmt) => {
+                symbols.extend(label_symbols(analysis, &for_stmt.body));
+                continue;
+            }
+            Stmt::If(if_stmt) => {
+                symbols.extend(label_symbols(analysis, &if_stmt.then));
+                if let Some(otherwise) = &if_stmt.otherwise {
+                    symbols.extend(label_symbols(analysis, otherwise));
+                }
+                continue;
+            }
+            _ => continue,
+        };
         let inner = match &layer.layer {
             LayerExpr::Seq(inner) | LayerExpr::Call { body: Some(inner), .. } => Some(inner),
             LayerExpr::Call { body: None, .. } => None,
@@ -436,7 +459,7 @@ fn label_symbols(analysis: &Analysis, body: &Body) -> Vec<DocumentSymbol> {
         let children = inner.map(|b| label_symbols(analysis, b)).unwrap_or_default();
         match &layer.label {
             Some(label) => symbols.push(DocumentSymbol {
-                name: label.text.clone(),
+                name: label.text().to_string(),
                 detail: match &layer.layer {
                     LayerExpr::Call { call, .. } => Some(call.name.text.clone()),
                     LayerExpr::Seq(_) => None,
@@ -445,7 +468,7 @@ fn label_symbols(analysis: &Analysis, body: &Body) -> Vec<DocumentSymbol> {
                 tags: None,
                 deprecated: None,
                 range: analysis.range(layer.span),
-                selection_range: analysis.range(label.span),
+                selection_range: analysis.range(label.span()),
                 children: (!children.is_empty()).then_some(children),
             }),
             // Unlabelled structure (residual, scale): its labels belong to the enclosing scope.

@@ -69,6 +69,36 @@ pub enum Stmt {
         span: Span,
     },
     Layer(LayerStmt),
+    /// `for v in cfg { ... }` / `for i, v in cfg { ... }`: the body once per item,
+    /// spliced into the enclosing sequence.
+    For(ForStmt),
+    /// `if cond { ... } else { ... }`, spliced; `else if` is an `else` body holding one
+    /// `if`.
+    If(IfStmt),
+    /// `assert cond, "message"`
+    Assert {
+        condition: Expr,
+        message: Expr,
+        span: Span,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct ForStmt {
+    /// The index variable of `for i, v in ...`.
+    pub index: Option<Ident>,
+    pub item: Ident,
+    pub over: Expr,
+    pub body: Body,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct IfStmt {
+    pub condition: Expr,
+    pub then: Body,
+    pub otherwise: Option<Body>,
+    pub span: Span,
 }
 
 /// `insert cbam(reduction: 16) at bottleneck.attention as se in layer3, layer4`
@@ -85,9 +115,57 @@ pub struct Insert {
 /// `label: layer`; the label is optional.
 #[derive(Clone, Debug)]
 pub struct LayerStmt {
-    pub label: Option<Ident>,
+    pub label: Option<Label>,
     pub layer: LayerExpr,
     pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum Label {
+    /// `conv1:`
+    Name(Ident),
+    /// `layer{i + 1}:`, computed where the statement is built.
+    Template(Template),
+}
+
+impl Label {
+    pub fn span(&self) -> Span {
+        match self {
+            Label::Name(ident) => ident.span,
+            Label::Template(template) => template.span,
+        }
+    }
+
+    /// The label as written.
+    pub fn text(&self) -> &str {
+        match self {
+            Label::Name(ident) => &ident.text,
+            Label::Template(template) => &template.text,
+        }
+    }
+
+    /// The label when it is a plain name.
+    pub fn name(&self) -> Option<&Ident> {
+        match self {
+            Label::Name(ident) => Some(ident),
+            Label::Template(_) => None,
+        }
+    }
+}
+
+/// A label with `{expr}` parts.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// As written (`layer{i + 1}`).
+    pub text: String,
+    pub parts: Vec<TemplatePart>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum TemplatePart {
+    Text(String),
+    Expr(Expr),
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +199,16 @@ pub enum BinOp {
     Mul,
     Div,
     Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+    /// `x in list`
+    In,
 }
 
 impl BinOp {
@@ -131,9 +219,32 @@ impl BinOp {
             BinOp::Mul => "*",
             BinOp::Div => "/",
             BinOp::Rem => "%",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::And => "and",
+            BinOp::Or => "or",
+            BinOp::In => "in",
+        }
+    }
+
+    /// Python's: `or` < `and` < `not` < comparisons < `+ -` < `* / %`.
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinOp::Or => 1,
+            BinOp::And => 2,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::In => 4,
+            BinOp::Add | BinOp::Sub => 5,
+            BinOp::Mul | BinOp::Div | BinOp::Rem => 6,
         }
     }
 }
+
+/// `not` binds looser than comparisons (`not a == b` is `not (a == b)`), as in Python.
+pub const NOT_PRECEDENCE: u8 = 3;
 
 #[derive(Clone, Debug)]
 pub struct Expr {
@@ -156,5 +267,12 @@ pub enum ExprKind {
     /// `{ ... }` used as a value (a module literal).
     Seq(Body),
     Neg(Box<Expr>),
+    Not(Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `[64, 64, "M"]`
+    List(Vec<Expr>),
+    /// `cfg[i]`
+    Index(Box<Expr>, Box<Expr>),
+    /// `if c { a } else { b }`
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
 }

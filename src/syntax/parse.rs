@@ -112,8 +112,35 @@ fn describe_rule(rule: Rule) -> &'static str {
     match rule {
         Rule::name | Rule::label | Rule::type_name => "a name",
         Rule::path | Rule::path_list => "a layer name",
-        Rule::expr | Rule::int | Rule::float | Rule::boolean | Rule::string | Rule::in_ref | Rule::neg => "a value",
-        Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem => "an operator",
+        Rule::expr
+        | Rule::int
+        | Rule::float
+        | Rule::boolean
+        | Rule::string
+        | Rule::in_ref
+        | Rule::neg
+        | Rule::not
+        | Rule::list
+        | Rule::if_expr
+        | Rule::template_expr => "a value",
+        Rule::add
+        | Rule::sub
+        | Rule::mul
+        | Rule::div
+        | Rule::rem
+        | Rule::eq
+        | Rule::ne
+        | Rule::lt
+        | Rule::le
+        | Rule::gt
+        | Rule::ge
+        | Rule::and
+        | Rule::or
+        | Rule::member
+        | Rule::index => "an operator",
+        Rule::lbracket => "`[`",
+        Rule::rbracket => "`]`",
+        Rule::kw_else => "`else`",
         Rule::lparen => "`(`",
         Rule::rparen => "`)`",
         Rule::lbrace | Rule::body => "`{`",
@@ -150,6 +177,10 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Di
         // Between definitions only these can start.
         expected.retain(|e| *e != "a layer");
         expected.push("`block`, `network` or `import`");
+    }
+    // After a value, `[` starts an index: one more operator, not a token of its own.
+    if expected.contains(&"an operator") {
+        expected.retain(|e| *e != "`[`");
     }
     expected.sort();
     expected.dedup();
@@ -258,6 +289,8 @@ fn is_punctuation(rule: Rule) -> bool {
             | Rule::comma
             | Rule::equals
             | Rule::dot
+            | Rule::lbracket
+            | Rule::rbracket
     ) || format!("{rule:?}").starts_with("kw_")
 }
 
@@ -366,8 +399,64 @@ impl Builder {
             Rule::allow_stmt => {
                 Stmt::Allow { lints: children(pair).into_iter().map(|p| self.ident(p)).collect(), span }
             }
+            Rule::for_stmt => {
+                let mut names = Vec::new();
+                let mut over = None;
+                let mut body = None;
+                for part in children(pair) {
+                    match part.as_rule() {
+                        Rule::name => names.push(self.ident(part)),
+                        Rule::expr => over = Some(self.expr(part)),
+                        _ => body = Some(self.body(part)),
+                    }
+                }
+                let item = names.pop().expect("grammar: for names its item");
+                Stmt::For(ForStmt {
+                    index: names.pop(),
+                    item,
+                    over: over.expect("grammar: for has a list"),
+                    body: body.expect("grammar: for has a body"),
+                    span,
+                })
+            }
+            Rule::if_stmt => Stmt::If(self.if_stmt(pair)),
+            Rule::assert_stmt => {
+                let mut parts = children(pair).into_iter();
+                let condition = self.expr(parts.next().expect("grammar: assert condition"));
+                let message = self.expr(parts.next().expect("grammar: assert message"));
+                Stmt::Assert { condition, message, span }
+            }
             _ => Stmt::Layer(self.layer_stmt(pair)),
         }
+    }
+
+    fn if_stmt(&mut self, pair: Pair<'_, Rule>) -> IfStmt {
+        let span = self.span(&pair);
+        let mut parts = children(pair).into_iter();
+        let condition = self.expr(parts.next().expect("grammar: if condition"));
+        let then = self.body(parts.next().expect("grammar: if body"));
+        let otherwise = parts.next().map(|part| {
+            if part.as_rule() == Rule::if_stmt {
+                let nested = self.if_stmt(part);
+                Body { span: nested.span, stmts: vec![Stmt::If(nested)] }
+            } else {
+                self.body(part)
+            }
+        });
+        IfStmt { condition, then, otherwise, span }
+    }
+
+    fn template(&mut self, pair: Pair<'_, Rule>) -> Template {
+        let span = self.span(&pair);
+        let text = pair.as_str().to_string();
+        let parts = pair
+            .into_inner()
+            .map(|part| match part.as_rule() {
+                Rule::label_text => TemplatePart::Text(part.as_str().to_string()),
+                _ => TemplatePart::Expr(self.expr(children(part).remove(0))),
+            })
+            .collect();
+        Template { text, parts, span }
     }
 
     fn layer_stmt(&mut self, pair: Pair<'_, Rule>) -> LayerStmt {
@@ -376,7 +465,8 @@ impl Builder {
         let mut layer = None;
         for part in children(pair) {
             match part.as_rule() {
-                Rule::label => label = Some(self.ident(part)),
+                Rule::label => label = Some(Label::Name(self.ident(part))),
+                Rule::label_template => label = Some(Label::Template(self.template(part))),
                 Rule::layer => layer = Some(self.layer(part)),
                 _ => {}
             }
@@ -435,25 +525,55 @@ impl Builder {
             );
             return Expr { kind: ExprKind::Int(None), span };
         }
-        let mut operands: Vec<Expr> = Vec::new();
+        // Operands with their prefixes (`-`, `not`) and indexes, and the operators
+        // between them, folded by precedence.
+        let mut operands: Vec<Operand> = Vec::new();
         let mut operators: Vec<BinOp> = Vec::new();
-        let mut negations: Vec<Span> = Vec::new();
+        let mut prefixes: Vec<(Rule, Span)> = Vec::new();
         for part in children(pair) {
-            match part.as_rule() {
-                Rule::neg => negations.push(self.span(&part)),
-                Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem => operators.push(match part.as_rule() {
+            let rule = part.as_rule();
+            match rule {
+                Rule::neg | Rule::not => prefixes.push((rule, self.span(&part))),
+                Rule::index => {
+                    let index = self.expr(children(part.clone()).remove(0));
+                    let end = self.span(&part);
+                    let operand = operands.last_mut().expect("grammar: an index follows an operand");
+                    let base = std::mem::replace(&mut operand.expr, Expr { kind: ExprKind::Bool(false), span });
+                    operand.expr =
+                        Expr { span: base.span.to(end), kind: ExprKind::Index(Box::new(base), Box::new(index)) };
+                }
+                Rule::add
+                | Rule::sub
+                | Rule::mul
+                | Rule::div
+                | Rule::rem
+                | Rule::eq
+                | Rule::ne
+                | Rule::lt
+                | Rule::le
+                | Rule::gt
+                | Rule::ge
+                | Rule::and
+                | Rule::or
+                | Rule::member => operators.push(match rule {
                     Rule::add => BinOp::Add,
                     Rule::sub => BinOp::Sub,
                     Rule::mul => BinOp::Mul,
                     Rule::div => BinOp::Div,
-                    _ => BinOp::Rem,
+                    Rule::rem => BinOp::Rem,
+                    Rule::eq => BinOp::Eq,
+                    Rule::ne => BinOp::Ne,
+                    Rule::lt => BinOp::Lt,
+                    Rule::le => BinOp::Le,
+                    Rule::gt => BinOp::Gt,
+                    Rule::ge => BinOp::Ge,
+                    Rule::and => BinOp::And,
+                    Rule::member => BinOp::In,
+                    _ => BinOp::Or,
                 }),
                 _ => {
-                    let mut operand = self.primary(part);
-                    while let Some(neg) = negations.pop() {
-                        operand = Expr { span: neg.to(operand.span), kind: ExprKind::Neg(Box::new(operand)) };
-                    }
-                    operands.push(operand);
+                    let expr = self.primary(part);
+                    operands.push(Operand { prefixes: std::mem::take(&mut prefixes), expr });
                 }
             }
         }
@@ -499,6 +619,15 @@ impl Builder {
             Rule::in_ref => ExprKind::InRef(self.ident(children(pair).remove(0))),
             Rule::call => ExprKind::Call(self.call(pair)),
             Rule::body => ExprKind::Seq(self.body(pair)),
+            Rule::list => ExprKind::List(children(pair).into_iter().map(|e| self.expr(e)).collect()),
+            Rule::if_expr => {
+                let mut parts = children(pair).into_iter();
+                let condition = self.expr(parts.next().expect("grammar: if condition"));
+                let then = self.expr(parts.next().expect("grammar: if value"));
+                let other = parts.next().expect("grammar: else value");
+                let otherwise = if other.as_rule() == Rule::if_expr { self.primary(other) } else { self.expr(other) };
+                ExprKind::If(Box::new(condition), Box::new(then), Box::new(otherwise))
+            }
             Rule::expr => return self.expr(pair),
             other => unreachable!("grammar: unexpected primary {other:?}"),
         };
@@ -506,39 +635,76 @@ impl Builder {
     }
 }
 
-fn precedence(op: BinOp) -> u8 {
-    match op {
-        BinOp::Add | BinOp::Sub => 1,
-        BinOp::Mul | BinOp::Div | BinOp::Rem => 2,
+/// An operand of a flat expression: its value (indexes applied) and the prefix
+/// operators written before it, outermost first.
+struct Operand {
+    prefixes: Vec<(Rule, Span)>,
+    expr: Expr,
+}
+
+/// What the shunting-yard keeps on its stack: a binary operator, or a `not` waiting
+/// for its operand (which may be a whole comparison: `not a == b`).
+#[derive(Clone, Copy)]
+enum Pending {
+    Binary(BinOp),
+    Not(Span),
+}
+
+impl Pending {
+    fn precedence(self) -> u8 {
+        match self {
+            Pending::Binary(op) => op.precedence(),
+            Pending::Not(_) => NOT_PRECEDENCE,
+        }
     }
 }
 
-/// Shunting-yard over a flat `a op b op c` list; all operators are left-associative.
-fn fold_binary(operands: Vec<Expr>, operators: Vec<BinOp>) -> Expr {
+/// Shunting-yard over a flat `a op b op c` list; binary operators are left-associative,
+/// `-` binds tighter than any of them, `not` looser than comparisons.
+fn fold_binary(operands: Vec<Operand>, operators: Vec<BinOp>) -> Expr {
     let mut output: Vec<Expr> = Vec::new();
-    let mut pending: Vec<BinOp> = Vec::new();
-    let reduce = |output: &mut Vec<Expr>, op: BinOp| {
+    let mut pending: Vec<Pending> = Vec::new();
+    let reduce = |output: &mut Vec<Expr>, top: Pending| {
         let right = output.pop().expect("operand");
-        let left = output.pop().expect("operand");
-        let span = left.span.to(right.span);
-        output.push(Expr { span, kind: ExprKind::Binary(op, Box::new(left), Box::new(right)) });
+        match top {
+            Pending::Binary(op) => {
+                let left = output.pop().expect("operand");
+                let span = left.span.to(right.span);
+                output.push(Expr { span, kind: ExprKind::Binary(op, Box::new(left), Box::new(right)) });
+            }
+            Pending::Not(at) => output.push(Expr { span: at.to(right.span), kind: ExprKind::Not(Box::new(right)) }),
+        }
+    };
+    // Pushes an operand: its `-`s apply at once; its `not`s wait on the stack.
+    let push = |output: &mut Vec<Expr>, pending: &mut Vec<Pending>, operand: Operand| {
+        let mut expr = operand.expr;
+        let mut nots = Vec::new();
+        for (rule, at) in operand.prefixes.into_iter().rev() {
+            if rule == Rule::neg {
+                expr = Expr { span: at.to(expr.span), kind: ExprKind::Neg(Box::new(expr)) };
+            } else {
+                nots.push(at);
+            }
+        }
+        pending.extend(nots.into_iter().rev().map(Pending::Not));
+        output.push(expr);
     };
     let mut operands = operands.into_iter();
-    output.push(operands.next().expect("grammar: expression has an operand"));
+    push(&mut output, &mut pending, operands.next().expect("grammar: expression has an operand"));
     for (op, operand) in operators.into_iter().zip(operands) {
         while let Some(&top) = pending.last() {
-            if precedence(top) >= precedence(op) {
+            if top.precedence() >= op.precedence() {
                 pending.pop();
                 reduce(&mut output, top);
             } else {
                 break;
             }
         }
-        pending.push(op);
-        output.push(operand);
+        pending.push(Pending::Binary(op));
+        push(&mut output, &mut pending, operand);
     }
-    while let Some(op) = pending.pop() {
-        reduce(&mut output, op);
+    while let Some(top) = pending.pop() {
+        reduce(&mut output, top);
     }
     output.pop().expect("one expression remains")
 }
