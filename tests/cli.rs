@@ -295,3 +295,10 @@ fn flops_sweep_prints_one_row_per_value_and_a_csv() {
 fn field(line: &str, index: usize) -> &str {
     line.split(',').nth(index).unwrap_or_default()
 }
+
+#[test]
+fn a_set_value_that_uses_its_own_parameter_is_an_error() {
+    let out = archc(&["check", "models/resnet20.arch", "--set", "classes=classes + 1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("the value of `classes` uses `classes`, which has no value yet"), "{}", stderr(&out));
+}

@@ -99,6 +99,10 @@ fn messy_inputs_snapshots() {
             "network n {\n    input image(3, 224, 224)\n    projection_with_a_long_name: conv(make_divisible(in.channels * 1.5 / 16, 8, 0.9), kernel: 3, stride: 2, padding: 1, dilation: 1, groups: 1, bias: false)\n    relu\n}\n",
         ),
         (
+            "loops_tables_and_computed_labels",
+            "network n(cfg: list = [ 8,\"M\" ,16 ], deep: bool = false) {\n    input image(3, 8, 8)\n  assert len( cfg )>0 and not deep,\"x\"\n    let w = if deep{ cfg[ 0 ] } else if len(cfg) in [1,2] { 4 } else { cfg[-1] }\n  for i,v in cfg { if v==\"M\" { maxpool(kernel: 2) } else { s{ i }{i}{i}{i}{i}: conv(v, kernel: 3, padding: 1)\n relu } }\n  conv1: conv(w, kernel: 1)\n  x{ 1 + 1 }: relu\n}\n",
+        ),
+        (
             "bodies_and_one_line_sequences",
             "block cbam_like() {\n    scale { parallel(merge: sum) { { mean(over: spatial) relu } { amax(over: spatial) relu } } sigmoid }\n}\nnetwork n {\n    input image(8, 8, 8)\n    let shared = { conv(8, kernel: 1) relu }\n    residual(shortcut: identity) { shared\n shared }\n    cbam_like\n    insert   se( ) at basic . attention as se in layer3 ,layer4\n    allow( uneven_stride,tiny_input_stem )\n}\n",
         ),

@@ -112,19 +112,26 @@ fn sweep(args: FlopsArgs) -> Result<ExitCode, Error> {
             let mut built = Vec::new();
             let mut ideal = Vec::new();
             let mut effect = Vec::new();
+            // G, M or K MACs: whichever keeps the largest a number of a few digits.
+            let largest = rows.iter().map(|(_, r)| r.macs).max().unwrap_or(0) as f64;
+            let (unit, unit_name) = [(1e9, "GMACs"), (1e6, "MMACs"), (1e3, "KMACs")]
+                .into_iter()
+                .find(|(u, _)| largest >= *u)
+                .unwrap_or((1.0, "MACs"));
             for ((variant, report), x) in
                 variants.iter().filter(|v| &v.path == path).zip(&rows).map(|(v, (_, r))| (v, r)).zip(xs)
             {
                 let options = crate::elaborate::Options { set: variant.settings.clone(), ..options.clone() };
                 let rounding = crate::cost::rounding::rounding_report(path, &options)?;
-                built.push((*x, report.macs as f64 / 1e9));
-                if let Some(macs) = rounding.ideal_macs {
-                    ideal.push((*x, macs / 1e9));
+                built.push((*x, report.macs as f64 / unit));
+                if let Some(macs) = rounding.ideal_macs.map(|m| m * args.batch as f64) {
+                    ideal.push((*x, macs / unit));
                     effect.push((*x, (report.macs as f64 / macs - 1.0) * 100.0));
                 }
             }
             let title = format!("{}: MACs against {name}", base.model);
-            let axes = crate::plots::Axes { title: &title, x: name, y: "GMACs (batch 1)" };
+            let y = format!("{unit_name} (batch {})", args.batch);
+            let axes = crate::plots::Axes { title: &title, x: name, y: &y };
             let series = [
                 ("unrounded ideal", ideal, crate::plots::color(1)),
                 ("as built (rounded)", built, crate::plots::color(0)),
@@ -132,6 +139,11 @@ fn sweep(args: FlopsArgs) -> Result<ExitCode, Error> {
             let effect_axes =
                 crate::plots::Axes { title: "what rounding did", x: name, y: "MACs as built vs unrounded (%)" };
             let effect = [("as built vs unrounded", effect, crate::plots::color(2))];
+            if effect.is_empty() {
+                eprintln!(
+                    "warning: no unrounded ideal for any value (see `check --rounding`); the right panel is empty"
+                );
+            }
             match crate::plots::side_by_side(plot, (1200, 500), (&axes, &series), (&effect_axes, &effect)) {
                 Ok(()) => eprintln!("wrote {}", plot.display()),
                 Err(error) => eprintln!("warning: no plot: {error}"),

@@ -8,7 +8,8 @@
 //! costs; the ideal adds, for every rounded value, (exact - rounded) times that. This is
 //! exact for block counts (cost is linear in them) and first-order for channel counts
 //! (a convolution whose input and output both move is off by the square of the
-//! fraction, a fraction of a channel's cost).
+//! fraction, a fraction of a channel's cost). Integer divisions are listed but not undone
+//! (`kernel / 2` is a padding, `cfg[i / 2]` an index, not a scaled width).
 
 use super::{Convention, GroupBy, report};
 use crate::elaborate::{Options, compile_file};
@@ -22,6 +23,8 @@ use serde::Serialize;
 /// (a block's `make_divisible` in each copy of a stage).
 #[derive(Clone, Debug, Serialize)]
 pub struct RoundedValue {
+    /// The file, when it is not the one checked (a block of the standard library).
+    pub file: Option<String>,
     pub line: usize,
     pub column: usize,
     /// The expression as written.
@@ -79,8 +82,12 @@ pub fn rounding_report(path: &str, options: &Options) -> Result<RoundingReport, 
         let text = compiled.sources.text(rounding.span.file);
         let expression = text[rounding.span.start..rounding.span.end].to_string();
         let (line, column) = compiled.sources.line_column(rounding.span.file, rounding.span.start);
+        let name = compiled.sources.name(rounding.span.file);
+        let file = (name != path).then(|| name.replace("<std>/", "std/"));
         let mut per_step = None;
-        if rounding.exact != rounding.rounded as f64 {
+        // An integer division is listed but not undone: it halves kernels into paddings
+        // and picks list items as often as it computes widths.
+        if rounding.exact != rounding.rounded as f64 && rounding.rule != "floor division" {
             // A central difference where the value can go down a step, else a forward one.
             let up = cost_with((rounding.span, rounding.exact, 1));
             let down = if rounding.rounded > 1 { cost_with((rounding.span, rounding.exact, -1)) } else { None };
@@ -100,6 +107,7 @@ pub fn rounding_report(path: &str, options: &Options) -> Result<RoundingReport, 
             }
         }
         out.push(RoundedValue {
+            file,
             line,
             column,
             expression,
@@ -138,7 +146,10 @@ pub fn render_rounding(report: &RoundingReport) -> String {
                 format!("{:+.1}%", (v.rounded as f64 / v.exact - 1.0) * 100.0)
             };
             vec![
-                format!("{}:{}", v.line, v.column),
+                match &v.file {
+                    Some(file) => format!("{file}:{}:{}", v.line, v.column),
+                    None => format!("{}:{}", v.line, v.column),
+                },
                 v.expression.clone(),
                 v.rule.clone(),
                 short(v.exact),
@@ -164,6 +175,11 @@ pub fn render_rounding(report: &RoundingReport) -> String {
             )),
             None => out.push_str(&format!("{what:<6} {} as built\n", thousands(built))),
         }
+    }
+    if report.values.iter().any(|v| v.rule == "floor division" && v.exact != v.rounded as f64) {
+        out.push_str(
+            "integer divisions are listed, not undone: the ideal undoes round, floor, ceil and make_divisible\n",
+        );
     }
     if !report.unmeasured.is_empty() {
         out.push_str(&format!(

@@ -194,6 +194,12 @@ pub fn render_sweep(variants: &[(String, Report)], base: &Report, format: Format
                 "variant,params,macs,forward_activation_bytes,train_sgd_momentum_bytes,params_ratio,macs_ratio\n",
             );
             for (label, r) in variants {
+                // RFC 4180: a field with a comma or a quote is quoted, its quotes doubled.
+                let label = if label.contains([',', '"']) {
+                    format!("\"{}\"", label.replace('"', "\"\""))
+                } else {
+                    label.clone()
+                };
                 let _ = writeln!(
                     out,
                     "{label},{},{},{},{},{:.6},{:.6}",

@@ -42,7 +42,14 @@ impl Elaborator<'_> {
             },
             ExprKind::List(items) => {
                 let values: Vec<Option<Const>> = items.iter().map(|item| self.eval(item, env)).collect();
-                Some(Const::List(Rc::new(values.into_iter().collect::<Option<Vec<Const>>>()?)))
+                let values = values.into_iter().collect::<Option<Vec<Const>>>()?;
+                // Nested lists count every item they hold: doubling a list 40 times in
+                // `let`s must not make a value too large to compare or print.
+                let mut budget = MAX_LIST;
+                if !values.iter().all(|v| fits(v, &mut budget)) {
+                    return self.too_long(None, expr.span);
+                }
+                Some(Const::List(Rc::new(values)))
             }
             ExprKind::Index(base, index) => {
                 let (list, position) = (self.eval(base, env), self.eval(index, env));
@@ -50,7 +57,10 @@ impl Elaborator<'_> {
             }
             ExprKind::If(condition, then, otherwise) => {
                 // Only the branch taken is evaluated, as in Python.
-                let branch = if self.condition(condition, env)? { then } else { otherwise };
+                let (branch, other) =
+                    if self.condition(condition, env)? { (then, otherwise) } else { (otherwise, then) };
+                // The other is not evaluated, but a name misspelt in it is still a mistake.
+                self.names_known(other, env, &[]);
                 self.eval(branch, env)
             }
             ExprKind::Binary(op @ (BinOp::And | BinOp::Or), left, right) => {
@@ -176,7 +186,7 @@ impl Elaborator<'_> {
     /// `list[position]`, counting from the end for negative positions, as Python does.
     fn index(&mut self, list: Const, list_span: Span, position: Const, span: Span) -> Option<Const> {
         let Const::List(items) = list else {
-            return self.not_a_list(&list, list_span, "only a list can be indexed");
+            return self.not_a_list(&list, list_span, "only a list can be indexed", None);
         };
         let Const::Int(position) = position else { return self.type_error(span, "an integer index", &position) };
         let len = items.len() as i64;
@@ -205,8 +215,15 @@ impl Elaborator<'_> {
         Some(items[at as usize].clone())
     }
 
-    /// Reports a value used where a list is needed (`for`, indexing, `len`).
-    pub(super) fn not_a_list<T>(&mut self, value: &Const, span: Span, what: &str) -> Option<T> {
+    /// Reports a value used where a list is needed (`for`, indexing, `len`). `counted` is
+    /// how a loop's count was written (`depth`, `len(cfg)`), for the help `range(...)`.
+    pub(super) fn not_a_list<T>(
+        &mut self,
+        value: &Const,
+        span: Span,
+        what: &str,
+        counted: Option<String>,
+    ) -> Option<T> {
         if let Const::Name(name) = value {
             return self.unknown_value(name, span);
         }
@@ -218,9 +235,12 @@ impl Elaborator<'_> {
                 format!("this is {} {}", article(value.type_name()), value.type_name()),
             )
             .with_note(what.to_string())
-            .with_help(match value {
-                Const::Int(n) if *n >= 0 => format!("for the numbers 0 to {}, write `range({n})`", n - 1),
-                _ => "write a list, `[64, 128, 256]`, or `range(n)`".to_string(),
+            .with_help(match (value, counted) {
+                // A count where a loop wants a list.
+                (Const::Int(n), Some(count)) if *n > 0 => {
+                    format!("to go over the numbers 0 to {}, write `range({count})`", n - 1)
+                }
+                _ => "write a list such as `[64, 128, 256]`, or use a parameter declared `list`".to_string(),
             }),
         );
         None
@@ -230,17 +250,20 @@ impl Elaborator<'_> {
         if matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge) {
             return self.compare(op, &left, &right, span, right_span);
         }
-        if op == BinOp::In {
+        if matches!(op, BinOp::In | BinOp::NotIn) {
             let Const::List(items) = &right else {
-                return self.not_a_list(&right, right_span, "`in` looks for a value among the items of a list");
+                return self.not_a_list(&right, right_span, "`in` looks for a value among the items of a list", None);
             };
-            return Some(Const::Bool(items.iter().any(|item| same_value(&left, item))));
+            let found = items.iter().any(|item| same_value(&left, item));
+            return Some(Const::Bool(found == (op == BinOp::In)));
         }
         if let (BinOp::Add, Const::List(a), Const::List(b)) = (op, &left, &right) {
-            if a.len() + b.len() > MAX_LIST {
-                return self.too_long(a.len() + b.len(), span);
+            let joined: Vec<Const> = a.iter().chain(b.iter()).cloned().collect();
+            let mut budget = MAX_LIST;
+            if !joined.iter().all(|v| fits(v, &mut budget)) {
+                return self.too_long(Some(a.len() + b.len()).filter(|&n| n > MAX_LIST), span);
             }
-            return Some(Const::List(Rc::new(a.iter().chain(b.iter()).cloned().collect())));
+            return Some(Const::List(Rc::new(joined)));
         }
         match (&left, &right) {
             (Const::Int(a), Const::Int(b)) => {
@@ -346,7 +369,9 @@ impl Elaborator<'_> {
         Some(Const::Bool(result))
     }
 
-    fn too_long<T>(&mut self, len: usize, span: Span) -> Option<T> {
+    /// A list over the limit: its length when known, else (nested items) "more than".
+    fn too_long<T>(&mut self, len: Option<usize>, span: Span) -> Option<T> {
+        let len = len.map_or(format!("more than {MAX_LIST}"), |n| n.to_string());
         self.error(
             Diagnostic::new(
                 Code::TooLarge,
@@ -441,8 +466,11 @@ impl Elaborator<'_> {
             _ => (1, 1),
         };
         if args.len() < min_args || args.len() > max_args {
-            let expected =
-                if min_args == max_args { min_args.to_string() } else { format!("{min_args} or {max_args}") };
+            let expected = match max_args - min_args {
+                0 => min_args.to_string(),
+                1 => format!("{min_args} or {max_args}"),
+                _ => format!("{min_args} to {max_args}"),
+            };
             self.error(Diagnostic::new(
                 Code::UnknownArgument,
                 format!("`{name}` takes {expected} arguments, but {} were given", args.len()),
@@ -454,7 +482,7 @@ impl Elaborator<'_> {
         if name == "len" {
             return match &args[0].value {
                 Const::List(items) => Some(Const::Int(items.len() as i64)),
-                other => self.not_a_list(&other.clone(), args[0].span, "`len` counts the items of a list"),
+                other => self.not_a_list(&other.clone(), args[0].span, "`len` counts the items of a list", None),
             };
         }
         if name == "range" {
@@ -478,8 +506,17 @@ impl Elaborator<'_> {
                 let value = as_float(&numbers[0]);
                 let divisor = as_float(&numbers[1]);
                 let limit = numbers.get(2).map(as_float).unwrap_or(0.9);
-                if divisor <= 0.0 {
+                if divisor == 0.0 {
                     return self.division_by_zero(args[1].span);
+                }
+                if divisor < 0.0 {
+                    self.error(Diagnostic::new(
+                        Code::InvalidValue,
+                        format!("`make_divisible` rounds to a multiple of a positive divisor, not {}", numbers[1]),
+                        args[1].span,
+                        "negative divisor",
+                    ));
+                    return None;
                 }
                 let mut rounded = (((value + divisor / 2.0) / divisor).floor() * divisor).max(divisor);
                 if rounded < limit * value {
@@ -544,7 +581,7 @@ impl Elaborator<'_> {
         }
         .max(0);
         if len > MAX_LIST as i128 {
-            return self.too_long(len as usize, span);
+            return self.too_long(usize::try_from(len).ok(), span);
         }
         let items = (0..len as i64).map(|i| Const::Int(start + i * step)).collect();
         Some(Const::List(Rc::new(items)))
@@ -565,6 +602,19 @@ pub fn is_choice(word: &str) -> bool {
         .flat_map(|s| s.args.iter())
         .any(|a| matches!(a.ty, crate::ops::Ty::Choice(options) if options.contains(&word)));
     in_ops || super::structure::MERGES.contains(&word)
+}
+
+/// Whether a value's items (nested lists counted item by item) fit in what is left of
+/// `budget`, which it uses up.
+fn fits(value: &Const, budget: &mut usize) -> bool {
+    if *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    match value {
+        Const::List(items) => items.iter().all(|item| fits(item, budget)),
+        _ => true,
+    }
 }
 
 /// Equality as `==` sees it: numbers by value, words and strings by text, lists item

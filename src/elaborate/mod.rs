@@ -188,7 +188,12 @@ fn once_per_mistake(mut found: Vec<Diagnostic>, entry: Option<crate::source::Fil
     for d in found {
         match kept.last_mut() {
             Some((first, more)) if first.code == d.code && first.primary.span == d.primary.span => {
-                more.extend(d.instance.clone());
+                // The same instance twice (two layers after it failed alike) is named once.
+                if let Some(instance) =
+                    d.instance.clone().filter(|i| !more.contains(i) && first.instance.as_ref() != Some(i))
+                {
+                    more.push(instance);
+                }
             }
             _ => kept.push((d, Vec::new())),
         }
@@ -375,7 +380,7 @@ pub(crate) struct Elaborator<'a> {
     used_blocks: Vec<String>,
     /// The `for` passes being elaborated, outermost first (`v = 64`), for saying which
     /// pass a mistake is in.
-    passes: Vec<String>,
+    passes: Vec<(usize, String)>,
     passes_unrolled: usize,
     roundings: Vec<Rounding>,
 }
@@ -410,12 +415,22 @@ impl<'a> Elaborator<'a> {
     /// Records an error, adding where the enclosing block was instantiated when the
     /// error sits inside that block's definition.
     fn error(&mut self, mut diagnostic: Diagnostic) {
+        // The passes of the loops being built in the innermost block (or the network).
+        let depth = self.frames.len();
+        let passes: Vec<&str> = self.passes.iter().filter(|(d, _)| *d == depth).map(|(_, p)| p.as_str()).collect();
+        let pass = (!passes.is_empty()).then(|| passes.join("; "));
         if let Some(frame) = self.frames.last() {
             let inside = diagnostic.primary.span.file == frame.def_span.file
                 && frame.def_span.start <= diagnostic.primary.span.start
                 && diagnostic.primary.span.end <= frame.def_span.end;
             if inside {
-                diagnostic.instance = Some(frame.path.clone());
+                diagnostic.instance = Some(match &pass {
+                    Some(pass) => format!("{} where {pass}", frame.path),
+                    None => frame.path.clone(),
+                });
+                if let Some(pass) = &pass {
+                    diagnostic = diagnostic.with_note(format!("in the pass where {pass}"));
+                }
                 let at = if frame.path.is_empty() { String::new() } else { format!(" as `{}`", frame.path) };
                 diagnostic =
                     diagnostic.with_secondary(frame.call_span, format!("`{}` instantiated here{at}", frame.block));
@@ -435,8 +450,9 @@ impl<'a> Elaborator<'a> {
         }
         // A mistake in a loop's body is met once per pass: say which pass this is, and
         // group the others under it (`once_per_mistake`).
-        if diagnostic.instance.is_none() && !self.passes.is_empty() {
-            let pass = self.passes.join("; ");
+        if diagnostic.instance.is_none()
+            && let Some(pass) = pass
+        {
             diagnostic = diagnostic.with_note(format!("in the pass where {pass}"));
             diagnostic.instance = Some(pass);
         }

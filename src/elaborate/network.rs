@@ -37,10 +37,35 @@ impl Elaborator<'_> {
         for param in &def.params {
             env.poison(&param.name.text);
         }
-        for param in &def.params {
+        for (i, param) in def.params.iter().enumerate() {
             let given = self.settings.iter().find(|s| s.name == param.name.text);
             if given.is_some_and(|s| s.value.is_none()) {
                 continue; // reported when parsed
+            }
+            // A `--set` value may use the parameters before this one, which have values.
+            if let Some(value) = given.and_then(|s| s.value.as_ref()) {
+                let unset: Vec<Ident> = names_in(value)
+                    .into_iter()
+                    .filter(|used| def.params[i..].iter().any(|p| p.name.text == used.text))
+                    .cloned()
+                    .collect();
+                for used in &unset {
+                    self.error(
+                        Diagnostic::new(
+                            Code::UnknownName,
+                            format!("the value of `{}` uses `{}`, which has no value yet", param.name.text, used.text),
+                            used.span,
+                            "no value yet",
+                        )
+                        .with_help(format!(
+                            "a `--set` value may use the parameters declared before `{}`; write a number or an expression",
+                            param.name.text
+                        )),
+                    );
+                }
+                if !unset.is_empty() {
+                    continue;
+                }
             }
             match given.and_then(|s| s.value.as_ref()).or(param.default.as_ref()) {
                 Some(default) => {
@@ -105,6 +130,17 @@ impl Elaborator<'_> {
             for (i, param) in entry.def.params.iter().enumerate() {
                 let Some(default) = &param.default else { continue };
                 for used in names_in(default) {
+                    if used.text == param.name.text && entry.def.kind == crate::syntax::ast::DefKind::Network {
+                        // A block's would be an unknown name; a network's parameters are
+                        // all reserved before any has a value, so it must be said here.
+                        found.push(Diagnostic::new(
+                            Code::UnknownName,
+                            format!("the default of `{}` uses `{}` itself", param.name.text, used.text),
+                            used.span,
+                            "no value yet",
+                        ));
+                        continue;
+                    }
                     if let Some(later) = entry.def.params[i + 1..].iter().find(|p| p.name.text == used.text) {
                         found.push(
                             Diagnostic::new(

@@ -117,10 +117,15 @@ impl Elaborator<'_> {
     /// parameters (`basic` gets no `groups`). A name misspelt in it is a mistake whatever
     /// the parameters, so its layers' names and their arguments' names are checked
     /// (`local`: names its own `let`s and loops bind).
-    fn unchosen(&mut self, body: &Body, env: &Rc<Env>, local: &mut Vec<String>) {
+    pub(super) fn unchosen(&mut self, body: &Body, env: &Rc<Env>, local: &mut Vec<String>) {
         for stmt in &body.stmts {
             match stmt {
-                Stmt::Let { name, .. } => local.push(name.text.clone()),
+                Stmt::Let { name, value, .. } => {
+                    self.names_known(value, env, local);
+                    local.push(name.text.clone());
+                }
+                Stmt::Input(call) => self.misplaced(call.span, "`input` belongs at the top of a `network`"),
+                Stmt::Insert(insert) => self.misplaced(insert.span, "`insert` belongs at the top of a `network`"),
                 Stmt::Layer(layer_stmt) => match &layer_stmt.layer {
                     LayerExpr::Seq(inner) => self.unchosen(inner, env, local),
                     LayerExpr::Call { call, body } => {
@@ -131,10 +136,12 @@ impl Elaborator<'_> {
                     }
                 },
                 Stmt::For(for_stmt) => {
+                    self.names_known(&for_stmt.over, env, local);
                     local.extend(for_stmt.index.iter().chain([&for_stmt.item]).map(|n| n.text.clone()));
                     self.unchosen(&for_stmt.body, env, local);
                 }
                 Stmt::If(if_stmt) => {
+                    self.names_known(&if_stmt.condition, env, local);
                     self.unchosen(&if_stmt.then, env, local);
                     if let Some(otherwise) = &if_stmt.otherwise {
                         self.unchosen(otherwise, env, local);
@@ -168,10 +175,31 @@ impl Elaborator<'_> {
                 default: if *required { DefaultSrc::Required } else { DefaultSrc::Absent },
             })
             .collect();
+        for arg in &call.args {
+            self.names_known(&arg.value, env, local);
+        }
         // The values are not looked at: any placeholder binds.
         let args: Vec<ArgValue> =
             call.args.iter().map(|a| ArgValue { name: a.name.clone(), value: Const::Int(0), span: a.span }).collect();
         let _ = self.bind(&call.name, &params, &args, call.span, None);
+    }
+
+    /// Reports the bare names in an expression that is not evaluated (a branch not
+    /// taken) when they name nothing: no parameter, `let` or loop variable (`local`: those
+    /// bound inside the branch), layer, block, function or choice.
+    pub(super) fn names_known(&mut self, expr: &crate::syntax::ast::Expr, env: &Rc<Env>, local: &[String]) {
+        for name in super::network::names_in(expr) {
+            let text = name.text.as_str();
+            let known = local.iter().any(|l| l == text)
+                || env.lookup(text).is_some()
+                || env.is_poisoned(text)
+                || self.callee(text).is_some()
+                || super::eval::is_choice(text);
+            if !known {
+                self.current_env = Some(env.clone());
+                let _: Option<()> = self.unknown_value(text, name.span);
+            }
+        }
     }
 
     /// `for v in list { ... }`: the body once per item, each pass in a scope of its own
@@ -185,9 +213,18 @@ impl Elaborator<'_> {
         current: &mut Option<Shape>,
     ) {
         let items = match self.eval(&for_stmt.over, env) {
+            // No pass: the body is still checked for names, as a branch not taken is.
+            Some(Const::List(items)) if items.is_empty() => {
+                let mut local: Vec<String> =
+                    for_stmt.index.iter().chain([&for_stmt.item]).map(|n| n.text.clone()).collect();
+                self.unchosen(&for_stmt.body, env, &mut local);
+                return;
+            }
             Some(Const::List(items)) => items,
             Some(other) => {
-                let _: Option<()> = self.not_a_list(&other, for_stmt.over.span, "`for` goes over the items of a list");
+                let counted = written(&for_stmt.over).unwrap_or_else(|| other.to_string());
+                let what = "`for` goes over the items of a list";
+                let _: Option<()> = self.not_a_list(&other, for_stmt.over.span, what, Some(counted));
                 *current = None;
                 return;
             }
@@ -211,7 +248,7 @@ impl Elaborator<'_> {
                 );
                 return;
             }
-            let pass = Env::child(env, env.input);
+            let pass = Env::pass(env);
             let mut described = Vec::new();
             if let Some(index) = &for_stmt.index {
                 pass.define(&index.text, Const::Int(position as i64));
@@ -219,7 +256,7 @@ impl Elaborator<'_> {
             }
             pass.define(&for_stmt.item.text, item.clone());
             described.push(format!("{} = {item}", for_stmt.item.text));
-            self.passes.push(described.join(", "));
+            self.passes.push((self.frames.len(), described.join(", ")));
             self.statements(&for_stmt.body, &pass, scope, false, nodes, current);
             self.passes.pop();
             if self.aborted {
@@ -236,17 +273,31 @@ impl Elaborator<'_> {
         span: Span,
         env: &Rc<Env>,
     ) {
-        let reported = self.diagnostics.len();
-        let message_value = self.eval(message, env);
+        let text = match self.eval(message, env) {
+            Some(Const::Str(text)) => Some(text),
+            Some(other) => {
+                // `assert c,` with the message forgotten takes the next line as its message.
+                self.error(
+                    Diagnostic::new(
+                        Code::WrongType,
+                        format!(
+                            "an `assert`'s message is a string, but this is {} {}",
+                            super::eval::article(other.type_name()),
+                            other.type_name()
+                        ),
+                        message.span,
+                        "not a message",
+                    )
+                    .with_help("write the message after the comma: `assert CONDITION, \"what went wrong\"`"),
+                );
+                None
+            }
+            None => None,
+        };
         if self.condition(condition, env) != Some(false) {
             return;
         }
-        let text = match message_value {
-            Some(Const::Str(text)) => text,
-            Some(other) => other.to_string(),
-            None if self.diagnostics.len() > reported => return,
-            None => "assertion failed".into(),
-        };
+        let Some(text) = text else { return };
         let mut d = Diagnostic::new(Code::AssertFailed, text, condition.span, "this is false");
         let mut values = Vec::new();
         for name in super::network::names_in(condition) {
@@ -496,6 +547,19 @@ impl Elaborator<'_> {
             return;
         }
         let value = match value {
+            Const::Module(_) if env.in_loop() => {
+                self.error(
+                    Diagnostic::new(
+                        Code::DuplicateLabel,
+                        format!("a `let` module in a loop would be one set of weights named `{}` in every pass", name.text),
+                        name.span,
+                        "shared by every pass",
+                    )
+                    .with_help("write the layer in the loop without `let` (each pass gets its own), or move the `let` before the loop to share one module"),
+                );
+                env.poison(&name.text);
+                return;
+            }
             Const::Module(inner) => {
                 self.claim(scope, Some(name), name.span);
                 self.next_shared += 1;
@@ -987,6 +1051,16 @@ impl Elaborator<'_> {
             .with_help("write `bias: false` on the convolution"),
         );
     }
+}
+
+/// A name or a call of names as written (`depth`, `len(cfg)`), for a help line.
+fn written(expr: &crate::syntax::ast::Expr) -> Option<String> {
+    let crate::syntax::ast::ExprKind::Call(call) = &expr.kind else { return None };
+    if !call.has_parens {
+        return Some(call.name.text.clone());
+    }
+    let args: Option<Vec<String>> = call.args.iter().filter(|a| a.name.is_none()).map(|a| written(&a.value)).collect();
+    Some(format!("{}({})", call.name.text, args?.join(", ")))
 }
 
 /// A primitive argument's type as the binder knows it.

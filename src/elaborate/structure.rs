@@ -325,7 +325,10 @@ impl Elaborator<'_> {
         let mut complete = true;
         for stmt in &body.stmts {
             let Stmt::Layer(layer_stmt) = stmt else {
-                self.misplaced(site, "a `parallel` body holds only branches (layers or `{ ... }` sequences)");
+                self.misplaced(
+                    stmt.span(),
+                    "a `parallel` body holds only branches (layers or `{ ... }` sequences): no `let`, `for` or `if`",
+                );
                 complete = false;
                 continue;
             };

@@ -47,19 +47,33 @@ impl fmt::Display for Const {
             Const::Bool(v) => write!(f, "{v}"),
             Const::Name(v) => write!(f, "{v}"),
             Const::Str(v) => write!(f, "\"{v}\""),
-            Const::List(items) => {
-                write!(f, "[")?;
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, ", ")?;
-                    }
-                    write!(f, "{item}")?;
-                }
-                write!(f, "]")
-            }
+            Const::List(items) => write_list(f, items, 0),
             Const::Module(m) => write!(f, "{}", m.describe()),
         }
     }
+}
+
+/// A list as people read it in a message: at most `SHOWN` items, two levels deep (a
+/// list can be built with 2^40 items by doubling; its message must stay a line).
+fn write_list(f: &mut fmt::Formatter<'_>, items: &[Const], depth: usize) -> fmt::Result {
+    const SHOWN: usize = 8;
+    if depth >= 2 {
+        return write!(f, "[… {} item{}]", items.len(), if items.len() == 1 { "" } else { "s" });
+    }
+    write!(f, "[")?;
+    for (i, item) in items.iter().take(SHOWN).enumerate() {
+        if i > 0 {
+            write!(f, ", ")?;
+        }
+        match item {
+            Const::List(inner) => write_list(f, inner, depth + 1)?,
+            other => write!(f, "{other}")?,
+        }
+    }
+    if items.len() > SHOWN {
+        write!(f, ", … {} more", items.len() - SHOWN)?;
+    }
+    write!(f, "]")
 }
 
 /// An argument after evaluation, before it is matched to a parameter.
@@ -131,15 +145,30 @@ pub struct Env {
     /// The shape `in` refers to; `None` once an earlier error made it unknown.
     pub input: Option<Shape>,
     parent: Option<Rc<Env>>,
+    /// The scope of one pass of a `for` loop.
+    loop_pass: bool,
 }
 
 impl Env {
     pub fn root(input: Option<Shape>) -> Rc<Env> {
-        Rc::new(Env { vars: RefCell::default(), poisoned: RefCell::default(), input, parent: None })
+        Rc::new(Env { vars: RefCell::default(), poisoned: RefCell::default(), input, parent: None, loop_pass: false })
     }
 
     pub fn child(parent: &Rc<Env>, input: Option<Shape>) -> Rc<Env> {
-        Rc::new(Env { vars: RefCell::default(), poisoned: RefCell::default(), input, parent: Some(parent.clone()) })
+        let parent = Some(parent.clone());
+        Rc::new(Env { vars: RefCell::default(), poisoned: RefCell::default(), input, parent, loop_pass: false })
+    }
+
+    /// The scope of one pass of a `for` loop.
+    pub fn pass(parent: &Rc<Env>) -> Rc<Env> {
+        let parent = Some(parent.clone());
+        let input = parent.as_ref().and_then(|p| p.input);
+        Rc::new(Env { vars: RefCell::default(), poisoned: RefCell::default(), input, parent, loop_pass: true })
+    }
+
+    /// Whether this scope is inside a pass of a `for` loop (of the same block).
+    pub fn in_loop(&self) -> bool {
+        self.loop_pass || self.parent.as_ref().is_some_and(|p| p.in_loop())
     }
 
     pub fn define(&self, name: &str, value: Const) {

@@ -175,8 +175,9 @@ impl<'t> Printer<'t> {
                     && !has_body(pair)
                     && !self.has_comment(pair.as_span().start(), code_end(pair));
                 candidate.then(|| {
-                    let label = self.label_of(pair).map_or(0, |l| l.len() + 2);
-                    (label, self.flat(pair).chars().count() - label)
+                    let label = self.label_of(pair).map_or(0, |l| l.chars().count() + 2);
+                    let layer = pair.clone().into_inner().find(|p| p.as_rule() == Rule::layer);
+                    (label, layer.map_or(0, |layer| self.flat(&layer).chars().count()))
                 })
             })
             .collect();
@@ -225,9 +226,14 @@ impl<'t> Printer<'t> {
                         Rule::name => names.push(part.as_str()),
                         Rule::expr => {
                             let start = format!("{head} {} in ", names.join(", "));
+                            let commented = self.has_comment(part.as_span().start(), code_end(&part));
                             let over = self.flat_or_verbatim(&part);
                             head = match lone_list_of_expr(&part) {
-                                Some(list) if depth * INDENT.len() + start.len() + over.chars().count() + 2 > WIDTH => {
+                                // A list with comments inside stays as written (with them).
+                                Some(list)
+                                    if !commented
+                                        && depth * INDENT.len() + start.len() + over.chars().count() + 2 > WIDTH =>
+                                {
                                     format!("{start}{}", self.wrapped_list(&list, depth))
                                 }
                                 _ => format!("{start}{over}"),
@@ -604,7 +610,9 @@ fn leaves<'t>(pair: Pair<'t, Rule>, out: &mut Vec<(Rule, &'t str)>) {
     let rule = pair.as_rule();
     let mut inner = pair.clone().into_inner().peekable();
     // Atomic rules (names, numbers, paths, keywords) are tokens whatever they hold.
-    if inner.peek().is_none() || matches!(rule, Rule::path | Rule::label | Rule::name | Rule::string) {
+    if inner.peek().is_none()
+        || matches!(rule, Rule::path | Rule::label | Rule::label_template | Rule::name | Rule::string)
+    {
         out.push((rule, pair.as_str()));
         return;
     }

@@ -83,6 +83,21 @@ pub enum Stmt {
     },
 }
 
+impl Stmt {
+    /// Where the whole statement is.
+    pub fn span(&self) -> Span {
+        match self {
+            Stmt::Input(call) => call.span,
+            Stmt::Insert(insert) => insert.span,
+            Stmt::Point(point) => point.span,
+            Stmt::Layer(layer) => layer.span,
+            Stmt::For(for_stmt) => for_stmt.span,
+            Stmt::If(if_stmt) => if_stmt.span,
+            Stmt::Let { span, .. } | Stmt::Allow { span, .. } | Stmt::Assert { span, .. } => *span,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ForStmt {
     /// The index variable of `for i, v in ...`.
@@ -209,6 +224,8 @@ pub enum BinOp {
     Or,
     /// `x in list`
     In,
+    /// `x not in list`
+    NotIn,
 }
 
 impl BinOp {
@@ -228,7 +245,13 @@ impl BinOp {
             BinOp::And => "and",
             BinOp::Or => "or",
             BinOp::In => "in",
+            BinOp::NotIn => "not in",
         }
+    }
+
+    /// `==`, `<`, `in`, ...: the operators that chain (`0 < a < 5`).
+    pub fn is_comparison(self) -> bool {
+        matches!(self, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::In | BinOp::NotIn)
     }
 
     /// Python's: `or` < `and` < `not` < comparisons < `+ -` < `* / %`.
@@ -236,7 +259,7 @@ impl BinOp {
         match self {
             BinOp::Or => 1,
             BinOp::And => 2,
-            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::In => 4,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::In | BinOp::NotIn => 4,
             BinOp::Add | BinOp::Sub => 5,
             BinOp::Mul | BinOp::Div | BinOp::Rem => 6,
         }

@@ -137,6 +137,7 @@ fn describe_rule(rule: Rule) -> &'static str {
         | Rule::and
         | Rule::or
         | Rule::member
+        | Rule::not_member
         | Rule::index => "an operator",
         Rule::lbracket => "`[`",
         Rule::rbracket => "`]`",
@@ -555,7 +556,8 @@ impl Builder {
                 | Rule::ge
                 | Rule::and
                 | Rule::or
-                | Rule::member => operators.push(match rule {
+                | Rule::member
+                | Rule::not_member => operators.push(match rule {
                     Rule::add => BinOp::Add,
                     Rule::sub => BinOp::Sub,
                     Rule::mul => BinOp::Mul,
@@ -569,6 +571,7 @@ impl Builder {
                     Rule::ge => BinOp::Ge,
                     Rule::and => BinOp::And,
                     Rule::member => BinOp::In,
+                    Rule::not_member => BinOp::NotIn,
                     _ => BinOp::Or,
                 }),
                 _ => {
@@ -660,23 +663,39 @@ impl Pending {
 }
 
 /// Shunting-yard over a flat `a op b op c` list; binary operators are left-associative,
-/// `-` binds tighter than any of them, `not` looser than comparisons.
+/// `-` binds tighter than any of them, `not` looser than comparisons. Comparisons chain
+/// as in Python: `0 < a < 5` is `0 < a and a < 5`.
 fn fold_binary(operands: Vec<Operand>, operators: Vec<BinOp>) -> Expr {
-    let mut output: Vec<Expr> = Vec::new();
+    // Each value on the stack, and whether it is a comparison folded here (not one in
+    // parentheses), which a following comparison chains onto.
+    let mut output: Vec<(Expr, bool)> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
-    let reduce = |output: &mut Vec<Expr>, top: Pending| {
-        let right = output.pop().expect("operand");
+    let reduce = |output: &mut Vec<(Expr, bool)>, top: Pending| {
+        let (right, _) = output.pop().expect("operand");
         match top {
             Pending::Binary(op) => {
-                let left = output.pop().expect("operand");
+                let (left, chained) = output.pop().expect("operand");
                 let span = left.span.to(right.span);
-                output.push(Expr { span, kind: ExprKind::Binary(op, Box::new(left), Box::new(right)) });
+                let comparison = op.is_comparison();
+                let expr = match chained_middle(&left).filter(|_| chained && comparison) {
+                    Some(middle) => {
+                        let next = Expr {
+                            span: middle.span.to(right.span),
+                            kind: ExprKind::Binary(op, Box::new(middle), Box::new(right)),
+                        };
+                        Expr { span, kind: ExprKind::Binary(BinOp::And, Box::new(left), Box::new(next)) }
+                    }
+                    None => Expr { span, kind: ExprKind::Binary(op, Box::new(left), Box::new(right)) },
+                };
+                output.push((expr, comparison));
             }
-            Pending::Not(at) => output.push(Expr { span: at.to(right.span), kind: ExprKind::Not(Box::new(right)) }),
+            Pending::Not(at) => {
+                output.push((Expr { span: at.to(right.span), kind: ExprKind::Not(Box::new(right)) }, false))
+            }
         }
     };
     // Pushes an operand: its `-`s apply at once; its `not`s wait on the stack.
-    let push = |output: &mut Vec<Expr>, pending: &mut Vec<Pending>, operand: Operand| {
+    let push = |output: &mut Vec<(Expr, bool)>, pending: &mut Vec<Pending>, operand: Operand| {
         let mut expr = operand.expr;
         let mut nots = Vec::new();
         for (rule, at) in operand.prefixes.into_iter().rev() {
@@ -687,7 +706,7 @@ fn fold_binary(operands: Vec<Operand>, operators: Vec<BinOp>) -> Expr {
             }
         }
         pending.extend(nots.into_iter().rev().map(Pending::Not));
-        output.push(expr);
+        output.push((expr, false));
     };
     let mut operands = operands.into_iter();
     push(&mut output, &mut pending, operands.next().expect("grammar: expression has an operand"));
@@ -706,7 +725,17 @@ fn fold_binary(operands: Vec<Operand>, operators: Vec<BinOp>) -> Expr {
     while let Some(top) = pending.pop() {
         reduce(&mut output, top);
     }
-    output.pop().expect("one expression remains")
+    output.pop().expect("one expression remains").0
+}
+
+/// The right-hand side of the last comparison of a chain (`b` of `a < b`, `c` of
+/// `a < b and b < c`), which the next comparison of the chain compares again.
+fn chained_middle(expr: &Expr) -> Option<Expr> {
+    match &expr.kind {
+        ExprKind::Binary(op, _, right) if op.is_comparison() => Some((**right).clone()),
+        ExprKind::Binary(BinOp::And, _, right) => chained_middle(right),
+        _ => None,
+    }
 }
 
 /// Where a pair's last token ends. pest's spans of rules ending in an optional or
