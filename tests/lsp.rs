@@ -366,3 +366,42 @@ fn malformed_requests_are_answered_and_the_server_lives_on() {
     assert!(hover.is_object() || hover.is_null());
     client.shutdown();
 }
+
+/// A family written with a table and a loop: a layer inside the loop has one hover line
+/// per pass, the computed labels are symbols, a loop variable's definition is its `for`.
+#[test]
+fn loops_hover_every_pass_and_their_labels_are_symbols() {
+    let dir = Scratch::new("lsp", "loops");
+    let path = dir.join("stages.arch");
+    let text = "\
+network stages(widths: list = [8, 16]) {
+    input image(3, 8, 8)
+    for i, planes in widths {
+        stage{i + 1}: conv(planes, kernel: 3, padding: 1)
+        relu
+    }
+    global_avgpool
+    flatten
+    linear(10)
+}
+";
+    std::fs::write(&path, text).unwrap();
+    let uri = format!("file://{}", path.display());
+    let mut client = Client::start(json!({}));
+    let published = client.open(&uri, text);
+    assert_eq!(published["diagnostics"], json!([]), "{published:#}");
+    let hover = client.request("textDocument/hover", at(&uri, 4, 9));
+    let shown = hover["contents"]["value"].as_str().unwrap_or_default().to_string();
+    for (path, shape) in [("`1`", "image(8, 8, 8)"), ("`3`", "image(16, 8, 8)")] {
+        assert!(shown.contains(path) && shown.contains(shape), "relu at pass {path}: {shown}");
+    }
+    let hover = client.request("textDocument/hover", at(&uri, 3, 24));
+    let shown = hover["contents"]["value"].as_str().unwrap_or_default().to_string();
+    assert!(shown.contains("stage1") && shown.contains("stage2"), "{shown}");
+    let symbols = client.request("textDocument/documentSymbol", json!({"textDocument": {"uri": uri}}));
+    let names = serde_json::to_string(&symbols).unwrap();
+    assert!(names.contains("\"stage{i + 1}\""), "{names}");
+    let definition = client.request("textDocument/definition", at(&uri, 3, 28));
+    assert_eq!(definition["range"]["start"], json!({"line": 2, "character": 11}), "{definition}");
+    client.shutdown();
+}

@@ -123,22 +123,7 @@ fn describe_rule(rule: Rule) -> &'static str {
         | Rule::list
         | Rule::if_expr
         | Rule::template_expr => "a value",
-        Rule::add
-        | Rule::sub
-        | Rule::mul
-        | Rule::div
-        | Rule::rem
-        | Rule::eq
-        | Rule::ne
-        | Rule::lt
-        | Rule::le
-        | Rule::gt
-        | Rule::ge
-        | Rule::and
-        | Rule::or
-        | Rule::member
-        | Rule::not_member
-        | Rule::index => "an operator",
+        rule if rule == Rule::index || binary_operator(rule).is_some() => "an operator",
         Rule::lbracket => "`[`",
         Rule::rbracket => "`]`",
         Rule::kw_else => "`else`",
@@ -543,37 +528,7 @@ impl Builder {
                     operand.expr =
                         Expr { span: base.span.to(end), kind: ExprKind::Index(Box::new(base), Box::new(index)) };
                 }
-                Rule::add
-                | Rule::sub
-                | Rule::mul
-                | Rule::div
-                | Rule::rem
-                | Rule::eq
-                | Rule::ne
-                | Rule::lt
-                | Rule::le
-                | Rule::gt
-                | Rule::ge
-                | Rule::and
-                | Rule::or
-                | Rule::member
-                | Rule::not_member => operators.push(match rule {
-                    Rule::add => BinOp::Add,
-                    Rule::sub => BinOp::Sub,
-                    Rule::mul => BinOp::Mul,
-                    Rule::div => BinOp::Div,
-                    Rule::rem => BinOp::Rem,
-                    Rule::eq => BinOp::Eq,
-                    Rule::ne => BinOp::Ne,
-                    Rule::lt => BinOp::Lt,
-                    Rule::le => BinOp::Le,
-                    Rule::gt => BinOp::Gt,
-                    Rule::ge => BinOp::Ge,
-                    Rule::and => BinOp::And,
-                    Rule::member => BinOp::In,
-                    Rule::not_member => BinOp::NotIn,
-                    _ => BinOp::Or,
-                }),
+                _ if binary_operator(rule).is_some() => operators.extend(binary_operator(rule)),
                 _ => {
                     let expr = self.primary(part);
                     operands.push(Operand { prefixes: std::mem::take(&mut prefixes), expr });
@@ -636,6 +591,28 @@ impl Builder {
         };
         Expr { kind, span }
     }
+}
+
+/// The binary operator a rule is, if it is one.
+fn binary_operator(rule: Rule) -> Option<BinOp> {
+    Some(match rule {
+        Rule::add => BinOp::Add,
+        Rule::sub => BinOp::Sub,
+        Rule::mul => BinOp::Mul,
+        Rule::div => BinOp::Div,
+        Rule::rem => BinOp::Rem,
+        Rule::eq => BinOp::Eq,
+        Rule::ne => BinOp::Ne,
+        Rule::lt => BinOp::Lt,
+        Rule::le => BinOp::Le,
+        Rule::gt => BinOp::Gt,
+        Rule::ge => BinOp::Ge,
+        Rule::and => BinOp::And,
+        Rule::or => BinOp::Or,
+        Rule::member => BinOp::In,
+        Rule::not_member => BinOp::NotIn,
+        _ => return None,
+    })
 }
 
 /// An operand of a flat expression: its value (indexes applied) and the prefix
