@@ -99,7 +99,7 @@ impl Elaborator<'_> {
                     // Which branch was meant is unknown, and so is the shape after it.
                     None => *current = None,
                 },
-                Stmt::Assert { condition, message, span } => self.assert(condition, message, *span, env),
+                Stmt::Assert { condition, message, .. } => self.assert(condition, message, env),
                 Stmt::Allow { .. } => {}
                 Stmt::Input(call) if !top_of_network => {
                     self.misplaced(call.span, "`input` belongs at the top of a `network`")
@@ -154,7 +154,9 @@ impl Elaborator<'_> {
 
     fn unchosen_call(&mut self, call: &crate::syntax::ast::Call, env: &Rc<Env>, local: &[String]) {
         let name = &call.name.text;
-        if local.contains(name) || env.lookup(name).is_some() || env.is_poisoned(name) {
+        // A bare name may be a module value; with parentheses it is always a layer or
+        // block (as where layers are built).
+        if !call.has_parens && (local.contains(name) || env.lookup(name).is_some() || env.is_poisoned(name)) {
             return;
         }
         let names: Vec<(String, bool)> = match self.callee(name) {
@@ -266,13 +268,7 @@ impl Elaborator<'_> {
     }
 
     /// `assert condition, "message"`: the model author's own check.
-    fn assert(
-        &mut self,
-        condition: &crate::syntax::ast::Expr,
-        message: &crate::syntax::ast::Expr,
-        span: Span,
-        env: &Rc<Env>,
-    ) {
+    fn assert(&mut self, condition: &crate::syntax::ast::Expr, message: &crate::syntax::ast::Expr, env: &Rc<Env>) {
         let text = match self.eval(message, env) {
             Some(Const::Str(text)) => Some(text),
             Some(other) => {
@@ -313,7 +309,6 @@ impl Elaborator<'_> {
         if !values.is_empty() {
             d = d.with_note(format!("here {}", values.join(", ")));
         }
-        let _ = span;
         self.error(d);
     }
 
