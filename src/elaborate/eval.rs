@@ -297,14 +297,25 @@ impl Elaborator<'_> {
                 if matches!(op, BinOp::Div | BinOp::Rem) && b == 0.0 {
                     return self.division_by_zero(right_span);
                 }
-                Some(Const::Float(match op {
+                let result = match op {
                     BinOp::Add => a + b,
                     BinOp::Sub => a - b,
                     BinOp::Mul => a * b,
                     BinOp::Div => a / b,
                     BinOp::Rem => a.rem_euclid(b),
                     _ => unreachable!("comparisons and logic are handled above"),
-                }))
+                };
+                // `1e308 * 10` is infinite: no layer takes it (an `eps` of inf, a NaN).
+                if !result.is_finite() {
+                    self.error(Diagnostic::new(
+                        Code::Overflow,
+                        "the result is not a finite number",
+                        span,
+                        format!("{left} {} {right} is beyond the largest float", op.symbol()),
+                    ));
+                    return None;
+                }
+                Some(Const::Float(result))
             }
             // Two bare words that name nothing: both are mistakes.
             (Const::Name(l), Const::Name(r)) => {
