@@ -30,13 +30,22 @@ fn compiled_with(path: &str, input: Option<Shape>, set: &[(String, String)]) -> 
     compiled.result.models.into_iter().next().unwrap_or_else(|| panic!("{path} compiles"))
 }
 
+/// Burn's random generator is one for the process: tests running beside each other
+/// take turns seeding it and drawing a network's initial weights.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn seeded_state_dict(model: &Model, seed: u64) -> StateDict {
+    let _turn = SEEDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let device = Default::default();
+    Flex::seed(&device, seed);
+    Network::<Flex>::new(model, &device).state_dict()
+}
+
 /// A network's weights with nothing left at a default that could hide a wiring
 /// mistake: running statistics away from 0 and 1, zero tensors (class token, biases
 /// PyTorch starts at zero) filled.
 fn weights(model: &Model, seed: u64) -> StateDict {
-    let device = Default::default();
-    Flex::seed(&device, seed);
-    let mut dict = Network::<Flex>::new(model, &device).state_dict();
+    let mut dict = seeded_state_dict(model, seed);
     for (name, tensor) in dict.tensors.iter_mut() {
         let n = tensor.data.len();
         let wave = |i: usize, scale: f32| ((i * 7919 % 101) as f32 / 101.0 - 0.5) * scale;
@@ -59,7 +68,12 @@ fn input_batch(shape: &Shape, batch: usize) -> (Vec<usize>, Vec<f32>) {
 
 fn archc_logits(model: &Model, dict: &StateDict, dims: &[usize], data: &[f32]) -> Vec<f32> {
     let device = Default::default();
-    let network = Network::<Flex>::new(model, &device).load_state_dict(dict).unwrap();
+    // Building draws initial weights from the shared generator: take a turn too.
+    let network = {
+        let _turn = SEEDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Network::<Flex>::new(model, &device)
+    };
+    let network = network.load_state_dict(dict).unwrap();
     let input = match dims.len() {
         4 => Value::Image(Tensor::from_data(TensorData::new(data.to_vec(), dims.to_vec()), &device)),
         3 => Value::Tokens(Tensor::from_data(TensorData::new(data.to_vec(), dims.to_vec()), &device)),
@@ -238,9 +252,7 @@ fn the_file_names_weights_as_pytorch_and_nodes_by_source_line() {
     let graph = proto.graph.unwrap();
     // The initializers are the state dict's tensors, by name, with their values.
     let model = compiled("models/resnet18.arch", None);
-    let device = Default::default();
-    Flex::seed(&device, 3);
-    let dict = Network::<Flex>::new(&model, &device).state_dict();
+    let dict = seeded_state_dict(&model, 3);
     let mut names: Vec<&str> = graph.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
     names.sort_unstable();
     let expected: Vec<&str> = dict.tensors.keys().map(String::as_str).collect();
