@@ -118,9 +118,7 @@ fn sweep(args: FlopsArgs) -> Result<ExitCode, Error> {
                 .into_iter()
                 .find(|(u, _)| largest >= *u)
                 .unwrap_or((1.0, "MACs"));
-            for ((variant, report), x) in
-                variants.iter().filter(|v| &v.path == path).zip(&rows).map(|(v, (_, r))| (v, r)).zip(xs)
-            {
+            for ((variant, (_, report)), x) in variants.iter().filter(|v| &v.path == path).zip(&rows).zip(xs) {
                 let options = crate::elaborate::Options { set: variant.settings.clone(), ..options.clone() };
                 let rounding = crate::cost::rounding::rounding_report(path, &options)?;
                 built.push((*x, report.macs as f64 / unit));
@@ -138,12 +136,12 @@ fn sweep(args: FlopsArgs) -> Result<ExitCode, Error> {
             ];
             let effect_axes =
                 crate::plots::Axes { title: "what rounding did", x: name, y: "MACs as built vs unrounded (%)" };
-            let effect = [("as built vs unrounded", effect, crate::plots::color(2))];
             if effect.is_empty() {
                 eprintln!(
                     "warning: no unrounded ideal for any value (see `check --rounding`); the right panel is empty"
                 );
             }
+            let effect = [("as built vs unrounded", effect, crate::plots::color(2))];
             match crate::plots::side_by_side(plot, (1200, 500), (&axes, &series), (&effect_axes, &effect)) {
                 Ok(()) => eprintln!("wrote {}", plot.display()),
                 Err(error) => eprintln!("warning: no plot: {error}"),

@@ -15,7 +15,7 @@ use super::{Convention, GroupBy, report};
 use crate::elaborate::{Options, compile_file};
 use crate::error::{Error, Purpose};
 use crate::format::{aligned, thousands};
-use crate::ir::Rounding;
+use crate::ir::{FLOOR_DIVISION, Rounding};
 use crate::source::Span;
 use serde::Serialize;
 
@@ -87,7 +87,7 @@ pub fn rounding_report(path: &str, options: &Options) -> Result<RoundingReport, 
         let mut per_step = None;
         // An integer division is listed but not undone: it halves kernels into paddings
         // and picks list items as often as it computes widths.
-        if rounding.exact != rounding.rounded as f64 && rounding.rule != "floor division" {
+        if rounding.exact != rounding.rounded as f64 && rounding.rule != FLOOR_DIVISION {
             // A central difference where the value can go down a step, else a forward one.
             let up = cost_with((rounding.span, rounding.exact, 1));
             let down = if rounding.rounded > 1 { cost_with((rounding.span, rounding.exact, -1)) } else { None };
@@ -176,7 +176,7 @@ pub fn render_rounding(report: &RoundingReport) -> String {
             None => out.push_str(&format!("{what:<6} {} as built\n", thousands(built))),
         }
     }
-    if report.values.iter().any(|v| v.rule == "floor division" && v.exact != v.rounded as f64) {
+    if report.values.iter().any(|v| v.rule == FLOOR_DIVISION && v.exact != v.rounded as f64) {
         out.push_str(
             "integer divisions are listed, not undone: the ideal undoes round, floor, ceil and make_divisible\n",
         );

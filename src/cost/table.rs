@@ -1,7 +1,7 @@
 //! Cost tables as text: aligned table, Markdown, CSV (exact integers), JSON (exact).
 
 use super::Report;
-use crate::report::{aligned, bytes, human, thousands};
+use crate::report::{aligned, bytes, human, markdown, thousands};
 use std::fmt::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -262,11 +262,8 @@ pub fn render_sweep(variants: &[(String, Report)], base: &Report, format: Format
                 human(base.macs)
             );
             if format == Format::Markdown {
-                let _ = writeln!(out, "\n| {} |", header.join(" | "));
-                let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|");
-                for row in rows {
-                    let _ = writeln!(out, "| {} |", row.join(" | "));
-                }
+                out.push('\n');
+                out.push_str(&markdown(&header, &rows, 1));
                 return out;
             }
             out.push_str(&aligned(&header, &rows, 1));

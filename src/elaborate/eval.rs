@@ -282,7 +282,7 @@ impl Elaborator<'_> {
                         if let Some(q) = quotient
                             && a % b != 0
                         {
-                            let q = self.rounded(span, "floor division", a as f64 / b as f64, q);
+                            let q = self.rounded(span, crate::ir::FLOOR_DIVISION, a as f64 / b as f64, q);
                             return Some(Const::Int(q));
                         }
                         quotient

@@ -424,13 +424,7 @@ impl<'a> Elaborator<'a> {
                 && frame.def_span.start <= diagnostic.primary.span.start
                 && diagnostic.primary.span.end <= frame.def_span.end;
             if inside {
-                diagnostic.instance = Some(match &pass {
-                    Some(pass) => format!("{} where {pass}", frame.path),
-                    None => frame.path.clone(),
-                });
-                if let Some(pass) = &pass {
-                    diagnostic = diagnostic.with_note(format!("in the pass where {pass}"));
-                }
+                diagnostic.instance = Some(frame.path.clone());
                 let at = if frame.path.is_empty() { String::new() } else { format!(" as `{}`", frame.path) };
                 diagnostic =
                     diagnostic.with_secondary(frame.call_span, format!("`{}` instantiated here{at}", frame.block));
@@ -449,12 +443,13 @@ impl<'a> Elaborator<'a> {
             }
         }
         // A mistake in a loop's body is met once per pass: say which pass this is, and
-        // group the others under it (`once_per_mistake`).
-        if diagnostic.instance.is_none()
-            && let Some(pass) = pass
-        {
+        // group the others under it (`once_per_mistake`; in a block, with its path).
+        if let Some(pass) = pass {
             diagnostic = diagnostic.with_note(format!("in the pass where {pass}"));
-            diagnostic.instance = Some(pass);
+            diagnostic.instance = Some(match diagnostic.instance.take() {
+                Some(path) => format!("{path} where {pass}"),
+                None => pass,
+            });
         }
         self.diagnostics.push(diagnostic);
     }

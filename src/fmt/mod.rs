@@ -226,18 +226,14 @@ impl<'t> Printer<'t> {
                         Rule::name => names.push(part.as_str()),
                         Rule::expr => {
                             let start = format!("{head} {} in ", names.join(", "));
-                            let commented = self.has_comment(part.as_span().start(), code_end(&part));
-                            let over = self.flat_or_verbatim(&part);
-                            head = match lone_list_of_expr(&part) {
-                                // A list with comments inside stays as written (with them).
-                                Some(list)
-                                    if !commented
-                                        && depth * INDENT.len() + start.len() + over.chars().count() + 2 > WIDTH =>
-                                {
-                                    format!("{start}{}", self.wrapped_list(&list, depth))
-                                }
-                                _ => format!("{start}{over}"),
+                            // With comments inside it stays as written (with them); else a
+                            // list too long for the line (and ` {`) is filled over lines.
+                            let over = if self.has_comment(part.as_span().start(), code_end(&part)) {
+                                self.flat_or_verbatim(&part)
+                            } else {
+                                self.value(&part, depth, start.len() + " {".len())
                             };
+                            head = format!("{start}{over}");
                         }
                         Rule::body => body = Some(part),
                         _ => {}
@@ -664,26 +660,25 @@ fn lone_call<'t>(item: &Pair<'t, Rule>) -> Option<(Option<&'t str>, Pair<'t, Rul
     None
 }
 
-/// An expression that is one list literal and nothing else.
-fn lone_list_of_expr<'t>(expr: &Pair<'t, Rule>) -> Option<Pair<'t, Rule>> {
+/// An expression that is one `rule` (a list, an `if` value, a call) and nothing else:
+/// no operator, index or prefix around it.
+fn lone<'t>(expr: &Pair<'t, Rule>, rule: Rule) -> Option<Pair<'t, Rule>> {
     let mut parts = expr.clone().into_inner();
-    let list = parts.next().filter(|p| p.as_rule() == Rule::list)?;
-    parts.next().is_none().then_some(list)
+    let only = parts.next().filter(|p| p.as_rule() == rule)?;
+    parts.next().is_none().then_some(only)
 }
 
-/// An expression that is one `if c { a } else { b }` and nothing else.
+fn lone_list_of_expr<'t>(expr: &Pair<'t, Rule>) -> Option<Pair<'t, Rule>> {
+    lone(expr, Rule::list)
+}
+
 fn lone_if_of_expr<'t>(expr: &Pair<'t, Rule>) -> Option<Pair<'t, Rule>> {
-    let mut parts = expr.clone().into_inner();
-    let choice = parts.next().filter(|p| p.as_rule() == Rule::if_expr)?;
-    parts.next().is_none().then_some(choice)
+    lone(expr, Rule::if_expr)
 }
 
 /// An expression that is one call with arguments (`conv(...)`), not arithmetic.
 fn lone_call_of_expr<'t>(expr: &Pair<'t, Rule>) -> Option<Pair<'t, Rule>> {
-    let mut parts = expr.clone().into_inner();
-    let call = parts.next().filter(|p| p.as_rule() == Rule::call)?;
-    let has_args = call.clone().into_inner().any(|p| p.as_rule() == Rule::args);
-    (parts.next().is_none() && has_args).then_some(call)
+    lone(expr, Rule::call).filter(|call| call.clone().into_inner().any(|p| p.as_rule() == Rule::args))
 }
 
 /// Whether a layer statement has a `{ ... }` body (and so spans several lines).

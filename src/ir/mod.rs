@@ -40,6 +40,9 @@ pub struct Step {
 /// A computed value that was rounded to a whole number while a network was built:
 /// `make_divisible(planes * width, 8)`, `round(3 * depth)`, an integer division that
 /// dropped a remainder. What `check --rounding` lists.
+/// The rule of a `Rounding` made by an integer `/` that dropped a remainder.
+pub const FLOOR_DIVISION: &str = "floor division";
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rounding {
     /// The expression that rounded.
