@@ -7,6 +7,8 @@
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(fashion_mnist)");
     println!("cargo::rustc-check-cfg=cfg(onnxruntime)");
+    println!("cargo::rustc-check-cfg=cfg(chromium)");
+    println!("cargo::rerun-if-changed=tests/browser/node_modules");
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-env-changed=ARCHC_ONNX_PYTHON");
     // The ONNX tests run the exported files in onnxruntime, from the Python that
@@ -24,5 +26,12 @@ fn main() {
     }
     if std::env::var_os("CI").is_some() || std::path::Path::new("/usr/share/datasets/fashion-mnist").exists() {
         println!("cargo::rustc-cfg=fashion_mnist");
+    }
+    // The graph page's browser test drives Debian's Chromium with playwright-core
+    // (`npm ci` in tests/browser); without both it is ignored, and in CI it always runs.
+    let browser = std::path::Path::new("/usr/bin/chromium").exists()
+        && std::path::Path::new("tests/browser/node_modules/playwright-core").exists();
+    if std::env::var_os("CI").is_some() || browser {
+        println!("cargo::rustc-cfg=chromium");
     }
 }

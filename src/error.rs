@@ -148,6 +148,10 @@ pub enum Purpose {
     Evaluate,
     Run,
     Export,
+    /// `archc graph`.
+    Draw,
+    /// `archc diff`.
+    Compare,
 }
 
 /// A dataset or input that does not fit the model, or holds what it should not.
@@ -484,6 +488,10 @@ pub enum ArgumentError {
     },
     /// A training request with neither a model and a dataset nor a run to resume.
     NothingToTrain,
+    /// `archc diff` with one file and no `A:`/`B:` setting: nothing to compare it with.
+    DiffNeedsTwo {
+        file: String,
+    },
     /// `--freeze` covering tensors that `--init` does not provide: they would stay at
     /// their random start.
     FreezesFresh {
@@ -628,6 +636,8 @@ impl fmt::Display for Error {
                     Purpose::Evaluate => "evaluate",
                     Purpose::Run => "run",
                     Purpose::Export => "export",
+                    Purpose::Draw => "draw",
+                    Purpose::Compare => "compare",
                 };
                 write!(f, "`{path}` has errors; nothing to {purpose}")
             }
@@ -1026,6 +1036,10 @@ impl fmt::Display for ArgumentError {
             ArgumentError::ReferenceLacks { path, model, has } => {
                 write!(f, "`{path}` has no results for `{model}` (it has: {})", has.join(", "))
             }
+            ArgumentError::DiffNeedsTwo { file } => write!(
+                f,
+                "`archc diff {file}` has nothing to compare with: give a second file, or settings for each side (`--set A:depth=10 --set B:depth=20`)"
+            ),
             ArgumentError::NotACode { text } => {
                 write!(f, "`{text}` is not a diagnostic code; `archc explain` lists them")
             }

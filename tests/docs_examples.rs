@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-const STATIC: &[&str] = &["check", "flops", "ir", "explain", "export"];
+const STATIC: &[&str] = &["check", "flops", "ir", "explain", "export", "diff", "graph"];
 
 /// (file, line, command words, expected output) of each static example.
 fn examples() -> Vec<(String, usize, Vec<String>, String)> {

@@ -6,11 +6,13 @@ mod analyze;
 mod bench;
 mod check;
 mod compare;
+mod diff;
 mod eval;
 mod explain;
 mod export;
 mod flops;
 mod fmt;
+mod graph;
 mod ir;
 mod lsp;
 mod predict;
@@ -58,6 +60,12 @@ enum Command {
     Export(export::ExportArgs),
     /// Explain a diagnostic code (`archc explain E0009`), or list them all.
     Explain(explain::ExplainArgs),
+    /// What an edit changed: modules and tensors by name, cost per stage (two files, or
+    /// one with `--set A:… --set B:…`).
+    Diff(diff::DiffArgs),
+    /// Draw a network: SVG, an explorable HTML page, or Graphviz DOT, with every shape
+    /// and cost.
+    Graph(graph::GraphArgs),
     /// Format `.arch` files in place (`--check` lists those that are not; `-` for stdin).
     Fmt(fmt::FmtArgs),
     /// The language server, over stdin and stdout, for editors (see editors/).
@@ -83,6 +91,8 @@ pub fn run(matches: &clap::ArgMatches) -> ExitCode {
         Command::Compare(args) => compare::run(args),
         Command::Export(args) => export::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Graph(args) => graph::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Lsp(args) => lsp::run(args),
     };

@@ -188,21 +188,40 @@ impl Observer for Printer {
 /// are cut to their first names (init.json has them all).
 pub fn transfer_report(report: &InitReport) -> String {
     use std::fmt::Write as _;
+    let mut out = String::new();
+    let name =
+        report.weights.file_name().map_or_else(|| report.weights.display().to_string(), |n| n.to_string_lossy().into());
+    let _ = writeln!(out, "init from {name} (sha256 {}):", &report.sha256[..report.sha256.len().min(12)]);
+    out.push_str(&transfer_lines(&report.transfer, "init.json"));
+    let f = &report.freeze;
+    if !f.prefixes.is_empty() {
+        let _ = writeln!(
+            out,
+            "  frozen        {}: {} parameters in {} tensors fixed, {} train",
+            f.prefixes.join(", "),
+            crate::format::thousands(f.frozen_params),
+            f.frozen.len(),
+            crate::format::thousands(f.trainable_params)
+        );
+    }
+    out
+}
+
+/// What weights give a model, tensor by tensor, in four lines (carried over, new,
+/// reshaped, unused); each list cut to its first names, `full` saying where all are.
+pub fn transfer_lines(t: &crate::lower::transfer::Transfer, full: &str) -> String {
+    use std::fmt::Write as _;
     const SHOWN: usize = 8;
     let shape = |s: &[u64]| format!("[{}]", s.iter().map(u64::to_string).collect::<Vec<_>>().join(", "));
     let list = |names: Vec<String>| -> String {
         let mut shown: Vec<String> = names.iter().take(SHOWN).cloned().collect();
         if names.len() > SHOWN {
-            shown.push(format!("and {} more (init.json lists them)", names.len() - SHOWN));
+            shown.push(format!("and {} more ({full} lists them)", names.len() - SHOWN));
         }
         shown.join("; ")
     };
-    let t = &report.transfer;
     let values: u128 = t.loaded.iter().map(|l| crate::ops::product(&l.shape)).sum();
     let mut out = String::new();
-    let name =
-        report.weights.file_name().map_or_else(|| report.weights.display().to_string(), |n| n.to_string_lossy().into());
-    let _ = writeln!(out, "init from {name} (sha256 {}):", &report.sha256[..report.sha256.len().min(12)]);
     let _ = writeln!(out, "  carried over  {} tensors ({} values)", t.loaded.len(), crate::format::thousands(values));
     let _ = write!(out, "  new           {}", t.new.len());
     if !t.new.is_empty() {
@@ -219,16 +238,5 @@ pub fn transfer_report(report: &InitReport) -> String {
         let _ = write!(out, ": {}", list(t.unused.iter().map(|n| format!("{} {}", n.name, shape(&n.shape))).collect()));
     }
     out.push('\n');
-    let f = &report.freeze;
-    if !f.prefixes.is_empty() {
-        let _ = writeln!(
-            out,
-            "  frozen        {}: {} parameters in {} tensors fixed, {} train",
-            f.prefixes.join(", "),
-            crate::format::thousands(f.frozen_params),
-            f.frozen.len(),
-            crate::format::thousands(f.trainable_params)
-        );
-    }
     out
 }

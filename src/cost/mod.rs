@@ -152,6 +152,16 @@ pub fn report(model: &Model, convention: Convention, batch: u64, by: GroupBy) ->
     }
 }
 
+/// The cost of one node and everything inside it: (params, MACs, activations), as
+/// `report` counts them (a shared module's weights once, at its first use).
+pub fn subtree(node: &Node, convention: Convention, batch: u64) -> (u128, u128, u128) {
+    let mut rows = Vec::new();
+    collect(node, convention, batch, &mut rows);
+    rows.iter().fold((0, 0, 0), |(p, m, a), r| {
+        (p.saturating_add(r.params), m.saturating_add(r.macs), a.saturating_add(r.activations))
+    })
+}
+
 /// One row per op, residual add, gate multiply and merge.
 fn collect(node: &Node, convention: Convention, batch: u64, rows: &mut Vec<Row>) {
     let own = |op: String, cost: Cost, params: u128| Row {
@@ -264,17 +274,22 @@ fn group(model: &Model, rows: Vec<Row>, by: GroupBy) -> Vec<Row> {
 /// The outermost block instances (below stages, repeats and sequences), or the node
 /// itself when no block encloses it.
 fn block_units(node: &Node, units: &mut Vec<(String, String, Shape)>) {
+    if holds_blocks(node) {
+        for child in node.children() {
+            block_units(child, units);
+        }
+    } else {
+        units.push((node.path.clone(), node.kind_name(), node.output));
+    }
+}
+
+/// Whether `--by block` looks inside this node for block instances: a stage, repeat or
+/// `{ ... }` sequence, or a residual, gate or parallel form; anything else (a block
+/// instance, an op) is one unit.
+pub fn holds_blocks(node: &Node) -> bool {
     match &node.kind {
-        NodeKind::Block { name, children } if matches!(name.as_str(), "stage" | "repeat" | "seq") => {
-            for child in children {
-                block_units(child, units);
-            }
-        }
-        NodeKind::Residual { .. } | NodeKind::Scale { .. } | NodeKind::Parallel { .. } => {
-            for child in node.children() {
-                block_units(child, units);
-            }
-        }
-        _ => units.push((node.path.clone(), node.kind_name(), node.output)),
+        NodeKind::Block { name, .. } => matches!(name.as_str(), "stage" | "repeat" | "seq"),
+        NodeKind::Residual { .. } | NodeKind::Scale { .. } | NodeKind::Parallel { .. } => true,
+        NodeKind::Op { .. } => false,
     }
 }

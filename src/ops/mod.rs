@@ -431,6 +431,14 @@ const FAMILIES: &[&[OpSpec]] = &[
     tokens::SPECS,
 ];
 
+/// The families' names, in `FAMILIES`' order (what a picture colours an op by).
+const FAMILY_NAMES: &[&str] = &["conv", "linear", "norm", "pool", "activation", "reshape", "attention", "tokens"];
+
+/// The family an op belongs to (`conv`, `norm`, `pool`, ...): the file it is defined in.
+pub fn family(name: &str) -> Option<&'static str> {
+    FAMILIES.iter().zip(FAMILY_NAMES).find(|(specs, _)| specs.iter().any(|s| s.name == name)).map(|(_, f)| *f)
+}
+
 /// Ops whose output always has their input's shape. When such a layer has a mistake
 /// in its arguments (or a misspelt name that suggests one), checking goes on with the
 /// shape unchanged instead of giving up on everything after it.

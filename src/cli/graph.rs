@@ -1,0 +1,55 @@
+//! `archc graph MODEL [--format svg|html|dot] [--level stage|block|layer] [--out FILE]`:
+//! a picture of the network with every shape and cost, written to a file or stdout.
+
+use super::{CompileArgs, compile_file, print_diagnostics};
+use crate::error::{Error, Purpose};
+use crate::graph::{self, Format, Level};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct GraphArgs {
+    /// The model's `.arch` file.
+    model: String,
+    /// svg, html (explorable, self-contained) or dot (Graphviz); default: from --out's
+    /// extension, else svg.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// One box per stage, per block instance, or per layer (the HTML page opens and
+    /// closes them on click).
+    #[arg(long, value_enum, default_value = "block")]
+    level: Level,
+    /// The file to write (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    compile: CompileArgs,
+}
+
+pub fn run(args: GraphArgs) -> Result<ExitCode, Error> {
+    let format = args.format.or_else(|| args.out.as_deref().and_then(Format::of)).unwrap_or(Format::Svg);
+    let compiled = compile_file(&args.model, &args.compile.options())?;
+    print_diagnostics(&compiled.sources, &compiled.result.diagnostics);
+    let Some(model) = compiled.result.models.first().filter(|_| !compiled.result.has_errors()) else {
+        return Err(Error::HasErrors { path: args.model, purpose: Purpose::Draw });
+    };
+    let text = graph::draw(model, &compiled.sources, format, args.level);
+    match &args.out {
+        Some(path) => {
+            crate::report::write_atomic(path, &text)?;
+            println!(
+                "wrote {} ({}): {} at --level {}",
+                path.display(),
+                crate::format::bytes(text.len() as u128),
+                model.name,
+                args.level.name()
+            );
+        }
+        None => {
+            // A closed pipe (`archc graph ... | head`) is not an error worth a panic.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
