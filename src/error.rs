@@ -488,6 +488,10 @@ pub enum ArgumentError {
     },
     /// A training request with neither a model and a dataset nor a run to resume.
     NothingToTrain,
+    /// `archc graph --out FILE` without `--format`, FILE's extension naming no format.
+    GraphFormat {
+        out: PathBuf,
+    },
     /// `archc diff` with one file and no `A:`/`B:` setting: nothing to compare it with.
     DiffNeedsTwo {
         file: String,
@@ -1036,6 +1040,11 @@ impl fmt::Display for ArgumentError {
             ArgumentError::ReferenceLacks { path, model, has } => {
                 write!(f, "`{path}` has no results for `{model}` (it has: {})", has.join(", "))
             }
+            ArgumentError::GraphFormat { out } => write!(
+                f,
+                "`{}`: archc graph writes .svg, .html or .dot; name the file so, or give --format",
+                out.display()
+            ),
             ArgumentError::DiffNeedsTwo { file } => write!(
                 f,
                 "`archc diff {file}` has nothing to compare with: give a second file, or settings for each side (`--set A:depth=10 --set B:depth=20`)"

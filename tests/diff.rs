@@ -59,7 +59,7 @@ fn compile_with(path: &str, set: &[(&str, &str)]) -> Model {
 }
 
 fn side(path: &str, model: &Model) -> Side {
-    Side { file: path.into(), model: model.name.clone(), settings: Vec::new() }
+    Side { file: path.into(), model: model.name.clone(), input: model.input, settings: Vec::new() }
 }
 
 fn compare(a: (&str, &Model), b: (&str, &Model)) -> diff::Diff {
@@ -198,8 +198,8 @@ fn the_json_output_keeps_its_schema() {
     assert_eq!(json["schema"], "archc-diff/1");
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<BTreeSet<_>>();
     let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-    assert_eq!(keys(&json), set(&["schema", "a", "b", "input", "batch", "modules", "tensors", "stages", "total"]));
-    assert_eq!(keys(&json["a"]), set(&["file", "model", "settings"]));
+    assert_eq!(keys(&json), set(&["schema", "a", "b", "batch", "modules", "tensors", "stages", "total"]));
+    assert_eq!(keys(&json["a"]), set(&["file", "model", "input", "settings"]));
     let module = &json["modules"][0];
     assert_eq!(keys(module), set(&["change", "path", "op", "what", "after", "layers", "tensors", "params", "macs"]));
     assert_eq!(module["change"], "added");
@@ -255,4 +255,62 @@ fn mistakes_are_one_line_errors() {
     let run = archc(&["diff", "models/resnet20.arch", "models/plain20.arch", "--weights", "/nonexistent.safetensors"]);
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("/nonexistent.safetensors"));
+}
+
+#[test]
+fn an_inserted_numbered_layer_is_added_and_what_follows_renumbered() {
+    let a = compile_with("tests/fixtures/diff/numbered.arch", &[]);
+    let b = compile_with("tests/fixtures/diff/numbered_inserted.arch", &[]);
+    let d = compare(("a", &a), ("b", &b));
+    let seen: Vec<(Change, &str, Option<&str>)> =
+        d.modules.iter().map(|m| (m.change, m.path.as_str(), m.was.as_deref())).collect();
+    assert_eq!(
+        seen,
+        [
+            (Change::Added, "features.5", None),
+            (Change::Added, "features.6", None),
+            (Change::Renumbered, "features.7", Some("features.5")),
+        ]
+    );
+}
+
+#[test]
+fn a_wider_layer_changes_the_next_ones_input_and_the_changes_add_up() {
+    let a = compile_with("tests/fixtures/diff/numbered.arch", &[]);
+    let b = compile_with("tests/fixtures/diff/numbered_wider.arch", &[]);
+    let d = compare(("a", &a), ("b", &b));
+    let changed: Vec<&str> = d.modules.iter().map(|m| m.path.as_str()).collect();
+    assert_eq!(changed, ["features.2", "features.3", "features.4", "features.5"]);
+    assert!(d.modules[3].what[0].starts_with("input image(32, 16, 16) → image(48, 16, 16)"), "{:?}", d.modules[3]);
+    let params: i128 = d.modules.iter().map(|m| m.params).sum();
+    assert_eq!(params, b.params() as i128 - a.params() as i128);
+}
+
+#[test]
+fn the_networks_own_wiring_is_compared() {
+    let a = compile_with("tests/fixtures/diff/bare_residual.arch", &[]);
+    let b = compile_with("tests/fixtures/diff/bare_residual.arch", &[("skip", "false")]);
+    let d = compare(("a", &a), ("b", &b));
+    assert!(!d.identical() && d.same_tensors());
+    assert_eq!(d.modules[0].path, "(network)");
+    assert_eq!(
+        d.modules[0].what,
+        ["wiring residual (identity shortcut), parallel (sum) → residual (off), parallel (sum)"]
+    );
+    let text =
+        stdout(&["diff", "tests/fixtures/diff/bare_residual.arch", "--set", "A:skip=true", "--set", "B:skip=false"]);
+    assert!(text.contains("(network) add") && text.contains("same tensors, different wiring"), "{text}");
+}
+
+#[test]
+fn a_full_disk_is_an_error_not_a_panic() {
+    let Ok(full) = std::fs::File::create("/dev/full") else { return };
+    let run = Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(["diff", "models/resnet20.arch", "models/plain20.arch"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("cannot write `stdout`") && !stderr.contains("panicked"), "{stderr}");
 }

@@ -32,6 +32,7 @@ fn zoo() -> Vec<String> {
         .filter(|p| p.ends_with(".arch"))
         .collect();
     paths.push("tests/fixtures/graph/forms.arch".into());
+    paths.push("tests/fixtures/diff/bare_residual.arch".into());
     paths.sort();
     paths
 }
@@ -128,7 +129,9 @@ fn small_pictures_are_snapshots() {
 #[test]
 fn boxes_say_name_shape_and_cost_and_tooltips_say_the_rest() {
     let (model, sources) = compile_file("models/resnet20.arch");
-    let svg = graph::draw(&model, &sources, Format::Svg, Level::Block);
+    // The picture without its legend (which shows a sample of each line).
+    let picture = |svg: String| svg.split(r#"<g class="legend">"#).next().unwrap().to_string();
+    let svg = picture(graph::draw(&model, &sources, Format::Svg, Level::Block));
     // A closed block with its identity shortcut drawn beside it, and one with a projection.
     assert!(svg.contains(r#"data-path="layer1.1""#) && svg.contains("layer1.1 · basic"), "closed block");
     assert!(svg.contains(r#"class="flow shortcut identity""#));
@@ -140,7 +143,7 @@ fn boxes_say_name_shape_and_cost_and_tooltips_say_the_rest() {
     assert!(svg.contains("models/resnet20.arch:8"), "the source line of conv1");
     // plain20 has the same boxes and no shortcut at all.
     let (plain, plain_sources) = compile_file("models/plain20.arch");
-    let plain_svg = graph::draw(&plain, &plain_sources, Format::Svg, Level::Layer);
+    let plain_svg = picture(graph::draw(&plain, &plain_sources, Format::Svg, Level::Layer));
     assert!(!plain_svg.contains(r#"class="flow shortcut"#), "plain20 draws no shortcut");
     let layer_svg = graph::draw(&model, &sources, Format::Svg, Level::Layer);
     let merges = |svg: &str| svg.matches(r#"<g class="node merge""#).count();
@@ -163,6 +166,19 @@ fn the_command_writes_the_format_its_file_names_and_refuses_broken_models() {
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         assert!(std::fs::read_to_string(&out).unwrap().starts_with(start), "{name}");
     }
+    // A symbolic link stays one: the file it names is replaced.
+    let target = dir.join("target.svg");
+    std::fs::write(&target, "old").unwrap();
+    let link = dir.join("link.svg");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert!(archc(&["graph", "models/lenet5.arch", "--out", link.to_str().unwrap()]).status.success());
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::read_to_string(&target).unwrap().starts_with("<svg"));
+    // A file name that says no format is refused, not filled with SVG.
+    let run = archc(&["graph", "models/lenet5.arch", "--out", dir.join("a.png").to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("writes .svg, .html or .dot"));
+    assert!(!dir.join("a.png").exists());
     let run = archc(&["graph", "models/lenet5.arch", "--format", "dot", "--level", "layer"]);
     assert!(String::from_utf8_lossy(&run.stdout).starts_with("digraph \"lenet5\""));
     let broken = dir.join("broken.arch");

@@ -81,7 +81,8 @@ pub fn run(args: DiffArgs) -> Result<ExitCode, Error> {
         let failed = compiled.result.has_errors();
         match compiled.result.models.into_iter().next() {
             Some(model) if !failed => {
-                let side = Side { file: path.to_string(), model: model.name.clone(), settings: set };
+                let side =
+                    Side { file: path.to_string(), model: model.name.clone(), input: model.input, settings: set };
                 Ok((model, side))
             }
             _ => Err(Error::HasErrors { path: path.to_string(), purpose: Purpose::Compare }),
@@ -98,12 +99,12 @@ pub fn run(args: DiffArgs) -> Result<ExitCode, Error> {
         DiffFormat::Human => render(&diff, false),
         DiffFormat::Markdown => render(&diff, true),
     };
-    print!("{text}");
+    super::print_out(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn side_line(label: &str, side: &Side) -> String {
-    let mut line = format!("{label}  {} ({})", side.file, side.model);
+    let mut line = format!("{label}  {} ({}), input {}", side.file, side.model, side.input);
     if !side.settings.is_empty() {
         let set: Vec<String> = side.settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
         let _ = write!(line, " with {}", set.join(", "));
@@ -154,7 +155,7 @@ fn render(diff: &Diff, markdown_out: bool) -> String {
     out.push_str(fence_open);
     let _ = writeln!(out, "{}", side_line("A", &diff.a));
     let _ = writeln!(out, "{}", side_line("B", &diff.b));
-    let _ = writeln!(out, "input {}, batch {}", diff.input, diff.batch);
+    let _ = writeln!(out, "batch {}", diff.batch);
     out.push_str(fence_close);
     if diff.identical() {
         let _ = writeln!(out, "\nno difference: the same modules, tensors and wiring");
@@ -183,8 +184,11 @@ fn render(diff: &Diff, markdown_out: bool) -> String {
     };
     let loose_added: Vec<_> = t.added.iter().filter(|x| !covered(&x.name, Change::Added)).collect();
     let loose_removed: Vec<_> = t.removed.iter().filter(|x| !covered(&x.name, Change::Removed)).collect();
-    let inside = |all: usize, loose: usize| {
-        if all > 0 && loose == 0 { " (all in the modules above)".to_string() } else { String::new() }
+    let inside = |all: usize, loose: usize| match (all, loose) {
+        (0, _) => String::new(),
+        (_, 0) => " (all in the modules above)".to_string(),
+        _ if loose < all => format!(" ({} in the modules above)", all - loose),
+        _ => String::new(),
     };
     heading(
         &mut out,
@@ -211,8 +215,8 @@ fn render(diff: &Diff, markdown_out: bool) -> String {
             let _ = writeln!(out, "and {more} more (--format json lists them)");
         }
     }
-    if diff.same_tensors() && !diff.identical() {
-        let rewired = diff.modules.iter().filter(|m| m.what.iter().any(|w| w.starts_with("wiring"))).count();
+    let rewired = diff.modules.iter().filter(|m| m.what.iter().any(|w| w.starts_with("wiring"))).count();
+    if diff.same_tensors() && rewired > 0 {
         let _ = writeln!(
             out,
             "\nsame tensors, different wiring: every weight has the same name and shape on both sides; {rewired} module{} wired differently",
@@ -220,7 +224,10 @@ fn render(diff: &Diff, markdown_out: bool) -> String {
         );
     }
 
-    heading(&mut out, "cost by stage (core MACs; activations: float32 outputs of one forward pass)");
+    heading(
+        &mut out,
+        "cost by stage (core MACs; activations: float32 outputs of one forward pass, the total with the input)",
+    );
     let mut rows: Vec<Vec<String>> = diff.stages.iter().map(stage_row).collect();
     rows.push(stage_row(&diff.total));
     let header =
@@ -297,8 +304,11 @@ fn stage_row(stage: &diff::StageCost) -> Vec<String> {
         let b = stage.b.map(|c| f(&c)).unwrap_or(0);
         if a == b { "·".to_string() } else { show(diffed(a, b)) }
     };
-    // A numbered stage (an unlabelled `relu`) says what it is.
-    let name = if stage.name.chars().all(|c| c.is_ascii_digit()) && !stage.name.is_empty() {
+    // A numbered stage (an unlabelled `relu`) says what it is, and so does the
+    // network's own residual add or merge (no name).
+    let name = if stage.name.is_empty() {
+        format!("(network) {}", stage.op)
+    } else if stage.name.chars().all(|c| c.is_ascii_digit()) {
         format!("{} ({})", stage.name, stage.op)
     } else {
         stage.name.clone()

@@ -2,9 +2,8 @@
 //! a picture of the network with every shape and cost, written to a file or stdout.
 
 use super::{CompileArgs, compile_file, print_diagnostics};
-use crate::error::{Error, Purpose};
+use crate::error::{ArgumentError, Error, Purpose};
 use crate::graph::{self, Format, Level};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,7 +27,11 @@ pub struct GraphArgs {
 }
 
 pub fn run(args: GraphArgs) -> Result<ExitCode, Error> {
-    let format = args.format.or_else(|| args.out.as_deref().and_then(Format::of)).unwrap_or(Format::Svg);
+    let format = match (args.format, args.out.as_deref()) {
+        (Some(format), _) => format,
+        (None, None) => Format::Svg,
+        (None, Some(out)) => Format::of(out).ok_or_else(|| ArgumentError::GraphFormat { out: out.to_path_buf() })?,
+    };
     let compiled = compile_file(&args.model, &args.compile.options())?;
     print_diagnostics(&compiled.sources, &compiled.result.diagnostics);
     let Some(model) = compiled.result.models.first().filter(|_| !compiled.result.has_errors()) else {
@@ -46,10 +49,7 @@ pub fn run(args: GraphArgs) -> Result<ExitCode, Error> {
                 args.level.name()
             );
         }
-        None => {
-            // A closed pipe (`archc graph ... | head`) is not an error worth a panic.
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
-        }
+        None => super::print_out(&text)?,
     }
     Ok(ExitCode::SUCCESS)
 }

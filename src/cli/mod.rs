@@ -227,6 +227,16 @@ fn parse_lint(text: &str) -> Result<Code, String> {
 
 pub use crate::elaborate::{Compiled, compile_file};
 
+/// Writes a command's result to stdout: a write that fails (a full disk) is an error
+/// naming stdout, not a panic.
+pub fn print_out(text: &str) -> Result<(), crate::error::Error> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| crate::error::Error::Write { path: "stdout".into(), reason: crate::error::IoReason::os(&e) })
+}
+
 /// Prints diagnostics to stderr, in colour on a terminal.
 pub fn print_diagnostics(sources: &Sources, diagnostics: &[Diagnostic]) {
     if diagnostics.is_empty() {

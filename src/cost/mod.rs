@@ -230,7 +230,7 @@ fn group(model: &Model, rows: Vec<Row>, by: GroupBy) -> Vec<Row> {
     let mut units: Vec<(String, String, Shape)> = Vec::new();
     for node in &model.nodes {
         match by {
-            GroupBy::Stage => units.push((node.path.clone(), node.kind_name(), node.output)),
+            GroupBy::Stage => stage_units(node, &mut units),
             _ => block_units(node, &mut units),
         }
     }
@@ -271,6 +271,23 @@ fn group(model: &Model, rows: Vec<Row>, by: GroupBy) -> Vec<Row> {
     grouped
 }
 
+/// The network's top-level children, seen through a residual, gate or parallel written
+/// at the network's level (it has no name of its own: its layers are the stages).
+fn stage_units(node: &Node, units: &mut Vec<(String, String, Shape)>) {
+    if structural(node) {
+        for child in node.children() {
+            stage_units(child, units);
+        }
+    } else {
+        units.push((node.path.clone(), node.kind_name(), node.output));
+    }
+}
+
+/// A residual, gate or parallel: a form with no name and no weights of its own.
+pub fn structural(node: &Node) -> bool {
+    matches!(node.kind, NodeKind::Residual { .. } | NodeKind::Scale { .. } | NodeKind::Parallel { .. })
+}
+
 /// The outermost block instances (below stages, repeats and sequences), or the node
 /// itself when no block encloses it.
 fn block_units(node: &Node, units: &mut Vec<(String, String, Shape)>) {
@@ -289,7 +306,6 @@ fn block_units(node: &Node, units: &mut Vec<(String, String, Shape)>) {
 pub fn holds_blocks(node: &Node) -> bool {
     match &node.kind {
         NodeKind::Block { name, .. } => matches!(name.as_str(), "stage" | "repeat" | "seq"),
-        NodeKind::Residual { .. } | NodeKind::Scale { .. } | NodeKind::Parallel { .. } => true,
-        NodeKind::Op { .. } => false,
+        _ => structural(node),
     }
 }

@@ -20,6 +20,8 @@ use serde::Serialize;
 pub struct Side {
     pub file: String,
     pub model: String,
+    /// The input it was built for (its own, or `--input`).
+    pub input: crate::ir::Shape,
     /// The `--set` values this side was built with.
     pub settings: Vec<(String, String)>,
 }
@@ -29,7 +31,6 @@ pub struct Diff {
     pub schema: &'static str,
     pub a: Side,
     pub b: Side,
-    pub input: crate::ir::Shape,
     pub batch: u64,
     /// Added and removed subtrees (by their root), changed and renumbered modules, in
     /// B's order with removed ones where they stood in A.
@@ -106,7 +107,8 @@ pub struct Cost {
     pub params: u128,
     #[serde(serialize_with = "cost::exact")]
     pub macs: u128,
-    /// Bytes of float32 activations one forward pass writes for the batch.
+    /// Bytes of float32 activations one forward pass writes for the batch (the total
+    /// adds the input, as `archc flops` does).
     #[serde(serialize_with = "cost::exact")]
     pub activation_bytes: u128,
 }
@@ -151,28 +153,52 @@ pub fn compare(a: (&Model, Side), b: (&Model, Side), batch: u64) -> Diff {
     let (model_a, side_a) = a;
     let (model_b, side_b) = b;
     let mut modules = Vec::new();
+    // The network's own residuals, gates and parallels (outside any block).
+    let (root_a, root_b) = (forms(model_a.nodes.iter()), forms(model_b.nodes.iter()));
+    if root_a != root_b {
+        let (params, macs) = (delta(model_a.params(), model_b.params()), 0);
+        modules.push(ModuleChange {
+            change: Change::Changed,
+            path: "(network)".into(),
+            was: None,
+            op: model_b.name.clone(),
+            what: vec![format!("wiring {} → {}", words(&root_a), words(&root_b))],
+            after: None,
+            layers: 0,
+            tensors: 0,
+            params,
+            macs,
+        });
+    }
     align(&named(&model_a.nodes), &named(&model_b.nodes), batch, &mut modules);
     let report_a = cost::report(model_a, Convention::Core, batch, GroupBy::Stage);
     let report_b = cost::report(model_b, Convention::Core, batch, GroupBy::Stage);
     let row_cost =
         |r: &cost::Row| Cost { params: r.params, macs: r.macs, activation_bytes: r.activations.saturating_mul(4) };
     let (rows_a, rows_b) = (&report_a.rows, &report_b.rows);
-    let stages = merge_aligned(rows_a.len(), rows_b.len(), |i, j| u32::from(rows_a[i].name == rows_b[j].name))
-        .into_iter()
-        .map(|(i, j)| {
-            let a = i.map(|i| &report_a.rows[i]);
-            let b = j.map(|j| &report_b.rows[j]);
-            let (name, op) = b.or(a).map(|r| (r.name.clone(), r.op.clone())).unwrap_or_default();
-            StageCost { name, op, a: a.map(row_cost), b: b.map(row_cost) }
-        })
-        .collect();
+    // By name; the network's own merges (no name) by what they are, too.
+    let stages = merge_aligned(rows_a.len(), rows_b.len(), |i, j| {
+        let (a, b) = (&rows_a[i], &rows_b[j]);
+        match (a.name == b.name, a.op == b.op) {
+            (true, true) => 2,
+            (true, false) if !a.name.is_empty() => 1,
+            _ => 0,
+        }
+    })
+    .into_iter()
+    .map(|(i, j)| {
+        let a = i.map(|i| &report_a.rows[i]);
+        let b = j.map(|j| &report_b.rows[j]);
+        let (name, op) = b.or(a).map(|r| (r.name.clone(), r.op.clone())).unwrap_or_default();
+        StageCost { name, op, a: a.map(row_cost), b: b.map(row_cost) }
+    })
+    .collect();
     let whole =
         |r: &cost::Report| Cost { params: r.params, macs: r.macs, activation_bytes: r.activations.saturating_mul(4) };
     Diff {
         schema: SCHEMA,
         a: side_a,
         b: side_b,
-        input: model_b.input,
         batch,
         modules,
         tensors: tensors(model_a, model_b),
@@ -237,32 +263,36 @@ fn named<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> Vec<&'a Node> {
     out
 }
 
-/// The residuals, gates and parallels inside a module (not inside its named children),
-/// as words: what "wiring" compares.
-fn wiring(node: &Node) -> Vec<String> {
-    fn forms(node: &Node, out: &mut Vec<String>) {
-        for child in node.children() {
-            let word = match &child.kind {
-                NodeKind::Residual { shortcut: Shortcut::Identity, .. } => "residual (identity shortcut)",
-                NodeKind::Residual { shortcut: Shortcut::Projection(_), .. } => "residual (projection shortcut)",
-                NodeKind::Residual { shortcut: Shortcut::Off, .. } => "residual (off)",
-                NodeKind::Scale { .. } => "gate",
-                NodeKind::Parallel { merge, .. } => match merge {
-                    crate::ir::Merge::Sum => "parallel (sum)",
-                    crate::ir::Merge::Concat => "parallel (concat)",
-                    crate::ir::Merge::Mul => "parallel (mul)",
-                },
-                _ => continue,
-            };
-            out.push(word.to_string());
-            forms(child, out);
-        }
-    }
+/// The residuals, gates and parallels among `nodes` and inside them (not inside named
+/// children), as words: what "wiring" compares.
+fn forms<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> Vec<String> {
     let mut out = Vec::new();
-    if !matches!(node.kind, NodeKind::Op { .. }) {
-        forms(node, &mut out);
+    for node in nodes {
+        let word = match &node.kind {
+            NodeKind::Residual { shortcut: Shortcut::Identity, .. } => "residual (identity shortcut)",
+            NodeKind::Residual { shortcut: Shortcut::Projection(_), .. } => "residual (projection shortcut)",
+            NodeKind::Residual { shortcut: Shortcut::Off, .. } => "residual (off)",
+            NodeKind::Scale { .. } => "gate",
+            NodeKind::Parallel { merge, .. } => match merge {
+                crate::ir::Merge::Sum => "parallel (sum)",
+                crate::ir::Merge::Concat => "parallel (concat)",
+                crate::ir::Merge::Mul => "parallel (mul)",
+            },
+            _ => continue,
+        };
+        out.push(word.to_string());
+        out.extend(forms(node.children()));
     }
     out
+}
+
+/// A module's own wiring (none for a layer).
+fn wiring(node: &Node) -> Vec<String> {
+    if matches!(node.kind, NodeKind::Op { .. }) { Vec::new() } else { forms(node.children()) }
+}
+
+fn words(wiring: &[String]) -> String {
+    if wiring.is_empty() { "none".to_string() } else { wiring.join(", ") }
 }
 
 fn last(path: &str) -> &str {
@@ -283,9 +313,12 @@ fn align(a: &[&Node], b: &[&Node], batch: u64, out: &mut Vec<ModuleChange>) {
     let numbered = |node: &Node| key(node).starts_with('#');
     // Same name (or, numbered, same op) first, keeping the number where it can; then
     // numbered modules left at the same number with different ops: one changed module.
+    // Among those, a layer identical to the other side's (same op, arguments, shapes,
+    // weights) before one that merely keeps its number: an inserted conv is added,
+    // not a change of the conv that follows it.
     let worth = |i: usize, j: usize| -> u32 {
         if key(a[i]) == key(b[j]) {
-            1000 + u32::from(a[i].path == b[j].path)
+            1000 + 4 * u32::from(alike(a[i], b[j], batch)) + u32::from(a[i].path == b[j].path)
         } else {
             u32::from(numbered(a[i]) && numbered(b[j]) && a[i].path == b[j].path)
         }
@@ -305,6 +338,18 @@ fn align(a: &[&Node], b: &[&Node], batch: u64, out: &mut Vec<ModuleChange>) {
             (None, None) => {}
         }
     }
+}
+
+/// The same op with the same arguments, shapes, parameters and MACs.
+fn alike(a: &Node, b: &Node, batch: u64) -> bool {
+    let args = |node: &Node| match &node.kind {
+        NodeKind::Op { args, .. } => args.render(),
+        _ => String::new(),
+    };
+    a.kind_name() == b.kind_name()
+        && (a.input, a.output) == (b.input, b.output)
+        && args(a) == args(b)
+        && totals(a, batch) == totals(b, batch)
 }
 
 fn holds_tensors(node: &Node) -> bool {
@@ -365,18 +410,22 @@ fn compare_pair(a: &Node, b: &Node, batch: u64, out: &mut Vec<ModuleChange>) {
             }
         }
     }
+    let (params_a, macs_a) = totals(a, batch);
+    let (params_b, macs_b) = totals(b, batch);
+    // A new input matters where it changes the module's weights or work (a conv after
+    // a wider one), not where it only passes through.
+    if a.input != b.input && (params_a != params_b || macs_a != macs_b) {
+        what.push(format!("input {} → {}", a.input, b.input));
+    }
     if a.output != b.output {
         what.push(format!("output {} → {}", a.output, b.output));
     }
     // A different block is wired its own way; its wiring says nothing more.
     let (wiring_a, wiring_b) = (wiring(a), wiring(b));
     if op_a == op_b && wiring_a != wiring_b {
-        let words = |w: &[String]| if w.is_empty() { "none".to_string() } else { w.join(", ") };
         what.push(format!("wiring {} → {}", words(&wiring_a), words(&wiring_b)));
     }
     let renamed = a.path != b.path && holds_tensors(a);
-    let (params_a, macs_a) = totals(a, batch);
-    let (params_b, macs_b) = totals(b, batch);
     let own = |change| ModuleChange {
         change,
         path: b.path.clone(),

@@ -40,6 +40,13 @@ pub fn html(graph: &Graph, level: Level) -> String {
   <aside>
     <section id="summary"></section>
     <section id="details"><p class="hint">Hover a box for its details; click a block to open or close it.</p></section>
+    <section id="legend"><h3>Legend</h3><ul>
+      <li><svg class="archc-graph" width="28" height="8"><polyline class="flow data" points="2,4 26,4"/></svg> data flow</li>
+      <li><svg class="archc-graph" width="28" height="8"><polyline class="flow shortcut identity" points="2,4 26,4"/></svg> identity shortcut, into a <b>+</b></li>
+      <li><svg class="archc-graph" width="28" height="8"><polyline class="flow shortcut projection" points="2,4 26,4"/></svg> projection shortcut (a closed block's arc, too)</li>
+      <li><svg class="archc-graph" width="28" height="8"><polyline class="flow gate" points="2,4 26,4"/></svg> gate (SE, CBAM), into a <b>×</b></li>
+      <li><b>‖</b> concat; bold box: a closed block (click to open); dashed frame: an open one (click to close)</li>
+    </ul></section>
   </aside>
 </main>
 <script>

@@ -198,34 +198,58 @@ impl Item {
             }
     }
 
-    /// The shortcut a collapsed block hides, for the arc drawn beside its box:
-    /// `identity` or `projection` for the first residual inside it.
+    /// A stage, repeat or `{ ... }` sequence: what holds blocks rather than being one.
+    pub fn is_container(&self) -> bool {
+        matches!(self.kind, ItemKind::Group { .. }) && matches!(self.op.as_str(), "stage" | "repeat" | "seq")
+    }
+
+    /// The shortcut a closed block hides, for the arc drawn beside its box: `identity`
+    /// or `projection` for the first residual inside it (none for a closed stage, whose
+    /// blocks each have their own).
     pub fn hidden_shortcut(&self) -> Option<&'static str> {
+        if self.is_container() { None } else { self.first_shortcut() }
+    }
+
+    fn first_shortcut(&self) -> Option<&'static str> {
         match &self.kind {
             ItemKind::Residual { off: false, projection, .. } => {
                 Some(if projection.is_empty() { "identity" } else { "projection" })
             }
-            ItemKind::Group { children } => children.iter().find_map(Item::hidden_shortcut),
+            ItemKind::Group { children } => children.iter().find_map(Item::first_shortcut),
             _ => None,
         }
     }
 
-    /// The gates (SE, CBAM) a collapsed block hides: the outermost parts of it that
-    /// hold a `x * gate(x)`, as `se (cbam)`.
+    /// The gates (SE, CBAM) a closed block hides: the outermost parts of it that hold
+    /// a `x * gate(x)`, as `se (cbam)`; for a stage, those of its blocks, once each.
     pub fn hidden_gates(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out: Vec<String> = Vec::new();
         for child in self.children() {
-            match &child.kind {
-                ItemKind::Scale { .. } => out.push("gate".to_string()),
-                _ if child.holds_gate() && !child.path.is_empty() => out.push(if child.label == child.op {
+            let found = match &child.kind {
+                ItemKind::Scale { .. } => vec!["gate".to_string()],
+                _ if self.is_container() => child.hidden_gates(),
+                _ if child.holds_gate() && !child.path.is_empty() => vec![if child.label == child.op {
                     child.op.clone()
                 } else {
                     format!("{} ({})", child.label, child.op)
-                }),
-                _ => out.extend(child.hidden_gates()),
+                }],
+                _ => child.hidden_gates(),
+            };
+            for gate in found {
+                if !out.contains(&gate) {
+                    out.push(gate);
+                }
             }
         }
         out
+    }
+
+    /// What a closed stage holds when its parts are alike: `3 × bottleneck`.
+    pub fn contents(&self) -> Option<String> {
+        let children = self.children();
+        let first = children.first()?;
+        (self.is_container() && children.iter().all(|c| c.op == first.op))
+            .then(|| format!("{} × {}", children.len(), first.op))
     }
 
     fn holds_gate(&self) -> bool {
@@ -246,9 +270,13 @@ impl Item {
     /// closed block gives its whole path when it fits (`room` characters), else its
     /// last part (its frame names the rest), and drops the op before the name.
     pub fn title(&self, level: Level, room: usize) -> String {
-        let with_op = |name: &str| {
-            if name.is_empty() || name == self.op { self.op.clone() } else { format!("{name} · {}", self.op) }
+        // A closed stage says what it holds instead of `stage`.
+        let op = match self.contents() {
+            Some(contents) if self.collapsed(level) => contents,
+            _ => self.op.clone(),
         };
+        let with_op =
+            |name: &str| if name.is_empty() || name == self.op { op.clone() } else { format!("{name} · {op}") };
         if !self.collapsed(level) || self.path.is_empty() {
             return with_op(&self.label);
         }
@@ -331,14 +359,15 @@ pub fn build(model: &Model, sources: &Sources) -> Graph {
     }
 }
 
-/// `block_unit`: this node is a block instance (or an op) that no block above encloses
-/// (`enclosed`: one above does).
-fn item(node: &Node, sources: &Sources, stage_unit: bool, block_unit: bool, enclosed: bool) -> Item {
+/// `top`: the node is at the network's level (seen through unnamed residuals, gates
+/// and parallels there); `block_unit`: it is a block instance (or an op) that no block
+/// above encloses (`enclosed`: one above does). Units as `archc flops --by` has them.
+fn item(node: &Node, sources: &Sources, top: bool, block_unit: bool, enclosed: bool) -> Item {
     let (params, macs, activations) = cost::subtree(node, Convention::Core, 1);
-    // A node inside a unit is not one itself; below stages and sequences, the rule of
-    // `archc flops --by block` decides.
+    let stage_unit = top && !cost::structural(node);
+    let top = top && cost::structural(node);
     let enclosed = enclosed || block_unit;
-    let child = |child: &Node| item(child, sources, false, !enclosed && !cost::holds_blocks(child), enclosed);
+    let child = |child: &Node| item(child, sources, top, !enclosed && !cost::holds_blocks(child), enclosed);
     let items = |nodes: &[Node]| -> Vec<Item> { nodes.iter().map(child).collect() };
     let (op, args, kind) = match &node.kind {
         NodeKind::Op { name, args, .. } => (name.to_string(), args.render(), ItemKind::Layer),

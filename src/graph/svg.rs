@@ -22,7 +22,7 @@ pub fn svg(graph: &Graph, level: Level) -> String {
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="archc-graph" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}">"#,
         w = layout.width.ceil(),
-        h = layout.height.ceil()
+        h = (layout.height + LEGEND.len() as f64 * LEGEND_ROW).ceil()
     );
     let _ = writeln!(out, "<title>{}</title>", escape(&caption(graph, level)));
     let _ = writeln!(out, "<style>\n{STYLE}</style>");
@@ -39,8 +39,41 @@ pub fn svg(graph: &Graph, level: Level) -> String {
             write_mark(&mut out, mark, level);
         }
     }
+    legend(&mut out, layout.height);
     out.push_str("</svg>\n");
     out
+}
+
+/// What the lines and symbols mean: (class of the sample line, or the symbol; words).
+const LEGEND: [(&str, &str); 5] = [
+    ("flow data", "data flow"),
+    ("flow shortcut identity", "identity shortcut (into +)"),
+    ("flow shortcut projection", "projection shortcut"),
+    ("flow gate", "gate: SE, CBAM (into ×)"),
+    ("‖", "concat; bold box: closed block"),
+];
+const LEGEND_ROW: f64 = 15.0;
+
+/// The legend, below the picture.
+fn legend(out: &mut String, top: f64) {
+    out.push_str("<g class=\"legend\">\n");
+    for (i, (sample, words)) in LEGEND.iter().enumerate() {
+        let y = top + LEGEND_ROW * i as f64;
+        let x = layout::MARGIN;
+        if sample.starts_with("flow") {
+            let _ = writeln!(
+                out,
+                r#"<polyline class="{sample}" points="{x:.1},{:.1} {:.1},{:.1}"/>"#,
+                y + 4.0,
+                x + 24.0,
+                y + 4.0
+            );
+        } else {
+            let _ = writeln!(out, r#"<text class="symbol" x="{:.1}" y="{:.1}">{sample}</text>"#, x + 12.0, y + 8.0);
+        }
+        let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, x + 32.0, y + 8.0, escape(words));
+    }
+    out.push_str("</g>\n");
 }
 
 /// What the picture shows, in one line (the SVG's title).
@@ -140,7 +173,9 @@ pub fn box_lines(item: &Item, level: Level) -> Vec<(String, &'static str)> {
     if !gates.is_empty() {
         shape.push_str(&format!("  + {}", gates.join(", ")));
     }
-    let cost = if item.params == 0 && item.macs == 0 {
+    let cost = if item.shared {
+        format!("shared weights · {} MACs", human(item.macs))
+    } else if item.params == 0 && item.macs == 0 {
         "no weights, no MACs".to_string()
     } else {
         format!("{} params · {} MACs", human(item.params), human(item.macs))

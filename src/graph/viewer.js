@@ -190,9 +190,13 @@ function human(n) {
 
 function thousands(n) { return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ","); }
 
-function hiddenShortcut(item) {
+function isContainer(item) { return item.kind === "group" && ["stage", "repeat", "seq"].includes(item.op); }
+
+function hiddenShortcut(item) { return isContainer(item) ? null : firstShortcut(item); }
+
+function firstShortcut(item) {
   if (item.kind === "residual" && !item.off) return item.projection.length ? "projection" : "identity";
-  if (item.kind === "group") for (const child of item.children) { const s = hiddenShortcut(child); if (s) return s; }
+  if (item.kind === "group") for (const child of item.children) { const s = firstShortcut(child); if (s) return s; }
   return null;
 }
 
@@ -201,15 +205,26 @@ function holdsGate(item) { return item.kind === "scale" || children(item).some(h
 function hiddenGates(item) {
   const out = [];
   for (const child of children(item)) {
-    if (child.kind === "scale") out.push("gate");
-    else if (holdsGate(child) && child.path) out.push(child.label === child.op ? child.op : `${child.label} (${child.op})`);
-    else out.push(...hiddenGates(child));
+    let found;
+    if (child.kind === "scale") found = ["gate"];
+    else if (isContainer(item)) found = hiddenGates(child);
+    else if (holdsGate(child) && child.path) found = [child.label === child.op ? child.op : `${child.label} (${child.op})`];
+    else found = hiddenGates(child);
+    for (const gate of found) if (!out.includes(gate)) out.push(gate);
   }
   return out;
 }
 
+function contents(item) {
+  const list = children(item);
+  if (!isContainer(item) || !list.length || !list.every((c) => c.op === list[0].op)) return null;
+  return `${list.length} × ${list[0].op}`;
+}
+
 function title(item, closedBox, room = 31) {
-  const withOp = (name) => (!name || name === item.op ? item.op : `${name} · ${item.op}`);
+  // A closed stage says what it holds instead of `stage`.
+  const op = (closedBox && contents(item)) || item.op;
+  const withOp = (name) => (!name || name === item.op ? op : `${name} · ${op}`);
   if (!closedBox || !item.path) return withOp(item.label);
   const found = [withOp(item.path), withOp(item.label), item.label].find((c) => [...c].length <= room);
   return found === undefined ? item.label : found;
@@ -263,7 +278,8 @@ function render(mark) {
       let shape = `→ ${compact(item.output)}`;
       const gates = mark.closed ? hiddenGates(item) : [];
       if (gates.length) shape += `  + ${gates.join(", ")}`;
-      const cost = item.params == 0 && item.macs == 0 ? "no weights, no MACs" : `${human(item.params)} params · ${human(item.macs)} MACs`;
+      const cost = item.shared ? `shared weights · ${human(item.macs)} MACs`
+        : item.params == 0 && item.macs == 0 ? "no weights, no MACs" : `${human(item.params)} params · ${human(item.macs)} MACs`;
       const texts = [[title(item, mark.closed), "title"], [shape, "shape"], [cost, "cost"]]
         .map(([t, c], i) => `<text class="${c}" x="${mark.x + 8}" y="${mark.y + 14 + 13 * i}">${esc(fit(t))}</text>`).join("");
       return `<g class="${cls}" data-id="${item.id}" data-path="${esc(item.path)}"><title>${esc(details(item))}</title>` +

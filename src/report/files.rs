@@ -16,12 +16,34 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// Writes bytes atomically and durably (the file is on disk before it is renamed into
 /// place). A failure names the file with the operating system's words.
 pub fn write_atomic(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), Error> {
+    // A symbolic link keeps being one: its target is what gets replaced.
+    let resolved = resolve_link(path);
+    let path = resolved.as_path();
+    // A device or a pipe (`--out /dev/stdout`) cannot be renamed over: it is written
+    // to, as `>` would.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::write(path, contents.as_ref())
+            .map_err(|e| Error::Write { path: path.to_path_buf(), reason: IoReason::os(&e) });
+    }
     let write = |temp: &Path| {
         std::fs::write(temp, contents.as_ref()).map_err(|e| IoReason::os(&e))?;
         fault_step("write", temp);
         sync_file(temp).map_err(|e| IoReason::os(&e))
     };
     write_atomic_with(path, &temp_path(path), write, IoReason::os)
+}
+
+/// The file a path names, through symbolic links (a dangling link names its target).
+fn resolve_link(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    // A bounded walk: a loop of links ends as the last link read.
+    for _ in 0..40 {
+        match std::fs::read_link(&path) {
+            Ok(target) => path = path.parent().map_or(target.clone(), |dir| dir.join(&target)),
+            Err(_) => break,
+        }
+    }
+    path
 }
 
 /// Lets `write` fill the temporary file `temp`, then renames it to `path`; `reason`
