@@ -314,3 +314,18 @@ fn a_full_disk_is_an_error_not_a_panic() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("cannot write `stdout`") && !stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn swapped_stages_are_one_move_and_the_counts_agree() {
+    let a = compile_with("models/resnet18_cifar.arch", &[]);
+    let b = compile_with("tests/fixtures/diff/resnet18_cifar_swapped.arch", &[]);
+    let d = compare(("a", &a), ("b", &b));
+    let moved: Vec<(&str, Option<&str>)> =
+        d.modules.iter().filter(|m| m.change == Change::Moved).map(|m| (m.path.as_str(), m.after.as_deref())).collect();
+    assert_eq!(moved, [("layer2", Some("layer3"))]);
+    assert_eq!((d.count(Change::Added), d.count(Change::Removed)), (0, 0));
+    assert!(d.tensors.added.is_empty() && d.tensors.removed.is_empty() && !d.tensors.reshaped.is_empty());
+    // One row per stage, both sides present.
+    assert!(d.stages.iter().all(|s| s.a.is_some() && s.b.is_some()), "{:?}", d.stages);
+    assert_eq!(d.stages.iter().filter(|s| s.name == "layer2").count(), 1);
+}

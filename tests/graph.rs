@@ -33,6 +33,7 @@ fn zoo() -> Vec<String> {
         .collect();
     paths.push("tests/fixtures/graph/forms.arch".into());
     paths.push("tests/fixtures/diff/bare_residual.arch".into());
+    paths.push("tests/fixtures/graph/shared_twice.arch".into());
     paths.sort();
     paths
 }
@@ -203,6 +204,8 @@ struct Seen {
     after_open: Option<usize>,
     frame_opened: Option<usize>,
     after_close: Option<usize>,
+    stage_opened: Option<usize>,
+    located: usize,
     details: Option<String>,
     search: Option<serde_json::Value>,
     summary: String,
@@ -243,6 +246,17 @@ fn the_page_renders_in_chromium_and_opens_blocks_on_click() {
         .count();
     assert_eq!(seen.after_open, Some(rows(&model, GroupBy::Block) - 1 + inside));
     assert_eq!(seen.frame_opened, Some(1));
+    let blocks_in_layer2 = cost::report(&model, Convention::Core, 1, GroupBy::Block)
+        .rows
+        .iter()
+        .filter(|r| r.name.starts_with("layer2."))
+        .count();
+    assert_eq!(
+        seen.stage_opened,
+        Some(rows(&model, GroupBy::Stage) - 1 + blocks_in_layer2),
+        "layer2 opens to its blocks"
+    );
+    assert_eq!(seen.located, 1, "a top-layers row finds exactly that layer");
     assert_eq!(seen.after_close, Some(rows(&model, GroupBy::Block)), "a click on the frame closes it");
     let details = seen.details.unwrap();
     assert!(

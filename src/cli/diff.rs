@@ -167,9 +167,15 @@ fn render(diff: &Diff, markdown_out: bool) -> String {
         diff.count(Change::Changed),
         diff.count(Change::Renumbered),
     );
+    let moved = match diff.count(Change::Moved) {
+        0 => String::new(),
+        n => format!(", {n} moved"),
+    };
     heading(
         &mut out,
-        &format!("modules: {added} added, {removed} removed, {changed} changed, {renumbered} renumbered (by name)"),
+        &format!(
+            "modules: {added} added, {removed} removed, {changed} changed, {renumbered} renumbered{moved} (by name)"
+        ),
     );
     if !diff.modules.is_empty() {
         let rows: Vec<Vec<String>> = diff.modules.iter().map(module_row).collect();
@@ -279,11 +285,20 @@ fn module_row(m: &diff::ModuleChange) -> Vec<String> {
         Change::Added | Change::Removed => {
             let place = m.after.as_ref().map(|a| format!(", after {a}")).unwrap_or_default();
             let sign = if m.change == Change::Added { "+" } else { "-" };
-            let inside = format!("{} layer{}, {} tensor{}", m.layers, plural(m.layers), m.tensors, plural(m.tensors));
+            let (layers, tensors) = (m.layers.unwrap_or(0), m.tensors.unwrap_or(0));
+            let inside = format!("{layers} layer{}, {tensors} tensor{}", plural(layers), plural(tensors));
             (sign, format!("{} ({inside}{place})", if m.change == Change::Added { "added" } else { "removed" }))
         }
         Change::Changed => ("~", m.what.join("; ")),
         Change::Renumbered => ("=", format!("was {}: its weights change names", m.was.clone().unwrap_or_default())),
+        Change::Moved => {
+            let mut what = format!("moved: now after {}", m.after.clone().unwrap_or_default());
+            for change in &m.what {
+                what.push_str("; ");
+                what.push_str(change);
+            }
+            (">", what)
+        }
     };
     vec![mark.into(), m.path.clone(), m.op.clone(), what, signed(m.params), signed(m.macs)]
 }

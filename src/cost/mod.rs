@@ -137,7 +137,7 @@ pub fn report(model: &Model, convention: Convention, batch: u64, by: GroupBy) ->
         train_sgd_momentum_bytes: weights.saturating_mul(3).saturating_add(forward),
         train_adam_bytes: weights.saturating_mul(4).saturating_add(forward),
     };
-    let rows = group(model, rows, by);
+    let rows = if by == GroupBy::Layer { rows } else { group(model, convention, batch, by) };
     Report {
         model: model.name.clone(),
         convention,
@@ -222,82 +222,52 @@ fn structural_cost(node: &Node) -> Option<(&'static str, Cost)> {
     }
 }
 
-/// Folds layer rows into block or stage rows (in first-appearance order).
-fn group(model: &Model, rows: Vec<Row>, by: GroupBy) -> Vec<Row> {
-    if by == GroupBy::Layer {
-        return rows;
-    }
-    let mut units: Vec<(String, String, Shape)> = Vec::new();
-    for node in &model.nodes {
-        match by {
-            GroupBy::Stage => stage_units(node, &mut units),
-            _ => block_units(node, &mut units),
+/// Block or stage rows: each unit's subtree summed (a shared module's weights at its
+/// first use, as everywhere), walking the tree so that two units of the same name
+/// (a `let` module used twice) stay two rows; the merge of a form the units are seen
+/// through is a row of its own, after its branches.
+fn group(model: &Model, convention: Convention, batch: u64, by: GroupBy) -> Vec<Row> {
+    fn units(node: &Node, convention: Convention, batch: u64, by: GroupBy, out: &mut Vec<Row>) {
+        let see_through = match by {
+            GroupBy::Stage => structural(node),
+            _ => holds_blocks(node),
+        };
+        if !see_through {
+            let (params, macs, activations) = subtree(node, convention, batch);
+            out.push(Row {
+                name: node.path.clone(),
+                op: node.kind_name(),
+                output: node.output,
+                params,
+                macs,
+                activations,
+            });
+            return;
         }
-    }
-    let mut grouped: Vec<Row> = units
-        .iter()
-        .map(|(name, op, output)| Row {
-            name: name.clone(),
-            op: op.clone(),
-            output: *output,
-            params: 0,
-            macs: 0,
-            activations: 0,
-        })
-        .collect();
-    let index: std::collections::HashMap<&str, usize> =
-        units.iter().enumerate().map(|(i, (name, _, _))| (name.as_str(), i)).collect();
-    for row in rows {
-        // The longest unit path that is the row's path or a dotted prefix of it.
-        let mut owner = None;
-        let mut prefix = row.name.as_str();
-        while !prefix.is_empty() {
-            if let Some(&i) = index.get(prefix) {
-                owner = Some(i);
-                break;
-            }
-            prefix = prefix.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
-        }
-        match owner {
-            Some(i) => {
-                let g = &mut grouped[i];
-                g.params = g.params.saturating_add(row.params);
-                g.macs = g.macs.saturating_add(row.macs);
-                g.activations = g.activations.saturating_add(row.activations);
-            }
-            None => grouped.push(row),
-        }
-    }
-    grouped
-}
-
-/// The network's top-level children, seen through a residual, gate or parallel written
-/// at the network's level (it has no name of its own: its layers are the stages).
-fn stage_units(node: &Node, units: &mut Vec<(String, String, Shape)>) {
-    if structural(node) {
         for child in node.children() {
-            stage_units(child, units);
+            units(child, convention, batch, by, out);
         }
-    } else {
-        units.push((node.path.clone(), node.kind_name(), node.output));
+        if let Some((op, cost)) = structural_cost(node) {
+            out.push(Row {
+                name: node.path.clone(),
+                op: op.to_string(),
+                output: node.output,
+                params: 0,
+                macs: convention.pick(cost).saturating_mul(batch as u128),
+                activations: numel(&node.output).saturating_mul(batch as u128),
+            });
+        }
     }
+    let mut out = Vec::new();
+    for node in &model.nodes {
+        units(node, convention, batch, by, &mut out);
+    }
+    out
 }
 
 /// A residual, gate or parallel: a form with no name and no weights of its own.
 pub fn structural(node: &Node) -> bool {
     matches!(node.kind, NodeKind::Residual { .. } | NodeKind::Scale { .. } | NodeKind::Parallel { .. })
-}
-
-/// The outermost block instances (below stages, repeats and sequences), or the node
-/// itself when no block encloses it.
-fn block_units(node: &Node, units: &mut Vec<(String, String, Shape)>) {
-    if holds_blocks(node) {
-        for child in node.children() {
-            block_units(child, units);
-        }
-    } else {
-        units.push((node.path.clone(), node.kind_name(), node.output));
-    }
 }
 
 /// Whether `--by block` looks inside this node for block instances: a stage, repeat or

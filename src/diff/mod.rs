@@ -53,6 +53,8 @@ pub enum Change {
     Changed,
     /// Same module under a new number: its weights change names.
     Renumbered,
+    /// The same named module in another place among its siblings (`after` says where).
+    Moved,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -71,9 +73,11 @@ pub struct ModuleChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     /// Layers inside an added or removed module (1 for a layer).
-    pub layers: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<usize>,
     /// Tensors of an added or removed module.
-    pub tensors: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensors: Option<usize>,
     #[serde(serialize_with = "signed")]
     pub params: i128,
     #[serde(serialize_with = "signed")]
@@ -164,8 +168,8 @@ pub fn compare(a: (&Model, Side), b: (&Model, Side), batch: u64) -> Diff {
             op: model_b.name.clone(),
             what: vec![format!("wiring {} → {}", words(&root_a), words(&root_b))],
             after: None,
-            layers: 0,
-            tensors: 0,
+            layers: None,
+            tensors: None,
             params,
             macs,
         });
@@ -177,22 +181,25 @@ pub fn compare(a: (&Model, Side), b: (&Model, Side), batch: u64) -> Diff {
         |r: &cost::Row| Cost { params: r.params, macs: r.macs, activation_bytes: r.activations.saturating_mul(4) };
     let (rows_a, rows_b) = (&report_a.rows, &report_b.rows);
     // By name; the network's own merges (no name) by what they are, too.
-    let stages = merge_aligned(rows_a.len(), rows_b.len(), |i, j| {
+    let aligned = merge_aligned(rows_a.len(), rows_b.len(), |i, j| {
         let (a, b) = (&rows_a[i], &rows_b[j]);
         match (a.name == b.name, a.op == b.op) {
             (true, true) => 2,
             (true, false) if !a.name.is_empty() => 1,
             _ => 0,
         }
-    })
-    .into_iter()
-    .map(|(i, j)| {
-        let a = i.map(|i| &report_a.rows[i]);
-        let b = j.map(|j| &report_b.rows[j]);
-        let (name, op) = b.or(a).map(|r| (r.name.clone(), r.op.clone())).unwrap_or_default();
-        StageCost { name, op, a: a.map(row_cost), b: b.map(row_cost) }
-    })
-    .collect();
+    });
+    // A stage that moved is one row, where B has it.
+    let moved = |i: usize, j: usize| !rows_a[i].name.is_empty() && rows_a[i].name == rows_b[j].name;
+    let stages = pair_moved(aligned, moved)
+        .into_iter()
+        .map(|((i, j), _)| {
+            let a = i.map(|i| &report_a.rows[i]);
+            let b = j.map(|j| &report_b.rows[j]);
+            let (name, op) = b.or(a).map(|r| (r.name.clone(), r.op.clone())).unwrap_or_default();
+            StageCost { name, op, a: a.map(row_cost), b: b.map(row_cost) }
+        })
+        .collect();
     let whole =
         |r: &cost::Report| Cost { params: r.params, macs: r.macs, activation_bytes: r.activations.saturating_mul(4) };
     Diff {
@@ -324,10 +331,13 @@ fn align(a: &[&Node], b: &[&Node], batch: u64, out: &mut Vec<ModuleChange>) {
         }
     };
     let mut previous: Option<String> = None;
-    for pair in merge_aligned(a.len(), b.len(), worth) {
+    // A named module on both sides that the order could not match has moved.
+    let moved = |i: usize, j: usize| !numbered(a[i]) && key(a[i]) == key(b[j]);
+    for (pair, was_moved) in pair_moved(merge_aligned(a.len(), b.len(), worth), moved) {
         match pair {
             (Some(i), Some(j)) => {
-                compare_pair(a[i], b[j], batch, out);
+                let place = was_moved.then(|| previous.clone().unwrap_or_else(|| "(first)".into()));
+                compare_pair(a[i], b[j], place, batch, out);
                 previous = Some(b[j].path.clone());
             }
             (None, Some(j)) => {
@@ -386,14 +396,15 @@ fn whole(change: Change, node: &Node, after: Option<String>, batch: u64) -> Modu
         op: node.kind_name(),
         what: Vec::new(),
         after,
-        layers,
-        tensors,
+        layers: Some(layers),
+        tensors: Some(tensors),
         params: sign * i128::try_from(params).unwrap_or(i128::MAX),
         macs: sign * i128::try_from(macs).unwrap_or(i128::MAX),
     }
 }
 
-fn compare_pair(a: &Node, b: &Node, batch: u64, out: &mut Vec<ModuleChange>) {
+/// `moved_after`: the pair was matched out of order; the module it now follows.
+fn compare_pair(a: &Node, b: &Node, moved_after: Option<String>, batch: u64, out: &mut Vec<ModuleChange>) {
     let mut what = Vec::new();
     let (op_a, op_b) = (a.kind_name(), b.kind_name());
     if op_a != op_b {
@@ -432,32 +443,63 @@ fn compare_pair(a: &Node, b: &Node, batch: u64, out: &mut Vec<ModuleChange>) {
         was: (a.path != b.path).then(|| a.path.clone()),
         op: op_b.clone(),
         what: what.clone(),
-        after: None,
-        layers: 1,
-        tensors: 0,
+        after: moved_after.clone(),
+        layers: None,
+        tensors: None,
         params: delta(params_a, params_b),
         macs: delta(macs_a, macs_b),
     };
+    let change = if moved_after.is_some() {
+        Change::Moved
+    } else if !what.is_empty() {
+        Change::Changed
+    } else {
+        Change::Renumbered
+    };
     if op_a != op_b {
         // A different block: its insides are not the same thing renamed.
-        out.push(own(Change::Changed));
+        out.push(own(change));
         return;
     }
-    if !what.is_empty() {
-        out.push(own(Change::Changed));
-    } else if renamed {
-        out.push(own(Change::Renumbered));
+    if moved_after.is_some() || !what.is_empty() || renamed {
+        out.push(own(change));
     }
     if !matches!(a.kind, NodeKind::Op { .. }) {
         align(&named(a.children()), &named(b.children()), batch, out);
     }
 }
 
+/// An entry of A, of B, or one of each matched.
+type Pair = (Option<usize>, Option<usize>);
+
+/// The merged pairs with each A-only entry that `same` pairs with a B-only entry joined
+/// to it, at B's place (marked `true`: matched out of order).
+fn pair_moved(pairs: Vec<Pair>, same: impl Fn(usize, usize) -> bool) -> Vec<(Pair, bool)> {
+    let only_a: Vec<usize> =
+        pairs.iter().filter_map(|p| if let (Some(i), None) = p { Some(*i) } else { None }).collect();
+    let mut taken = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for pair in &pairs {
+        match *pair {
+            (None, Some(j)) => match only_a.iter().find(|&&i| !taken.contains(&i) && same(i, j)) {
+                Some(&i) => {
+                    taken.insert(i);
+                    out.push(((Some(i), Some(j)), true));
+                }
+                None => out.push((*pair, false)),
+            },
+            _ => out.push((*pair, false)),
+        }
+    }
+    out.retain(|(pair, moved)| *moved || !matches!(pair, (Some(i), None) if taken.contains(i)));
+    out
+}
+
 /// Two lists merged along the alignment (no crossings) whose matched pairs are worth
 /// the most (`worth` 0: cannot match): `(Some(i), Some(j))` for a match, `(Some(i),
 /// None)` for A's alone, `(None, Some(j))` for B's alone, in B's order with A's
 /// unmatched entries where they stood.
-fn merge_aligned(n: usize, m: usize, worth: impl Fn(usize, usize) -> u32) -> Vec<(Option<usize>, Option<usize>)> {
+fn merge_aligned(n: usize, m: usize, worth: impl Fn(usize, usize) -> u32) -> Vec<Pair> {
     let mut table = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {

@@ -79,8 +79,11 @@ impl Writer {
                 let pad = "  ".repeat(self.indent);
                 self.clusters += 1;
                 let _ = writeln!(self.out, "{pad}subgraph cluster_{} {{", self.clusters);
-                let _ =
-                    writeln!(self.out, "{pad}  label={}; style=dashed; color=\"#a0aec0\";", quote(&item.frame_title()));
+                let _ = writeln!(
+                    self.out,
+                    "{pad}  label={}; style=dashed; color=\"#a0aec0\";",
+                    quote(&item.frame_title(usize::MAX))
+                );
                 self.indent += 1;
                 let ends = self.column(children, ends);
                 self.indent -= 1;

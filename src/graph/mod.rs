@@ -215,7 +215,9 @@ impl Item {
             ItemKind::Residual { off: false, projection, .. } => {
                 Some(if projection.is_empty() { "identity" } else { "projection" })
             }
-            ItemKind::Group { children } => children.iter().find_map(Item::first_shortcut),
+            ItemKind::Group { .. } | ItemKind::Parallel { .. } => {
+                self.children().into_iter().find_map(Item::first_shortcut)
+            }
             _ => None,
         }
     }
@@ -284,9 +286,18 @@ impl Item {
         candidates.into_iter().find(|c| c.chars().count() <= room).unwrap_or_else(|| self.label.clone())
     }
 
-    /// An open block's frame says where it is: `layer1.0 · bottleneck`.
-    pub fn frame_title(&self) -> String {
-        if self.path.is_empty() { self.op.clone() } else { format!("{} · {}", self.path, self.op) }
+    /// An open block's frame says where it is, `layer1.0 · bottleneck · 232 M MACs`, in
+    /// `room` characters: its whole path when that fits, else the path from its last
+    /// named part (`mlp`, `layer1.0`), then cut.
+    pub fn frame_title(&self, room: usize) -> String {
+        let parts: Vec<&str> = self.path.split('.').collect();
+        let from = (1..parts.len()).rev().find(|&i| !parts[i].chars().all(|c| c.is_ascii_digit())).unwrap_or(0);
+        let line = |name: &str| {
+            let what = if name.is_empty() { self.op.clone() } else { format!("{name} · {}", self.op) };
+            format!("{what} · {} MACs", crate::format::human(self.macs))
+        };
+        let whole = line(&self.path);
+        if whole.chars().count() <= room { whole } else { line(&parts[from..].join(".")) }
     }
 
     /// The tooltip: everything the item's box has no room for.

@@ -128,8 +128,8 @@ fn write_mark(out: &mut String, mark: &Mark, level: Level) {
             let _ = writeln!(out, r#"<g class="frame" data-path="{}">"#, escape(&item.path));
             let _ = writeln!(out, "<title>{}</title>", escape(&item.details()));
             let _ = writeln!(out, r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" rx="6"/>"#);
-            let title = format!("{} · {} MACs", item.frame_title(), human(item.macs));
             let room = ((w - 12.0) / CHAR_WIDTH).max(1.0) as usize;
+            let title = item.frame_title(room);
             let _ = writeln!(
                 out,
                 r#"<text x="{:.1}" y="{:.1}">{}</text>"#,

@@ -38,9 +38,14 @@ function unitAt(item, level) {
   return item.kind !== "layer" && (level === "stage" ? item.stage_unit : level === "block" ? item.block_unit : false);
 }
 
+// What is open at a level: everything but its units and, at stage level, the block
+// units inside them, so that opening a stage shows its blocks closed.
 function setLevel(level) {
   open.clear();
-  for (const item of items) if (item.kind !== "layer" && !unitAt(item, level)) open.add(item.id);
+  for (const item of items) {
+    const closed = unitAt(item, level) || (level === "stage" && unitAt(item, "block"));
+    if (item.kind !== "layer" && !closed) open.add(item.id);
+  }
   for (const button of document.querySelectorAll("#levels button")) {
     button.classList.toggle("active", button.dataset.level === level);
   }
@@ -196,7 +201,9 @@ function hiddenShortcut(item) { return isContainer(item) ? null : firstShortcut(
 
 function firstShortcut(item) {
   if (item.kind === "residual" && !item.off) return item.projection.length ? "projection" : "identity";
-  if (item.kind === "group") for (const child of item.children) { const s = firstShortcut(child); if (s) return s; }
+  if (item.kind === "group" || item.kind === "parallel") {
+    for (const child of children(item)) { const s = firstShortcut(child); if (s) return s; }
+  }
   return null;
 }
 
@@ -228,6 +235,18 @@ function title(item, closedBox, room = 31) {
   if (!closedBox || !item.path) return withOp(item.label);
   const found = [withOp(item.path), withOp(item.label), item.label].find((c) => [...c].length <= room);
   return found === undefined ? item.label : found;
+}
+
+// An open block's frame: its whole path when that fits, else the path from its last
+// named part (`mlp`, `layer1.0`), then cut.
+function frameTitle(item, room) {
+  const parts = item.path.split(".");
+  let from = parts.length - 1;
+  while (from > 0 && /^[0-9]+$/.test(parts[from])) from -= 1;
+  const short = parts.slice(from).join(".");
+  const line = (name) => `${name ? `${name} · ${item.op}` : item.op} · ${human(item.macs)} MACs`;
+  const whole = line(item.path);
+  return fit([...whole].length <= room ? whole : line(short), room);
 }
 
 function details(item) {
@@ -295,7 +314,7 @@ function render(mark) {
       const cls = hits.has(item.id) ? "frame hit" : "frame";
       return `<g class="${cls}" data-id="${item.id}" data-path="${esc(item.path)}"><title>${esc(details(item))}\n(click to close)</title>` +
         `<rect x="${mark.x}" y="${mark.y}" width="${mark.w}" height="${mark.h}" rx="6"/>` +
-        `<text x="${mark.x + 6}" y="${mark.y + SIZES.title - 3}">${esc(fit(`${item.path ? `${item.path} · ${item.op}` : item.op} · ${human(item.macs)} MACs`, Math.max(1, Math.floor((mark.w - 12) / 6.7))))}</text></g>`;
+        `<text x="${mark.x + 6}" y="${mark.y + SIZES.title - 3}">${esc(frameTitle(item, Math.max(1, Math.floor((mark.w - 12) / 6.7))))}</text></g>`;
     }
     case "line":
       return `<polyline class="flow ${mark.flow}" points="${mark.points.map((p) => p.join(",")).join(" ")}"${mark.arrow ? ' marker-end="url(#arrow)"' : ""}/>`;
@@ -340,6 +359,17 @@ function search(query) {
   if (first && first.scrollIntoView) first.scrollIntoView({ block: "center" });
 }
 
+// One layer by its exact name (a row of the top-layers table): opened to and marked.
+function locate(path) {
+  document.getElementById("search").value = "";
+  hits = new Set(items.filter((item) => item.path === path).map((item) => item.id));
+  hits.forEach(reveal);
+  document.getElementById("hits").textContent = "";
+  draw();
+  const first = document.querySelector("#canvas .hit");
+  if (first && first.scrollIntoView) first.scrollIntoView({ block: "center" });
+}
+
 function summary() {
   const t = GRAPH.totals;
   const rows = GRAPH.top.map((r) =>
@@ -365,9 +395,7 @@ document.getElementById("canvas").addEventListener("mouseover", (event) => {
 });
 document.getElementById("summary").addEventListener("click", (event) => {
   const row = event.target.closest("tr[data-path]");
-  if (!row) return;
-  document.getElementById("search").value = row.dataset.path;
-  search(row.dataset.path);
+  if (row) locate(row.dataset.path);
 });
 for (const button of document.querySelectorAll("#levels button")) {
   button.addEventListener("click", () => { setLevel(button.dataset.level); search(document.getElementById("search").value); });

@@ -26,6 +26,13 @@ try {
     await page.click(`#levels button[data-level="${level}"]`);
     seen.levels[level] = await nodes();
   }
+  if (open_path) {
+    // At stage level, opening a stage shows its blocks, closed.
+    const stage = open_path.split(".")[0];
+    await page.click('#levels button[data-level="stage"]');
+    await page.click(`#canvas g.node.closed[data-path="${stage}"]`);
+    seen.stage_opened = await nodes();
+  }
   await page.click('#levels button[data-level="block"]');
   if (open_path) {
     await page.click(`#canvas g.node.closed[data-path="${open_path}"]`);
@@ -42,6 +49,10 @@ try {
     await page.fill("#search", "");
   }
   seen.summary = await page.locator("#summary").innerText();
+  // A row of the top-layers table finds that layer and no other.
+  await page.click('#levels button[data-level="stage"]');
+  await page.click("#summary tr[data-path]");
+  seen.located = await page.locator("#canvas .hit").count();
   await page.click('#levels button[data-level="block"]');
   // The whole page in one viewport (a full-page capture would repeat the sticky header).
   const height = await page.evaluate(() => document.documentElement.scrollHeight);
