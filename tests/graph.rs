@@ -206,6 +206,8 @@ struct Seen {
     after_close: Option<usize>,
     stage_opened: Option<usize>,
     located: usize,
+    /// (path, x, y) of each box the viewer drew, by level.
+    boxes: std::collections::BTreeMap<String, Vec<(String, f64, f64)>>,
     details: Option<String>,
     search: Option<serde_json::Value>,
     summary: String,
@@ -229,6 +231,27 @@ fn browse(path: &str, open: &str, query: &str, screenshot: &std::path::Path) -> 
         assert_eq!(seen.levels[level.name()], rows(&model, by), "{path}: nodes on the page at {level:?}");
     }
     assert_eq!(seen.initial, rows(&model, GroupBy::Block), "{path}: the page opens at --level");
+    // The viewer lays out with archc's rules: every box where the SVG has it.
+    let graph = graph::build(&model, &sources);
+    for (level, _) in LEVELS {
+        let mut ours: Vec<(String, f64, f64)> = layout::layout(&graph, level)
+            .marks
+            .iter()
+            .filter_map(|mark| match mark {
+                Mark::Box { x, y, item, .. } => Some((item.path.clone(), *x, *y)),
+                _ => None,
+            })
+            .collect();
+        let mut theirs = seen.boxes[level.name()].clone();
+        let order = |a: &(String, f64, f64), b: &(String, f64, f64)| a.partial_cmp(b).unwrap();
+        ours.sort_by(order);
+        theirs.sort_by(order);
+        assert_eq!(ours.len(), theirs.len(), "{path} {level:?}: boxes");
+        for (a, b) in ours.iter().zip(&theirs) {
+            let close = a.0 == b.0 && (a.1 - b.1).abs() < 0.01 && (a.2 - b.2).abs() < 0.01;
+            assert!(close, "{path} {level:?}: the SVG has {a:?}, the page {b:?}");
+        }
+    }
     (model, sources, seen)
 }
 

@@ -61,11 +61,11 @@ fn parse_sided(text: &str) -> Result<(Option<char>, String, String), String> {
 
 pub fn run(args: DiffArgs) -> Result<ExitCode, Error> {
     let sided = args.set.iter().any(|(side, _, _)| side.is_some());
+    // clap gives one file or two.
     let (file_a, file_b) = match args.files.as_slice() {
-        [one] if sided => (one.clone(), one.clone()),
-        [one] => return Err(ArgumentError::DiffNeedsTwo { file: one.clone() }.into()),
         [a, b, ..] => (a.clone(), b.clone()),
-        [] => unreachable!("clap requires one file"),
+        [one] if sided => (one.clone(), one.clone()),
+        _ => return Err(ArgumentError::DiffNeedsTwo { file: args.files.concat() }.into()),
     };
     let settings = |wanted: char| -> Vec<(String, String)> {
         args.set

@@ -58,23 +58,28 @@ impl Writer {
         ends
     }
 
-    fn item(&mut self, item: &Item, ends: Ends) -> Ends {
+    /// A layer or a closed block: one node.
+    fn boxed(&mut self, item: &Item, ends: Ends) -> Ends {
         let closed = item.collapsed(self.level);
+        let lines: Vec<String> = box_lines(item, self.level).into_iter().map(|(text, _)| text).collect();
+        let mut attributes = format!("tooltip={}", quote(&item.details()));
+        if let Some(color) = fill(item.family) {
+            attributes.push_str(&format!(", fillcolor=\"{color}\""));
+        }
+        if closed {
+            attributes.push_str(", penwidth=2");
+        }
+        let id = self.node(&lines.join("\n"), &attributes);
+        self.edges(&ends, id);
+        vec![(id, "")]
+    }
+
+    fn item(&mut self, item: &Item, ends: Ends) -> Ends {
+        if item.collapsed(self.level) {
+            return self.boxed(item, ends);
+        }
         match &item.kind {
-            _ if closed || matches!(item.kind, ItemKind::Layer) => {
-                let lines: Vec<String> = box_lines(item, self.level).into_iter().map(|(text, _)| text).collect();
-                let mut attributes = format!("tooltip={}", quote(&item.details()));
-                if let Some(color) = fill(item.family) {
-                    attributes.push_str(&format!(", fillcolor=\"{color}\""));
-                }
-                if closed {
-                    attributes.push_str(", penwidth=2");
-                }
-                let id = self.node(&lines.join("\n"), &attributes);
-                self.edges(&ends, id);
-                vec![(id, "")]
-            }
-            ItemKind::Layer => unreachable!("drawn as a box above"),
+            ItemKind::Layer => self.boxed(item, ends),
             ItemKind::Group { children } => {
                 let pad = "  ".repeat(self.indent);
                 self.clusters += 1;

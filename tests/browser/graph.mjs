@@ -22,9 +22,13 @@ try {
   await page.goto(pathToFileURL(page_path).href);
   const nodes = () => page.locator("#canvas g.node").count();
   seen.initial = await nodes();
+  seen.boxes = {};
   for (const level of ["stage", "block", "layer"]) {
     await page.click(`#levels button[data-level="${level}"]`);
     seen.levels[level] = await nodes();
+    // Where the viewer put each box, to compare with archc's own SVG layout.
+    seen.boxes[level] = await page.$$eval("#canvas g.node:not(.merge) > rect", (rects) =>
+      rects.map((r) => [r.parentNode.dataset.path, Number(r.getAttribute("x")), Number(r.getAttribute("y"))]));
   }
   if (open_path) {
     // At stage level, opening a stage shows its blocks, closed.
