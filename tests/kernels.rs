@@ -37,6 +37,11 @@ struct Outcome {
 }
 
 fn run<B: AutodiffBackend>(source: &str, batch: usize) -> Outcome {
+    run_as::<B>(source, batch, true)
+}
+
+/// `run`, with the fused chains (`forward`) or every step on its own (`forward_unfused`).
+fn run_as<B: AutodiffBackend>(source: &str, batch: usize, fused: bool) -> Outcome {
     let mut sources = Sources::new();
     let result = compile(&mut sources, "bn.arch", source, &Options::default());
     assert!(!result.has_errors(), "{}", archc::diagnostics::render_plain(&sources, &result.diagnostics));
@@ -67,7 +72,8 @@ fn run<B: AutodiffBackend>(source: &str, batch: usize) -> Outcome {
         }
         Shape::Tokens { .. } => unreachable!(),
     };
-    let output = match network.forward(input.clone()) {
+    let output = if fused { network.forward(input.clone()) } else { network.forward_unfused(input.clone()) };
+    let output = match output {
         Value::Image(t) => t.flatten::<1>(0, 3),
         Value::Vector(t) => t.flatten::<1>(0, 1),
         Value::Tokens(_) => unreachable!(),
@@ -111,10 +117,16 @@ fn same(source: &str, batch: usize) {
 fn same_on_this_pool(source: &str, batch: usize) {
     let fused = run::<Autodiff<Flex>>(source, batch);
     let reference = run::<Autodiff<NdArray>>(source, batch);
+    agree(&fused, &reference);
+    // The fused chains against the same kernels run step by step.
+    agree(&fused, &run_as::<Autodiff<Flex>>(source, batch, false));
+}
+
+fn agree(fused: &Outcome, reference: &Outcome) {
     close("output", &fused.output, &reference.output);
     close("input gradient", &fused.input_grad, &reference.input_grad);
     let names = |o: &Outcome| o.grads.tensors.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&fused), names(&reference), "the same parameters have gradients");
+    assert_eq!(names(fused), names(reference), "the same parameters have gradients");
     assert!(!fused.grads.tensors.is_empty());
     for (name, expected) in &reference.grads.tensors {
         close(&format!("gradient of {name}"), &fused.grads.tensors[name].data, &expected.data);
@@ -172,6 +184,124 @@ fn poolings_match_burns() {
         // A convolution first, so the pooling's input gradient reaches a parameter too.
         same(&format!("network p {{ input {input}\n c: conv(3, kernel: 1)\n p: {layer} }}"), batch);
     }
+}
+
+/// Networks whose steps the planner fuses into chains (`lower/fuse.rs`), and some it
+/// must not: each checked on burn-flex (fused kernels) against ndarray (Burn's ops, the
+/// chains run step by step) and against burn-flex unfused, in training, and the folded
+/// inference network against ndarray's.
+const CHAINS: &[(&str, usize)] = &[
+    // batchnorm → relu, and basic blocks: bn2 → add → relu with an identity shortcut and
+    // with a projection (whose own batch norm must not take the same add).
+    (
+        "network res { input image(3, 8, 8)
+            stem: conv(8, kernel: 3, padding: 1, bias: false)
+            bn: batchnorm
+                relu
+            b1: basic(8)
+            b2: basic(16, stride: 2)
+            pool: global_avgpool
+                flatten
+            fc: linear(3) }",
+        3,
+    ),
+    // conv → add (pre-activation blocks) and conv → relu (LeNet) while training.
+    (
+        "network pre { input image(2, 6, 6)\n c: conv(4, kernel: 3)\n relu\n b: preact_basic(4)\n b2: preact_basic(6, stride: 2) }",
+        2,
+    ),
+    // A batch norm whose output two steps read (the ReLU and the shortcut): not fused;
+    // the convolution after it is (conv → add → relu).
+    (
+        "network twice { input image(3, 5, 5)
+            bn: batchnorm
+            residual { relu\n c: conv(3, kernel: 1) }
+            relu
+            c2: conv(3, kernel: 3, padding: 1)
+            bn2: batchnorm }",
+        4,
+    ),
+    // x + x, a ReLU that is the network's output, vectors (batch norm 1-d: the chain
+    // runs step by step).
+    ("network xx { input image(2, 4, 4)\n c: conv(2, kernel: 1)\n residual(shortcut: identity) { }\n relu }", 2),
+    (
+        "network vec { input vector(5)\n fc: linear(6)\n bn: batchnorm\n relu\n out: linear(2)\n bn2: batchnorm\n relu }",
+        4,
+    ),
+    ("network one { input image(2, 3, 3)\n c: conv(4, kernel: 3, padding: 1)\n bn: batchnorm\n relu }", 1),
+];
+
+#[test]
+fn fused_chains_match_the_steps_they_replace() {
+    for (source, batch) in CHAINS {
+        same(source, *batch);
+        inference_agrees(source, *batch);
+    }
+}
+
+/// Eval-mode outputs of the folded and fused network: burn-flex against ndarray.
+fn inference_agrees(source: &str, batch: usize) {
+    fn infer<B: Backend>(source: &str, batch: usize) -> Vec<f32> {
+        let mut sources = Sources::new();
+        let result = compile(&mut sources, "chain.arch", source, &Options::default());
+        assert!(!result.has_errors(), "{}", archc::diagnostics::render_plain(&sources, &result.diagnostics));
+        let model = &result.models[0];
+        let network = Network::<B>::new(model, &Default::default());
+        let mut dict = network.state_dict();
+        for (i, (name, tensor)) in dict.tensors.iter_mut().enumerate() {
+            let mut data = values(tensor.data.len(), 300 + i as u64);
+            if name.ends_with("running_var") {
+                data.iter_mut().for_each(|v| *v = v.abs() + 0.5);
+            }
+            *tensor = RawTensor { shape: tensor.shape.clone(), data };
+        }
+        let network = network.load_state_dict(&dict).unwrap().for_inference();
+        let input = match model.input {
+            Shape::Image { c, h, w } => {
+                let dims = [batch, c as usize, h as usize, w as usize];
+                Value::Image(Tensor::<B, 4>::from_data(
+                    TensorData::new(values(dims.iter().product(), 9), dims),
+                    &Default::default(),
+                ))
+            }
+            Shape::Vector { d } => {
+                let dims = [batch, d as usize];
+                Value::Vector(Tensor::<B, 2>::from_data(
+                    TensorData::new(values(dims.iter().product(), 9), dims),
+                    &Default::default(),
+                ))
+            }
+            Shape::Tokens { .. } => unreachable!(),
+        };
+        let output = match network.forward(input) {
+            Value::Image(t) => t.flatten::<1>(0, 3),
+            Value::Vector(t) => t.flatten::<1>(0, 1),
+            Value::Tokens(_) => unreachable!(),
+        };
+        output.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+    }
+    close("inference output", &infer::<Flex>(source, batch), &infer::<NdArray>(source, batch));
+}
+
+#[test]
+fn the_planner_fuses_every_resnet_block() {
+    let source = std::fs::read_to_string("models/resnet20.arch").unwrap();
+    let mut sources = Sources::new();
+    let result = compile(&mut sources, "resnet20.arch", &source, &Options::default());
+    let model = &result.models[0];
+    let network = Network::<Autodiff<Flex>>::new(model, &Default::default());
+    let chains = network.program.fused_chains();
+    // Training: the stem's bn → relu, and in each of the nine blocks bn1 → relu and
+    // bn2 → add → relu.
+    assert_eq!(chains.len(), 19, "{chains:?}");
+    assert_eq!(chains.iter().filter(|c| c.ends_with("batchnorm → add → relu")).count(), 9, "{chains:?}");
+    assert!(chains.contains(&"layer2.0.bn2: batchnorm → add → relu".to_string()), "{chains:?}");
+    // Inference: batch norms folded, so the same chains start at the convolutions.
+    let folded = Network::<Flex>::new(model, &Default::default()).for_inference();
+    let chains = folded.program.fused_chains();
+    assert_eq!(chains.len(), 19, "{chains:?}");
+    assert!(chains.iter().all(|c| c.contains(": conv → ")), "{chains:?}");
+    assert!(chains.contains(&"layer3.2.conv2: conv → add → relu".to_string()), "{chains:?}");
 }
 
 #[test]
@@ -312,5 +442,137 @@ proptest! {
         let only_weight = conv_kernel::backward(&c, &x, &w, &dy, Wanted { input: false, weight: true, bias: false });
         prop_assert!(only_weight.input.is_none() && only_weight.bias.is_none());
         close_to("weight gradient alone", &only_weight.weight.unwrap(), &dw)?;
+    }
+}
+
+// ---- The fused batch norm → add → ReLU kernel against finite differences --------
+
+/// The training batch norm → residual add → ReLU in f64, written out directly.
+mod chain_reference {
+    use archc_kernels::batch_norm::Planes;
+
+    /// The pre-activations z = x̂·γ + β + r.
+    pub fn pre(x: &[f64], gamma: &[f64], beta: &[f64], r: Option<&[f64]>, at: Planes, eps: f64) -> Vec<f64> {
+        let (c, s) = (at.channels, at.spatial);
+        let count = (at.batch * s) as f64;
+        let mut z = vec![0f64; x.len()];
+        for ch in 0..c {
+            let index = |b: usize, i: usize| (b * c + ch) * s + i;
+            let all = || (0..at.batch).flat_map(move |b| (0..s).map(move |i| index(b, i)));
+            let mean = all().map(|j| x[j]).sum::<f64>() / count;
+            let var = all().map(|j| (x[j] - mean).powi(2)).sum::<f64>() / count;
+            for j in all() {
+                z[j] = (x[j] - mean) / (var + eps).sqrt() * gamma[ch] + beta[ch] + r.map_or(0.0, |r| r[j]);
+            }
+        }
+        z
+    }
+
+    pub fn output(z: &[f64], relu: bool) -> Vec<f64> {
+        z.iter().map(|&v| if relu { v.max(0.0) } else { v }).collect()
+    }
+
+    /// Σ w·y: a loss whose gradient with respect to y is w.
+    pub fn loss(w: &[f64], y: &[f64]) -> f64 {
+        w.iter().zip(y).map(|(w, y)| w * y).sum()
+    }
+}
+
+fn wide(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&v| v as f64).collect()
+}
+
+fn close_f64(what: &str, actual: &[f32], expected: &[f64], tolerance: f64) -> Result<(), TestCaseError> {
+    prop_assert_eq!(actual.len(), expected.len(), "{}: lengths", what);
+    let scale = expected.iter().fold(1f64, |m, v| m.max(v.abs()));
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        prop_assert!((a as f64 - e).abs() <= tolerance * scale, "{}[{}]: kernel {} vs reference {}", what, i, a, e);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Forward against the direct f64 version; every gradient (input, γ, β, residual)
+    /// against central differences of Σ w·relu(bn(x) + r).
+    #[test]
+    fn the_fused_batch_norm_chain_matches_finite_differences(
+        (batch, channels, spatial) in (1usize..4, 1usize..4, 1usize..12),
+        residual in any::<bool>(),
+        relu in any::<bool>(),
+        threads in 1usize..3,
+        seed in 0u64..1000,
+    ) {
+        use archc_kernels::Epilogue;
+        use archc_kernels::batch_norm::{self as bn, Backward, Planes};
+        let at = Planes { batch, channels, spatial };
+        let n = batch * channels * spatial;
+        prop_assume!(batch * spatial > 1);
+        let (x, gamma, beta) = (values(n, seed), values(channels, seed + 1), values(channels, seed + 2));
+        let r = residual.then(|| values(n, seed + 3));
+        let w = values(n, seed + 4);
+        let eps = 1e-5;
+        let (xd, gd, bd, rd, wd) = (wide(&x), wide(&gamma), wide(&beta), r.as_deref().map(wide), wide(&w));
+        let z = chain_reference::pre(&xd, &gd, &bd, rd.as_deref(), at, eps);
+        // Finite differences are only valid away from ReLU's kink.
+        prop_assume!(!relu || z.iter().all(|v| v.abs() > 1e-2));
+
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let (y, found) = pool.install(|| {
+            let stats = bn::statistics(&x, at, eps);
+            let y = bn::normalize(&x, at, &stats, &gamma, &beta, Epilogue { residual: r.as_deref(), relu });
+            let wanted = Backward { input: true, relu_output: relu.then_some(&y[..]), before_relu: residual };
+            let found = bn::backward(&x, &w, at, &stats, &gamma, wanted);
+            (y.clone(), found)
+        });
+        close_f64("output", &y, &chain_reference::output(&z, relu), 1e-4)?;
+
+        let h = 1e-4;
+        let loss_at = |x: &[f64], g: &[f64], b: &[f64], r: Option<&[f64]>| {
+            chain_reference::loss(&wd, &chain_reference::output(&chain_reference::pre(x, g, b, r, at, eps), relu))
+        };
+        let central = |f: &dyn Fn(f64) -> f64| (f(h) - f(-h)) / (2.0 * h);
+        let nudged = |v: &[f64], j: usize, d: f64| {
+            let mut v = v.to_vec();
+            v[j] += d;
+            v
+        };
+        let dx: Vec<f64> = (0..n).map(|j| central(&|d| loss_at(&nudged(&xd, j, d), &gd, &bd, rd.as_deref()))).collect();
+        let dgamma: Vec<f64> =
+            (0..channels).map(|j| central(&|d| loss_at(&xd, &nudged(&gd, j, d), &bd, rd.as_deref()))).collect();
+        let dbeta: Vec<f64> =
+            (0..channels).map(|j| central(&|d| loss_at(&xd, &gd, &nudged(&bd, j, d), rd.as_deref()))).collect();
+        close_f64("input gradient", found.input.as_deref().unwrap(), &dx, 1e-3)?;
+        close_f64("gamma gradient", &found.gamma, &dgamma, 1e-3)?;
+        close_f64("beta gradient", &found.beta, &dbeta, 1e-3)?;
+        if let Some(rd) = &rd {
+            let dr: Vec<f64> = (0..n).map(|j| central(&|d| loss_at(&xd, &gd, &bd, Some(&nudged(rd, j, d))))).collect();
+            // Without a ReLU the residual's gradient is the output gradient itself,
+            // which the caller passes on (the kernel returns nothing).
+            let found_dr = if relu { found.before_relu.clone().unwrap() } else { w.clone() };
+            prop_assert!(relu == found.before_relu.is_some());
+            close_f64("residual gradient", &found_dr, &dr, 1e-3)?;
+        }
+    }
+
+    /// The convolution with its epilogue: relu(conv(x) + r) against the direct
+    /// convolution, then the add and the ReLU.
+    #[test]
+    fn the_convolution_epilogue_matches_the_steps(c in geometry(), relu in any::<bool>(), threads in 1usize..3, seed in 0u64..1000) {
+        use archc_kernels::Epilogue;
+        let (x, w, bias, r) =
+            (values(c.input_len(), seed), values(c.weight_len(), seed + 1), values(c.out_channels, seed + 2), values(c.output_len(), seed + 3));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let y = pool.install(|| conv_kernel::forward_then(&c, &x, &w, Some(&bias), Epilogue { residual: Some(&r), relu }));
+        let expected: Vec<f32> = direct::forward(&c, &x, &w, &bias)
+            .iter()
+            .zip(&r)
+            .map(|(y, r)| if relu { (y + r).max(0.0) } else { y + r })
+            .collect();
+        close_to("output with the epilogue", &y, &expected)?;
+        let only_relu = conv_kernel::forward_then(&c, &x, &w, None, Epilogue { residual: None, relu: true });
+        let expected: Vec<f32> = direct::forward(&c, &x, &w, &vec![0.0; c.out_channels]).iter().map(|y| y.max(0.0)).collect();
+        close_to("output through ReLU", &only_relu, &expected)?;
     }
 }

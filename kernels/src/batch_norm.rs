@@ -3,7 +3,9 @@
 //! `spatial` values. Forward: two passes per channel (statistics, then normalise);
 //! backward: two more (the two sums, then the standard formula).
 
+use crate::{Epilogue, relu_of};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The layout of a batch-norm input: [batch, channels, spatial].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +42,7 @@ pub fn statistics(x: &[f32], at: Planes, eps: f64) -> Statistics {
     let count = (at.batch * at.spatial) as f64;
     let per_channel: Vec<(f32, f32, f32)> = (0..at.channels)
         .into_par_iter()
+        .with_min_len(crate::min_items(at.batch * at.spatial))
         .map(|ch| {
             let sum: f64 = at.channel(x, ch).map(|p| lane_sum(p, |v| v) as f64).sum();
             let mean = sum / count;
@@ -56,20 +59,32 @@ pub fn statistics(x: &[f32], at: Planes, eps: f64) -> Statistics {
     }
 }
 
-/// `(x - mean) * inv_std * gamma + beta`, plane by plane.
-pub fn normalize(x: &[f32], at: Planes, stats: &Statistics, gamma: &[f32], beta: &[f32]) -> Vec<f32> {
+/// `(x - mean) * inv_std * gamma + beta`, plane by plane, then the epilogue (a residual
+/// added, ReLU) in the same pass.
+pub fn normalize(x: &[f32], at: Planes, stats: &Statistics, gamma: &[f32], beta: &[f32], then: Epilogue) -> Vec<f32> {
     assert_eq!(x.len(), at.len(), "batch norm input length");
     assert!(gamma.len() == at.channels && beta.len() == at.channels, "batch norm parameter lengths");
+    assert!(then.residual.is_none_or(|r| r.len() == at.len()), "batch norm residual length");
     let (c, s) = (at.channels, at.spatial);
     let mut y = crate::uninit(at.len());
-    y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (out, input))| {
-        let ch = plane % c;
-        let scale = stats.inv_std[ch] * gamma[ch];
-        let shift = beta[ch] - stats.mean[ch] * scale;
-        for (o, &v) in out.iter_mut().zip(input) {
-            o.write(v * scale + shift);
-        }
-    });
+    y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().with_min_len(crate::min_items(s)).for_each(
+        |(plane, (out, input))| {
+            let ch = plane % c;
+            let scale = stats.inv_std[ch] * gamma[ch];
+            let shift = beta[ch] - stats.mean[ch] * scale;
+            match (then.residual, then.relu) {
+                (None, false) => out.iter_mut().zip(input).for_each(|(o, &v)| _ = o.write(v * scale + shift)),
+                (None, true) => out.iter_mut().zip(input).for_each(|(o, &v)| _ = o.write(relu_of(v * scale + shift))),
+                (Some(r), relu) => {
+                    let r = &r[plane * s..][..s];
+                    for ((o, &v), &r) in out.iter_mut().zip(input).zip(r) {
+                        let v = v * scale + shift + r;
+                        o.write(if relu { relu_of(v) } else { v });
+                    }
+                }
+            }
+        },
+    );
     // SAFETY: the planes cover `y`, and each value was written.
     unsafe { crate::assume_init(y) }
 }
@@ -80,24 +95,43 @@ pub struct Gradients {
     pub input: Option<Vec<f32>>,
     pub gamma: Vec<f32>,
     pub beta: Vec<f32>,
+    /// The gradient of the fused ReLU's input (what flows into a fused residual), when
+    /// asked for and there was a ReLU; without one it is the output gradient itself.
+    pub before_relu: Option<Vec<f32>>,
 }
 
-/// dβ = Σ dy, dγ = Σ dy·x̂ per channel; dx = γ·inv_std·(dy − dβ/M − x̂·dγ/M) with
-/// M = batch × spatial. x̂ is recomputed from `x` rather than stored.
-pub fn backward(
-    x: &[f32],
-    dy: &[f32],
-    at: Planes,
-    stats: &Statistics,
-    gamma: &[f32],
-    input_gradient: bool,
-) -> Gradients {
+/// What the backward pass of a fused chain is asked for.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Backward<'a> {
+    /// The input gradient.
+    pub input: bool,
+    /// The output of a fused ReLU: the gradient passes only where it is positive.
+    pub relu_output: Option<&'a [f32]>,
+    /// The gradient of that ReLU's input, for a fused residual.
+    pub before_relu: bool,
+}
+
+/// dβ = Σ g, dγ = Σ g·x̂ per channel; dx = γ·inv_std·(g − dβ/M − x̂·dγ/M) with
+/// M = batch × spatial, where g is `dy` through the fused ReLU's mask (if any). x̂ is
+/// recomputed from `x` rather than stored.
+pub fn backward(x: &[f32], dy: &[f32], at: Planes, stats: &Statistics, gamma: &[f32], wanted: Backward) -> Gradients {
     assert_eq!(dy.len(), at.len(), "batch norm output gradient length");
     assert_eq!(x.len(), at.len(), "batch norm input length");
     assert_eq!(gamma.len(), at.channels, "batch norm gamma length");
+    assert!(wanted.relu_output.is_none_or(|y| y.len() == at.len()), "batch norm output length");
+    // Through the ReLU first, in one pass that vectorises (masking inside the passes
+    // below did not, built for the baseline x86-64); with a fused residual that
+    // gradient is an output anyway.
+    if let Some(y) = wanted.relu_output {
+        let dz = crate::relu_backward(dy, y);
+        let unmasked = Backward { input: wanted.input, relu_output: None, before_relu: false };
+        let found = backward(x, &dz, at, stats, gamma, unmasked);
+        return Gradients { before_relu: wanted.before_relu.then_some(dz), ..found };
+    }
     let (c, s) = (at.channels, at.spatial);
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
+        .with_min_len(crate::min_items(at.batch * s))
         .map(|ch| {
             let (mean, inv_std) = (stats.mean[ch], stats.inv_std[ch]);
             let (mut dbeta, mut dgamma) = (0f64, 0f64);
@@ -108,20 +142,24 @@ pub fn backward(
             (dbeta, dgamma)
         })
         .collect();
-    let input = input_gradient.then(|| {
-        let count = (at.batch * s) as f64;
+    let count = (at.batch * s) as f64;
+    let plane_gradient = |plane: usize, out: &mut [MaybeUninit<f32>]| {
+        let ch = plane % c;
+        let (mean, inv_std) = (stats.mean[ch], stats.inv_std[ch]);
+        let k = gamma[ch] * inv_std;
+        let (mean_dy, mean_dy_xhat) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
+        let at = plane * s;
+        for ((o, &g), &v) in out.iter_mut().zip(&dy[at..at + s]).zip(&x[at..at + s]) {
+            let x_hat = (v - mean) * inv_std;
+            o.write(k * (g - mean_dy - x_hat * mean_dy_xhat));
+        }
+    };
+    let input = wanted.input.then(|| {
         let mut dx = crate::uninit(at.len());
-        dx.par_chunks_mut(s).enumerate().for_each(|(plane, out)| {
-            let ch = plane % c;
-            let (mean, inv_std) = (stats.mean[ch], stats.inv_std[ch]);
-            let k = gamma[ch] * inv_std;
-            let (mean_dy, mean_dy_xhat) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
-            let at = plane * s;
-            for ((o, &g), &v) in out.iter_mut().zip(&dy[at..at + s]).zip(&x[at..at + s]) {
-                let x_hat = (v - mean) * inv_std;
-                o.write(k * (g - mean_dy - x_hat * mean_dy_xhat));
-            }
-        });
+        dx.par_chunks_mut(s)
+            .enumerate()
+            .with_min_len(crate::min_items(s))
+            .for_each(|(plane, out)| plane_gradient(plane, out));
         // SAFETY: the planes cover `dx`, and each value was written.
         unsafe { crate::assume_init(dx) }
     });
@@ -129,6 +167,7 @@ pub fn backward(
         input,
         gamma: sums.iter().map(|t| t.1 as f32).collect(),
         beta: sums.iter().map(|t| t.0 as f32).collect(),
+        before_relu: None,
     }
 }
 

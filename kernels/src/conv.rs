@@ -17,6 +17,7 @@
 //! with fewer images than threads the GEMMs themselves run in parallel. The unfolding
 //! copies contiguous runs of a row, so it streams.
 
+use crate::Epilogue;
 use gemm::Parallelism;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -425,12 +426,19 @@ unsafe fn gemm_into(
 
 /// The forward pass: y [batch, out_channels, out_h, out_w].
 pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    forward_then(conv, x, weight, bias, Epilogue::default())
+}
+
+/// The forward pass followed by `then` (a residual added, ReLU), applied to each image's
+/// output right after its GEMMs, while it is still in cache.
+pub fn forward_then(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
     // The output is written without zeroing: every size it covers must be one the
     // loops below fill.
     assert!(conv.is_supported(), "unsupported convolution {conv:?}");
     assert_eq!(x.len(), conv.input_len(), "convolution input length");
     assert!(bias.is_none_or(|b| b.len() == conv.out_channels), "convolution bias length");
     assert_eq!(weight.len(), conv.weight_len(), "convolution weight length");
+    assert!(then.residual.is_none_or(|r| r.len() == conv.output_len()), "convolution residual length");
     let (k, p) = (conv.patch_len(), conv.positions());
     let (in_g, out_g) = (conv.in_per_group(), conv.out_per_group());
     let (_, par) = conv.schedule();
@@ -459,6 +467,11 @@ pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
                 }
                 None => matmul_uninit(dst, (out_g, p, k), w, Matrix::rows(rhs, p), par),
             }
+        }
+        if !then.is_empty() {
+            // SAFETY: the groups above wrote the whole image.
+            let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            then.apply(out, b * image_out);
         }
     };
     let scratch = || if conv.is_pointwise() { Vec::new() } else { vec![0f32; k * p] };

@@ -12,6 +12,15 @@ pub mod pool;
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 
+/// Values per parallel task, at least: below this, waking the pool's threads costs
+/// more than the loop (a batch of one image was mostly threads sleeping and waking).
+const GRAIN: usize = 1 << 14;
+
+/// How many items of `per_item` values one parallel task should take (`with_min_len`).
+pub(crate) fn min_items(per_item: usize) -> usize {
+    GRAIN.div_ceil(per_item.max(1))
+}
+
 /// Room for `len` values that the caller will write, without first zeroing them: the
 /// outputs here are written exactly once each, and zeroing a batch's activations first
 /// was a tenth of an inference pass.
@@ -30,4 +39,69 @@ pub(crate) unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     let mut v = ManuallyDrop::new(v);
     // SAFETY: same allocation, layout and length; the caller guarantees initialisation.
     unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity()) }
+}
+
+/// What follows a layer's output in the same pass over it (the fused chain
+/// conv/batch norm → residual add → ReLU): `relu(y + residual)`, where `residual` has
+/// the output's layout and length.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    pub residual: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.residual.is_none() && !self.relu
+    }
+
+    /// Applies the epilogue to `out`, the part of the output that starts at `offset`.
+    pub(crate) fn apply(&self, out: &mut [f32], offset: usize) {
+        match (self.residual, self.relu) {
+            (Some(r), relu) => {
+                let r = &r[offset..][..out.len()];
+                for (o, &r) in out.iter_mut().zip(r) {
+                    *o = if relu { relu_of(*o + r) } else { *o + r };
+                }
+            }
+            (None, true) => out.iter_mut().for_each(|o| *o = relu_of(*o)),
+            (None, false) => {}
+        }
+    }
+}
+
+/// max(v, 0), NaN giving 0 as burn-flex's ReLU does (PyTorch's keeps NaN): the fused
+/// chains must give what the steps they replace give.
+#[inline(always)]
+pub fn relu_of(v: f32) -> f32 {
+    v.max(0.0)
+}
+
+/// ReLU's gradient from its output (`relu_of`'s, never NaN): `dy` where the output is
+/// positive, else 0.
+#[inline(always)]
+pub fn relu_gradient(dy: f32, output: f32) -> f32 {
+    // As a bit mask rather than a branch, so that the loops using it vectorise.
+    let keep = (output > 0.0) as u32;
+    f32::from_bits(dy.to_bits() & keep.wrapping_neg())
+}
+
+/// `dy` through ReLU's mask (`output` is the ReLU's output), in parallel.
+pub fn relu_backward(dy: &[f32], output: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    assert_eq!(dy.len(), output.len(), "ReLU gradient length");
+    let mut dz = uninit(dy.len());
+    const CHUNK: usize = 1 << 12;
+    dz.par_chunks_mut(CHUNK)
+        .zip(dy.par_chunks(CHUNK))
+        .zip(output.par_chunks(CHUNK))
+        .with_min_len(min_items(CHUNK))
+        .for_each(|((out, dy), y)| {
+            for ((o, &g), &y) in out.iter_mut().zip(dy).zip(y) {
+                o.write(relu_gradient(g, y));
+            }
+        });
+    // SAFETY: the chunks cover `dz`, and each value was written.
+    unsafe { assume_init(dz) }
 }

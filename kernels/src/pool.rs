@@ -102,8 +102,12 @@ pub fn max_forward(pool: &Pool2d, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let out_plane = rows.len() * cols.len();
     let mut y = vec![0f32; pool.output_len()];
     let mut arg = vec![0u32; pool.output_len()];
-    y.par_chunks_mut(out_plane).zip(arg.par_chunks_mut(out_plane)).zip(x.par_chunks(pool.plane())).for_each(
-        |((y, arg), x)| {
+    let grain = crate::min_items(pool.plane());
+    y.par_chunks_mut(out_plane)
+        .zip(arg.par_chunks_mut(out_plane))
+        .zip(x.par_chunks(pool.plane()))
+        .with_min_len(grain)
+        .for_each(|((y, arg), x)| {
             let mut at = 0;
             for r in &rows {
                 for c in &cols {
@@ -121,8 +125,7 @@ pub fn max_forward(pool: &Pool2d, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
                     at += 1;
                 }
             }
-        },
-    );
+        });
     (y, arg)
 }
 
@@ -131,15 +134,18 @@ pub fn max_backward(pool: &Pool2d, arg: &[u32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), pool.output_len(), "pooling output gradient length");
     let [out_h, out_w] = pool.output_size();
     let mut dx = vec![0f32; pool.input_len()];
-    dx.par_chunks_mut(pool.plane()).zip(dy.par_chunks(out_h * out_w)).zip(arg.par_chunks(out_h * out_w)).for_each(
-        |((dx, dy), arg)| {
+    let grain = crate::min_items(pool.plane());
+    dx.par_chunks_mut(pool.plane())
+        .zip(dy.par_chunks(out_h * out_w))
+        .zip(arg.par_chunks(out_h * out_w))
+        .with_min_len(grain)
+        .for_each(|((dx, dy), arg)| {
             for (&g, &at) in dy.iter().zip(arg) {
                 if at != u32::MAX {
                     dx[at as usize] += g;
                 }
             }
-        },
-    );
+        });
     dx
 }
 
@@ -158,7 +164,8 @@ pub fn avg_forward(pool: &Pool2d, x: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), pool.input_len(), "pooling input length");
     let (rows, cols) = pool.windows();
     let mut y = vec![0f32; pool.output_len()];
-    y.par_chunks_mut(rows.len() * cols.len()).zip(x.par_chunks(pool.plane())).for_each(|(y, x)| {
+    let grain = crate::min_items(pool.plane());
+    y.par_chunks_mut(rows.len() * cols.len()).zip(x.par_chunks(pool.plane())).with_min_len(grain).for_each(|(y, x)| {
         let mut at = 0;
         for r in &rows {
             for c in &cols {
@@ -180,17 +187,20 @@ pub fn avg_backward(pool: &Pool2d, dy: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), pool.output_len(), "pooling output gradient length");
     let (rows, cols) = pool.windows();
     let mut dx = vec![0f32; pool.input_len()];
-    dx.par_chunks_mut(pool.plane()).zip(dy.par_chunks(rows.len() * cols.len())).for_each(|(dx, dy)| {
-        let mut at = 0;
-        for r in &rows {
-            for c in &cols {
-                let g = dy[at] / divisor(pool, r, c);
-                for i in r.start..r.end {
-                    dx[i * pool.width + c.start..i * pool.width + c.end].iter_mut().for_each(|v| *v += g);
+    let grain = crate::min_items(pool.plane());
+    dx.par_chunks_mut(pool.plane()).zip(dy.par_chunks(rows.len() * cols.len())).with_min_len(grain).for_each(
+        |(dx, dy)| {
+            let mut at = 0;
+            for r in &rows {
+                for c in &cols {
+                    let g = dy[at] / divisor(pool, r, c);
+                    for i in r.start..r.end {
+                        dx[i * pool.width + c.start..i * pool.width + c.end].iter_mut().for_each(|v| *v += g);
+                    }
+                    at += 1;
                 }
-                at += 1;
             }
-        }
-    });
+        },
+    );
     dx
 }

@@ -39,7 +39,8 @@ impl<B: Backend> Network<B> {
             layers[*conv] = Layer::Conv(c.fold(bn.eval_affine()));
             folded[i] = true;
         }
-        Network { layers, program: self.program.without(&folded), precision: self.precision }
+        let program = self.program.without(&folded).planned(&layers);
+        Network { layers, program, precision: self.precision }
     }
 }
 

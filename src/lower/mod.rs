@@ -5,6 +5,7 @@
 //! lowering lives beside its shape and cost rules in `src/ops/`.
 
 mod fold;
+mod fuse;
 mod program;
 pub mod transfer;
 pub mod weights;
@@ -110,6 +111,7 @@ impl<B: Backend> Network<B> {
     /// computing in f32.
     pub fn new(model: &Model, device: &B::Device) -> Network<B> {
         let (program, layers) = program::lower(model, device);
+        let program = program.planned(&layers);
         Network { layers, program, precision: Precision::F32 }
     }
 
@@ -122,13 +124,19 @@ impl<B: Backend> Network<B> {
     /// Runs the network. `input` must have the model's declared input shape (with a
     /// batch dimension in front); the output is f32 whatever the compute precision.
     pub fn forward(&self, input: Value<B>) -> Value<B> {
-        self.forward_observed(input, &mut |_, _| {})
+        let compute = self.precision.dtype().into();
+        self.program.run(&self.layers, input, compute).cast(DType::F32)
     }
 
     /// `forward`, showing `observe` every step's output (see `Program::run_observed`).
     pub fn forward_observed(&self, input: Value<B>, observe: &mut dyn FnMut(usize, &Value<B>)) -> Value<B> {
         let compute = self.precision.dtype().into();
         self.program.run_observed(&self.layers, input, compute, observe).cast(DType::F32)
+    }
+
+    /// `forward` without the fused chains: every step on its own (for comparisons).
+    pub fn forward_unfused(&self, input: Value<B>) -> Value<B> {
+        self.forward_observed(input, &mut |_, _| {})
     }
 
     /// Convenience for image classifiers: [batch, C, H, W] → [batch, classes].

@@ -1,10 +1,12 @@
 //! The IR flattened into steps over value slots. Slot 0 holds the network's input;
 //! every step writes one new slot; a slot is dropped after its last reader.
 
+use super::fuse::{Plan, Unit};
 use super::{Layer, Network, Value};
 use crate::ir::{Merge, Model, Node, NodeKind, Shortcut};
 use crate::ops::Op;
 use burn::prelude::*;
+use burn::tensor::DType;
 use std::collections::HashMap;
 
 #[derive(Clone, Debug)]
@@ -60,6 +62,8 @@ pub struct Program {
     pub output: usize,
     /// For each slot, the last step that reads it (slots are freed after it).
     last_use: Vec<usize>,
+    /// The fused chains (`fuse.rs`), once planned over the network's layers.
+    pub(super) plan: Option<Plan>,
 }
 
 struct Lowering<'a, B: Backend> {
@@ -144,52 +148,86 @@ impl Program {
             }
         }
         last_use[output] = usize::MAX;
-        Program { steps, labels, layer_paths, output, last_use }
+        Program { steps, labels, layer_paths, output, last_use, plan: None }
     }
 
-    /// Runs the program in the compute precision `compute` (see `precision.rs`),
-    /// showing `observe` each step's index and output as it is made (for activation
-    /// statistics and attention maps).
+    /// Runs the program in the compute precision `compute` (see `precision.rs`): its
+    /// fused chains where it has been planned (`fuse.rs`), else every step.
+    pub fn run<B: Backend>(&self, layers: &[Layer<B>], input: Value<B>, compute: DType) -> Value<B> {
+        let Some(plan) = &self.plan else { return self.run_observed(layers, input, compute, &mut |_, _| {}) };
+        let mut slots: Vec<Option<Value<B>>> = vec![None; self.steps.len() + 1];
+        slots[0] = Some(input);
+        for (u, (i, unit)) in plan.units.iter().enumerate() {
+            let is_last = |slot: usize| plan.last_use[slot] == u;
+            let out = match unit {
+                Unit::Step => {
+                    let values = Self::read(&mut slots, &self.steps[*i].inputs(), is_last);
+                    Self::eval(&self.steps[*i], values, layers, compute)
+                }
+                Unit::Chain(chain) => {
+                    let mut values = Self::read(&mut slots, &chain.inputs(), is_last).into_iter();
+                    let x = values.next().expect("a chain reads its layer's input");
+                    Network::run_chain(layers, chain, x, values.next(), compute)
+                }
+            };
+            slots[i + 1] = Some(out);
+        }
+        slots[self.output].take().expect("the output slot is written")
+    }
+
+    /// Runs every step of the program, unfused, in the compute precision `compute` (see
+    /// `precision.rs`), showing `observe` each step's index and output as it is made (for
+    /// activation statistics and attention maps).
     pub fn run_observed<B: Backend>(
         &self,
         layers: &[Layer<B>],
         input: Value<B>,
-        compute: burn::tensor::DType,
+        compute: DType,
         observe: &mut dyn FnMut(usize, &Value<B>),
     ) -> Value<B> {
         let mut slots: Vec<Option<Value<B>>> = vec![None; self.steps.len() + 1];
         slots[0] = Some(input);
         for (i, step) in self.steps.iter().enumerate() {
-            let mut values = self.read(&mut slots, &step.inputs(), i).into_iter();
-            let mut next = || values.next().expect("one value per input");
-            let out = match step {
-                Step::Layer { layer, .. } => Network::run_layer(layers, *layer, next(), compute),
-                Step::Op { op, .. } => op.apply(next()),
-                Step::Add { .. } => next().plus(next()),
-                Step::Scale { .. } => next().scale(next()),
-                Step::Merge { merge, inputs } => {
-                    let values: Vec<Value<B>> = (0..inputs.len()).map(|_| next()).collect();
-                    match merge {
-                        Merge::Concat => Value::concat(values),
-                        Merge::Sum => values.into_iter().reduce(Value::plus).expect("parallel has branches"),
-                        Merge::Mul => values.into_iter().reduce(Value::times).expect("parallel has branches"),
-                    }
-                }
-            };
+            let values = Self::read(&mut slots, &step.inputs(), |slot| self.last_use[slot] == i);
+            let out = Self::eval(step, values, layers, compute);
             observe(i, &out);
             slots[i + 1] = Some(out);
         }
         slots[self.output].take().expect("the output slot is written")
     }
 
+    /// One step, on the values it reads.
+    fn eval<B: Backend>(step: &Step, values: Vec<Value<B>>, layers: &[Layer<B>], compute: DType) -> Value<B> {
+        let mut values = values.into_iter();
+        let mut next = || values.next().expect("one value per input");
+        match step {
+            Step::Layer { layer, .. } => Network::run_layer(layers, *layer, next(), compute),
+            Step::Op { op, .. } => op.apply(next()),
+            Step::Add { .. } => next().plus(next()),
+            Step::Scale { .. } => next().scale(next()),
+            Step::Merge { merge, inputs } => {
+                let values: Vec<Value<B>> = (0..inputs.len()).map(|_| next()).collect();
+                match merge {
+                    Merge::Concat => Value::concat(values),
+                    Merge::Sum => values.into_iter().reduce(Value::plus).expect("parallel has branches"),
+                    Merge::Mul => values.into_iter().reduce(Value::times).expect("parallel has branches"),
+                }
+            }
+        }
+    }
+
     /// The values a step reads. A slot's last reader takes it (so Burn can reuse the
     /// buffer in place); earlier readers, and earlier reads within the same step, clone.
-    fn read<B: Backend>(&self, slots: &mut [Option<Value<B>>], inputs: &[usize], step: usize) -> Vec<Value<B>> {
+    fn read<B: Backend>(
+        slots: &mut [Option<Value<B>>],
+        inputs: &[usize],
+        is_last: impl Fn(usize) -> bool,
+    ) -> Vec<Value<B>> {
         inputs
             .iter()
             .enumerate()
             .map(|(k, &slot)| {
-                let last = self.last_use[slot] == step && !inputs[k + 1..].contains(&slot);
+                let last = is_last(slot) && !inputs[k + 1..].contains(&slot);
                 let value = if last { slots[slot].take() } else { slots[slot].clone() };
                 value.expect("a slot is written before it is read")
             })

@@ -250,17 +250,11 @@ impl<B: Backend> ConvModule<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let weight = as_dtype_of(self.weight.val(), &x);
-        let bias = self.bias.as_ref().map(|b| as_dtype_of(b.val(), &x));
-        let settings = kernels::conv::Settings {
-            stride: self.stride,
-            padding: self.padding,
-            dilation: self.dilation,
-            groups: self.groups,
-        };
-        if let Some(y) = kernels::conv::conv2d(&x, &weight, bias.as_ref(), settings) {
+        if let Some(y) = self.forward_fused(&x, kernels::Tail::none()) {
             return y;
         }
+        let weight = as_dtype_of(self.weight.val(), &x);
+        let bias = self.bias.as_ref().map(|b| as_dtype_of(b.val(), &x));
         let options = ConvOptions::new(
             [self.stride, self.stride],
             [self.padding, self.padding],
@@ -268,6 +262,20 @@ impl<B: Backend> ConvModule<B> {
             self.groups,
         );
         conv2d(x, weight, bias, options)
+    }
+
+    /// `tail(conv(x))` in one op on archc's kernels (a fused chain, `lower/fuse.rs`), or
+    /// `None` where they do not apply.
+    pub fn forward_fused(&self, x: &Tensor<B, 4>, tail: kernels::Tail<B, 4>) -> Option<Tensor<B, 4>> {
+        let weight = as_dtype_of(self.weight.val(), x);
+        let bias = self.bias.as_ref().map(|b| as_dtype_of(b.val(), x));
+        let settings = kernels::conv::Settings {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        };
+        kernels::conv::conv2d(x, &weight, bias.as_ref(), settings, tail)
     }
 }
 

@@ -6,7 +6,7 @@
 pub mod activation;
 pub mod attention;
 pub mod conv;
-mod kernels;
+pub(crate) mod kernels;
 pub mod linear;
 pub mod norm;
 pub mod onnx;

@@ -104,6 +104,7 @@ impl OpRule for LayerNorm {
 
 // ---- Lowering -------------------------------------------------------------------
 
+use super::kernels::Tail;
 use crate::tensor::precision::{in_f32, widened};
 use burn::module::{Module, Param, RunningState};
 use burn::prelude::{Backend, Tensor};
@@ -169,12 +170,12 @@ impl<B: Backend> BatchNormModule<B> {
         }
         // As [batch, channels, spatial]: each channel's values are contiguous planes.
         let (batch, spatial) = (dims[0], dims[2..].iter().product::<usize>());
-        let count = batch * spatial;
         let x = x.reshape([batch, channels, spatial]);
         let (gamma, beta) = (self.weight.val(), self.bias.val());
-        let (y, mean, var) = match super::kernels::batch_norm::train(&x, &gamma, &beta, self.eps) {
+        let (y, mean, var) = match super::kernels::batch_norm::train(&x, &gamma, &beta, self.eps, Tail::none()) {
             Some(fused) => fused,
             None => {
+                let count = batch * spatial;
                 // Both reductions along contiguous memory (no transposed copy); the
                 // normalisation is two broadcast ops.
                 let mean = x.clone().sum_dim(2).sum_dim(0).div_scalar(count as f64);
@@ -185,14 +186,38 @@ impl<B: Backend> BatchNormModule<B> {
                 (y, mean.reshape([channels]), var.reshape([channels]))
             }
         };
+        self.update_running(mean, var, batch * spatial);
+        y.reshape(dims)
+    }
+
+    /// `relu(bn(x) + residual)` (each part optional) in one op on archc's kernels, in
+    /// training mode: a fused chain (`lower/fuse.rs`). `None` where the kernels do not
+    /// apply (another backend, eval mode, a precision other than f32).
+    pub fn forward_fused(&self, x: &Tensor<B, 4>, residual: Option<&Tensor<B, 4>>, relu: bool) -> Option<Tensor<B, 4>> {
+        if self.frozen || !B::ad_enabled(&x.device()) {
+            return None;
+        }
+        let dims = x.dims();
+        let (batch, channels, spatial) = (dims[0], dims[1], dims[2] * dims[3]);
+        let as_planes = |t: &Tensor<B, 4>| t.clone().reshape([batch, channels, spatial]);
+        let residual = residual.map(as_planes);
+        let tail = Tail { residual: residual.as_ref(), relu };
+        let (gamma, beta) = (self.weight.val(), self.bias.val());
+        let (y, mean, var) = super::kernels::batch_norm::train(&as_planes(x), &gamma, &beta, self.eps, tail)?;
+        self.update_running(mean, var, batch * spatial);
+        Some(y.reshape(dims))
+    }
+
+    /// The running statistics after a training batch of `count` values per channel:
+    /// PyTorch's update, with the unbiased variance.
+    fn update_running(&self, mean: Tensor<B, 1>, var: Tensor<B, 1>, count: usize) {
         let unbiased = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
         let m = self.momentum;
-        let device = y.device();
+        let device = mean.device();
         let running_mean = self.running_mean.value_sync().to_device(&device);
         let running_var = self.running_var.value_sync().to_device(&device);
         self.running_mean.update(running_mean.mul_scalar(1.0 - m) + mean.detach().mul_scalar(m));
         self.running_var.update(running_var.mul_scalar(1.0 - m) + var.detach().mul_scalar(m * unbiased));
-        y.reshape(dims)
     }
 }
 

@@ -3,7 +3,8 @@
 //! to NHWC and back on every call and computes the input gradient as a direct
 //! transposed convolution; the profile put those at a fifth of a training step.
 
-use super::{Ad, Kind, cast, is_f32, kind, tensor, values};
+use super::{Ad, Kind, Tail, cast, is_f32, kind, tensor, values};
+use archc_kernels::Epilogue;
 use archc_kernels::conv::{self as kernel, Conv2d, Wanted};
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -43,40 +44,50 @@ impl Settings {
     }
 }
 
-/// `conv2d(x, weight, bias)` on archc's kernels, or `None` when `B` is neither burn-flex
-/// nor its autodiff, or the tensors are not f32 (the caller then runs Burn's).
+/// `conv2d(x, weight, bias)` followed by `tail` on archc's kernels, or `None` when `B`
+/// is neither burn-flex nor its autodiff, or the tensors are not f32 (the caller then
+/// runs Burn's).
 pub fn conv2d<B: Backend>(
     x: &Tensor<B, 4>,
     weight: &Tensor<B, 4>,
     bias: Option<&Tensor<B, 1>>,
     settings: Settings,
+    tail: Tail<B, 4>,
 ) -> Option<Tensor<B, 4>> {
     match kind::<B>()? {
         Kind::Flex => {
             let primitive = |t: Tensor<Flex, 4>| t.into_primitive().tensor();
             let (x, weight) = (primitive(cast(x.clone())), primitive(cast(weight.clone())));
             let bias = bias.map(|b| cast::<_, Tensor<Flex, 1>>(b.clone()).into_primitive().tensor());
-            let (conv, y, _) = forward(&x, &weight, bias.as_ref(), settings)?;
-            let [out_h, out_w] = conv.output_size();
-            let y = tensor(y, &[conv.batch, conv.out_channels, out_h, out_w]);
-            Some(cast(Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y))))
+            let residual = tail.residual.map(|r| primitive(cast(r.clone())));
+            let (conv, y, _) = forward(&x, &weight, bias.as_ref(), settings, residual.as_ref(), tail.relu)?;
+            Some(cast(Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(output(&conv, y)))))
         }
         Kind::Autodiff => {
             let x = cast::<_, Tensor<Ad, 4>>(x.clone()).into_primitive().tensor();
             let weight = cast::<_, Tensor<Ad, 4>>(weight.clone()).into_primitive().tensor();
             let bias = bias.map(|b| cast::<_, Tensor<Ad, 1>>(b.clone()).into_primitive().tensor());
-            let (conv, y, (x_values, weight_values)) =
-                forward(&x.primitive, &weight.primitive, bias.as_ref().map(|b| &b.primitive), settings)?;
-            let [out_h, out_w] = conv.output_size();
-            let y = tensor(y, &[conv.batch, conv.out_channels, out_h, out_w]);
-            // Without a bias, an untracked stand-in: the op always has three parents.
-            let bias_node = match bias {
-                Some(bias) => bias.node,
-                None => Tensor::<Ad, 1>::zeros([conv.out_channels], &Default::default()).into_primitive().tensor().node,
-            };
-            let parents = [x.node.clone(), weight.node.clone(), bias_node];
+            let residual = tail.residual.map(|r| cast::<_, Tensor<Ad, 4>>(r.clone()).into_primitive().tensor());
+            let (conv, y, (x_values, weight_values)) = forward(
+                &x.primitive,
+                &weight.primitive,
+                bias.as_ref().map(|b| &b.primitive),
+                settings,
+                residual.as_ref().map(|r| &r.primitive),
+                tail.relu,
+            )?;
+            let y = output(&conv, y);
+            // Absent optional inputs are untracked stand-ins: the op always has four parents.
+            let stand_in = || Tensor::<Ad, 1>::zeros([1], &Default::default()).into_primitive().tensor().node;
+            let bias_node = bias.map_or_else(stand_in, |b| b.node);
+            let residual_node = residual.map_or_else(stand_in, |r| r.node);
+            let parents = [x.node.clone(), weight.node.clone(), bias_node, residual_node];
             let y = match ConvBackward.prepare::<NoCheckpointing>(parents).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(Saved { conv, x: x_values, weight: weight_values }, y),
+                OpsKind::Tracked(prep) => {
+                    // Kept only for the ReLU's mask; shared, not copied.
+                    let relu_output = tail.relu.then(|| y.clone());
+                    prep.finish(Saved { conv, x: x_values, weight: weight_values, relu_output }, y)
+                }
                 OpsKind::UnTracked(prep) => prep.finish(y),
             };
             Some(cast(Tensor::<Ad, 4>::from_primitive(TensorPrimitive::Float(y))))
@@ -84,46 +95,67 @@ pub fn conv2d<B: Backend>(
     }
 }
 
-/// Runs the forward kernel: the sizes, the output, and the input and weight made
-/// contiguous (kept for the backward pass); `None` for what it does not handle.
+fn output(conv: &Conv2d, y: Vec<f32>) -> FlexTensor {
+    let [out_h, out_w] = conv.output_size();
+    tensor(y, &[conv.batch, conv.out_channels, out_h, out_w])
+}
+
+/// Runs the forward kernel and the tail: the sizes, the output, and the input and
+/// weight made contiguous (kept for the backward pass); `None` for what it does not
+/// handle.
 fn forward(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: Option<&FlexTensor>,
     settings: Settings,
+    residual: Option<&FlexTensor>,
+    relu: bool,
 ) -> Option<(Conv2d, Vec<f32>, (FlexTensor, FlexTensor))> {
-    if !(is_f32(x) && is_f32(weight) && bias.is_none_or(is_f32)) {
+    if !(is_f32(x) && is_f32(weight) && bias.is_none_or(is_f32) && residual.is_none_or(is_f32)) {
         return None;
     }
     let conv = settings.geometry(x.shape().as_slice(), weight.shape().as_slice())?;
     if bias.is_some_and(|b| b.shape().as_slice() != [conv.out_channels]) {
         return None;
     }
+    let [out_h, out_w] = conv.output_size();
+    if residual.is_some_and(|r| r.shape().as_slice() != [conv.batch, conv.out_channels, out_h, out_w]) {
+        return None;
+    }
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
     let bias = bias.map(FlexTensor::to_contiguous);
-    let y = kernel::forward(&conv, values(&x), values(&weight), bias.as_ref().map(values));
+    let residual = residual.map(FlexTensor::to_contiguous);
+    let then = Epilogue { residual: residual.as_ref().map(values), relu };
+    let y = kernel::forward_then(&conv, values(&x), values(&weight), bias.as_ref().map(values), then);
     Some((conv, y, (x, weight)))
 }
 
 /// What the backward pass needs: the sizes, the input and the weight (shared with the
-/// graph, not copied); the unfolded image is recomputed rather than stored.
+/// graph, not copied), a fused ReLU's output; the unfolded image is recomputed rather
+/// than stored.
 #[derive(Clone, Debug)]
 struct Saved {
     conv: Conv2d,
     x: FlexTensor,
     weight: FlexTensor,
+    relu_output: Option<FlexTensor>,
 }
 
 #[derive(Debug)]
 struct ConvBackward;
 
-impl Backward<Flex, 3> for ConvBackward {
+impl Backward<Flex, 4> for ConvBackward {
     type State = Saved;
 
-    fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x_node, weight_node, bias_node] = ops.parents;
+    fn backward(self, ops: Ops<Saved, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, weight_node, bias_node, residual_node] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let Saved { conv, x, weight } = ops.state;
+        let Saved { conv, x, weight, relu_output } = ops.state;
+        // Through the fused ReLU: the gradient of the convolution's output (plus residual).
+        let dy = match relu_output {
+            Some(y) => tensor(archc_kernels::relu_backward(values(&dy), values(&y)), dy.shape().as_slice()),
+            None => dy,
+        };
         let wanted = Wanted { input: x_node.is_some(), weight: weight_node.is_some(), bias: bias_node.is_some() };
         let found = kernel::backward(&conv, values(&x), values(&weight), values(&dy), wanted);
         if let (Some(node), Some(dx)) = (x_node, found.input) {
@@ -135,6 +167,9 @@ impl Backward<Flex, 3> for ConvBackward {
         }
         if let (Some(node), Some(db)) = (bias_node, found.bias) {
             grads.register::<Flex>(node.id, tensor(db, &[conv.out_channels]));
+        }
+        if let Some(node) = residual_node {
+            grads.register::<Flex>(node.id, dy);
         }
     }
 }

@@ -16,8 +16,22 @@ pub mod pool;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use std::any::{Any, TypeId};
+
+/// What a fused chain does after its layer (conv or batch norm): add `residual` (same
+/// shape as the layer's output), then ReLU. See `lower/fuse.rs` for the planner.
+pub struct Tail<'a, B: Backend, const D: usize> {
+    pub residual: Option<&'a Tensor<B, D>>,
+    pub relu: bool,
+}
+
+impl<B: Backend, const D: usize> Tail<'_, B, D> {
+    pub fn none() -> Self {
+        Tail { residual: None, relu: false }
+    }
+}
 
 /// The training backend the kernels serve.
 type Ad = Autodiff<Flex>;
