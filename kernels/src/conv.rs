@@ -108,6 +108,108 @@ impl Conv2d {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
     }
 
+    /// A stride-1 convolution whose window is more than one row tall (a ResNet's 3×3):
+    /// unfolded along the width only, into "tall" planes that the window's rows read at
+    /// different offsets (`unfold_tall`). That copies the image kw times instead of
+    /// kh·kw times; the GEMM runs once per window row, on K = in·kw.
+    fn is_tall(&self) -> bool {
+        self.stride == [1, 1] && self.kernel[0] > 1 && !self.is_pointwise()
+    }
+
+    /// The rows of a tall plane: every input row some window row reads, padding included.
+    fn tall_rows(&self) -> usize {
+        self.output_size()[0] + (self.kernel[0] - 1) * self.dilation[0]
+    }
+
+    /// K of one window row's GEMM: input channels per group × window width.
+    fn tall_patch_len(&self) -> usize {
+        self.in_per_group() * self.kernel[1]
+    }
+
+    /// The values of one group's tall unfolding: K rows of `tall_rows` × out_w values.
+    fn tall_len(&self) -> usize {
+        self.tall_patch_len() * self.tall_rows() * self.output_size()[1]
+    }
+
+    /// The scratch an image's unfolding needs: none for a pointwise convolution.
+    fn scratch_len(&self) -> usize {
+        if self.is_pointwise() {
+            0
+        } else if self.is_tall() {
+            self.tall_len()
+        } else {
+            self.patch_len() * self.positions()
+        }
+    }
+
+    /// Unfolds one group of one image (`x`) along the width: row (c, b) of `col` is input
+    /// channel c read at window column b, over `tall_rows` rows starting `padding[0]`
+    /// above the image; window row a reads those rows from a·dilation[0] down. Rows are
+    /// `tall_rows() × out_w` values apart.
+    fn unfold_tall(&self, x: &[f32], col: &mut [f32]) {
+        let [_, out_w] = self.output_size();
+        let rows = self.tall_rows();
+        let plane = rows * out_w;
+        for c in 0..self.in_per_group() {
+            for b in 0..self.kernel[1] {
+                let runs = Runs {
+                    out_h: rows,
+                    out_w,
+                    positions: plane,
+                    width: self.width,
+                    height: self.height,
+                    stride: [1, 1],
+                    offset: [-(self.padding[0] as isize), (b * self.dilation[1]) as isize - self.padding[1] as isize],
+                };
+                let row = c * self.kernel[1] + b;
+                let input = &x[c * self.height * self.width..][..self.height * self.width];
+                runs.copy(input, &mut col[row * plane..][..plane]);
+            }
+        }
+    }
+
+    /// Window row `a` of the tall unfolding `col`: the [K × P] matrix its GEMM reads.
+    fn tall_view<'a>(&self, col: &'a [f32], a: usize) -> Matrix<'a> {
+        let [_, out_w] = self.output_size();
+        Matrix { data: &col[a * self.dilation[0] * out_w..], row_stride: self.tall_rows() * out_w, col_stride: 1 }
+    }
+
+    /// The weight regrouped by window row: [groups][kh][out_g][in_g·kw], so that window
+    /// row a of group g is a row-major [out_g × K] block.
+    fn weight_by_rows(&self, weight: &[f32]) -> Vec<f32> {
+        let (in_g, out_g, [kh, kw]) = (self.in_per_group(), self.out_per_group(), self.kernel);
+        let mut regrouped = Vec::with_capacity(weight.len());
+        for g in 0..self.groups {
+            for a in 0..kh {
+                for co in g * out_g..(g + 1) * out_g {
+                    for c in 0..in_g {
+                        regrouped.extend_from_slice(&weight[((co * in_g + c) * kh + a) * kw..][..kw]);
+                    }
+                }
+            }
+        }
+        regrouped
+    }
+
+    /// The inverse of `weight_by_rows`: a gradient in the regrouped order back in the
+    /// weight's own.
+    fn weight_from_rows(&self, regrouped: &[f32]) -> Vec<f32> {
+        let (in_g, out_g, [kh, kw]) = (self.in_per_group(), self.out_per_group(), self.kernel);
+        let mut weight = vec![0f32; regrouped.len()];
+        let mut at = 0;
+        for g in 0..self.groups {
+            for a in 0..kh {
+                for co in g * out_g..(g + 1) * out_g {
+                    for c in 0..in_g {
+                        weight[((co * in_g + c) * kh + a) * kw..][..kw].copy_from_slice(&regrouped[at..at + kw]);
+                        at += kw;
+                    }
+                }
+            }
+        }
+        weight
+    }
+
     /// For a stride-1 convolution without groups, its input gradient as a convolution:
     /// dx = conv(dy, W′) with W′[ci][co] = W[co][ci] rotated by 180° and padding
     /// d·(k − 1) − p, which gives back the input's size. Run forward it unfolds `dy` and
@@ -282,9 +384,12 @@ impl Runs {
             block[skip..end].copy_from_slice(&plane[(start + skip as isize) as usize..][..end - skip]);
         }
         let (lo, hi) = self.columns();
-        for row in block.chunks_exact_mut(self.width) {
-            row[..lo].fill(0.0);
-            row[hi..].fill(0.0);
+        // Column by column down the rows: the edges are a column or two, and zeroing
+        // them row by row called memset for each row's one or two values.
+        for column in (0..lo).chain(hi..self.width) {
+            for v in block.iter_mut().skip(column).step_by(self.width) {
+                *v = 0.0;
+            }
         }
     }
 
@@ -444,28 +549,49 @@ pub fn forward_then(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32
     let (_, par) = conv.schedule();
     let mut y = crate::uninit(conv.output_len());
     let image_out = conv.out_channels * p;
+    let tall = conv.is_tall();
+    let by_rows = if tall { conv.weight_by_rows(weight) } else { Vec::new() };
     let each_image = |col: &mut Vec<f32>, (b, out): (usize, &mut [MaybeUninit<f32>])| {
         let image = &x[b * conv.image_len()..][..conv.image_len()];
         for g in 0..conv.groups {
             let group_in = &image[g * in_g * conv.height * conv.width..];
-            let rhs = if conv.is_pointwise() {
-                &group_in[..k * p]
-            } else {
-                conv.unfold(group_in, col);
-                &col[..]
-            };
             let dst = &mut out[g * out_g * p..][..out_g * p];
-            let w = Matrix::rows(&weight[g * out_g * k..][..out_g * k], k);
-            match bias {
-                Some(bias) => {
-                    for (o, row) in dst.chunks_exact_mut(p).enumerate() {
-                        row.fill(MaybeUninit::new(bias[g * out_g + o]));
-                    }
-                    // SAFETY: every value was just written.
-                    let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
-                    matmul(dst, true, (out_g, p, k), w, Matrix::rows(rhs, p), par);
+            let mut written = false;
+            if let Some(bias) = bias {
+                for (o, row) in dst.chunks_exact_mut(p).enumerate() {
+                    row.fill(MaybeUninit::new(bias[g * out_g + o]));
                 }
-                None => matmul_uninit(dst, (out_g, p, k), w, Matrix::rows(rhs, p), par),
+                written = true;
+            }
+            // One GEMM per window row on the tall unfolding, or one on the whole.
+            let gemms: Vec<(Matrix, Matrix)> = if tall {
+                conv.unfold_tall(group_in, col);
+                let kt = conv.tall_patch_len();
+                (0..conv.kernel[0])
+                    .map(|a| {
+                        let w = &by_rows[(g * conv.kernel[0] + a) * out_g * kt..][..out_g * kt];
+                        (Matrix::rows(w, kt), conv.tall_view(col, a))
+                    })
+                    .collect()
+            } else {
+                let rhs = if conv.is_pointwise() {
+                    &group_in[..k * p]
+                } else {
+                    conv.unfold(group_in, col);
+                    &col[..]
+                };
+                vec![(Matrix::rows(&weight[g * out_g * k..][..out_g * k], k), Matrix::rows(rhs, p))]
+            };
+            let depth = if tall { conv.tall_patch_len() } else { k };
+            for (w, rhs) in gemms {
+                if written {
+                    // SAFETY: every value was written (bias fill or an earlier GEMM).
+                    let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                    matmul(dst, true, (out_g, p, depth), w, rhs, par);
+                } else {
+                    matmul_uninit(dst, (out_g, p, depth), w, rhs, par);
+                    written = true;
+                }
             }
         }
         if !then.is_empty() {
@@ -474,7 +600,7 @@ pub fn forward_then(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32
             then.apply(out, b * image_out);
         }
     };
-    let scratch = || if conv.is_pointwise() { Vec::new() } else { vec![0f32; k * p] };
+    let scratch = || vec![0f32; conv.scratch_len()];
     match par {
         Parallelism::None => y.par_chunks_mut(image_out).enumerate().for_each_init(scratch, each_image),
         _ => {
@@ -525,6 +651,7 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
     let (tasks, par) = conv.schedule();
     let per_task = conv.batch.div_ceil(tasks);
     let (image_len, group_len) = (conv.image_len(), in_g * conv.height * conv.width);
+    let tall = conv.is_tall();
 
     // With stride 1 the input gradient is itself a convolution, of dy, run forward.
     if wanted.input
@@ -544,7 +671,9 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
     let task = |(t, mut dx): (usize, Option<&mut [f32]>)| {
         let mut dw = if wanted.weight { vec![0f32; conv.weight_len()] } else { Vec::new() };
         let mut db = vec![0f32; if wanted.bias { conv.out_channels } else { 0 }];
-        let mut col = if conv.is_pointwise() { Vec::new() } else { vec![0f32; k * p] };
+        let mut col = vec![0f32; conv.scratch_len()];
+        // The unfolded input gradient, for the convolutions whose input gradient is folded.
+        let mut dcol = Vec::new();
         let images = t * per_task..((t + 1) * per_task).min(conv.batch);
         for (i, b) in images.enumerate() {
             let image = &x[b * image_len..][..image_len];
@@ -554,19 +683,31 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
                 let w = &weight[g * out_g * k..][..out_g * k];
                 if wanted.weight {
                     let group_in = &image[g * group_len..][..group_len];
-                    let cols = if conv.is_pointwise() {
-                        group_in
+                    // dW [out × K] += dy [out × P] · colᵀ, per window row on the tall unfolding
+                    // (dW in `weight_by_rows` order), else at once.
+                    let blocks: Vec<(usize, Matrix)> = if tall {
+                        conv.unfold_tall(group_in, &mut col);
+                        let kt = conv.tall_patch_len();
+                        (0..conv.kernel[0])
+                            .map(|a| ((g * conv.kernel[0] + a) * out_g * kt, conv.tall_view(&col, a)))
+                            .collect()
+                    } else if conv.is_pointwise() {
+                        vec![(g * out_g * k, Matrix::rows(&group_in[..k * p], p))]
                     } else {
                         conv.unfold(group_in, &mut col);
-                        &col[..]
+                        vec![(g * out_g * k, Matrix::rows(&col, p))]
                     };
-                    let dw_g = &mut dw[g * out_g * k..][..out_g * k];
-                    // One thread per task: dot products without packing (see `dot`).
-                    let dotted = dot
-                        && matches!(par, Parallelism::None)
-                        && crate::dot::add_a_bt(dw_g, dy_g, cols, (out_g, k, p));
-                    if !dotted {
-                        matmul(dw_g, i > 0, (out_g, k, p), Matrix::rows(dy_g, p), Matrix::transposed(cols, p), par);
+                    let depth = if tall { conv.tall_patch_len() } else { k };
+                    for (at, cols) in blocks {
+                        let dw_block = &mut dw[at..][..out_g * depth];
+                        // One thread per task: dot products without packing (see `dot`).
+                        let dotted = dot
+                            && matches!(par, Parallelism::None)
+                            && crate::dot::add_a_bt(dw_block, dy_g, (cols.data, cols.row_stride), (out_g, depth, p));
+                        if !dotted {
+                            let cols_t = Matrix { data: cols.data, row_stride: 1, col_stride: cols.row_stride };
+                            matmul(dw_block, i > 0, (out_g, depth, p), Matrix::rows(dy_g, p), cols_t, par);
+                        }
                     }
                 }
                 if let Some(dx) = dx.as_deref_mut() {
@@ -575,8 +716,9 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
                     if conv.is_pointwise() {
                         matmul(dx_g, false, (k, p, out_g), wt, Matrix::rows(dy_g, p), par);
                     } else {
-                        matmul(&mut col, false, (k, p, out_g), wt, Matrix::rows(dy_g, p), par);
-                        conv.fold(&col, dx_g);
+                        dcol.resize(k * p, 0.0);
+                        matmul(&mut dcol, false, (k, p, out_g), wt, Matrix::rows(dy_g, p), par);
+                        conv.fold(&dcol, dx_g);
                     }
                 }
             }
@@ -596,6 +738,7 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
         _ => dx_chunks.into_iter().enumerate().map(task).reduce(add),
     }
     .expect("a batch of at least one image");
+    let dw = if tall && wanted.weight { conv.weight_from_rows(&dw) } else { dw };
     Gradients { input: dx, weight: wanted.weight.then_some(dw), bias: wanted.bias.then_some(db) }
 }
 

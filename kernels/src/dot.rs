@@ -1,7 +1,7 @@
 //! `dst [m × n] += a [m × p] · bᵀ` for `b` [n × p]: every output is the dot product of
-//! two contiguous rows. This is a convolution's weight gradient (a = the output
-//! gradient, b = the unfolded image), where m is the channel count (16-64) and p the
-//! output positions (up to thousands).
+//! two contiguous rows (rows of `b` may start further apart than p). This is a
+//! convolution's weight gradient (a = the output gradient, b = the unfolded image),
+//! where m is the channel count (16-64) and p the output positions (up to thousands).
 //!
 //! A general GEMM does this shape badly: it first packs both operands, and with m that
 //! small each packed value is used only m times, so the packing (a transposing gather of
@@ -12,14 +12,24 @@
 //! AVX2 and FMA are detected at run time (the crate is built for baseline x86-64);
 //! elsewhere `add_a_bt` returns false and the caller runs the GEMM.
 
-/// Adds a·bᵀ to `dst` when this CPU has AVX2 and FMA; returns whether it did.
-pub(crate) fn add_a_bt(dst: &mut [f32], a: &[f32], b: &[f32], (m, n, p): (usize, usize, usize)) -> bool {
+/// Adds a·bᵀ to `dst` when this CPU has AVX2 and FMA; returns whether it did. Rows of
+/// `b` start `b_stride` values apart (p for contiguous rows).
+pub(crate) fn add_a_bt(
+    dst: &mut [f32],
+    a: &[f32],
+    (b, b_stride): (&[f32], usize),
+    (m, n, p): (usize, usize, usize),
+) -> bool {
     let holds = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|need| len >= need);
-    assert!(holds(dst.len(), m, n) && holds(a.len(), m, p) && holds(b.len(), n, p), "a·bᵀ operand lengths");
+    // The last row of b starts at (n − 1)·b_stride and holds p values.
+    let b_holds = n == 0
+        || p == 0
+        || (n - 1).checked_mul(b_stride).and_then(|start| start.checked_add(p)).is_some_and(|end| b.len() >= end);
+    assert!(holds(dst.len(), m, n) && holds(a.len(), m, p) && b_holds && b_stride >= p, "a·bᵀ operand lengths");
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         // SAFETY: the features are present; the lengths were checked above.
-        unsafe { avx2::add_a_bt(dst.as_mut_ptr(), a.as_ptr(), b.as_ptr(), (m, n, p)) };
+        unsafe { avx2::add_a_bt(dst.as_mut_ptr(), a.as_ptr(), (b.as_ptr(), b_stride), (m, n, p)) };
         return true;
     }
     false
@@ -33,9 +43,15 @@ mod avx2 {
     const ROWS_B: usize = 3;
 
     /// # Safety
-    /// AVX2 and FMA present; `dst`, `a`, `b` hold m×n, m×p, n×p values.
+    /// AVX2 and FMA present; `dst` and `a` hold m×n and m×p values, `b` n rows of p
+    /// values starting `b_stride` apart.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn add_a_bt(dst: *mut f32, a: *const f32, b: *const f32, (m, n, p): (usize, usize, usize)) {
+    pub(super) unsafe fn add_a_bt(
+        dst: *mut f32,
+        a: *const f32,
+        (b, b_stride): (*const f32, usize),
+        (m, n, p): (usize, usize, usize),
+    ) {
         let mut j = 0;
         while j < n {
             let nj = ROWS_B.min(n - j);
@@ -44,13 +60,19 @@ mod avx2 {
                 let mi = ROWS_A.min(m - i);
                 // SAFETY: rows i..i+mi of a, j..j+nj of b and that block of dst are in bounds.
                 unsafe {
-                    let (a, b, dst) = (a.add(i * p), b.add(j * p), dst.add(i * n + j));
+                    let (a, b, dst) = (a.add(i * p), b.add(j * b_stride), dst.add(i * n + j));
                     if (mi, nj) == (ROWS_A, ROWS_B) {
-                        block::<ROWS_A, ROWS_B>(dst, n, a, b, p);
+                        block::<ROWS_A, ROWS_B>(dst, n, a, (b, b_stride), p);
                     } else {
                         for ii in 0..mi {
                             for jj in 0..nj {
-                                block::<1, 1>(dst.add(ii * n + jj), n, a.add(ii * p), b.add(jj * p), p);
+                                block::<1, 1>(
+                                    dst.add(ii * n + jj),
+                                    n,
+                                    a.add(ii * p),
+                                    (b.add(jj * b_stride), b_stride),
+                                    p,
+                                );
                             }
                         }
                     }
@@ -64,15 +86,16 @@ mod avx2 {
     /// dst[r·stride + c] += Σₗ a[r·p + l] · b[c·p + l] for r < MI, c < NJ.
     ///
     /// # Safety
-    /// AVX2 and FMA present; `a` and `b` point at MI and NJ rows of `p` values, and
-    /// `dst` at MI rows of `stride` values of which the first NJ are written.
+    /// AVX2 and FMA present; `a` points at MI rows of `p` values, `b` at NJ rows of `p`
+    /// values starting `b_stride` apart, and `dst` at MI rows of `stride` values of
+    /// which the first NJ are written.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn block<const MI: usize, const NJ: usize>(
         dst: *mut f32,
         stride: usize,
         a: *const f32,
-        b: *const f32,
+        (b, b_stride): (*const f32, usize),
         p: usize,
     ) {
         let mut acc = [[_mm256_setzero_ps(); NJ]; MI];
@@ -83,7 +106,7 @@ mod avx2 {
         while l < whole {
             let mut bv = [_mm256_setzero_ps(); NJ];
             for (c, v) in bv.iter_mut().enumerate() {
-                *v = unsafe { _mm256_loadu_ps(b.add(c * p + l)) };
+                *v = unsafe { _mm256_loadu_ps(b.add(c * b_stride + l)) };
             }
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = unsafe { _mm256_loadu_ps(a.add(r * p + l)) };
@@ -98,7 +121,7 @@ mod avx2 {
                 let mut total = horizontal_sum(sum);
                 for l in whole..p {
                     // SAFETY: l < p, r < MI, c < NJ: inside the rows the caller vouches for.
-                    total += unsafe { *a.add(r * p + l) * *b.add(c * p + l) };
+                    total += unsafe { *a.add(r * p + l) * *b.add(c * b_stride + l) };
                 }
                 // SAFETY: the write: r < MI rows of `stride` values and c < NJ, inside the
                 // block of `dst` the caller vouches for.
