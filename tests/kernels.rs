@@ -437,6 +437,9 @@ proptest! {
         let all = Wanted { input: true, weight: true, bias: true };
         let on_gemm = pool.install(|| conv_kernel::backward_on_gemm(&c, &x, &w, &dy, all));
         close_to("weight gradient on the GEMM", &on_gemm.weight.unwrap(), &dw)?;
+        // AVX2's dot products, which a CPU without AVX-512 takes.
+        let on_avx2 = pool.install(|| conv_kernel::backward_on_avx2(&c, &x, &w, &dy, all));
+        close_to("weight gradient in AVX2", &on_avx2.weight.unwrap(), &dw)?;
         close_to("input gradient on the GEMM path", &on_gemm.input.unwrap(), &dx)?;
         // Only what is asked for.
         let only_weight = conv_kernel::backward(&c, &x, &w, &dy, Wanted { input: false, weight: true, bias: false });

@@ -18,6 +18,7 @@
 //! copies contiguous runs of a row, so it streams.
 
 use crate::Epilogue;
+use crate::dot::Isa;
 use gemm::Parallelism;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -631,17 +632,25 @@ pub struct Gradients {
 
 /// The backward pass, from the output gradient `dy` [batch, out_channels, out_h, out_w].
 pub fn backward(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted) -> Gradients {
-    backward_with(conv, x, weight, dy, wanted, true)
+    backward_with(conv, x, weight, dy, wanted, Some(Isa::Best))
 }
 
 /// `backward` with the weight gradient always on the GEMM, as on a CPU without AVX2 and
 /// FMA (for tests: the dot kernel is otherwise taken wherever it can be).
 #[doc(hidden)]
 pub fn backward_on_gemm(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted) -> Gradients {
-    backward_with(conv, x, weight, dy, wanted, false)
+    backward_with(conv, x, weight, dy, wanted, None)
 }
 
-fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted, dot: bool) -> Gradients {
+/// `backward` with the weight gradient's dot products in AVX2 even where AVX-512 is
+/// present (for tests: the AVX-512 kernel is otherwise taken).
+#[doc(hidden)]
+pub fn backward_on_avx2(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted) -> Gradients {
+    backward_with(conv, x, weight, dy, wanted, Some(Isa::Avx2))
+}
+
+/// `dot`: the dot-product kernels to try for the weight gradient (None: the GEMM).
+fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted, dot: Option<Isa>) -> Gradients {
     assert!(conv.is_supported(), "unsupported convolution {conv:?}");
     assert_eq!(x.len(), conv.input_len(), "convolution input length");
     assert_eq!(weight.len(), conv.weight_len(), "convolution weight length");
@@ -701,9 +710,16 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
                     for (at, cols) in blocks {
                         let dw_block = &mut dw[at..][..out_g * depth];
                         // One thread per task: dot products without packing (see `dot`).
-                        let dotted = dot
-                            && matches!(par, Parallelism::None)
-                            && crate::dot::add_a_bt(dw_block, dy_g, (cols.data, cols.row_stride), (out_g, depth, p));
+                        let dotted = matches!(par, Parallelism::None)
+                            && dot.is_some_and(|isa| {
+                                crate::dot::add_a_bt(
+                                    dw_block,
+                                    dy_g,
+                                    (cols.data, cols.row_stride),
+                                    (out_g, depth, p),
+                                    isa,
+                                )
+                            });
                         if !dotted {
                             let cols_t = Matrix { data: cols.data, row_stride: 1, col_stride: cols.row_stride };
                             matmul(dw_block, i > 0, (out_g, depth, p), Matrix::rows(dy_g, p), cols_t, par);

@@ -9,16 +9,26 @@
 //! register blocks of 4 rows of `a` × 3 rows of `b` accumulate 8-wide FMAs straight from
 //! the rows, with no packing; the 3 rows of `b` (a few KiB) stay in L1 while `a` streams.
 //!
-//! AVX2 and FMA are detected at run time (the crate is built for baseline x86-64);
+//! AVX-512, or AVX2 and FMA, are detected at run time (the crate is built for baseline x86-64);
 //! elsewhere `add_a_bt` returns false and the caller runs the GEMM.
 
-/// Adds a·bᵀ to `dst` when this CPU has AVX2 and FMA; returns whether it did. Rows of
+/// Which kernels `add_a_bt` may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// The widest this CPU has.
+    Best,
+    /// AVX2 even where AVX-512 is present (for tests).
+    Avx2,
+}
+
+/// Adds a·bᵀ to `dst` when this CPU has AVX-512, or AVX2 and FMA; returns whether it did. Rows of
 /// `b` start `b_stride` values apart (p for contiguous rows).
 pub(crate) fn add_a_bt(
     dst: &mut [f32],
     a: &[f32],
     (b, b_stride): (&[f32], usize),
     (m, n, p): (usize, usize, usize),
+    isa: Isa,
 ) -> bool {
     let holds = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|need| len >= need);
     // The last row of b starts at (n − 1)·b_stride and holds p values.
@@ -26,6 +36,12 @@ pub(crate) fn add_a_bt(
         || p == 0
         || (n - 1).checked_mul(b_stride).and_then(|start| start.checked_add(p)).is_some_and(|end| b.len() >= end);
     assert!(holds(dst.len(), m, n) && holds(a.len(), m, p) && b_holds && b_stride >= p, "a·bᵀ operand lengths");
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Best && std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature is present; the lengths were checked above.
+        unsafe { avx512::add_a_bt(dst.as_mut_ptr(), a.as_ptr(), (b.as_ptr(), b_stride), (m, n, p)) };
+        return true;
+    }
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         // SAFETY: the features are present; the lengths were checked above.
@@ -35,106 +51,130 @@ pub(crate) fn add_a_bt(
     false
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
+/// The kernel for one instruction set: its module name, target features, vector type,
+/// lanes, and zero/load/fused-multiply-add/horizontal-sum intrinsics; register blocks
+/// of ROWS_A × ROWS_B accumulators.
+macro_rules! dot_kernel {
+    ($module:ident, $features:literal, $vector:ty, $lanes:literal, $zero:ident, $load:ident, $fma:ident, $sum:ident,
+     $rows_a:literal, $rows_b:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $module {
+            use std::arch::x86_64::*;
 
-    const ROWS_A: usize = 4;
-    const ROWS_B: usize = 3;
+            const ROWS_A: usize = $rows_a;
+            const ROWS_B: usize = $rows_b;
 
-    /// # Safety
-    /// AVX2 and FMA present; `dst` and `a` hold m×n and m×p values, `b` n rows of p
-    /// values starting `b_stride` apart.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn add_a_bt(
-        dst: *mut f32,
-        a: *const f32,
-        (b, b_stride): (*const f32, usize),
-        (m, n, p): (usize, usize, usize),
-    ) {
-        let mut j = 0;
-        while j < n {
-            let nj = ROWS_B.min(n - j);
-            let mut i = 0;
-            while i < m {
-                let mi = ROWS_A.min(m - i);
-                // SAFETY: rows i..i+mi of a, j..j+nj of b and that block of dst are in bounds.
-                unsafe {
-                    let (a, b, dst) = (a.add(i * p), b.add(j * b_stride), dst.add(i * n + j));
-                    if (mi, nj) == (ROWS_A, ROWS_B) {
-                        block::<ROWS_A, ROWS_B>(dst, n, a, (b, b_stride), p);
-                    } else {
-                        for ii in 0..mi {
-                            for jj in 0..nj {
-                                block::<1, 1>(
-                                    dst.add(ii * n + jj),
-                                    n,
-                                    a.add(ii * p),
-                                    (b.add(jj * b_stride), b_stride),
-                                    p,
-                                );
+            /// # Safety
+            /// the target features present; `dst` and `a` hold m×n and m×p values, `b` n rows of p
+            /// values starting `b_stride` apart.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn add_a_bt(
+                dst: *mut f32,
+                a: *const f32,
+                (b, b_stride): (*const f32, usize),
+                (m, n, p): (usize, usize, usize),
+            ) {
+                let mut j = 0;
+                while j < n {
+                    let nj = ROWS_B.min(n - j);
+                    let mut i = 0;
+                    while i < m {
+                        let mi = ROWS_A.min(m - i);
+                        // SAFETY: rows i..i+mi of a, j..j+nj of b and that block of dst are in bounds.
+                        unsafe {
+                            let (a, b, dst) = (a.add(i * p), b.add(j * b_stride), dst.add(i * n + j));
+                            if (mi, nj) == (ROWS_A, ROWS_B) {
+                                block::<ROWS_A, ROWS_B>(dst, n, a, (b, b_stride), p);
+                            } else {
+                                for ii in 0..mi {
+                                    for jj in 0..nj {
+                                        block::<1, 1>(
+                                            dst.add(ii * n + jj),
+                                            n,
+                                            a.add(ii * p),
+                                            (b.add(jj * b_stride), b_stride),
+                                            p,
+                                        );
+                                    }
+                                }
                             }
                         }
+                        i += mi;
+                    }
+                    j += nj;
+                }
+            }
+
+            /// dst[r·stride + c] += Σₗ a[r·p + l] · b[c·p + l] for r < MI, c < NJ.
+            ///
+            /// # Safety
+            /// the target features present; `a` points at MI rows of `p` values, `b` at NJ rows of `p`
+            /// values starting `b_stride` apart, and `dst` at MI rows of `stride` values of
+            /// which the first NJ are written.
+            #[target_feature(enable = $features)]
+            #[inline]
+            unsafe fn block<const MI: usize, const NJ: usize>(
+                dst: *mut f32,
+                stride: usize,
+                a: *const f32,
+                (b, b_stride): (*const f32, usize),
+                p: usize,
+            ) {
+                let mut acc = [[$zero(); NJ]; MI];
+                let whole = p / $lanes * $lanes;
+                let mut l = 0;
+                // SAFETY (the reads below): l + lanes <= p, within the MI rows of `a` and NJ rows
+                // of `b` that the caller vouches for.
+                while l < whole {
+                    let mut bv = [$zero(); NJ];
+                    for (c, v) in bv.iter_mut().enumerate() {
+                        *v = unsafe { $load(b.add(c * b_stride + l)) };
+                    }
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let av = unsafe { $load(a.add(r * p + l)) };
+                        for (sum, &bv) in row.iter_mut().zip(&bv) {
+                            *sum = $fma(av, bv, *sum);
+                        }
+                    }
+                    l += $lanes;
+                }
+                for (r, row) in acc.iter().enumerate() {
+                    for (c, &sum) in row.iter().enumerate() {
+                        let mut total = super::$sum(sum);
+                        for l in whole..p {
+                            // SAFETY: l < p, r < MI, c < NJ: inside the rows the caller vouches for.
+                            total += unsafe { *a.add(r * p + l) * *b.add(c * b_stride + l) };
+                        }
+                        // SAFETY: the write: r < MI rows of `stride` values and c < NJ, inside the
+                        // block of `dst` the caller vouches for.
+                        unsafe { *dst.add(r * stride + c) += total };
                     }
                 }
-                i += mi;
-            }
-            j += nj;
-        }
-    }
-
-    /// dst[r·stride + c] += Σₗ a[r·p + l] · b[c·p + l] for r < MI, c < NJ.
-    ///
-    /// # Safety
-    /// AVX2 and FMA present; `a` points at MI rows of `p` values, `b` at NJ rows of `p`
-    /// values starting `b_stride` apart, and `dst` at MI rows of `stride` values of
-    /// which the first NJ are written.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn block<const MI: usize, const NJ: usize>(
-        dst: *mut f32,
-        stride: usize,
-        a: *const f32,
-        (b, b_stride): (*const f32, usize),
-        p: usize,
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); NJ]; MI];
-        let whole = p / 8 * 8;
-        let mut l = 0;
-        // SAFETY (the reads below): l + 8 <= p, within the MI rows of `a` and NJ rows
-        // of `b` that the caller vouches for.
-        while l < whole {
-            let mut bv = [_mm256_setzero_ps(); NJ];
-            for (c, v) in bv.iter_mut().enumerate() {
-                *v = unsafe { _mm256_loadu_ps(b.add(c * b_stride + l)) };
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = unsafe { _mm256_loadu_ps(a.add(r * p + l)) };
-                for (sum, &bv) in row.iter_mut().zip(&bv) {
-                    *sum = _mm256_fmadd_ps(av, bv, *sum);
-                }
-            }
-            l += 8;
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (c, &sum) in row.iter().enumerate() {
-                let mut total = horizontal_sum(sum);
-                for l in whole..p {
-                    // SAFETY: l < p, r < MI, c < NJ: inside the rows the caller vouches for.
-                    total += unsafe { *a.add(r * p + l) * *b.add(c * b_stride + l) };
-                }
-                // SAFETY: the write: r < MI rows of `stride` values and c < NJ, inside the
-                // block of `dst` the caller vouches for.
-                unsafe { *dst.add(r * stride + c) += total };
             }
         }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn horizontal_sum(v: __m256) -> f32 {
-        let pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let pair = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
-        _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<1>(pair, pair)))
-    }
+    };
 }
+
+/// AVX2's sum of a vector's lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn sum_avx2(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let pair = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
+    _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<1>(pair, pair)))
+}
+
+/// AVX-512's sum of a vector's lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn sum_avx512(v: std::arch::x86_64::__m512) -> f32 {
+    std::arch::x86_64::_mm512_reduce_add_ps(v)
+}
+
+dot_kernel!(avx2, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, sum_avx2, 4, 3);
+// With full-width 512-bit units (AMD Zen 5, recent Intel) twice the work per
+// instruction; 32 registers hold a 4 × 4 block.
+dot_kernel!(avx512, "avx512f", __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, sum_avx512, 4, 4);
