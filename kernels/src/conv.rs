@@ -113,8 +113,13 @@ impl Conv2d {
     /// unfolded along the width only, into "tall" planes that the window's rows read at
     /// different offsets (`unfold_tall`). That copies the image kw times instead of
     /// kh·kw times; the GEMM runs once per window row, on K = in·kw.
+    /// Only where it pays: the weight is regrouped for it on every call, so the copies
+    /// it saves (kh − 1 of every kh unfolded rows) must outweigh the weight (not so for
+    /// one image through ResNet-18's 512-channel layers, where the weight is 100 times
+    /// the image).
     fn is_tall(&self) -> bool {
-        self.stride == [1, 1] && self.kernel[0] > 1 && !self.is_pointwise()
+        let saved = (self.kernel[0] - 1) * self.kernel[1] * self.in_channels * self.positions() * self.batch;
+        self.stride == [1, 1] && self.kernel[0] > 1 && !self.is_pointwise() && saved > 2 * self.weight_len()
     }
 
     /// The rows of a tall plane: every input row some window row reads, padding included.
@@ -180,11 +185,13 @@ impl Conv2d {
     fn weight_by_rows(&self, weight: &[f32]) -> Vec<f32> {
         let (in_g, out_g, [kh, kw]) = (self.in_per_group(), self.out_per_group(), self.kernel);
         let mut regrouped = Vec::with_capacity(weight.len());
+        // Value by value: a copy call per window row (kw values) cost more than the copy.
         for g in 0..self.groups {
             for a in 0..kh {
                 for co in g * out_g..(g + 1) * out_g {
                     for c in 0..in_g {
-                        regrouped.extend_from_slice(&weight[((co * in_g + c) * kh + a) * kw..][..kw]);
+                        let from = ((co * in_g + c) * kh + a) * kw;
+                        regrouped.extend(weight[from..from + kw].iter().copied());
                     }
                 }
             }
