@@ -520,6 +520,10 @@ proptest! {
         let z = chain_reference::pre(&xd, &gd, &bd, rd.as_deref(), at, eps);
         // Finite differences are only valid away from ReLU's kink.
         prop_assume!(!relu || z.iter().all(|v| v.abs() > 1e-2));
+        // f32 against f64: the input gradient's rounding grows as 1/σ², so a channel of
+        // two nearly equal values (σ near 0) compares rounding, not the formula.
+        let stats = archc_kernels::batch_norm::statistics(&x, at, eps);
+        prop_assume!(stats.var.iter().all(|&v| v > 0.05));
 
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let (y, found) = pool.install(|| {
