@@ -2,7 +2,8 @@
 # The CPU tables of BENCHMARKS.md: for each model, PyTorch then archc, back to back on
 # the same machine and thread count, repeated in ROUNDS rounds (default 3) because a
 # shared machine's speed drifts by tens of percent within minutes; JSON into
-# bench/results/round-N/, then tables of the per-round medians to stdout.
+# bench/results/round-N/ (with the machine's sgemm rate, measured at the start of each
+# round), then tables of the per-round medians to stdout.
 #   bash bench/run_cpu.sh [ARCHC_BINARY [MODEL...]]     (default: lenet5 resnet20 resnet18_cifar)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,9 +13,12 @@ models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(lenet5 resnet20 resnet18_cifar)
 threads=${THREADS:-2}
 rounds=${ROUNDS:-3}
+# The machine's sgemm rate, measured in each round, to hold achieved GFLOP/s against.
+cargo build -q -p archc-kernels --example sgemm
 for round in $(seq 1 "$rounds"); do
     out=bench/results/round-$round
     mkdir -p "$out"
+    target/debug/examples/sgemm 2048 "$threads" 5 > "$out/sgemm.json"
     for model in "${models[@]}"; do
         # Fewer iterations for the slow ones: ResNet-18's training step at batch 128 takes seconds.
         case $model in

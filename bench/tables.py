@@ -26,12 +26,15 @@ def median_run(runs):
 
 
 def main(paths):
-    ours, theirs, meta = {}, {}, {}
+    ours, theirs, meta, sgemm = {}, {}, {}, {}
     for path in paths:
         with open(path) as f:
             report = json.load(f)
-        side = ours if report["tool"].startswith("archc") else theirs
         round_ = os.path.basename(os.path.dirname(path))
+        if report["tool"] == "sgemm":
+            sgemm[round_] = report
+            continue
+        side = ours if report["tool"].startswith("archc") else theirs
         for r in report["results"]:
             side.setdefault((r["model"], r["mode"], r["batch"]), {})[round_] = r
             if side is ours:
@@ -63,6 +66,36 @@ def main(paths):
                      mib(a["peak_bytes"]), mib(t["peak_bytes"]) if t else "-"]
             print("| " + " | ".join(cells) + " |")
         print()
+    if sgemm:
+        print_peak(sgemm, ours, theirs)
+
+
+def print_peak(sgemm, ours, theirs):
+    """Each model's training at its largest batch as a share of the same round's sgemm."""
+    rates = [sgemm[r]["gflops_median"] for r in sorted(sgemm)]
+    first = next(iter(sgemm.values()))
+    print(f"### Against the machine's sgemm\n")
+    print(f"sgemm ({first['n']}×{first['n']}, {first['threads']} threads, `gemm` crate): "
+          + ", ".join(f"{r:.0f}" for r in rates) + " GFLOP/s in the rounds\n")
+    print("| model | training batch | archc GFLOP/s | share of sgemm | PyTorch GFLOP/s | share of sgemm |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for model in sorted({k[0] for k in ours}):
+        train = [k for k in ours if k[0] == model and k[1] == "train"]
+        if not train:
+            continue
+        key = max(train, key=lambda k: k[2])
+        cells = [model, str(key[2])]
+        for side in (ours, theirs):
+            shares = [side[key][r]["gflops_achieved"] / sgemm[r]["gflops_median"]
+                      for r in side.get(key, {}) if r in sgemm]
+            gflops = [side[key][r]["gflops_achieved"] for r in side.get(key, {}) if r in sgemm]
+            if shares:
+                cells += [f"{statistics.median(gflops):.0f}",
+                          f"{statistics.median(shares):.0%} ({min(shares):.0%}–{max(shares):.0%})"]
+            else:
+                cells += ["-", "-"]
+        print("| " + " | ".join(cells) + " |")
+    print()
 
 
 if __name__ == "__main__":

@@ -107,7 +107,8 @@ fn close(what: &str, a: &[f32], b: &[f32]) {
 }
 
 fn same(source: &str, batch: usize) {
-    // Both schedules: images shared among threads, and GEMMs parallel inside one image.
+    // One thread and several (images shared among threads; GEMMs parallel inside one
+    // image only for large ones: `one_large_image_runs_its_gemms_in_parallel`).
     for threads in [1, 3] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| same_on_this_pool(source, batch));
@@ -581,5 +582,38 @@ proptest! {
         let only_relu = conv_kernel::forward_then(&c, &x, &w, None, Epilogue { residual: None, relu: true });
         let expected: Vec<f32> = direct::forward(&c, &x, &w, &vec![0.0; c.out_channels]).iter().map(|y| y.max(0.0)).collect();
         close_to("output through ReLU", &only_relu, &expected)?;
+    }
+}
+
+/// A convolution big enough that one image's GEMMs run on several threads (small ones
+/// stay on one): forward and gradients against the direct convolution, on 3 threads.
+#[test]
+fn one_large_image_runs_its_gemms_in_parallel() {
+    for (stride, padding, size) in [(1, 1, 24), (2, 1, 48)] {
+        let c = Conv2d {
+            batch: 1,
+            in_channels: 32,
+            height: size,
+            width: size,
+            out_channels: 32,
+            kernel: [3, 3],
+            stride: [stride; 2],
+            padding: [padding; 2],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let (x, w, bias, dy) =
+            (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.out_channels, 3), values(c.output_len(), 4));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let all = Wanted { input: true, weight: true, bias: true };
+        let (y, found) = pool
+            .install(|| (conv_kernel::forward(&c, &x, &w, Some(&bias)), conv_kernel::backward(&c, &x, &w, &dy, all)));
+        let (dx, dw, db) = direct::backward(&c, &x, &w, &dy);
+        let check =
+            |what: &str, a: &[f32], e: &[f32]| close_to(what, a, e).unwrap_or_else(|e| panic!("stride {stride}: {e}"));
+        check("output", &y, &direct::forward(&c, &x, &w, &bias));
+        check("input gradient", &found.input.unwrap(), &dx);
+        check("weight gradient", &found.weight.unwrap(), &dw);
+        check("bias gradient", &found.bias.unwrap(), &db);
     }
 }

@@ -265,7 +265,10 @@ impl Conv2d {
     /// How many tasks to share the batch among, and how the GEMMs inside run.
     fn schedule(&self) -> (usize, Parallelism) {
         let threads = rayon::current_num_threads().max(1);
-        if self.batch >= threads {
+        // A GEMM of a few million multiply-adds takes about as long as waking the other
+        // threads for it (a batch of one image through ResNet-20): one thread does it.
+        let small = self.out_channels * self.patch_len() * self.positions() < 1 << 22;
+        if self.batch >= threads || small {
             (threads.min(self.batch), Parallelism::None)
         } else {
             (self.batch, Parallelism::Rayon(threads))
