@@ -721,12 +721,12 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
                         let dw_block = &mut dw[at..][..out_g * depth];
                         // One thread per task: dot products without packing (see `dot`).
                         // The dot products pay for few output rows over long ones (a
-                        // ResNet's first stages); with many rows over few positions
-                        // (ResNet-18's later stages: 512 rows of 16) the horizontal sums
-                        // dominate and the GEMM's packing pays.
+                        // ResNet's first stages); over fewer positions (ResNet-20's 8×8,
+                        // ResNet-18's 512 rows of 16) each block's horizontal sums weigh
+                        // as much as its multiplies, and the GEMM's packing pays.
                         let dotted = matches!(par, Parallelism::None)
                             && out_g <= 64
-                            && p >= 64
+                            && p >= 256
                             && dot.is_some_and(|isa| {
                                 crate::dot::add_a_bt(
                                     dw_block,
