@@ -617,3 +617,39 @@ fn one_large_image_runs_its_gemms_in_parallel() {
         check("bias gradient", &found.bias.unwrap(), &db);
     }
 }
+
+/// The weight gradient's dot-product kernels (AVX-512 and AVX2) run only over 256
+/// positions or more, which the random sizes above seldom reach: a 20×20 "same" and a
+/// valid 5×5 convolution, images shared among one and two threads.
+#[test]
+fn the_dot_product_kernels_match_on_long_rows() {
+    for (kernel, padding, size) in [(3, 1, 20), (5, 0, 22)] {
+        let c = Conv2d {
+            batch: 3,
+            in_channels: 5,
+            height: size,
+            width: size,
+            out_channels: 7,
+            kernel: [kernel, kernel],
+            stride: [1, 1],
+            padding: [padding, padding],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        assert!(c.output_size()[0] * c.output_size()[1] >= 256);
+        let (x, w, dy) = (values(c.input_len(), 5), values(c.weight_len(), 6), values(c.output_len(), 7));
+        let (_, dw, _) = direct::backward(&c, &x, &w, &dy);
+        let all = Wanted { input: true, weight: true, bias: true };
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let check = |what: &str, a: &[f32]| {
+                close_to(what, a, &dw).unwrap_or_else(|e| panic!("kernel {kernel}, {threads} threads: {e}"))
+            };
+            check("weight gradient", &pool.install(|| conv_kernel::backward(&c, &x, &w, &dy, all)).weight.unwrap());
+            check(
+                "weight gradient in AVX2",
+                &pool.install(|| conv_kernel::backward_on_avx2(&c, &x, &w, &dy, all)).weight.unwrap(),
+            );
+        }
+    }
+}
