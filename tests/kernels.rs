@@ -585,23 +585,35 @@ proptest! {
     }
 }
 
+/// A square image and window without dilation or groups: `batch` images of
+/// `(in, out)` channels, `size` × `size`, window `(kernel, stride, padding)`.
+fn square_conv(
+    batch: usize,
+    (in_channels, out_channels): (usize, usize),
+    size: usize,
+    window: (usize, usize, usize),
+) -> Conv2d {
+    let (kernel, stride, padding) = window;
+    Conv2d {
+        batch,
+        in_channels,
+        height: size,
+        width: size,
+        out_channels,
+        kernel: [kernel; 2],
+        stride: [stride; 2],
+        padding: [padding; 2],
+        dilation: [1, 1],
+        groups: 1,
+    }
+}
+
 /// A convolution big enough that one image's GEMMs run on several threads (small ones
 /// stay on one): forward and gradients against the direct convolution, on 3 threads.
 #[test]
 fn one_large_image_runs_its_gemms_in_parallel() {
     for (stride, padding, size) in [(1, 1, 24), (2, 1, 48)] {
-        let c = Conv2d {
-            batch: 1,
-            in_channels: 32,
-            height: size,
-            width: size,
-            out_channels: 32,
-            kernel: [3, 3],
-            stride: [stride; 2],
-            padding: [padding; 2],
-            dilation: [1, 1],
-            groups: 1,
-        };
+        let c = square_conv(1, (32, 32), size, (3, stride, padding));
         let (x, w, bias, dy) =
             (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.out_channels, 3), values(c.output_len(), 4));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
@@ -624,18 +636,7 @@ fn one_large_image_runs_its_gemms_in_parallel() {
 #[test]
 fn the_dot_product_kernels_match_on_long_rows() {
     for (kernel, padding, size) in [(3, 1, 20), (5, 0, 22)] {
-        let c = Conv2d {
-            batch: 3,
-            in_channels: 5,
-            height: size,
-            width: size,
-            out_channels: 7,
-            kernel: [kernel, kernel],
-            stride: [1, 1],
-            padding: [padding, padding],
-            dilation: [1, 1],
-            groups: 1,
-        };
+        let c = square_conv(3, (5, 7), size, (kernel, 1, padding));
         assert!(c.output_size()[0] * c.output_size()[1] >= 256);
         let (x, w, dy) = (values(c.input_len(), 5), values(c.weight_len(), 6), values(c.output_len(), 7));
         let (_, dw, _) = direct::backward(&c, &x, &w, &dy);

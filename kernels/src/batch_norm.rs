@@ -3,7 +3,7 @@
 //! `spatial` values. Forward: two passes per channel (statistics, then normalise);
 //! backward: two more (the two sums, then the standard formula).
 
-use crate::{Epilogue, relu_of};
+use crate::Epilogue;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -72,17 +72,13 @@ pub fn normalize(x: &[f32], at: Planes, stats: &Statistics, gamma: &[f32], beta:
             let ch = plane % c;
             let scale = stats.inv_std[ch] * gamma[ch];
             let shift = beta[ch] - stats.mean[ch] * scale;
-            match (then.residual, then.relu) {
-                (None, false) => out.iter_mut().zip(input).for_each(|(o, &v)| _ = o.write(v * scale + shift)),
-                (None, true) => out.iter_mut().zip(input).for_each(|(o, &v)| _ = o.write(relu_of(v * scale + shift))),
-                (Some(r), relu) => {
-                    let r = &r[plane * s..][..s];
-                    for ((o, &v), &r) in out.iter_mut().zip(input).zip(r) {
-                        let v = v * scale + shift + r;
-                        o.write(if relu { relu_of(v) } else { v });
-                    }
-                }
+            for (o, &v) in out.iter_mut().zip(input) {
+                o.write(v * scale + shift);
             }
+            // SAFETY: every value of the plane was just written.
+            let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            // The epilogue while the plane is still in L1.
+            then.apply(out, plane * s);
         },
     );
     // SAFETY: the planes cover `y`, and each value was written.

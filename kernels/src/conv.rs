@@ -10,12 +10,14 @@
 //!   for a stride-1 convolution that keeps its size, a forward convolution of dy
 //!   instead (`input_gradient_as_convolution`).
 //!
-//! With one thread per image the weight gradient uses the dot-product kernel of
+//! A stride-1 convolution with a window taller than one row is unfolded along the width
+//! only and multiplied once per window row (`is_tall`). With one thread per image and
+//! rows of 256 positions or more, the weight gradient uses the dot-product kernel of
 //! `dot.rs` rather than the GEMM.
 //!
 //! Images are shared out among the pool's threads (each GEMM then runs on one thread);
-//! with fewer images than threads the GEMMs themselves run in parallel. The unfolding
-//! copies contiguous runs of a row, so it streams.
+//! with fewer images than threads a large GEMM runs in parallel, a small one on one
+//! thread (`schedule`). The unfolding copies contiguous runs of a row, so it streams.
 
 use crate::Epilogue;
 use crate::dot::Isa;

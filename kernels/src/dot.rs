@@ -6,11 +6,14 @@
 //! A general GEMM does this shape badly: it first packs both operands, and with m that
 //! small each packed value is used only m times, so the packing (a transposing gather of
 //! `b`) costs more than the arithmetic; measured at 9-26 GFLOP/s on one core. Here
-//! register blocks of 4 rows of `a` × 3 rows of `b` accumulate 8-wide FMAs straight from
-//! the rows, with no packing; the 3 rows of `b` (a few KiB) stay in L1 while `a` streams.
+//! register blocks of 4 rows of `a` × 3 or 4 rows of `b` accumulate 8-wide (AVX2) or
+//! 16-wide (AVX-512) FMAs straight from the rows, with no packing; the rows of `b` (a
+//! few KiB) stay in L1 while `a` streams. Over short rows the horizontal sum that ends
+//! each block weighs as much as its multiplies, so `conv.rs` calls this only for rows of
+//! 256 positions or more.
 //!
-//! AVX-512, or AVX2 and FMA, are detected at run time (the crate is built for baseline x86-64);
-//! elsewhere `add_a_bt` returns false and the caller runs the GEMM.
+//! AVX-512, or AVX2 and FMA, are detected at run time (the crate is built for baseline
+//! x86-64); elsewhere `add_a_bt` returns false and the caller runs the GEMM.
 
 /// Which kernels `add_a_bt` may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,8 +24,8 @@ pub(crate) enum Isa {
     Avx2,
 }
 
-/// Adds a·bᵀ to `dst` when this CPU has AVX-512, or AVX2 and FMA; returns whether it did. Rows of
-/// `b` start `b_stride` values apart (p for contiguous rows).
+/// Adds a·bᵀ to `dst` when this CPU has AVX-512, or AVX2 and FMA; returns whether it
+/// did. Rows of `b` start `b_stride` values apart (p for contiguous rows).
 pub(crate) fn add_a_bt(
     dst: &mut [f32],
     a: &[f32],
@@ -51,11 +54,11 @@ pub(crate) fn add_a_bt(
     false
 }
 
-/// The kernel for one instruction set: its module name, target features, vector type,
-/// lanes, and zero/load/fused-multiply-add/horizontal-sum intrinsics; register blocks
-/// of ROWS_A × ROWS_B accumulators.
+/// The kernel for one instruction set: its module name, target features, lanes, and
+/// zero/load/fused-multiply-add/horizontal-sum intrinsics; register blocks of
+/// ROWS_A × ROWS_B accumulators.
 macro_rules! dot_kernel {
-    ($module:ident, $features:literal, $vector:ty, $lanes:literal, $zero:ident, $load:ident, $fma:ident, $sum:ident,
+    ($module:ident, $features:literal, $lanes:literal, $zero:ident, $load:ident, $fma:ident, $sum:ident,
      $rows_a:literal, $rows_b:literal) => {
         #[cfg(target_arch = "x86_64")]
         mod $module {
@@ -65,8 +68,8 @@ macro_rules! dot_kernel {
             const ROWS_B: usize = $rows_b;
 
             /// # Safety
-            /// the target features present; `dst` and `a` hold m×n and m×p values, `b` n rows of p
-            /// values starting `b_stride` apart.
+            /// The target features present; `dst` and `a` hold m×n and m×p values, `b` n
+            /// rows of p values starting `b_stride` apart.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn add_a_bt(
                 dst: *mut f32,
@@ -80,7 +83,8 @@ macro_rules! dot_kernel {
                     let mut i = 0;
                     while i < m {
                         let mi = ROWS_A.min(m - i);
-                        // SAFETY: rows i..i+mi of a, j..j+nj of b and that block of dst are in bounds.
+                        // SAFETY: rows i..i+mi of a, j..j+nj of b and that block of dst are in
+                        // bounds.
                         unsafe {
                             let (a, b, dst) = (a.add(i * p), b.add(j * b_stride), dst.add(i * n + j));
                             if (mi, nj) == (ROWS_A, ROWS_B) {
@@ -108,9 +112,9 @@ macro_rules! dot_kernel {
             /// dst[r·stride + c] += Σₗ a[r·p + l] · b[c·p + l] for r < MI, c < NJ.
             ///
             /// # Safety
-            /// the target features present; `a` points at MI rows of `p` values, `b` at NJ rows of `p`
-            /// values starting `b_stride` apart, and `dst` at MI rows of `stride` values of
-            /// which the first NJ are written.
+            /// The target features present; `a` points at MI rows of `p` values, `b` at NJ
+            /// rows of `p` values starting `b_stride` apart, and `dst` at MI rows of
+            /// `stride` values of which the first NJ are written.
             #[target_feature(enable = $features)]
             #[inline]
             unsafe fn block<const MI: usize, const NJ: usize>(
@@ -174,7 +178,7 @@ fn sum_avx512(v: std::arch::x86_64::__m512) -> f32 {
     std::arch::x86_64::_mm512_reduce_add_ps(v)
 }
 
-dot_kernel!(avx2, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, sum_avx2, 4, 3);
+dot_kernel!(avx2, "avx2,fma", 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, sum_avx2, 4, 3);
 // With full-width 512-bit units (AMD Zen 5, recent Intel) twice the work per
 // instruction; 32 registers hold a 4 × 4 block.
-dot_kernel!(avx512, "avx512f", __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, sum_avx512, 4, 4);
+dot_kernel!(avx512, "avx512f", 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, sum_avx512, 4, 4);

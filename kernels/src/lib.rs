@@ -74,14 +74,14 @@ impl Epilogue<'_> {
 /// max(v, 0), NaN giving 0 as burn-flex's ReLU does (PyTorch's keeps NaN): the fused
 /// chains must give what the steps they replace give.
 #[inline(always)]
-pub fn relu_of(v: f32) -> f32 {
+fn relu_of(v: f32) -> f32 {
     v.max(0.0)
 }
 
 /// ReLU's gradient from its output (`relu_of`'s, never NaN): `dy` where the output is
 /// positive, else 0.
 #[inline(always)]
-pub fn relu_gradient(dy: f32, output: f32) -> f32 {
+fn relu_gradient(dy: f32, output: f32) -> f32 {
     // As a bit mask rather than a branch, so that the loops using it vectorise.
     let keep = (output > 0.0) as u32;
     f32::from_bits(dy.to_bits() & keep.wrapping_neg())

@@ -2,7 +2,7 @@
 //! follow it in a fused chain: forward and backward are the contiguous per-channel
 //! loops of `archc_kernels::batch_norm`, the ReLU mask applied inside them.
 
-use super::{Ad, Kind, Tail, cast, is_f32, kind, tensor, values};
+use super::{Ad, Kind, Tail, cast, is_f32, kind, stand_in, tensor, values};
 use archc_kernels::Epilogue;
 use archc_kernels::batch_norm::{self as kernel, Planes, Statistics};
 use burn::backend::Flex;
@@ -54,11 +54,7 @@ pub fn train<B: Backend>(
     let y = tensor(y, &[batch, channels, spatial]);
     let per_channel = |v: &[f32]| Tensor::<Ad, 1>::from_data(TensorData::new(v.to_vec(), [channels]), &device);
     let (mean, var) = (per_channel(&stats.mean), per_channel(&stats.var));
-    // Without a residual, an untracked stand-in: the op always has four parents.
-    let residual_node = match residual {
-        Some(r) => r.node,
-        None => Tensor::<Ad, 1>::zeros([1], &device).into_primitive().tensor().node,
-    };
+    let residual_node = residual.map_or_else(|| stand_in(&device).node, |r| r.node);
     let parents = [x.node.clone(), gamma.node.clone(), beta.node.clone(), residual_node];
     let y = match BatchNormBackward.prepare::<NoCheckpointing>(parents).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {

@@ -3,7 +3,7 @@
 //! to NHWC and back on every call and computes the input gradient as a direct
 //! transposed convolution; the profile put those at a fifth of a training step.
 
-use super::{Ad, Kind, Tail, cast, is_f32, kind, tensor, values};
+use super::{Ad, Kind, Tail, cast, is_f32, kind, stand_in, tensor, values};
 use archc_kernels::Epilogue;
 use archc_kernels::conv::{self as kernel, Conv2d, Wanted};
 use burn::backend::Flex;
@@ -77,10 +77,9 @@ pub fn conv2d<B: Backend>(
                 tail.relu,
             )?;
             let y = output(&conv, y);
-            // Absent optional inputs are untracked stand-ins: the op always has four parents.
-            let stand_in = || Tensor::<Ad, 1>::zeros([1], &Default::default()).into_primitive().tensor().node;
-            let bias_node = bias.map_or_else(stand_in, |b| b.node);
-            let residual_node = residual.map_or_else(stand_in, |r| r.node);
+            let absent = || stand_in(&Default::default()).node;
+            let bias_node = bias.map_or_else(absent, |b| b.node);
+            let residual_node = residual.map_or_else(absent, |r| r.node);
             let parents = [x.node.clone(), weight.node.clone(), bias_node, residual_node];
             let y = match ConvBackward.prepare::<NoCheckpointing>(parents).compute_bound().stateful() {
                 OpsKind::Tracked(prep) => {

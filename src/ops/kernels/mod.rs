@@ -33,6 +33,12 @@ impl<B: Backend, const D: usize> Tail<'_, B, D> {
     }
 }
 
+/// An untracked tensor standing in for an absent optional input (a bias, a residual),
+/// so that an op always has the same parents; it never receives a gradient.
+fn stand_in(device: &burn::tensor::Device<Ad>) -> burn::tensor::ops::FloatTensor<Ad> {
+    Tensor::<Ad, 1>::zeros([1], device).into_primitive().tensor()
+}
+
 /// The training backend the kernels serve.
 type Ad = Autodiff<Flex>;
 
