@@ -158,46 +158,60 @@ fn divisor(pool: &Pool2d, r: &Span, c: &Span) -> f32 {
     }
 }
 
-/// Average pooling.
+/// Every output's divisor, row by row.
+fn divisors(pool: &Pool2d, rows: &[Span], cols: &[Span]) -> Vec<f32> {
+    rows.iter().flat_map(|r| cols.iter().map(move |c| divisor(pool, r, c))).collect()
+}
+
+/// Average pooling. Per output row, the window's input rows are first summed column by
+/// column (whole rows: contiguous, vectorised), then each output sums its columns of
+/// that: a window of k×k reads each input once instead of once per window row and column.
 pub fn avg_forward(pool: &Pool2d, x: &[f32]) -> Vec<f32> {
     assert!(pool.is_supported(), "unsupported pooling {pool:?}");
     assert_eq!(x.len(), pool.input_len(), "pooling input length");
     let (rows, cols) = pool.windows();
+    let divisors = divisors(pool, &rows, &cols);
+    let width = pool.width;
     let mut y = vec![0f32; pool.output_len()];
     let grain = crate::min_items(pool.plane());
-    y.par_chunks_mut(rows.len() * cols.len()).zip(x.par_chunks(pool.plane())).with_min_len(grain).for_each(|(y, x)| {
-        let mut at = 0;
-        for r in &rows {
-            for c in &cols {
-                let mut sum = 0f32;
-                for i in r.start..r.end {
-                    sum += x[i * pool.width + c.start..i * pool.width + c.end].iter().sum::<f32>();
+    y.par_chunks_mut(rows.len() * cols.len()).zip(x.par_chunks(pool.plane())).with_min_len(grain).for_each_init(
+        || vec![0f32; width],
+        |column_sums, (y, x)| {
+            for ((r, y), divisors) in rows.iter().zip(y.chunks_mut(cols.len())).zip(divisors.chunks(cols.len())) {
+                column_sums.fill(0.0);
+                for row in x[r.start * width..r.end * width].chunks(width) {
+                    column_sums.iter_mut().zip(row).for_each(|(sum, v)| *sum += v);
                 }
-                y[at] = sum / divisor(pool, r, c);
-                at += 1;
+                for ((y, c), divisor) in y.iter_mut().zip(&cols).zip(divisors) {
+                    *y = column_sums[c.start..c.end].iter().sum::<f32>() / divisor;
+                }
             }
-        }
-    });
+        },
+    );
     y
 }
 
 /// Average pooling's input gradient: each output's gradient, divided, spread over the
-/// values its window read.
+/// values its window read. Per output row the spread is built for one input row, then
+/// added onto each row the window covers (contiguous, vectorised).
 pub fn avg_backward(pool: &Pool2d, dy: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), pool.output_len(), "pooling output gradient length");
     let (rows, cols) = pool.windows();
+    let divisors = divisors(pool, &rows, &cols);
+    let width = pool.width;
     let mut dx = vec![0f32; pool.input_len()];
     let grain = crate::min_items(pool.plane());
-    dx.par_chunks_mut(pool.plane()).zip(dy.par_chunks(rows.len() * cols.len())).with_min_len(grain).for_each(
-        |(dx, dy)| {
-            let mut at = 0;
-            for r in &rows {
-                for c in &cols {
-                    let g = dy[at] / divisor(pool, r, c);
-                    for i in r.start..r.end {
-                        dx[i * pool.width + c.start..i * pool.width + c.end].iter_mut().for_each(|v| *v += g);
-                    }
-                    at += 1;
+    dx.par_chunks_mut(pool.plane()).zip(dy.par_chunks(rows.len() * cols.len())).with_min_len(grain).for_each_init(
+        || vec![0f32; width],
+        |spread, (dx, dy)| {
+            for ((r, dy), divisors) in rows.iter().zip(dy.chunks(cols.len())).zip(divisors.chunks(cols.len())) {
+                spread.fill(0.0);
+                for ((&g, c), divisor) in dy.iter().zip(&cols).zip(divisors) {
+                    let g = g / divisor;
+                    spread[c.start..c.end].iter_mut().for_each(|v| *v += g);
+                }
+                for row in dx[r.start * width..r.end * width].chunks_mut(width) {
+                    row.iter_mut().zip(spread.iter()).for_each(|(v, s)| *v += s);
                 }
             }
         },
