@@ -361,6 +361,13 @@ mod direct {
         y
     }
 
+    /// dx alone for the output gradient `dy`.
+    pub fn input_gradient(c: &Conv2d, w: &[f32], dy: &[f32]) -> Vec<f32> {
+        let mut dx = vec![0f32; c.input_len()];
+        each_tap(c, |xi, wi, yi| dx[xi] += w[wi] * dy[yi]);
+        dx
+    }
+
     /// (dx, dw, db) for the output gradient `dy`.
     pub fn backward(c: &Conv2d, x: &[f32], w: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let (mut dx, mut dw) = (vec![0f32; x.len()], vec![0f32; w.len()]);
@@ -378,10 +385,15 @@ mod direct {
 }
 
 fn close_to(what: &str, actual: &[f32], expected: &[f32]) -> Result<(), TestCaseError> {
+    close_within(what, actual, expected, 1e-4)
+}
+
+/// Every value within `tolerance` × the largest expected magnitude (at least 1).
+fn close_within(what: &str, actual: &[f32], expected: &[f32], tolerance: f32) -> Result<(), TestCaseError> {
     prop_assert_eq!(actual.len(), expected.len(), "{}: lengths", what);
     let scale = expected.iter().fold(1f32, |m, v| m.max(v.abs()));
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        prop_assert!((a - e).abs() <= 1e-4 * scale, "{}[{}]: kernel {} vs direct {}", what, i, a, e);
+        prop_assert!((a - e).abs() <= tolerance * scale, "{}[{}]: kernel {} vs direct {}", what, i, a, e);
     }
     Ok(())
 }
@@ -628,6 +640,78 @@ fn one_large_image_runs_its_gemms_in_parallel() {
         check("weight gradient", &found.weight.unwrap(), &dw);
         check("bias gradient", &found.bias.unwrap(), &db);
     }
+}
+
+/// Winograd's F(2×2, 3×3) form takes 3×3 stride-1 convolutions of 128 channels or
+/// more over enough tiles, which the random sizes above never reach: odd and even
+/// output sizes, padding 0, 1 and 2, a batch of one (its GEMMs in parallel), batches
+/// shared among threads and one taken in several panels, with and without bias and
+/// epilogue, against the unfolding GEMM path (itself checked against the direct
+/// convolution above), and one case with its input gradient (a stride-1 convolution of
+/// dy, run forward through the same form) against the direct convolution.
+#[test]
+fn winograd_convolutions_match_the_unfolding_ones() {
+    use archc_kernels::Epilogue;
+    for (batch, (cin, cout), (height, width), padding, threads) in [
+        (1, (128, 128), (16, 32), 1, 2),
+        (8, (128, 136), (7, 9), 1, 2),
+        (11, (130, 128), (8, 12), 0, 3),
+        (8, (128, 128), (5, 5), 2, 2),
+        // On one thread: two panels, the second reusing the first's buffers.
+        (15, (144, 128), (6, 6), 1, 1),
+    ] {
+        let c = Conv2d {
+            batch,
+            in_channels: cin,
+            height,
+            width,
+            out_channels: cout,
+            ..square_conv(1, (1, 1), 1, (3, 1, padding))
+        };
+        assert!(conv_kernel::is_winograd(&c), "{c:?} should take the Winograd form");
+        let (x, w, bias, r) =
+            (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.out_channels, 3), values(c.output_len(), 4));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let then = Epilogue { residual: Some(&r), relu: true };
+        let none = Epilogue::default();
+        let (found, expected) = pool.install(|| {
+            let found = [
+                conv_kernel::forward(&c, &x, &w, Some(&bias)),
+                conv_kernel::forward(&c, &x, &w, None),
+                conv_kernel::forward_then(&c, &x, &w, Some(&bias), then),
+            ];
+            let expected = [
+                conv_kernel::forward_unfolded(&c, &x, &w, Some(&bias), none),
+                conv_kernel::forward_unfolded(&c, &x, &w, None, none),
+                conv_kernel::forward_unfolded(&c, &x, &w, Some(&bias), then),
+            ];
+            (found, expected)
+        });
+        // Both in f32 over the same sums: a few roundings apart (a transform's value off
+        // by 1e-4 of itself is off by more than 1e-5 here).
+        for ((what, a), e) in
+            ["output", "output without bias", "output with the epilogue"].iter().zip(&found).zip(&expected)
+        {
+            close_within(what, a, e, 2e-6).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        }
+    }
+    // A "same" convolution, whose input gradient is the same geometry run forward (so
+    // also in the Winograd form): that gradient and the output against the direct
+    // convolution.
+    let c = Conv2d {
+        batch: 4,
+        in_channels: 128,
+        height: 8,
+        width: 16,
+        out_channels: 128,
+        ..square_conv(1, (1, 1), 1, (3, 1, 1))
+    };
+    assert!(conv_kernel::is_winograd(&c));
+    let (x, w, bias, dy) =
+        (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.out_channels, 3), values(c.output_len(), 5));
+    let found = conv_kernel::backward(&c, &x, &w, &dy, Wanted { input: true, weight: false, bias: false });
+    close_to("input gradient", &found.input.unwrap(), &direct::input_gradient(&c, &w, &dy)).unwrap();
+    close_to("output", &conv_kernel::forward(&c, &x, &w, Some(&bias)), &direct::forward(&c, &x, &w, &bias)).unwrap();
 }
 
 /// The weight gradient's dot-product kernels (AVX-512 and AVX2) run only over 256

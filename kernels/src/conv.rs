@@ -19,6 +19,8 @@
 //! with fewer images than threads a large GEMM runs in parallel, a small one on one
 //! thread (`schedule`). The unfolding copies contiguous runs of a row, so it streams.
 
+mod winograd;
+
 use crate::Epilogue;
 use crate::dot::Isa;
 use gemm::Parallelism;
@@ -548,6 +550,12 @@ unsafe fn gemm_into(
     }
 }
 
+/// Whether the forward pass (and a stride-1 input gradient, run as one) takes
+/// Winograd's F(2×2, 3×3) form (`winograd.rs`): 3×3, stride 1, wide enough to pay.
+pub fn is_winograd(conv: &Conv2d) -> bool {
+    winograd::applies(conv)
+}
+
 /// The forward pass: y [batch, out_channels, out_h, out_w].
 pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     forward_then(conv, x, weight, bias, Epilogue::default())
@@ -556,13 +564,27 @@ pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
 /// The forward pass followed by `then` (a residual added, ReLU), applied to each image's
 /// output right after its GEMMs, while it is still in cache.
 pub fn forward_then(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
-    // The output is written without zeroing: every size it covers must be one the
-    // loops below fill.
+    check_forward(conv, x, weight, bias, then);
+    if winograd::applies(conv) {
+        return winograd::forward(conv, x, weight, bias, then);
+    }
+    forward_unfolded(conv, x, weight, bias, then)
+}
+
+fn check_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) {
     assert!(conv.is_supported(), "unsupported convolution {conv:?}");
     assert_eq!(x.len(), conv.input_len(), "convolution input length");
     assert!(bias.is_none_or(|b| b.len() == conv.out_channels), "convolution bias length");
     assert_eq!(weight.len(), conv.weight_len(), "convolution weight length");
     assert!(then.residual.is_none_or(|r| r.len() == conv.output_len()), "convolution residual length");
+}
+
+/// `forward_then` by unfolding and GEMMs, whatever the convolution (what it does
+/// unless the Winograd form applies; the tests' reference for that form).
+pub fn forward_unfolded(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
+    // The output is written without zeroing: every size it covers must be one the
+    // loops below fill.
+    check_forward(conv, x, weight, bias, then);
     let (k, p) = (conv.patch_len(), conv.positions());
     let (in_g, out_g) = (conv.in_per_group(), conv.out_per_group());
     let (_, par) = conv.schedule();
