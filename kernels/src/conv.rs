@@ -10,8 +10,9 @@
 //!   for a stride-1 convolution that keeps its size, a forward convolution of dy
 //!   instead (`input_gradient_as_convolution`).
 //!
-//! A stride-1 convolution with a window taller than one row is unfolded along the width
-//! only and multiplied once per window row (`is_tall`). With one thread per image and
+//! A 3×3 stride-1 convolution of 128 channels or more takes Winograd's F(2×2, 3×3) form
+//! instead (`winograd.rs`). A stride-1 convolution with a window taller than one row is
+//! unfolded along the width only and multiplied once per window row (`is_tall`). With one thread per image and
 //! rows of 256 positions or more, the weight gradient uses the dot-product kernel of
 //! `dot.rs` rather than the GEMM.
 //!
