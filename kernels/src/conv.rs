@@ -569,7 +569,7 @@ pub fn forward_then(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32
     if winograd::applies(conv) {
         return winograd::forward(conv, x, weight, bias, then);
     }
-    forward_unfolded(conv, x, weight, bias, then)
+    unfolded(conv, x, weight, bias, then)
 }
 
 fn check_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) {
@@ -583,9 +583,14 @@ fn check_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>,
 /// `forward_then` by unfolding and GEMMs, whatever the convolution (what it does
 /// unless the Winograd form applies; the tests' reference for that form).
 pub fn forward_unfolded(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
+    check_forward(conv, x, weight, bias, then);
+    unfolded(conv, x, weight, bias, then)
+}
+
+/// `forward_unfolded` on checked operands.
+fn unfolded(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
     // The output is written without zeroing: every size it covers must be one the
     // loops below fill.
-    check_forward(conv, x, weight, bias, then);
     let (k, p) = (conv.patch_len(), conv.positions());
     let (in_g, out_g) = (conv.in_per_group(), conv.out_per_group());
     let (_, par) = conv.schedule();

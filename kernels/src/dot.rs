@@ -40,17 +40,21 @@ pub(crate) fn add_a_bt(
         || (n - 1).checked_mul(b_stride).and_then(|start| start.checked_add(p)).is_some_and(|end| b.len() >= end);
     assert!(holds(dst.len(), m, n) && holds(a.len(), m, p) && b_holds && b_stride >= p, "a·bᵀ operand lengths");
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Best && std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the feature is present; the lengths were checked above.
-        unsafe { avx512::add_a_bt(dst.as_mut_ptr(), a.as_ptr(), (b.as_ptr(), b_stride), (m, n, p)) };
-        return true;
+    match (crate::Width::detect(), isa) {
+        (crate::Width::Avx512, Isa::Best) => {
+            // SAFETY: the feature is present; the lengths were checked above.
+            unsafe { avx512::add_a_bt(dst.as_mut_ptr(), a.as_ptr(), (b.as_ptr(), b_stride), (m, n, p)) };
+            return true;
+        }
+        (crate::Width::Avx512 | crate::Width::Avx2, _) => {
+            // SAFETY: AVX2 and FMA are present (AVX-512 CPUs have both); the lengths
+            // were checked above.
+            unsafe { avx2::add_a_bt(dst.as_mut_ptr(), a.as_ptr(), (b.as_ptr(), b_stride), (m, n, p)) };
+            return true;
+        }
+        (crate::Width::Baseline, _) => {}
     }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the features are present; the lengths were checked above.
-        unsafe { avx2::add_a_bt(dst.as_mut_ptr(), a.as_ptr(), (b.as_ptr(), b_stride), (m, n, p)) };
-        return true;
-    }
+    let _ = isa;
     false
 }
 

@@ -12,6 +12,31 @@ pub mod pool;
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 
+/// The widest vectors this CPU has, detected at run time: the crate is built for
+/// baseline x86-64 (4 lanes), and its kernels that can use more are also compiled for
+/// AVX2 with FMA and for AVX-512 (`dot.rs`, `conv/winograd.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Width {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+impl Width {
+    pub(crate) fn detect() -> Width {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                return Width::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                return Width::Avx2;
+            }
+        }
+        Width::Baseline
+    }
+}
+
 /// Values per parallel task, at least: below this, waking the pool's threads costs
 /// more than the loop (a batch of one image was mostly threads sleeping and waking).
 const GRAIN: usize = 1 << 14;

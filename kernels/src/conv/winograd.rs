@@ -20,9 +20,10 @@
 //! (its GEMM columns are computed and dropped).
 
 use super::{Conv2d, Matrix, matmul};
-use crate::Epilogue;
+use crate::{Epilogue, Width};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Below this many channels (in or out) the transforms, whose memory traffic is 4 times
 /// the image's per pass, cost about what the multiplies save: measured one 3×3 layer at
@@ -73,9 +74,10 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
         (conv.batch, Parallelism::Rayon(threads))
     };
     let image_out = cout * out_h * out_w;
-    let n = tiles.per_row + 1;
+    let n = tiles.columns();
     let rows_per_panel = (PANEL / (cin + cout)).max(MIN_COLUMNS).div_ceil(n);
-    let mut y = vec![0f32; conv.output_len()];
+    // Written once each, without zeroing first (as the unfolding path does).
+    let mut y = crate::uninit(conv.output_len());
     y.par_chunks_mut(images_per_task * image_out).enumerate().for_each(|(task, y)| {
         let first = task * images_per_task;
         let units = y.len() / image_out * tiles.rows;
@@ -96,7 +98,9 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
             panel.output(width, &m, bias, then, y, &mut lines);
         }
     });
-    y
+    // SAFETY: the panels cover every row of tiles of every image, and each writes all
+    // out_w values of each output row its tiles cover.
+    unsafe { crate::assume_init(y) }
 }
 
 /// The output's tiles: `rows` rows of `per_row` 2×2 tiles (the last row and column may
@@ -104,6 +108,13 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
 struct Tiles {
     rows: usize,
     per_row: usize,
+}
+
+impl Tiles {
+    /// Columns of V and M for one row of tiles: one per tile and one unused.
+    fn columns(&self) -> usize {
+        self.per_row + 1
+    }
 }
 
 /// Consecutive rows of tiles (units: image × tiles.rows + tile row) of one task's
@@ -116,9 +127,9 @@ struct Panel<'a> {
 }
 
 impl Panel<'_> {
-    /// Columns of V and M: per_row + 1 for each row of tiles.
+    /// Columns of V and M.
     fn len(&self) -> usize {
-        self.units.len() * (self.tiles.per_row + 1)
+        self.units.len() * self.tiles.columns()
     }
 
     /// V [16][in][len] = Bᵀ d B of every tile. Per channel, the four input rows each
@@ -127,7 +138,7 @@ impl Panel<'_> {
     #[inline(always)]
     fn transform_input(&self, x: &[f32], v: &mut [f32], lines: &mut [f32]) {
         let conv = self.conv;
-        let (n, len, plane) = (self.tiles.per_row + 1, self.len(), conv.height * conv.width);
+        let (n, len, plane) = (self.tiles.columns(), self.len(), conv.height * conv.width);
         let [pad_h, pad_w] = conv.padding;
         let (even, odd) = lines[..8 * len].split_at_mut(4 * len);
         for c in 0..conv.in_channels {
@@ -176,12 +187,18 @@ impl Panel<'_> {
     }
 
     /// Aᵀ M A plus the bias for every tile, from M [16][out][len], into the task's
-    /// output `y`, each row followed by `then`.
+    /// output `y` (each value written once), each row followed by `then`.
     #[inline(always)]
-    fn transform_output(&self, m: &[f32], bias: Option<&[f32]>, then: Epilogue, y: &mut [f32], lines: &mut [f32]) {
+    fn transform_output(
+        &self,
+        m: &[f32],
+        bias: Option<&[f32]>,
+        then: Epilogue,
+        y: &mut [MaybeUninit<f32>],
+        lines: &mut [f32],
+    ) {
         let conv = self.conv;
-        let (cout, per_row, len) = (conv.out_channels, self.tiles.per_row, self.len());
-        let n = per_row + 1;
+        let (cout, per_row, n, len) = (conv.out_channels, self.tiles.per_row, self.tiles.columns(), self.len());
         let [out_h, out_w] = conv.output_size();
         let out_plane = out_h * out_w;
         let (s, ys) = lines[..12 * len].split_at_mut(8 * len);
@@ -218,9 +235,10 @@ impl Panel<'_> {
                     interleave(even, odd, &mut y[plane_at + (top + r) * out_w..][..out_w]);
                 }
                 if !then.is_empty() {
-                    let written = plane_at + top * out_w..plane_at + bottom * out_w;
-                    let offset = self.first * cout * out_plane + written.start;
-                    then.apply(&mut y[written], offset);
+                    let written = &mut y[plane_at + top * out_w..plane_at + bottom * out_w];
+                    // SAFETY: the rows just written.
+                    let written = unsafe { &mut *(written as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                    then.apply(written, self.first * cout * out_plane + plane_at + top * out_w);
                 }
             }
         }
@@ -231,19 +249,19 @@ impl Panel<'_> {
 /// through a fixed-size block, which the compiler turns into vector shuffles (pair by
 /// pair it stored one value at a time).
 #[inline(always)]
-fn interleave(even: &[f32], odd: &[f32], out: &mut [f32]) {
+fn interleave(even: &[f32], odd: &[f32], out: &mut [MaybeUninit<f32>]) {
     let done = out.len() / 16 * 8;
     let mut blocks = out.chunks_exact_mut(16);
     let (mut e, mut o) = (even.chunks_exact(8), odd.chunks_exact(8));
     for ((block, e), o) in (&mut blocks).zip(&mut e).zip(&mut o) {
-        let mut pairs = [0f32; 16];
+        let mut pairs = [MaybeUninit::new(0f32); 16];
         for i in 0..8 {
-            (pairs[2 * i], pairs[2 * i + 1]) = (e[i], o[i]);
+            (pairs[2 * i], pairs[2 * i + 1]) = (MaybeUninit::new(e[i]), MaybeUninit::new(o[i]));
         }
         block.copy_from_slice(&pairs);
     }
     for (q, v) in blocks.into_remainder().iter_mut().enumerate() {
-        *v = if q % 2 == 0 { even[done + q / 2] } else { odd[done + q / 2] };
+        v.write(if q % 2 == 0 { even[done + q / 2] } else { odd[done + q / 2] });
     }
 }
 
@@ -286,36 +304,12 @@ fn deinterleave(pairs: &[f32], even: &mut [f32], odd: &mut [f32]) {
     }
 }
 
-/// The widest vectors this CPU has. The transforms are plain loops that the compiler
-/// vectorises, and the crate is built for baseline x86-64 (4 lanes), so each is also
-/// compiled for AVX2 and AVX-512 and chosen at run time. Adds, subtracts and halves
-/// only: every width gives the same values.
-#[derive(Clone, Copy, Debug)]
-enum Width {
-    Avx512,
-    Avx2,
-    Baseline,
-}
-
-impl Width {
-    fn detect() -> Width {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f") {
-                return Width::Avx512;
-            }
-            if std::is_x86_feature_detected!("avx2") {
-                return Width::Avx2;
-            }
-        }
-        Width::Baseline
-    }
-}
-
 /// `fn $name(&self, width, args)`: `self.$method(args)` compiled for `width`.
 macro_rules! multiversioned {
     ($name:ident => $method:ident ($($arg:ident : $ty:ty),*)) => {
         fn $name(&self, width: Width, $($arg: $ty),*) {
+            // The transforms add, subtract and halve only: every width gives the same
+            // values.
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
@@ -343,7 +337,7 @@ macro_rules! multiversioned {
 impl Panel<'_> {
     multiversioned!(input => transform_input(x: &[f32], v: &mut [f32], lines: &mut [f32]));
     multiversioned!(output => transform_output(
-        m: &[f32], bias: Option<&[f32]>, then: Epilogue, y: &mut [f32], lines: &mut [f32]
+        m: &[f32], bias: Option<&[f32]>, then: Epilogue, y: &mut [MaybeUninit<f32>], lines: &mut [f32]
     ));
 }
 
