@@ -7,6 +7,7 @@
 //!   pooling (padding, ceil mode, `count_include_pad`), with one thread and with more.
 //! - The convolution kernel itself must match a direct, loop-by-loop convolution
 //!   written here, on random sizes (proptest), forward and all three gradients.
+//! - archc's SGD step must be Burn's, bit for bit, and read and write its checkpoints.
 
 use archc::elaborate::{Options, compile};
 use archc::ir::Shape;
@@ -737,4 +738,107 @@ fn the_dot_product_kernels_match_on_long_rows() {
             );
         }
     }
+}
+
+/// archc's SGD (one fused pass on burn-flex, Burn's op chain elsewhere) against Burn's
+/// `Sgd`, stepped side by side over the same gradients and learning rates: the same
+/// parameters bit for bit after every step, and a second handle on the parameter left
+/// as it was (the fused step writes in place only into a buffer nobody else holds).
+fn sgd_steps_as_burns<B: Backend>(momentum: f64, dampening: f64, nesterov: bool, decay: f64) {
+    use burn::optim::SimpleOptimizer;
+    use burn::optim::decay::WeightDecayConfig;
+    use burn::optim::momentum::MomentumConfig;
+    let burns =
+        burn::optim::SgdConfig::new()
+            .with_momentum((momentum > 0.0).then(|| {
+                MomentumConfig::new().with_momentum(momentum).with_dampening(dampening).with_nesterov(nesterov)
+            }))
+            .with_weight_decay((decay > 0.0).then(|| WeightDecayConfig::new(decay as f32)))
+            .build::<B>();
+    let ours = archc::train::sgd::Sgd::pytorch(momentum, dampening, nesterov, decay);
+    let device = Default::default();
+    // 37 000 values: two whole parallel chunks of 16 K and a ragged one.
+    let shape = [37, 1000];
+    let tensor = |seed| Tensor::<B, 2>::from_data(TensorData::new(values(37_000, seed), shape), &device);
+    let start = tensor(1);
+    let (mut burn_param, mut burn_state) = (start.clone(), None);
+    let (mut our_param, mut our_state) = (start.clone(), None);
+    let settings = format!("momentum {momentum}, dampening {dampening}, nesterov {nesterov}, decay {decay}");
+    for step in 0..4u64 {
+        let grad = tensor(10 + step);
+        let lr = 0.05 * (step + 1) as f64;
+        let kept = our_param.clone();
+        let kept_values = kept.to_data().to_vec::<f32>().unwrap();
+        (burn_param, burn_state) = SimpleOptimizer::<B>::step(&burns, lr, burn_param, grad.clone(), burn_state);
+        (our_param, our_state) = SimpleOptimizer::<B>::step(&ours, lr, our_param, grad, our_state);
+        assert_eq!(kept.to_data().to_vec::<f32>().unwrap(), kept_values, "{settings}: a shared parameter was written");
+        let (a, b) = (our_param.to_data().to_vec::<f32>().unwrap(), burn_param.to_data().to_vec::<f32>().unwrap());
+        let differing = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+        assert_eq!(differing, 0, "{settings}, step {step}: {differing} of {} values differ from Burn's", a.len());
+        assert_eq!(our_state.as_ref().unwrap().momentum.is_some(), momentum > 0.0, "{settings}");
+    }
+}
+
+const SGD_SETTINGS: [(f64, f64, bool, f64); 5] = [
+    (0.9, 0.0, false, 0.0),
+    (0.9, 0.0, true, 5e-4),
+    (0.8, 0.3, false, 1e-2),
+    (0.0, 0.0, false, 1e-3),
+    (0.0, 0.0, false, 0.0),
+];
+
+#[test]
+fn the_fused_sgd_step_is_burns_bit_for_bit() {
+    for (momentum, dampening, nesterov, decay) in SGD_SETTINGS {
+        sgd_steps_as_burns::<Flex>(momentum, dampening, nesterov, decay);
+    }
+}
+
+#[test]
+fn sgd_on_other_backends_is_burns_bit_for_bit() {
+    for (momentum, dampening, nesterov, decay) in SGD_SETTINGS {
+        sgd_steps_as_burns::<NdArray>(momentum, dampening, nesterov, decay);
+    }
+}
+
+/// A run checkpointed by Burn's optimiser (archc before its own SGD) resumes with
+/// archc's, and the other way round: the optimiser record is read back from its bytes
+/// and the next step is the same as the writer's own.
+#[test]
+fn sgd_checkpoints_cross_between_burns_optimiser_and_archcs() {
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::momentum::MomentumConfig;
+    use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+    use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+    type Ad = Autodiff<Flex>;
+    let device = Default::default();
+    let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
+    let grads = |model: &Linear<Ad>, seed| {
+        let x = Tensor::<Ad, 2>::from_data(TensorData::new(values(8 * 40, seed), [8, 40]), &device);
+        GradientsParams::from_grads(model.forward(x).powf_scalar(2.0).sum().backward(), model)
+    };
+    let weights = |model: &Linear<Ad>| model.weight.val().to_data().to_vec::<f32>().unwrap();
+    let start: Linear<Ad> = LinearConfig::new(40, 30).init(&device);
+    let burns = || {
+        SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+            .init::<Ad, Linear<Ad>>()
+    };
+    let ours = || archc::train::sgd::Sgd::pytorch(0.9, 0.0, false, 0.0).init::<Ad, Linear<Ad>>();
+
+    // Burn's record into archc's optimiser.
+    let mut writer = burns();
+    let model = writer.step(0.1, start.clone(), grads(&start, 1));
+    let bytes = recorder.record(writer.to_record(), ()).unwrap();
+    let mut reader = ours().load_record(recorder.load(bytes, &device).unwrap());
+    let expected = weights(&writer.step(0.1, model.clone(), grads(&model, 2)));
+    assert_eq!(weights(&reader.step(0.1, model.clone(), grads(&model, 2))), expected);
+
+    // archc's record into Burn's optimiser.
+    let mut writer = ours();
+    let model = writer.step(0.1, start.clone(), grads(&start, 3));
+    let bytes = recorder.record(writer.to_record(), ()).unwrap();
+    let mut reader = burns().load_record(recorder.load(bytes, &device).unwrap());
+    let expected = weights(&writer.step(0.1, model.clone(), grads(&model, 4)));
+    assert_eq!(weights(&reader.step(0.1, model.clone(), grads(&model, 4))), expected);
 }

@@ -1,5 +1,6 @@
-//! archc's CPU kernels (convolution, pooling, batch norm): the hot loops of a training step, on contiguous `f32` slices in
-//! PyTorch's NCHW layout, rayon-parallel on the current pool.
+//! archc's CPU kernels (convolution, pooling, batch norm, the SGD step): the hot loops of
+//! a training step, on contiguous `f32` slices in PyTorch's NCHW layout, rayon-parallel
+//! on the current pool.
 //!
 //! They know nothing of Burn; `src/ops/kernels/` in archc wraps them as Burn ops
 //! (with their backward passes) on burn-flex. Keeping them here lets the build optimise
@@ -9,6 +10,7 @@ pub mod batch_norm;
 pub mod conv;
 mod dot;
 pub mod pool;
+pub mod sgd;
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 

@@ -232,7 +232,7 @@ fn time_training<B: AutodiffBackend>(
     // An `Option` so that the step can move the network through the optimiser.
     let mut network = Some(Network::<B>::new(model, device).with_precision(target.precision));
     // The labs' optimiser: SGD with momentum 0.9, as `archc train` builds it.
-    let mut optimizer = crate::train::pytorch_sgd(0.9, false, 0.0).init::<B, Network<B>>();
+    let mut optimizer = crate::train::sgd::Sgd::pytorch(0.9, 0.0, false, 0.0).init::<B, Network<B>>();
     let input = Value::random(&model.input, batch, device);
     let labels = crate::tensor::cyclic_labels::<B>(&model.output, batch, device);
     time_steps::<B>(plan, target, device, || {

@@ -17,15 +17,14 @@ use crate::report::files::{
 use crate::report::write_atomic;
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, Optimizer, Sgd};
+use burn::optim::{AdamW, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-type SgdRecord<B> =
-    <OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, Network<B>, B> as Optimizer<Network<B>, B>>::Record;
+type SgdRecord<B> = <OptimizerAdaptor<super::sgd::Sgd, Network<B>, B> as Optimizer<Network<B>, B>>::Record;
 type AdamWRecord<B> = <OptimizerAdaptor<AdamW, Network<B>, B> as Optimizer<Network<B>, B>>::Record;
 
 pub enum OptimRecord<B: AutodiffBackend> {

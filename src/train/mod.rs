@@ -11,6 +11,7 @@ pub mod evaluate;
 pub mod job;
 pub mod loss_scale;
 pub mod schedule;
+pub mod sgd;
 pub mod step;
 
 pub use crate::report::Warning;
@@ -25,9 +26,7 @@ use crate::lower::weights::StateDict;
 use crate::lower::{Network, Precision};
 use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use loss_scale::LossScale;
@@ -36,6 +35,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use schedule::LrPlan;
 use serde::{Deserialize, Serialize};
+use sgd::Sgd;
 use std::time::Instant;
 use step::Stepper;
 
@@ -90,23 +90,16 @@ pub struct Progress {
 }
 
 enum Optim<B: AutodiffBackend> {
-    Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, Network<B>, B>),
+    Sgd(OptimizerAdaptor<Sgd, Network<B>, B>),
     AdamW(OptimizerAdaptor<AdamW, Network<B>, B>),
-}
-
-/// `torch.optim.SGD(momentum, nesterov, weight_decay)` in Burn: dampening 0 (Burn's
-/// default is 0.1), coupled weight decay, no momentum buffer when momentum is 0.
-pub fn pytorch_sgd(momentum: f64, nesterov: bool, weight_decay: f64) -> SgdConfig {
-    let momentum = (momentum > 0.0)
-        .then(|| MomentumConfig::new().with_momentum(momentum).with_dampening(0.0).with_nesterov(nesterov));
-    let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
-    SgdConfig::new().with_momentum(momentum).with_weight_decay(decay)
 }
 
 impl<B: AutodiffBackend> Optim<B> {
     fn new(hyper: &Hyper) -> Optim<B> {
         match hyper.optimizer {
-            OptimizerKind::Sgd => Optim::Sgd(pytorch_sgd(hyper.momentum, hyper.nesterov, hyper.weight_decay).init()),
+            OptimizerKind::Sgd => {
+                Optim::Sgd(Sgd::pytorch(hyper.momentum, 0.0, hyper.nesterov, hyper.weight_decay).init())
+            }
             // PyTorch's AdamW defaults: betas (0.9, 0.999), eps 1e-8, decoupled decay.
             OptimizerKind::Adamw => Optim::AdamW(
                 AdamWConfig::new()

@@ -16,7 +16,7 @@ use crate::lower::{Network, Value};
 use burn::data::dataloader::{DataLoaderIterator, Progress};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{GradientsAccumulator, GradientsParams, Sgd};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn_train::train::MultiDevicesTrainStep;
@@ -120,12 +120,7 @@ impl<B: Backend> InferenceStep for Network<B> {
 
 /// The types Burn's multi-device step is generic over. Only the network and backend
 /// matter to it; the optimiser and schedule stay archc's own.
-type Components<B> = LearningComponentsMarker<
-    B,
-    f64,
-    Network<B>,
-    OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, Network<B>, B>,
->;
+type Components<B> = LearningComponentsMarker<B, f64, Network<B>, OptimizerAdaptor<super::sgd::Sgd, Network<B>, B>>;
 
 /// A share already on its device, handed to Burn's multi-device step as the one item
 /// of a data loader (the batch was drawn and augmented on the main thread, in order,

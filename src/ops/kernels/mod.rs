@@ -13,6 +13,7 @@
 pub mod batch_norm;
 pub mod conv;
 pub mod pool;
+pub mod sgd;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
