@@ -145,6 +145,42 @@ pub fn parse_devices(backend: BackendKind, text: &str) -> Result<Vec<u16>, Devic
     Ok(indices)
 }
 
+/// The thread that may compute as one of rayon's (see `use_threads`): the process's
+/// main thread, which `main` names; never a library caller's thread, which may end
+/// while the pool lives on.
+static COMPUTING_THREAD: std::sync::OnceLock<std::thread::ThreadId> = std::sync::OnceLock::new();
+
+/// Called by `archc`'s `main`: its thread computes the commands and lives as long as
+/// the process.
+pub fn main_thread_computes() {
+    let _ = COMPUTING_THREAD.set(std::thread::current().id());
+}
+
+/// Starts the pool of `threads` (default: rayon's, one per core) that runs the CPU
+/// kernels' parallel loops, and returns its size. With `this_thread_computes` (a
+/// benchmark, training on one device: nothing else computes meanwhile) and on the
+/// thread `main_thread_computes` named, that thread is one of them: otherwise rayon
+/// wakes its own threads for every parallel loop while this one sleeps until they
+/// finish, which on 2 cores was a fifth of LeNet-5's training step at batch 32
+/// (BENCHMARKS.md). PyTorch's OpenMP counts its calling thread the same way.
+///
+/// Once per process: a pool already running is kept, and asking it for another number
+/// of threads than it has is an error.
+pub fn use_threads(threads: Option<usize>, this_thread_computes: bool) -> Result<usize, DeviceError> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n);
+    }
+    if this_thread_computes && COMPUTING_THREAD.get() == Some(&std::thread::current().id()) {
+        builder = builder.use_current_thread();
+    }
+    match builder.build_global() {
+        Ok(()) => Ok(rayon::current_num_threads()),
+        Err(_) if threads.is_none_or(|n| n == rayon::current_num_threads()) => Ok(rayon::current_num_threads()),
+        Err(e) => Err(DeviceError::Threads { threads: threads.unwrap_or(0), reason: e.to_string() }),
+    }
+}
+
 /// The devices of `indices`, of the same kind as `main` (the one `with_backend!` made).
 /// Refuses GPUs the machine does not have.
 pub fn devices<B: burn::prelude::Backend>(main: &B::Device, indices: &[u16]) -> Result<Vec<B::Device>, DeviceError> {

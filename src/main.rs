@@ -38,5 +38,6 @@ fn main() -> ExitCode {
     if std::env::var_os("ARCHC_PANIC_FOR_TEST").is_some() {
         panic!("a panic asked for by ARCHC_PANIC_FOR_TEST");
     }
+    archc::backend::main_thread_computes();
     archc::cli::run(&archc::cli::Cli::command().get_matches())
 }

@@ -392,13 +392,13 @@ fn table_snapshots() {
 /// as `train_sgd_momentum_bytes − param_bytes`, the bench table's "static estimate".
 ///
 /// Measured peak ÷ estimate, resnet20 at batch 32 (estimate 88.3 MB), burn-flex, a
-/// 2-core x86-64 Linux machine, warm-up 1 and 3 steps as here: 0.960, 0.962, 0.962,
-/// 0.963, 0.963 (2 threads); 0.925, 0.928 (1 thread); 0.983, 0.989 (4 threads);
-/// 0.967, 0.977 (warm-up 3, 10 steps). Other sizes, for the record: resnet20 at
-/// batch 8 1.29 and at 128 0.875; lenet5 at 128 1.69 (fixed buffers dominate a small
-/// net, so it would make a poor check). The window, 1.5× either way ([0.667, 1.5]),
-/// leaves room for allocator and thread-count noise and still catches an estimate that
-/// forgets the batch (4.9 MB: ratio ≈ 17) or counts the activations twice (≈ 0.49).
+/// 2-core x86-64 Linux machine, warm-up 1 and 3 steps as here, 2 threads: 0.960–0.963
+/// when every op's output was kept (2026-11); 0.643–0.669 since the fused chains keep
+/// no batch-norm or residual-add output of their own and SGD updates in place
+/// (2026-12-03, ten runs over three builds). The estimate counts every op's output, so
+/// it now errs high, the safe side for the admission check it serves. The window,
+/// [0.5, 1.5], still catches an estimate that forgets the batch (ratio ≈ 11) or counts
+/// the activations twice (≈ 0.33).
 #[test]
 #[cfg_attr(not(target_os = "linux"), ignore = "peak memory is the resident set from /proc (Linux only)")]
 fn training_memory_estimate_is_within_a_factor_of_the_measured_peak() {
@@ -429,10 +429,9 @@ fn training_memory_estimate_is_within_a_factor_of_the_measured_peak() {
     ]);
     let measured = bench["results"][0]["peak_bytes"].as_u64().expect("Linux reports resident memory");
     let ratio = measured as f64 / estimate as f64;
-    let factor = 1.5;
     assert!(
-        (1.0 / factor..=factor).contains(&ratio),
-        "measured peak {measured} B is {ratio:.3}× the training estimate {estimate} B (expected within {factor}× either way)"
+        (0.5..=1.5).contains(&ratio),
+        "measured peak {measured} B is {ratio:.3}× the training estimate {estimate} B (expected 0.5 to 1.5)"
     );
 }
 

@@ -6,7 +6,7 @@ use super::{Measurement, Mode, Plan, Report, Target, measure, read_reference};
 use crate::backend::BackendKind;
 use crate::cost::admission::Purpose as MemoryPurpose;
 use crate::elaborate::{Compiled, Options, compile_file};
-use crate::error::{DeviceError, Error, IoReason};
+use crate::error::{Error, IoReason};
 use crate::ir::Model;
 use crate::lower::Precision;
 use crate::report::write_atomic;
@@ -70,13 +70,7 @@ pub fn run(request: &Request, events: &mut dyn Events) -> Result<Benched, Error>
     if let Some(path) = &request.reference {
         events.reference(path, &read_reference(path)?);
     }
-    if let Some(n) = request.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| DeviceError::Threads { threads: n, reason: e.to_string() })?;
-    }
-    let threads = rayon::current_num_threads();
+    let threads = crate::backend::use_threads(request.threads, true)?;
     let (mut measurements, mut failed) = (Vec::new(), Vec::new());
     for path in &request.files {
         let compiled = compile_file(path, &request.compile)?;

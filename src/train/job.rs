@@ -498,6 +498,8 @@ pub fn run(request: Request, events: &mut dyn Events) -> Result<Trained, Error> 
     let options = &request.options;
     options.check()?;
     let device_indices = placement(options)?;
+    // Several devices step on threads of Burn's while this one waits for them.
+    crate::backend::use_threads(None, device_indices.len() == 1)?;
     let purpose = MemoryPurpose::Train { state_copies: if options.optimizer == OptimizerKind::Sgd { 1 } else { 2 } };
     if request.memory_check {
         crate::backend::admit(options.backend, model, purpose, options.batch as u64)?;
