@@ -178,6 +178,10 @@ fn poolings_match_burns() {
         ("maxpool(kernel: 3, stride: 2, padding: 1)", "image(2, 7, 7)", 2),
         ("maxpool(kernel: 3, stride: 2, ceil_mode: true)", "image(2, 8, 8)", 3),
         ("avgpool(kernel: 2)", "image(3, 5, 5)", 2),
+        // Windows that tile the input: whole rows of blocks, and rows with a column left.
+        ("avgpool(kernel: 2)", "image(3, 6, 8)", 3),
+        ("avgpool(kernel: 3)", "image(2, 9, 7)", 2),
+        ("avgpool(kernel: 2, ceil_mode: true)", "image(2, 5, 5)", 2),
         ("avgpool(kernel: 3, stride: 2, padding: 1)", "image(2, 7, 6)", 2),
         ("avgpool(kernel: 3, stride: 2, padding: 1, count_include_pad: false)", "image(2, 7, 6)", 1),
         ("avgpool(kernel: 3, stride: 2, ceil_mode: true, count_include_pad: false)", "image(1, 8, 8)", 2),

@@ -170,11 +170,16 @@ pub fn avg_forward(pool: &Pool2d, x: &[f32]) -> Vec<f32> {
     assert!(pool.is_supported(), "unsupported pooling {pool:?}");
     assert_eq!(x.len(), pool.input_len(), "pooling input length");
     let (rows, cols) = pool.windows();
-    let divisors = divisors(pool, &rows, &cols);
     let width = pool.width;
     let mut y = vec![0f32; pool.output_len()];
     let grain = crate::min_items(pool.plane());
-    y.par_chunks_mut(rows.len() * cols.len()).zip(x.par_chunks(pool.plane())).with_min_len(grain).for_each_init(
+    let planes = y.par_chunks_mut(rows.len() * cols.len()).zip(x.par_chunks(pool.plane())).with_min_len(grain);
+    if let Some(tiling) = Tiling::of(pool, &rows, &cols) {
+        planes.for_each_init(|| vec![0f32; tiling.rows * width], |sums, (y, x)| tiling.forward(width, x, sums, y));
+        return y;
+    }
+    let divisors = divisors(pool, &rows, &cols);
+    planes.for_each_init(
         || vec![0f32; width],
         |column_sums, (y, x)| {
             for ((r, y), divisors) in rows.iter().zip(y.chunks_mut(cols.len())).zip(divisors.chunks(cols.len())) {
@@ -191,17 +196,94 @@ pub fn avg_forward(pool: &Pool2d, x: &[f32]) -> Vec<f32> {
     y
 }
 
+/// Windows that tile the input: k×k blocks side by side (stride = kernel, no padding,
+/// every window whole), as in LeNet's `avgpool(kernel: 2)`. The general loops spent
+/// most of their time per output (its spans, its divisor); here the row sums of a whole
+/// plane are one pass and each output adds k neighbours, with one divisor for all. The
+/// sums are added in the general loops' order, so the values are the same.
+#[derive(Clone, Copy, Debug)]
+struct Tiling {
+    /// Output rows and columns.
+    rows: usize,
+    cols: usize,
+    kernel: [usize; 2],
+    divisor: f32,
+}
+
+impl Tiling {
+    fn of(pool: &Pool2d, rows: &[Span], cols: &[Span]) -> Option<Tiling> {
+        let whole = |spans: &[Span], k: usize| spans.iter().all(|s| s.end - s.start == k && s.padded_len == k);
+        (pool.stride == pool.kernel
+            && pool.padding == [0, 0]
+            && whole(rows, pool.kernel[0])
+            && whole(cols, pool.kernel[1]))
+        .then(|| Tiling {
+            rows: rows.len(),
+            cols: cols.len(),
+            kernel: pool.kernel,
+            divisor: (pool.kernel[0] * pool.kernel[1]) as f32,
+        })
+    }
+
+    /// One plane: `sums` (rows × width) holds each output row's window rows added up.
+    fn forward(&self, width: usize, x: &[f32], sums: &mut [f32], y: &mut [f32]) {
+        let [kh, kw] = self.kernel;
+        for (i, sum) in sums.chunks_exact_mut(width).enumerate() {
+            let block = &x[i * kh * width..][..kh * width];
+            sum.copy_from_slice(&block[..width]);
+            for row in block[width..].chunks_exact(width) {
+                sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+            }
+        }
+        if width == self.cols * kw {
+            self.add_neighbours(sums, y);
+        } else {
+            for (sum, y) in sums.chunks_exact(width).zip(y.chunks_exact_mut(self.cols)) {
+                self.add_neighbours(&sum[..self.cols * kw], y);
+            }
+        }
+    }
+
+    /// y[j] = (sums[kw·j] + … + sums[kw·j + kw − 1]) / divisor.
+    fn add_neighbours(&self, sums: &[f32], y: &mut [f32]) {
+        let d = self.divisor;
+        match self.kernel[1] {
+            2 => y.iter_mut().zip(sums.chunks_exact(2)).for_each(|(y, p)| *y = (p[0] + p[1]) / d),
+            kw => y.iter_mut().zip(sums.chunks_exact(kw)).for_each(|(y, p)| *y = p.iter().sum::<f32>() / d),
+        }
+    }
+
+    /// One plane's input gradient: each output's gradient, divided, over its block (the
+    /// rows and columns no window reads stay zero).
+    fn backward(&self, width: usize, dy: &[f32], spread: &mut [f32], dx: &mut [f32]) {
+        let [kh, kw] = self.kernel;
+        for (dy, block) in dy.chunks_exact(self.cols).zip(dx.chunks_exact_mut(kh * width)) {
+            for (g, s) in dy.iter().zip(spread.chunks_exact_mut(kw)) {
+                s.fill(g / self.divisor);
+            }
+            for row in block.chunks_exact_mut(width) {
+                row[..self.cols * kw].copy_from_slice(&spread[..self.cols * kw]);
+            }
+        }
+    }
+}
+
 /// Average pooling's input gradient: each output's gradient, divided, spread over the
 /// values its window read. Per output row the spread is built for one input row, then
 /// added onto each row the window covers (contiguous, vectorised).
 pub fn avg_backward(pool: &Pool2d, dy: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), pool.output_len(), "pooling output gradient length");
     let (rows, cols) = pool.windows();
-    let divisors = divisors(pool, &rows, &cols);
     let width = pool.width;
     let mut dx = vec![0f32; pool.input_len()];
     let grain = crate::min_items(pool.plane());
-    dx.par_chunks_mut(pool.plane()).zip(dy.par_chunks(rows.len() * cols.len())).with_min_len(grain).for_each_init(
+    let planes = dx.par_chunks_mut(pool.plane()).zip(dy.par_chunks(rows.len() * cols.len())).with_min_len(grain);
+    if let Some(tiling) = Tiling::of(pool, &rows, &cols) {
+        planes.for_each_init(|| vec![0f32; width], |spread, (dx, dy)| tiling.backward(width, dy, spread, dx));
+        return dx;
+    }
+    let divisors = divisors(pool, &rows, &cols);
+    planes.for_each_init(
         || vec![0f32; width],
         |spread, (dx, dy)| {
             for ((r, dy), divisors) in rows.iter().zip(dy.chunks(cols.len())).zip(divisors.chunks(cols.len())) {
