@@ -258,8 +258,10 @@ impl Tiling {
     fn backward(&self, width: usize, dy: &[f32], spread: &mut [f32], dx: &mut [f32]) {
         let [kh, kw] = self.kernel;
         for (dy, block) in dy.chunks_exact(self.cols).zip(dx.chunks_exact_mut(kh * width)) {
+            // Element by element: `fill` called a memset per window.
             for (g, s) in dy.iter().zip(spread.chunks_exact_mut(kw)) {
-                s.fill(g / self.divisor);
+                let share = g / self.divisor;
+                s.iter_mut().for_each(|v| *v = share);
             }
             for row in block.chunks_exact_mut(width) {
                 row[..self.cols * kw].copy_from_slice(&spread[..self.cols * kw]);
