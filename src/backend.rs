@@ -158,7 +158,7 @@ pub fn main_thread_computes() {
 
 /// Starts the pool of `threads` (default: rayon's, one per core) that runs the CPU
 /// kernels' parallel loops, and returns its size. With `this_thread_computes` (a
-/// benchmark, training on one device: nothing else computes meanwhile) and on the
+/// benchmark, evaluation, training on one device: nothing else computes meanwhile) and on the
 /// thread `main_thread_computes` named, that thread is one of them: otherwise rayon
 /// wakes its own threads for every parallel loop while this one sleeps until they
 /// finish, which on 2 cores was a fifth of LeNet-5's training step at batch 32

@@ -60,6 +60,8 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
         let (model, input, output) = (model.name.clone(), model.input, model.output);
         return Err(DataError::NotAClassifier { model, input, output }.into());
     };
+    // Everything computes on this thread: it can be one of the kernels' threads.
+    crate::backend::use_threads(None, true)?;
     let dict = StateDict::read(&request.weights)?;
     dict.check_settings(&request.weights, &request.compile.set)?;
     let (c, h, w, classes) = (c as usize, h as usize, w as usize, classes as usize);

@@ -114,6 +114,8 @@ pub fn run(request: &Request, compiled_file: &mut dyn FnMut(&Compiled)) -> Resul
         let purpose = crate::cost::admission::Purpose::Infer;
         crate::backend::admit(request.backend, model, purpose, request.batch as u64)?;
     }
+    // Everything computes on this thread: it can be one of the kernels' threads.
+    crate::backend::use_threads(None, true)?;
     let source = Source::parse(&request.data);
     let (test, skipped) = dataset::load_test(&source, request.data_dir.as_deref(), model.input)?;
     if test.shape() != model.input {

@@ -43,7 +43,7 @@ impl Sgd {
         Sgd {
             // Burn holds the momentum as the backend's float and `1 - dampening` as an
             // f64 that its scalar op rounds to f32: the same values here.
-            momentum: (momentum > 0.0).then(|| Momentum {
+            momentum: (momentum > 0.0).then_some(Momentum {
                 momentum: momentum as f32,
                 gradient_share: (1.0 - dampening) as f32,
                 nesterov,
