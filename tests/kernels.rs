@@ -664,6 +664,8 @@ fn winograd_convolutions_match_the_unfolding_ones() {
         (8, (128, 128), (5, 5), 2, 2),
         // On one thread: two panels, the second reusing the first's buffers.
         (15, (144, 128), (6, 6), 1, 1),
+        // 64 channels over a wide plane and a thousand tiles.
+        (4, (64, 72), (32, 33), 1, 2),
     ] {
         let c = Conv2d {
             batch,
@@ -717,6 +719,44 @@ fn winograd_convolutions_match_the_unfolding_ones() {
     let found = conv_kernel::backward(&c, &x, &w, &dy, Wanted { input: true, weight: false, bias: false });
     close_to("input gradient", &found.input.unwrap(), &direct::input_gradient(&c, &w, &dy)).unwrap();
     close_to("output", &conv_kernel::forward(&c, &x, &w, Some(&bias)), &direct::forward(&c, &x, &w, &bias)).unwrap();
+}
+
+/// Convolutions with few output positions per image run several images side by side in
+/// one GEMM: a ResNet's stride-2 3×3 and 1×1 layers into 4×4, and a valid 5×5 one into
+/// 8×8; a last GEMM with fewer images, bias, residual and ReLU. Against the image-by-image
+/// unfolding, and the plain output against the direct convolution.
+#[test]
+fn side_by_side_convolutions_match_the_image_by_image_ones() {
+    use archc_kernels::Epilogue;
+    for (batch, (cin, cout), size, (kernel, stride, padding), threads) in
+        [(5, (6, 10), 8, (3, 2, 1), 2), (9, (8, 12), 8, (1, 2, 0), 1), (2, (3, 64), 12, (5, 1, 0), 1)]
+    {
+        let c = square_conv(batch, (cin, cout), size, (kernel, stride, padding));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        assert!(pool.install(|| conv_kernel::is_side_by_side(&c)), "{c:?} should run side by side");
+        let (x, w, bias, r) =
+            (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.out_channels, 3), values(c.output_len(), 4));
+        let then = Epilogue { residual: Some(&r), relu: true };
+        let none = Epilogue::default();
+        let (found, expected) = pool.install(|| {
+            let found = [
+                conv_kernel::forward(&c, &x, &w, Some(&bias)),
+                conv_kernel::forward(&c, &x, &w, None),
+                conv_kernel::forward_then(&c, &x, &w, Some(&bias), then),
+            ];
+            let expected = [
+                conv_kernel::forward_unfolded(&c, &x, &w, Some(&bias), none),
+                conv_kernel::forward_unfolded(&c, &x, &w, None, none),
+                conv_kernel::forward_unfolded(&c, &x, &w, Some(&bias), then),
+            ];
+            (found, expected)
+        });
+        for ((what, a), e) in ["with bias", "without bias", "with residual and ReLU"].iter().zip(&found).zip(&expected)
+        {
+            close_to(what, a, e).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        }
+        close_to("against the direct loops", &found[0], &direct::forward(&c, &x, &w, &bias)).unwrap();
+    }
 }
 
 /// The weight gradient's dot-product kernels (AVX-512 and AVX2) run only over 256

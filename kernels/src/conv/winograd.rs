@@ -28,13 +28,25 @@ use std::mem::MaybeUninit;
 /// Below this many channels (in or out) the transforms, whose memory traffic is 4 times
 /// the image's per pass, cost about what the multiplies save: measured one 3×3 layer at
 /// a time (`archc bench`, batch 32/128, 2 threads), 16 channels were twice as slow as
-/// the unfolding GEMM, 32-64 even or slower, 128-512 10-30% faster.
+/// the unfolding GEMM, 32-64 even or slower, 128-512 10-30% faster (64 channels have
+/// paid over wide planes since the weight transform stopped thrashing its cache sets:
+/// `WIDE_MIN_CHANNELS`).
 const MIN_CHANNELS: usize = 128;
 
 /// Below this many tiles per call the weight's transform (16 values per channel pair)
 /// outweighs the saving, and one image's transforms run on one thread: a batch of one
 /// through ResNet-18's 16×16 stage (64 tiles) was slower.
 const MIN_TILES: usize = 128;
+
+/// From 64 channels the form pays only over wide planes and many tiles, where the
+/// unused column per row of tiles is a small share and the transforms run long: one
+/// 64-channel 3×3 layer (`archc bench --iters 20`, three alternating rounds, ms) at
+/// 32×32, batch 32: 7.0–7.8 → 5.9–6.2 inference, 16.8–18.1 → 14.0–17.0 training; but
+/// at 8×8, batch 128: 1.8–3.2 → 2.0–2.2 and 4.1–4.2 → 4.2–4.6, and at 32×32, batch 1:
+/// 0.26–0.40 → 0.33–0.36 and 0.78–0.87 → 0.87–0.89.
+const WIDE_MIN_CHANNELS: usize = 64;
+const WIDE_MIN_WIDTH: usize = 32;
+const WIDE_MIN_TILES: usize = 1024;
 
 /// (in + out channels) × columns per panel: V and M together are 16 times this many
 /// values (1 MiB), so that a panel's transformed input and products stay in L2 ...
@@ -47,13 +59,14 @@ const MIN_COLUMNS: usize = 96;
 /// Whether the Winograd form computes this convolution, and pays.
 pub(super) fn applies(conv: &Conv2d) -> bool {
     let [out_h, out_w] = conv.output_size();
+    let channels = conv.in_channels.min(conv.out_channels);
+    let tiles = conv.batch * out_h.div_ceil(2) * out_w.div_ceil(2);
     conv.kernel == [3, 3]
         && conv.stride == [1, 1]
         && conv.dilation == [1, 1]
         && conv.groups == 1
-        && conv.in_channels >= MIN_CHANNELS
-        && conv.out_channels >= MIN_CHANNELS
-        && conv.batch * out_h.div_ceil(2) * out_w.div_ceil(2) >= MIN_TILES
+        && ((channels >= MIN_CHANNELS && tiles >= MIN_TILES)
+            || (channels >= WIDE_MIN_CHANNELS && out_w >= WIDE_MIN_WIDTH && tiles >= WIDE_MIN_TILES))
 }
 
 /// The forward pass (`applies` must hold): y [batch, out, out_h, out_w], each output
