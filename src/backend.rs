@@ -158,11 +158,14 @@ pub fn main_thread_computes() {
 
 /// Starts the pool of `threads` (default: rayon's, one per core) that runs the CPU
 /// kernels' parallel loops, and returns its size. With `this_thread_computes` (a
-/// benchmark, evaluation, training on one device: nothing else computes meanwhile) and on the
-/// thread `main_thread_computes` named, that thread is one of them: otherwise rayon
-/// wakes its own threads for every parallel loop while this one sleeps until they
-/// finish, which on 2 cores was a fifth of LeNet-5's training step at batch 32
-/// (BENCHMARKS.md). PyTorch's OpenMP counts its calling thread the same way.
+/// benchmark, evaluation, prediction, training on one device: nothing else computes
+/// meanwhile), on the thread `main_thread_computes` named, and with two threads or more,
+/// that thread is one of them: otherwise rayon wakes its own threads for every parallel
+/// loop while this one sleeps until they finish, which on 2 cores was a fifth of
+/// LeNet-5's training step at batch 32 (BENCHMARKS.md). PyTorch's OpenMP counts its
+/// calling thread the same way. A pool of one thread keeps it its own: a later
+/// multi-device run in the same process waits on this thread while its device threads
+/// need a worker.
 ///
 /// Once per process: a pool already running is kept, and asking it for another number
 /// of threads than it has is an error.
@@ -171,7 +174,8 @@ pub fn use_threads(threads: Option<usize>, this_thread_computes: bool) -> Result
     if let Some(n) = threads {
         builder = builder.num_threads(n);
     }
-    if this_thread_computes && COMPUTING_THREAD.get() == Some(&std::thread::current().id()) {
+    let size = threads.filter(|&n| n > 0).unwrap_or_else(default_threads);
+    if this_thread_computes && size >= 2 && COMPUTING_THREAD.get() == Some(&std::thread::current().id()) {
         builder = builder.use_current_thread();
     }
     match builder.build_global() {
@@ -179,6 +183,16 @@ pub fn use_threads(threads: Option<usize>, this_thread_computes: bool) -> Result
         Err(_) if threads.is_none_or(|n| n == rayon::current_num_threads()) => Ok(rayon::current_num_threads()),
         Err(e) => Err(DeviceError::Threads { threads: threads.unwrap_or(0), reason: e.to_string() }),
     }
+}
+
+/// The pool size rayon picks by default: `RAYON_NUM_THREADS` if set and positive, else
+/// one per core.
+fn default_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The devices of `indices`, of the same kind as `main` (the one `with_backend!` made).

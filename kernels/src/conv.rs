@@ -624,15 +624,17 @@ pub fn forward_unfolded(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&
 /// stride-2 layers into its last two stages at CIFAR size; LeNet-5's 10×10 is not).
 const SIDE_BY_SIDE_MAX_POSITIONS: usize = 64;
 
-/// ... and this many GEMM columns at least, images side by side.
+/// ... and images side by side up to this many GEMM columns (fewer where a thread's
+/// share of the batch has fewer images).
 const SIDE_BY_SIDE_COLUMNS: usize = 256;
 
-/// The forward pass with several images' unfoldings side by side in one GEMM of at
-/// least `SIDE_BY_SIDE_COLUMNS` columns (`runs_side_by_side` must hold). Image by image,
+/// The forward pass with several images' unfoldings side by side in one GEMM of up to
+/// `SIDE_BY_SIDE_COLUMNS` columns (`runs_side_by_side` must hold). Image by image,
 /// a layer with 16 output positions (ResNet-18's `conv(512, kernel: 3, stride: 2)` at
 /// 8×8) gave the GEMM 16 columns, all on its edge kernels: 184 GFLOP/s against 360 for
 /// its neighbours. The product is then laid out image by image, with the bias and the
-/// epilogue (the same sums as `unfolded`'s, though the GEMM may block them otherwise).
+/// epilogue (the same terms as `unfolded`'s, though the GEMM may block the sums
+/// otherwise, and the bias is added after them rather than accumulated onto).
 fn side_by_side(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
     debug_assert!(conv.runs_side_by_side());
     let (k, p, cout) = (conv.patch_len(), conv.positions(), conv.out_channels);
@@ -654,7 +656,6 @@ fn side_by_side(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, 
             for (o, row) in out.chunks_exact_mut(p).enumerate() {
                 let from = &product[o * n + i * p..][..p];
                 match bias {
-                    // As `unfolded` adds them: the bias first, the product onto it.
                     Some(bias) => row.iter_mut().zip(from).for_each(|(y, v)| _ = y.write(bias[o] + v)),
                     None => row.iter_mut().zip(from).for_each(|(y, &v)| _ = y.write(v)),
                 }

@@ -230,7 +230,8 @@ impl Tiling {
         let [kh, kw] = self.kernel;
         for (i, sum) in sums.chunks_exact_mut(width).enumerate() {
             let block = &x[i * kh * width..][..kh * width];
-            sum.copy_from_slice(&block[..width]);
+            // From zero, as the general loops start, so a -0.0 comes out as they give it.
+            sum.iter_mut().zip(&block[..width]).for_each(|(s, v)| *s = 0.0 + v);
             for row in block[width..].chunks_exact(width) {
                 sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
             }
@@ -260,7 +261,8 @@ impl Tiling {
         for (dy, block) in dy.chunks_exact(self.cols).zip(dx.chunks_exact_mut(kh * width)) {
             // Element by element: `fill` called a memset per window.
             for (g, s) in dy.iter().zip(spread.chunks_exact_mut(kw)) {
-                let share = g / self.divisor;
+                // Onto zero, as the general loops spread it (a -0.0 comes out +0.0).
+                let share = 0.0 + g / self.divisor;
                 s.iter_mut().for_each(|v| *v = share);
             }
             for row in block.chunks_exact_mut(width) {

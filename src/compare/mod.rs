@@ -140,7 +140,9 @@ pub fn run(args: &Request, events: &mut dyn Events) -> Result<Compared, Error> {
         return Err(RunError::AlreadyAComparison { dir }.into());
     }
 
-    let threads = rayon::current_num_threads();
+    // Trained and measured on this thread, which computes as one of the kernels' own
+    // (as `archc bench` does), unless several devices train.
+    let threads = crate::backend::use_threads(None, args.options.devices.is_none())?;
     let mut measured = Vec::new();
     for (variant, label) in variants.iter().zip(&labels) {
         events.measuring(label, args.options.backend, threads);
