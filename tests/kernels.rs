@@ -655,9 +655,28 @@ fn one_large_image_runs_its_gemms_in_parallel() {
 /// epilogue, against the unfolding GEMM path (itself checked against the direct
 /// convolution above), and one case with its input gradient (a stride-1 convolution of
 /// dy, run forward through the same form) against the direct convolution.
+/// A convolution's forward pass as the kernel picks it (with bias, without, and with a
+/// residual and ReLU after), and the same three by the image-by-image unfolding.
+fn forwards_against_unfolding(c: &Conv2d, x: &[f32], w: &[f32], bias: &[f32]) -> ([Vec<f32>; 3], [Vec<f32>; 3]) {
+    use archc_kernels::Epilogue;
+    let residual = values(c.output_len(), 4);
+    let then = Epilogue { residual: Some(&residual), relu: true };
+    let none = Epilogue::default();
+    let found = [
+        conv_kernel::forward(c, x, w, Some(bias)),
+        conv_kernel::forward(c, x, w, None),
+        conv_kernel::forward_then(c, x, w, Some(bias), then),
+    ];
+    let expected = [
+        conv_kernel::forward_unfolded(c, x, w, Some(bias), none),
+        conv_kernel::forward_unfolded(c, x, w, None, none),
+        conv_kernel::forward_unfolded(c, x, w, Some(bias), then),
+    ];
+    (found, expected)
+}
+
 #[test]
 fn winograd_convolutions_match_the_unfolding_ones() {
-    use archc_kernels::Epilogue;
     for (batch, (cin, cout), (height, width), padding, threads) in [
         (1, (128, 128), (16, 32), 1, 2),
         (8, (128, 136), (7, 9), 1, 2),
@@ -677,24 +696,9 @@ fn winograd_convolutions_match_the_unfolding_ones() {
             ..square_conv(1, (1, 1), 1, (3, 1, padding))
         };
         assert!(conv_kernel::is_winograd(&c), "{c:?} should take the Winograd form");
-        let (x, w, bias, r) =
-            (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.out_channels, 3), values(c.output_len(), 4));
+        let (x, w, bias) = (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.out_channels, 3));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let then = Epilogue { residual: Some(&r), relu: true };
-        let none = Epilogue::default();
-        let (found, expected) = pool.install(|| {
-            let found = [
-                conv_kernel::forward(&c, &x, &w, Some(&bias)),
-                conv_kernel::forward(&c, &x, &w, None),
-                conv_kernel::forward_then(&c, &x, &w, Some(&bias), then),
-            ];
-            let expected = [
-                conv_kernel::forward_unfolded(&c, &x, &w, Some(&bias), none),
-                conv_kernel::forward_unfolded(&c, &x, &w, None, none),
-                conv_kernel::forward_unfolded(&c, &x, &w, Some(&bias), then),
-            ];
-            (found, expected)
-        });
+        let (found, expected) = pool.install(|| forwards_against_unfolding(&c, &x, &w, &bias));
         // Both in f32 over the same sums: a few roundings apart (a transform's value off
         // by 1e-4 of itself is off by more than 1e-5 here).
         for ((what, a), e) in
@@ -728,30 +732,14 @@ fn winograd_convolutions_match_the_unfolding_ones() {
 /// unfolding, and the plain output against the direct convolution.
 #[test]
 fn side_by_side_convolutions_match_the_image_by_image_ones() {
-    use archc_kernels::Epilogue;
     for (batch, (cin, cout), size, (kernel, stride, padding), threads) in
         [(5, (6, 10), 8, (3, 2, 1), 2), (9, (8, 12), 8, (1, 2, 0), 1), (2, (3, 64), 12, (5, 1, 0), 1)]
     {
         let c = square_conv(batch, (cin, cout), size, (kernel, stride, padding));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         assert!(pool.install(|| conv_kernel::is_side_by_side(&c)), "{c:?} should run side by side");
-        let (x, w, bias, r) =
-            (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.out_channels, 3), values(c.output_len(), 4));
-        let then = Epilogue { residual: Some(&r), relu: true };
-        let none = Epilogue::default();
-        let (found, expected) = pool.install(|| {
-            let found = [
-                conv_kernel::forward(&c, &x, &w, Some(&bias)),
-                conv_kernel::forward(&c, &x, &w, None),
-                conv_kernel::forward_then(&c, &x, &w, Some(&bias), then),
-            ];
-            let expected = [
-                conv_kernel::forward_unfolded(&c, &x, &w, Some(&bias), none),
-                conv_kernel::forward_unfolded(&c, &x, &w, None, none),
-                conv_kernel::forward_unfolded(&c, &x, &w, Some(&bias), then),
-            ];
-            (found, expected)
-        });
+        let (x, w, bias) = (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.out_channels, 3));
+        let (found, expected) = pool.install(|| forwards_against_unfolding(&c, &x, &w, &bias));
         for ((what, a), e) in ["with bias", "without bias", "with residual and ReLU"].iter().zip(&found).zip(&expected)
         {
             close_to(what, a, e).unwrap_or_else(|e| panic!("{c:?}: {e}"));
