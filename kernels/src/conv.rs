@@ -10,11 +10,13 @@
 //!   for a stride-1 convolution that keeps its size, a forward convolution of dy
 //!   instead (`input_gradient_as_convolution`).
 //!
-//! A 3×3 stride-1 convolution of 128 channels or more takes Winograd's F(2×2, 3×3) form
-//! instead (`winograd.rs`). A stride-1 convolution with a window taller than one row is
-//! unfolded along the width only and multiplied once per window row (`is_tall`). With one thread per image and
-//! rows of 256 positions or more, the weight gradient uses the dot-product kernel of
-//! `dot.rs` rather than the GEMM.
+//! The forward pass takes one of three forms (`Form`): Winograd's F(2×2, 3×3) for a
+//! wide enough 3×3 stride-1 convolution (`winograd.rs`), several images' unfoldings side
+//! by side in one GEMM where an image has few output positions (`side_by_side`), or the
+//! unfolding above. A stride-1 convolution with a window taller than one row is unfolded
+//! along the width only and multiplied once per window row (`is_tall`). With one thread
+//! per image and rows of 256 positions or more, the weight gradient uses the
+//! dot-product kernel of `dot.rs` rather than the GEMM.
 //!
 //! Images are shared out among the pool's threads (each GEMM then runs on one thread);
 //! with fewer images than threads a large GEMM runs in parallel, a small one on one
@@ -575,16 +577,38 @@ unsafe fn gemm_into(
     }
 }
 
+/// How the forward pass computes a convolution, in the order `form` tries them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// Winograd's F(2×2, 3×3) (`winograd.rs`): 3×3, stride 1, wide enough to pay.
+    Winograd,
+    /// Several images' unfoldings in one GEMM (`side_by_side`): few positions per image.
+    SideBySide,
+    /// Image by image (`unfolded`).
+    Unfolded,
+}
+
+/// The form the forward pass takes for `conv` on the current thread pool.
+fn form(conv: &Conv2d) -> Form {
+    if winograd::applies(conv) {
+        Form::Winograd
+    } else if conv.runs_side_by_side() {
+        Form::SideBySide
+    } else {
+        Form::Unfolded
+    }
+}
+
 /// Whether the forward pass (and a stride-1 input gradient, run as one) takes
 /// Winograd's F(2×2, 3×3) form (`winograd.rs`): 3×3, stride 1, wide enough to pay.
 pub fn is_winograd(conv: &Conv2d) -> bool {
-    winograd::applies(conv)
+    form(conv) == Form::Winograd
 }
 
 /// Whether the forward pass (on the current thread pool) unfolds several images side by
 /// side into one GEMM: few output positions per image (`side_by_side`).
 pub fn is_side_by_side(conv: &Conv2d) -> bool {
-    !winograd::applies(conv) && conv.runs_side_by_side()
+    form(conv) == Form::SideBySide
 }
 
 /// The forward pass: y [batch, out_channels, out_h, out_w].
@@ -596,13 +620,11 @@ pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
 /// output right after its GEMMs, while it is still in cache.
 pub fn forward_then(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
     check_forward(conv, x, weight, bias, then);
-    if winograd::applies(conv) {
-        return winograd::forward(conv, x, weight, bias, then);
+    match form(conv) {
+        Form::Winograd => winograd::forward(conv, x, weight, bias, then),
+        Form::SideBySide => side_by_side(conv, x, weight, bias, then),
+        Form::Unfolded => unfolded(conv, x, weight, bias, then),
     }
-    if conv.runs_side_by_side() {
-        return side_by_side(conv, x, weight, bias, then);
-    }
-    unfolded(conv, x, weight, bias, then)
 }
 
 fn check_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) {
@@ -613,8 +635,8 @@ fn check_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>,
     assert!(then.residual.is_none_or(|r| r.len() == conv.output_len()), "convolution residual length");
 }
 
-/// `forward_then` by unfolding and GEMMs, whatever the convolution (what it does
-/// unless the Winograd form applies; the tests' reference for that form).
+/// `forward_then` image by image, by unfolding and GEMMs, whatever the convolution
+/// (`Form::Unfolded`; the tests' reference for the other forms).
 pub fn forward_unfolded(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
     check_forward(conv, x, weight, bias, then);
     unfolded(conv, x, weight, bias, then)

@@ -9,9 +9,9 @@
 //! register blocks of 4 rows of `a` × 3 rows of `b` (AVX2, 8-wide) or × 6 (AVX-512,
 //! 16-wide; 6 rather than 4 streamed `a` a third fewer times: the kernel's share of
 //! ResNet-20's training profile 14.7% → 13.6%) accumulate FMAs straight from the rows,
-//! with no packing; the rows of `b` (a few KiB) stay in L1 while `a` streams. Over short rows the horizontal sum that ends
-//! each block weighs as much as its multiplies, so `conv.rs` calls this only for rows of
-//! 256 positions or more.
+//! with no packing; the rows of `b` (a few KiB) stay in L1 while `a` streams. Over
+//! short rows the horizontal sum that ends each block weighs as much as its multiplies,
+//! so `conv.rs` calls this only for rows of 256 positions or more.
 //!
 //! AVX-512, or AVX2 and FMA, are detected at run time (the crate is built for baseline
 //! x86-64); elsewhere `add_a_bt` returns false and the caller runs the GEMM.

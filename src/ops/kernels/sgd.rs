@@ -3,7 +3,7 @@
 //! something else still shares the buffer). The optimiser that calls it is
 //! `train::sgd`.
 
-use super::{cast, is_f32, values};
+use super::{cast, values};
 use archc_kernels::sgd::{self as kernel, Settings, Velocity};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -27,7 +27,6 @@ pub fn step<B: Backend, const D: usize>(
 ) -> (Tensor<B, D>, Option<Tensor<B, D>>) {
     let mut param = whole(flex(param));
     let grad = whole(flex(grad));
-    debug_assert!(is_f32(&param) && is_f32(&grad), "callers check `applies`");
     let mut velocity = settings.momentum.map(|_| match velocity {
         Some(v) => (whole(flex(v)), true),
         None => (FlexTensor::empty(param.layout().shape().clone(), DType::F32), false),
