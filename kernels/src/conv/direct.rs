@@ -1,0 +1,307 @@
+//! Stride-1 convolutions computed straight from a zero-padded copy of each image, with
+//! no unfolding (AVX-512).
+//!
+//! In the padded image (rows `wp` = width + 2·padding long), output position (oh, ow)
+//! reads tap (ki, kj) of channel c at c·plane + (oh + ki·d₀)·wp + ow + kj·d₁: with the
+//! output also indexed along padded rows, q = oh·wp + ow, that is q plus an offset that
+//! depends on the tap alone. So 16 consecutive q are one vector load per tap, whatever
+//! rows they cross, and a register block of 8 output channels × 3 such vectors
+//! accumulates 24 FMAs per tap from 3 loads and 8 broadcasts of the (packed) weight.
+//! The q that fall in a row's padding columns are computed and dropped: 2 of every 34
+//! on a 32-wide "same" 3×3 layer.
+//!
+//! Where it pays (`applies`): few channels, where the unfolding GEMM's K is short and
+//! the unfolding (three copies of the image for a 3×3 layer, then the GEMM's own
+//! packing) costs as much as the multiplies. Images with few positions go several to a
+//! group, so that the vectors of a block may come from different images.
+
+use super::Conv2d;
+use crate::{Epilogue, Width};
+use rayon::prelude::*;
+
+/// Output channels per register block.
+const CHANNELS: usize = 8;
+/// Vectors of positions per register block: 8 × 3 accumulators, 3 loaded vectors and a
+/// broadcast weight take 28 of the 32 registers.
+const VECTORS: usize = 3;
+/// Positions per vector.
+const LANES: usize = 16;
+/// At least this many positions per group of images (several images of 8×8 share the
+/// blocks; a 32×32 image has more on its own).
+const GROUP_POSITIONS: usize = 192;
+
+/// Below this many channels in or out ...
+const MAX_CHANNELS: usize = 64;
+
+/// Whether the direct form computes this convolution (on this CPU), and pays.
+pub(super) fn applies(conv: &Conv2d) -> bool {
+    conv.stride == [1, 1]
+        && conv.groups == 1
+        && !conv.is_pointwise()
+        && conv.in_channels <= MAX_CHANNELS
+        && conv.out_channels <= MAX_CHANNELS
+        && Width::detect() == Width::Avx512
+}
+
+/// The padded image and the positions computed over it.
+struct Padded {
+    /// The padded row length.
+    wp: usize,
+    /// Values per padded channel, and per padded image (with the slack the last
+    /// vector's dropped lanes read past its last channel).
+    plane: usize,
+    len: usize,
+    /// Vectors per image: positions 0 .. 16·vectors along padded rows.
+    vectors: usize,
+    /// Each tap's offset from q: (ki·d₀)·wp + kj·d₁, window row by row.
+    taps: Vec<usize>,
+}
+
+impl Padded {
+    fn of(conv: &Conv2d) -> Padded {
+        let [out_h, out_w] = conv.output_size();
+        let (hp, wp) = (conv.height + 2 * conv.padding[0], conv.width + 2 * conv.padding[1]);
+        let plane = hp * wp;
+        let vectors = ((out_h - 1) * wp + out_w).div_ceil(LANES);
+        let taps: Vec<usize> = (0..conv.kernel[0])
+            .flat_map(|ki| (0..conv.kernel[1]).map(move |kj| (ki * conv.dilation[0]) * wp + kj * conv.dilation[1]))
+            .collect();
+        let last_tap = taps.last().copied().unwrap_or(0);
+        // The last channel's last vector reads up to (its start) + 16·vectors + last tap.
+        let len = (conv.in_channels - 1) * plane + (LANES * vectors + last_tap).max(plane);
+        Padded { wp, plane, len, vectors, taps }
+    }
+
+    /// Copies image `x` [in, height, width] into `out` (`len` values) where its
+    /// padding was zeroed before: only the image's own rows are written, so the zeros
+    /// around them stay from one image to the next.
+    ///
+    /// # Safety
+    /// AVX-512F present.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn fill(&self, conv: &Conv2d, x: &[f32], out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let ([ph, pw], (h, w)) = (conv.padding, (conv.height, conv.width));
+        assert!(x.len() == conv.in_channels * h * w && out.len() == self.len, "padded image lengths");
+        // Row by row in vectors (a copy call per row cost more than the copy: rows are
+        // 8-32 values).
+        let tail = ((1u32 << (w % LANES)) - 1) as u16;
+        for (c, input) in x.chunks_exact(h * w).enumerate() {
+            for (r, row) in input.chunks_exact(w).enumerate() {
+                let to = &mut out[c * self.plane + (ph + r) * self.wp + pw..][..w];
+                let (from, to) = (row.as_ptr(), to.as_mut_ptr());
+                // SAFETY: whole vectors below w, then the tail's lanes only, inside both
+                // rows of w values.
+                unsafe {
+                    for at in (0..w - w % LANES).step_by(LANES) {
+                        _mm512_storeu_ps(to.add(at), _mm512_loadu_ps(from.add(at)));
+                    }
+                    let at = w - w % LANES;
+                    _mm512_mask_storeu_ps(to.add(at), tail, _mm512_maskz_loadu_ps(tail, from.add(at)));
+                }
+            }
+        }
+    }
+
+    /// Each vector of an image: the lanes that are output positions (not a padding
+    /// column, nor past the last row), and where the first of them goes in the output
+    /// plane; the others follow it there, since output rows are contiguous.
+    fn stores(&self, out_h: usize, out_w: usize) -> Vec<(usize, u16)> {
+        (0..self.vectors)
+            .map(|v| {
+                let inside = |l: usize| {
+                    let q = LANES * v + l;
+                    q / self.wp < out_h && q % self.wp < out_w
+                };
+                let mask = (0..LANES).filter(|&l| inside(l)).fold(0u16, |m, l| m | 1 << l);
+                let first = (mask != 0).then(|| LANES * v + mask.trailing_zeros() as usize);
+                (first.map_or(0, |q| q / self.wp * out_w + q % self.wp), mask)
+            })
+            .collect()
+    }
+}
+
+/// The weight as [block][in][tap][8]: block b's 8 output channels side by side for
+/// each (input channel, tap), the channels past the last zero.
+fn pack_weight(conv: &Conv2d, weight: &[f32]) -> Vec<f32> {
+    let (cin, cout, taps) = (conv.in_channels, conv.out_channels, conv.kernel[0] * conv.kernel[1]);
+    let blocks = cout.div_ceil(CHANNELS);
+    let mut packed = vec![0f32; blocks * cin * taps * CHANNELS];
+    for (b, block) in packed.chunks_exact_mut(cin * taps * CHANNELS).enumerate() {
+        for co in b * CHANNELS..((b + 1) * CHANNELS).min(cout) {
+            for ci in 0..cin {
+                for t in 0..taps {
+                    block[(ci * taps + t) * CHANNELS + co - b * CHANNELS] = weight[(co * cin + ci) * taps + t];
+                }
+            }
+        }
+    }
+    packed
+}
+
+/// The output, shared by the tasks: each writes its own (image, channel) planes.
+struct Output(*mut f32);
+// SAFETY: the tasks write disjoint planes (see `forward`).
+unsafe impl Sync for Output {}
+
+impl Output {
+    fn ptr(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// The forward pass (`applies` must hold): y [batch, out, out_h, out_w].
+pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
+    debug_assert!(applies(conv));
+    let padded = Padded::of(conv);
+    let packed = pack_weight(conv, weight);
+    let [out_h, out_w] = conv.output_size();
+    let (cout, out_plane) = (conv.out_channels, out_h * out_w);
+    let stores = padded.stores(out_h, out_w);
+    let blocks = cout.div_ceil(CHANNELS);
+    let per_group = GROUP_POSITIONS.div_ceil(LANES * padded.vectors).clamp(1, conv.batch);
+    let groups = conv.batch.div_ceil(per_group);
+    // Groups of images shared among the threads; with fewer groups than threads, each
+    // group's channel blocks are split too (each part pads the group itself).
+    let threads = rayon::current_num_threads().max(1);
+    let splits = if groups >= threads { 1 } else { threads.div_ceil(groups).min(blocks) };
+    let mut y = crate::uninit(conv.output_len());
+    let out = Output(y.as_mut_ptr().cast::<f32>());
+    // Zeroed once per task: `fill` writes only the images' own rows.
+    let scratch = || vec![0f32; per_group * padded.len];
+    (0..groups * splits).into_par_iter().for_each_init(scratch, |images, unit| {
+        let (group, split) = (unit / splits, unit % splits);
+        let first = group * per_group;
+        let count = per_group.min(conv.batch - first);
+        for i in 0..count {
+            let image = &x[(first + i) * conv.image_len()..][..conv.image_len()];
+            // SAFETY: `applies` found AVX-512.
+            unsafe { padded.fill(conv, image, &mut images[i * padded.len..][..padded.len]) };
+        }
+        let vectors = count * padded.vectors;
+        for block in split * blocks / splits..(split + 1) * blocks / splits {
+            let w = &packed[block * conv.in_channels * padded.taps.len() * CHANNELS..];
+            let store = Store {
+                bias: std::array::from_fn(|k| bias.and_then(|b| b.get(block * CHANNELS + k)).copied().unwrap_or(0.0)),
+                channels: CHANNELS.min(cout - block * CHANNELS),
+                plane: out_plane,
+                residual: then.residual.map(<[f32]>::as_ptr),
+                relu: then.relu,
+            };
+            // The group's vectors, three at a time: vector v is vector v % vectors' of
+            // image v / vectors'; its lanes go to the image's planes of this block.
+            let vector = |v: usize| {
+                let (i, local) = (v / padded.vectors, v % padded.vectors);
+                let (at, mask) = stores[local];
+                let input = images[i * padded.len + LANES * local..].as_ptr();
+                (input, (((first + i) * cout + block * CHANNELS) * out_plane + at, mask))
+            };
+            let mut v = 0;
+            while v < vectors {
+                let n = VECTORS.min(vectors - v);
+                let taken: [_; VECTORS] = std::array::from_fn(|j| vector(v + j.min(n - 1)));
+                let inputs = (taken.map(|t| t.0), conv.in_channels, padded.plane, padded.taps.as_slice());
+                let (o, wp) = (taken.map(|t| t.1), w.as_ptr());
+                // SAFETY: `applies` found AVX-512; each vector's loads stay inside its
+                // padded image (`Padded::of` sized it for the last vector's last tap);
+                // the weight holds in × taps blocks of 8; each vector's valid lanes go
+                // to output positions of planes (image, block's channels) that this unit
+                // alone writes (units split the images into groups, and a group's
+                // channel blocks into parts), and the residual has y's layout.
+                unsafe {
+                    match n {
+                        3 => block_avx512::<3>(inputs, wp, [o[0], o[1], o[2]], out.ptr(), &store),
+                        2 => block_avx512::<2>(inputs, wp, [o[0], o[1]], out.ptr(), &store),
+                        _ => block_avx512::<1>(inputs, wp, [o[0]], out.ptr(), &store),
+                    }
+                }
+                v += n;
+            }
+        }
+    });
+    // SAFETY: the units cover every (image, channel) plane, and the vectors of an image
+    // cover each output position of its planes (`Padded::stores`).
+    unsafe { crate::assume_init(y) }
+}
+
+/// How a block's sums are written: plus the bias, then the epilogue.
+struct Store {
+    bias: [f32; CHANNELS],
+    /// The block's channels that exist (the last block may have fewer than 8).
+    channels: usize,
+    /// Values per output plane.
+    plane: usize,
+    residual: Option<*const f32>,
+    relu: bool,
+}
+
+/// One register block: 8 output channels × N vectors of 16 positions, summed over the
+/// input channels and taps, then stored: vector j's valid lanes (`outputs[j].1`) packed
+/// together at y + outputs[j].0 + channel·plane, with the bias, residual and ReLU.
+///
+/// # Safety
+/// AVX-512F present; for every input vector j, channel c < in and tap t, 16 values from
+/// inputs[j] + c·plane + t readable; `weight` holds in × taps × 8 values; for each
+/// vector and each of `store.channels` channels, as many values as the mask has lanes
+/// writable from y + outputs[j].0 + channel·store.plane (and readable from the residual
+/// there).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn block_avx512<const N: usize>(
+    (inputs, channels, plane, taps): ([*const f32; VECTORS], usize, usize, &[usize]),
+    weight: *const f32,
+    outputs: [(usize, u16); N],
+    y: *mut f32,
+    store: &Store,
+) {
+    use std::arch::x86_64::*;
+    let mut sums = [[_mm512_setzero_ps(); N]; CHANNELS];
+    let mut w = weight;
+    for c in 0..channels {
+        for &tap in taps {
+            let at = c * plane + tap;
+            // SAFETY: as the caller guarantees.
+            unsafe {
+                let x: [__m512; N] = std::array::from_fn(|j| _mm512_loadu_ps(inputs[j].add(at)));
+                for (k, sum) in sums.iter_mut().enumerate() {
+                    let wk = _mm512_set1_ps(*w.add(k));
+                    for j in 0..N {
+                        sum[j] = _mm512_fmadd_ps(wk, x[j], sum[j]);
+                    }
+                }
+                w = w.add(CHANNELS);
+            }
+        }
+    }
+    for (k, sum) in sums.iter().enumerate().take(store.channels) {
+        for (j, &(at, mask)) in outputs.iter().enumerate() {
+            // The first count_ones lanes, where the valid ones are packed to.
+            let packed = ((1u32 << mask.count_ones()) - 1) as u16;
+            let at = at + k * store.plane;
+            let mut v = _mm512_maskz_compress_ps(mask, _mm512_add_ps(sum[j], _mm512_set1_ps(store.bias[k])));
+            // SAFETY: as the caller guarantees.
+            unsafe {
+                if let Some(residual) = store.residual {
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(packed, residual.add(at)));
+                }
+                if store.relu {
+                    // max(v, 0) gives 0 for NaN, as the other forms' ReLU does.
+                    v = _mm512_max_ps(v, _mm512_setzero_ps());
+                }
+                _mm512_mask_storeu_ps(y.add(at), packed, v);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn block_avx512<const N: usize>(
+    _: ([*const f32; VECTORS], usize, usize, &[usize]),
+    _: *const f32,
+    _: [(usize, u16); N],
+    _: *mut f32,
+    _: &Store,
+) {
+    unreachable!("`applies` holds only on x86-64 with AVX-512")
+}
