@@ -801,6 +801,38 @@ fn side_by_side_convolutions_match_the_image_by_image_ones() {
     }
 }
 
+/// A folded input gradient over few output positions (under 48) and long patches (256
+/// values or more) is computed transposed (dcolᵀ = dyᵀ·W) and transposed back for the
+/// fold: a stride-2 layer into 4×4 (ResNet-18's shape, fewer channels), a stride-1 one
+/// at batch 1 (whose input gradient is folded rather than run as a convolution: too
+/// few positions for the flipped weight to pay), grouped, and a 5×6 output on three
+/// threads; all gradients against the direct loops.
+#[test]
+fn input_gradients_over_few_positions_match() {
+    let grouped = Conv2d { groups: 2, ..square_conv(3, (64, 96), 8, (3, 2, 1)) };
+    let uneven = Conv2d { width: 11, ..square_conv(2, (40, 24), 9, (3, 2, 1)) };
+    for (c, threads) in [
+        (square_conv(2, (32, 40), 8, (3, 2, 1)), 2),
+        (square_conv(1, (64, 64), 4, (3, 1, 1)), 2),
+        (grouped, 1),
+        (uneven, 3),
+    ] {
+        let [out_h, out_w] = c.output_size();
+        assert!(
+            out_h * out_w < 48 && c.in_channels / c.groups * 9 >= 256,
+            "{c:?} is not a case of the transposed path"
+        );
+        let (x, w, dy) = (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.output_len(), 3));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let all = Wanted { input: true, weight: true, bias: true };
+        let found = pool.install(|| conv_kernel::backward(&c, &x, &w, &dy, all));
+        let (dx, dw, db) = direct::backward(&c, &x, &w, &dy);
+        close_to("input gradient", &found.input.unwrap(), &dx).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        close_to("weight gradient", &found.weight.unwrap(), &dw).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        close_to("bias gradient", &found.bias.unwrap(), &db).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    }
+}
+
 /// The weight gradient's dot-product kernels (AVX-512 and AVX2) run only over 256
 /// positions or more, which the random sizes above seldom reach: a 20×20 "same" and a
 /// valid 5×5 convolution, images shared among one and two threads.

@@ -782,6 +782,11 @@ fn unfolded(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then
     unsafe { crate::assume_init(y) }
 }
 
+/// Below this many output positions (ResNet-18's 4×4 stage has 16), with patches of
+/// at least `MANY_PATCH_VALUES`, the folded input gradient is computed transposed.
+const FEW_POSITIONS: usize = 48;
+const MANY_PATCH_VALUES: usize = 256;
+
 /// Which gradients a backward pass computes.
 #[derive(Clone, Copy, Debug)]
 pub struct Wanted {
@@ -864,6 +869,7 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
         let mut col = vec![0f32; conv.scratch_len()];
         // The unfolded input gradient, for the convolutions whose input gradient is folded.
         let mut dcol = Vec::new();
+        let mut dcol_t = Vec::new();
         let images = t * per_task..((t + 1) * per_task).min(conv.batch);
         for (i, b) in images.enumerate() {
             let image = &x[b * image_len..][..image_len];
@@ -912,6 +918,19 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
                     let wt = Matrix::transposed(w, k);
                     if conv.is_pointwise() {
                         matmul(dx_g, false, (k, p, out_g), wt, Matrix::rows(dy_g, p), par);
+                    } else if p < FEW_POSITIONS && k >= MANY_PATCH_VALUES {
+                        // dcolᵀ [P × K] = dyᵀ · W, then transposed for the fold: the GEMM
+                        // computes a row-major product as its transpose, so this runs its
+                        // register blocks down K (reading W as it lies) rather than along
+                        // P's few positions in its narrow edge kernel.
+                        dcol_t.resize(k * p, 0.0);
+                        let dy_t = Matrix::transposed(dy_g, p);
+                        matmul(&mut dcol_t, false, (p, k, out_g), dy_t, Matrix::rows(w, k), par);
+                        dcol.resize(k * p, 0.0);
+                        for (row, values) in dcol.chunks_exact_mut(p).enumerate() {
+                            values.iter_mut().zip(dcol_t[row..].iter().step_by(k)).for_each(|(d, &v)| *d = v);
+                        }
+                        conv.fold(&dcol, dx_g);
                     } else {
                         dcol.resize(k * p, 0.0);
                         matmul(&mut dcol, false, (k, p, out_g), wt, Matrix::rows(dy_g, p), par);
