@@ -3,7 +3,7 @@
 //! `spatial` values. Forward: two passes per channel (statistics, then normalise);
 //! backward: two more (the two sums, then the standard formula).
 
-use crate::Epilogue;
+use crate::{Epilogue, Width};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -39,24 +39,38 @@ pub struct Statistics {
 /// The batch mean and biased variance of every channel, and `1/√(var + eps)`.
 pub fn statistics(x: &[f32], at: Planes, eps: f64) -> Statistics {
     assert_eq!(x.len(), at.len(), "batch norm input length");
-    let count = (at.batch * at.spatial) as f64;
+    let width = Width::detect();
     let per_channel: Vec<(f32, f32, f32)> = (0..at.channels)
         .into_par_iter()
         .with_min_len(crate::min_items(at.batch * at.spatial))
-        .map(|ch| {
-            let sum: f64 = at.channel(x, ch).map(|p| lane_sum(p, |v| v) as f64).sum();
-            let mean = sum / count;
-            let m = mean as f32;
-            let squares: f64 = at.channel(x, ch).map(|p| lane_sum(p, |v| (v - m) * (v - m)) as f64).sum();
-            let var = squares / count;
-            (mean as f32, var as f32, (1.0 / (var + eps).sqrt()) as f32)
-        })
+        .map(|ch| channel_statistics_in(width, x, at, ch, eps))
         .collect();
     Statistics {
         mean: per_channel.iter().map(|t| t.0).collect(),
         var: per_channel.iter().map(|t| t.1).collect(),
         inv_std: per_channel.iter().map(|t| t.2).collect(),
     }
+}
+
+/// One channel's mean, biased variance and `1/√(var + eps)`: two passes (the sum, then
+/// the squared deviations from the mean), as PyTorch's CPU kernel takes them.
+#[inline(always)]
+fn channel_statistics(x: &[f32], at: Planes, ch: usize, eps: f64) -> (f32, f32, f32) {
+    // Loops rather than iterator closures: a closure is a function of its own, built
+    // for the baseline rather than the width this one is compiled for.
+    let count = (at.batch * at.spatial) as f64;
+    let mut sum = 0f64;
+    for plane in at.channel(x, ch) {
+        sum += lane_sum(plane, |v| v) as f64;
+    }
+    let mean = sum / count;
+    let m = mean as f32;
+    let mut squares = 0f64;
+    for plane in at.channel(x, ch) {
+        squares += lane_sum(plane, |v| (v - m) * (v - m)) as f64;
+    }
+    let var = squares / count;
+    (mean as f32, var as f32, (1.0 / (var + eps).sqrt()) as f32)
 }
 
 /// `(x - mean) * inv_std * gamma + beta`, plane by plane, then the epilogue (a residual
@@ -66,23 +80,30 @@ pub fn normalize(x: &[f32], at: Planes, stats: &Statistics, gamma: &[f32], beta:
     assert!(gamma.len() == at.channels && beta.len() == at.channels, "batch norm parameter lengths");
     assert!(then.residual.is_none_or(|r| r.len() == at.len()), "batch norm residual length");
     let (c, s) = (at.channels, at.spatial);
+    let width = Width::detect();
     let mut y = crate::uninit(at.len());
     y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().with_min_len(crate::min_items(s)).for_each(
         |(plane, (out, input))| {
             let ch = plane % c;
             let scale = stats.inv_std[ch] * gamma[ch];
             let shift = beta[ch] - stats.mean[ch] * scale;
-            for (o, &v) in out.iter_mut().zip(input) {
-                o.write(v * scale + shift);
-            }
-            // SAFETY: every value of the plane was just written.
-            let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
-            // The epilogue while the plane is still in L1.
-            then.apply(out, plane * s);
+            normalize_plane_in(width, input, out, (scale, shift), then, plane * s);
         },
     );
     // SAFETY: the planes cover `y`, and each value was written.
     unsafe { crate::assume_init(y) }
+}
+
+/// One plane of `normalize`: `v * scale + shift`, then the epilogue while the plane is
+/// still in L1.
+#[inline(always)]
+fn normalize_plane(input: &[f32], out: &mut [MaybeUninit<f32>], (scale, shift): (f32, f32), then: Epilogue, at: usize) {
+    for (o, &v) in out.iter_mut().zip(input) {
+        o.write(v * scale + shift);
+    }
+    // SAFETY: every value of the plane was just written.
+    let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+    then.apply(out, at);
 }
 
 /// The gradients of a training batch norm.
@@ -125,37 +146,22 @@ pub fn backward(x: &[f32], dy: &[f32], at: Planes, stats: &Statistics, gamma: &[
         return Gradients { before_relu: wanted.before_relu.then_some(dz), ..found };
     }
     let (c, s) = (at.channels, at.spatial);
+    let width = Width::detect();
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .with_min_len(crate::min_items(at.batch * s))
-        .map(|ch| {
-            let (mean, inv_std) = (stats.mean[ch], stats.inv_std[ch]);
-            let (mut dbeta, mut dgamma) = (0f64, 0f64);
-            for (g, v) in at.channel(dy, ch).zip(at.channel(x, ch)) {
-                dbeta += lane_sum(g, |g| g) as f64;
-                dgamma += lane_sum2(g, v, |g, v| g * ((v - mean) * inv_std)) as f64;
-            }
-            (dbeta, dgamma)
-        })
+        .map(|ch| channel_sums_in(width, x, dy, at, (stats.mean[ch], stats.inv_std[ch]), ch))
         .collect();
     let count = (at.batch * s) as f64;
-    let plane_gradient = |plane: usize, out: &mut [MaybeUninit<f32>]| {
-        let ch = plane % c;
-        let (mean, inv_std) = (stats.mean[ch], stats.inv_std[ch]);
-        let k = gamma[ch] * inv_std;
-        let (mean_dy, mean_dy_xhat) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
-        let at = plane * s;
-        for ((o, &g), &v) in out.iter_mut().zip(&dy[at..at + s]).zip(&x[at..at + s]) {
-            let x_hat = (v - mean) * inv_std;
-            o.write(k * (g - mean_dy - x_hat * mean_dy_xhat));
-        }
-    };
     let input = wanted.input.then(|| {
         let mut dx = crate::uninit(at.len());
-        dx.par_chunks_mut(s)
-            .enumerate()
-            .with_min_len(crate::min_items(s))
-            .for_each(|(plane, out)| plane_gradient(plane, out));
+        dx.par_chunks_mut(s).enumerate().with_min_len(crate::min_items(s)).for_each(|(plane, out)| {
+            let ch = plane % c;
+            let means = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
+            let (x, dy) = (&x[plane * s..][..s], &dy[plane * s..][..s]);
+            let normalised = (stats.mean[ch], stats.inv_std[ch], gamma[ch]);
+            plane_gradient_in(width, x, dy, out, normalised, means);
+        });
         // SAFETY: the planes cover `dx`, and each value was written.
         unsafe { crate::assume_init(dx) }
     });
@@ -167,11 +173,52 @@ pub fn backward(x: &[f32], dy: &[f32], at: Planes, stats: &Statistics, gamma: &[
     }
 }
 
+/// Σ g and Σ g·x̂ over one channel, each plane in f32 lanes, the planes in f64.
+#[inline(always)]
+fn channel_sums(x: &[f32], dy: &[f32], at: Planes, (mean, inv_std): (f32, f32), ch: usize) -> (f64, f64) {
+    let (mut dbeta, mut dgamma) = (0f64, 0f64);
+    for (g, v) in at.channel(dy, ch).zip(at.channel(x, ch)) {
+        dbeta += lane_sum(g, |g| g) as f64;
+        dgamma += lane_sum2(g, v, |g, v| g * ((v - mean) * inv_std)) as f64;
+    }
+    (dbeta, dgamma)
+}
+
+/// One plane of the input gradient: γ·inv_std·(g − mean(g) − x̂·mean(g·x̂)).
+#[inline(always)]
+fn plane_gradient(
+    x: &[f32],
+    dy: &[f32],
+    out: &mut [MaybeUninit<f32>],
+    (mean, inv_std, gamma): (f32, f32, f32),
+    (mean_dy, mean_dy_xhat): (f32, f32),
+) {
+    let k = gamma * inv_std;
+    for ((o, &g), &v) in out.iter_mut().zip(dy).zip(x) {
+        let x_hat = (v - mean) * inv_std;
+        o.write(k * (g - mean_dy - x_hat * mean_dy_xhat));
+    }
+}
+
+crate::multiversion!(channel_statistics_in => channel_statistics(x: &[f32], at: Planes, ch: usize, eps: f64) -> (f32, f32, f32));
+crate::multiversion!(normalize_plane_in => normalize_plane(
+    input: &[f32], out: &mut [MaybeUninit<f32>], scale_shift: (f32, f32), then: Epilogue, at: usize
+) -> ());
+crate::multiversion!(channel_sums_in => channel_sums(
+    x: &[f32], dy: &[f32], at: Planes, normalised: (f32, f32), ch: usize
+) -> (f64, f64));
+crate::multiversion!(plane_gradient_in => plane_gradient(
+    x: &[f32], dy: &[f32], out: &mut [MaybeUninit<f32>], normalised: (f32, f32, f32), means: (f32, f32)
+) -> ());
+
 /// Lanes of independent partial sums: a sequential float sum cannot be reordered, so it
-/// would not vectorise; eight running sums do (and are more accurate than one).
-const LANES: usize = 8;
+/// would not vectorise; 32 running sums do (and are more accurate than one), as two
+/// AVX-512 vectors or four AVX2 ones, whose additions overlap (with one vector of 8 each
+/// addition waited for the last, and the statistics ran at half the speed).
+const LANES: usize = 32;
 
 /// Σ f(v) over one plane, in f32 (a plane is one feature map; planes add up in f64).
+#[inline(always)]
 fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0f32; LANES];
     let chunks = values.chunks_exact(LANES);
@@ -185,6 +232,7 @@ fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 }
 
 /// Σ f(a, b) over two planes of equal length, as `lane_sum`.
+#[inline(always)]
 fn lane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));

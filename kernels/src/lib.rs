@@ -39,6 +39,39 @@ impl Width {
     }
 }
 
+/// `fn $name(width: Width, args) -> R`: `$body(args)`, an `#[inline(always)]` function,
+/// compiled for `width` (the crate is built for baseline x86-64, whose 4-lane loops left
+/// batch norm's passes compute-bound). Only for code whose results do not depend on
+/// the width: Rust does not fuse multiplies and adds on its own, so the same operations
+/// in the same order give the same values in every width.
+macro_rules! multiversion {
+    ($name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty) => {
+        fn $name(width: $crate::Width, $($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                match width {
+                    // SAFETY: `Width::detect` found the feature on this CPU.
+                    $crate::Width::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::Width::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::Width::Baseline => {}
+                }
+            }
+            let _ = width;
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
 /// Values per parallel task, at least: below this, waking the pool's threads costs
 /// more than the loop (a batch of one image was mostly threads sleeping and waking).
 const GRAIN: usize = 1 << 14;
@@ -84,6 +117,7 @@ impl Epilogue<'_> {
     }
 
     /// Applies the epilogue to `out`, the part of the output that starts at `offset`.
+    #[inline(always)]
     pub(crate) fn apply(&self, out: &mut [f32], offset: usize) {
         match (self.residual, self.relu) {
             (Some(r), relu) => {
@@ -114,21 +148,26 @@ fn relu_gradient(dy: f32, output: f32) -> f32 {
     f32::from_bits(dy.to_bits() & keep.wrapping_neg())
 }
 
+#[inline(always)]
+fn relu_backward_chunk(out: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) {
+    for ((o, &g), &y) in out.iter_mut().zip(dy).zip(y) {
+        o.write(relu_gradient(g, y));
+    }
+}
+multiversion!(relu_backward_in => relu_backward_chunk(out: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) -> ());
+
 /// `dy` through ReLU's mask (`output` is the ReLU's output), in parallel.
 pub fn relu_backward(dy: &[f32], output: &[f32]) -> Vec<f32> {
     use rayon::prelude::*;
     assert_eq!(dy.len(), output.len(), "ReLU gradient length");
     let mut dz = uninit(dy.len());
     const CHUNK: usize = 1 << 12;
+    let width = Width::detect();
     dz.par_chunks_mut(CHUNK)
         .zip(dy.par_chunks(CHUNK))
         .zip(output.par_chunks(CHUNK))
         .with_min_len(min_items(CHUNK))
-        .for_each(|((out, dy), y)| {
-            for ((o, &g), &y) in out.iter_mut().zip(dy).zip(y) {
-                o.write(relu_gradient(g, y));
-            }
-        });
+        .for_each(|((out, dy), y)| relu_backward_in(width, out, dy, y));
     // SAFETY: the chunks cover `dz`, and each value was written.
     unsafe { assume_init(dz) }
 }

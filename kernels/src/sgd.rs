@@ -43,8 +43,11 @@ pub struct Velocity<'a> {
 pub fn step(params: &mut [f32], grads: &[f32], velocity: Option<Velocity>, settings: &Settings) {
     assert_eq!(params.len(), grads.len(), "a gradient per parameter");
     let chunk = crate::min_items(1);
+    let width = crate::Width::detect();
     match (settings.momentum, velocity) {
-        (None, _) => params.par_chunks_mut(chunk).zip(grads.par_chunks(chunk)).for_each(|(p, g)| plain(p, g, settings)),
+        (None, _) => {
+            params.par_chunks_mut(chunk).zip(grads.par_chunks(chunk)).for_each(|(p, g)| plain_in(width, p, g, settings))
+        }
         (Some(momentum), Some(velocity)) => {
             assert_eq!(velocity.values.len(), params.len(), "a velocity per parameter");
             let started = velocity.started;
@@ -52,7 +55,7 @@ pub fn step(params: &mut [f32], grads: &[f32], velocity: Option<Velocity>, setti
                 .par_chunks_mut(chunk)
                 .zip(grads.par_chunks(chunk))
                 .zip(velocity.values.par_chunks_mut(chunk))
-                .for_each(|((p, g), v)| with_momentum(p, g, v, started, &momentum, settings))
+                .for_each(|((p, g), v)| with_momentum_in(width, p, g, v, (started, &momentum), settings))
         }
         (Some(_), None) => panic!("momentum needs a velocity"),
     }
@@ -67,6 +70,12 @@ fn decayed(p: f32, g: f32, settings: &Settings) -> f32 {
     }
 }
 
+crate::multiversion!(plain_in => plain(params: &mut [f32], grads: &[f32], settings: &Settings) -> ());
+crate::multiversion!(with_momentum_in => with_momentum(
+    params: &mut [f32], grads: &[f32], velocity: &mut [f32], started: (bool, &Momentum), settings: &Settings
+) -> ());
+
+#[inline(always)]
 fn plain(params: &mut [f32], grads: &[f32], settings: &Settings) {
     let lr = settings.learning_rate;
     for (p, &g) in params.iter_mut().zip(grads) {
@@ -75,12 +84,12 @@ fn plain(params: &mut [f32], grads: &[f32], settings: &Settings) {
     }
 }
 
+#[inline(always)]
 fn with_momentum(
     params: &mut [f32],
     grads: &[f32],
     velocity: &mut [f32],
-    started: bool,
-    momentum: &Momentum,
+    (started, momentum): (bool, &Momentum),
     settings: &Settings,
 ) {
     let lr = settings.learning_rate;
