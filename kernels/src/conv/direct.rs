@@ -30,7 +30,9 @@ const LANES: usize = 16;
 /// blocks; a 32×32 image has more on its own).
 const GROUP_POSITIONS: usize = 192;
 
-/// Below this many channels in or out ...
+/// At most this many channels in and out: above, a block's weight (8 × in × taps
+/// values) outgrows L1, and the unfolding GEMM and Winograd's form were faster (one
+/// 3×3 layer of 128, 256 and 512 channels, `archc bench`: BENCHMARKS.md).
 const MAX_CHANNELS: usize = 64;
 
 /// Whether the direct form computes this convolution (on this CPU), and pays.
