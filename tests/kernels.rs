@@ -732,9 +732,12 @@ fn winograd_convolutions_match_the_unfolding_ones() {
 /// dropped as they are stored): a ResNet's 32×32 and 8×8 (several images to a group)
 /// layers, LeNet-5's 5×5 with padding at batch 1 (one image, its channel blocks split
 /// between threads) and valid, channels not a multiple of 8, a wide rectangular image
-/// with uneven padding and dilation. Against the image-by-image unfolding with bias,
-/// without, and with residual and ReLU; the plain output also against the direct loops.
-/// Then a "same" layer's input gradient, which runs forward through the same form.
+/// with uneven padding and dilation, 5×5 windows over 64 and 48 channels. Against the
+/// image-by-image unfolding with bias, without, and with residual and ReLU; the plain
+/// output and all three gradients also against the direct loops (the weight gradient
+/// from the padded images in register blocks of 1, 2 and 4 vectors of output channels,
+/// one image's blocks split between threads). Then a "same" layer's input gradient,
+/// which runs forward through the same form.
 #[test]
 fn direct_convolutions_match_the_unfolding_ones() {
     let same = |batch, (cin, cout), size| square_conv(batch, (cin, cout), size, (3, 1, 1));
@@ -757,6 +760,8 @@ fn direct_convolutions_match_the_unfolding_ones() {
         (square_conv(4, (6, 16), 14, (5, 1, 0)), 1),
         (same(7, (24, 20), 16), 3),
         (rectangular, 2),
+        (square_conv(2, (8, 64), 12, (5, 1, 2)), 2),
+        (square_conv(3, (32, 48), 9, (5, 1, 2)), 1),
     ] {
         if !std::is_x86_feature_detected!("avx512f") {
             // The form needs AVX-512; elsewhere the others compute these (tested above).
@@ -772,6 +777,15 @@ fn direct_convolutions_match_the_unfolding_ones() {
             close_to(what, a, e).unwrap_or_else(|e| panic!("{c:?}: {e}"));
         }
         close_to("against the direct loops", &found[0], &direct::forward(&c, &x, &w, &bias)).unwrap();
+        // The gradients: the weight's from the same padded images (window widths 3 and
+        // 5; the dilated one unfolds), against the direct loops.
+        let dy = values(c.output_len(), 5);
+        let all = Wanted { input: true, weight: true, bias: true };
+        let gradients = pool.install(|| conv_kernel::backward(&c, &x, &w, &dy, all));
+        let (dx, dw, db) = direct::backward(&c, &x, &w, &dy);
+        close_to("weight gradient", &gradients.weight.unwrap(), &dw).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        close_to("input gradient", &gradients.input.unwrap(), &dx).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        close_to("bias gradient", &gradients.bias.unwrap(), &db).unwrap_or_else(|e| panic!("{c:?}: {e}"));
     }
     let c = same(6, (32, 40), 16);
     let (x, w, dy) = (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.output_len(), 5));

@@ -15,9 +15,10 @@
 //! (`direct.rs`); Winograd's F(2×2, 3×3) for a wide enough 3×3 stride-1 convolution
 //! (`winograd.rs`); several images' unfoldings side by side in one GEMM where an image
 //! has few output positions (`side_by_side`); or the unfolding above. A stride-1 convolution with a window taller than one row is unfolded
-//! along the width only and multiplied once per window row (`is_tall`). With one thread
-//! per image and rows of 256 positions or more, the weight gradient uses the
-//! dot-product kernel of `dot.rs` rather than the GEMM.
+//! along the width only and multiplied once per window row (`is_tall`). The weight
+//! gradient of a layer the direct form takes comes from its padded images too
+//! (`direct::weight_gradient`); elsewhere, with one thread per image and rows of 256
+//! positions or more, from the dot-product kernel of `dot.rs` rather than the GEMM.
 //!
 //! Images are shared out among the pool's threads (each GEMM then runs on one thread);
 //! with fewer images than threads a large GEMM runs in parallel, a small one on one
@@ -834,6 +835,16 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
     let per_task = conv.batch.div_ceil(tasks);
     let (image_len, group_len) = (conv.image_len(), in_g * conv.height * conv.width);
     let tall = conv.is_tall();
+
+    // The weight gradient of a layer the direct form takes, from its padded images.
+    if wanted.weight
+        && dot == Some(Isa::Best)
+        && direct::applies(conv)
+        && let Some(dw) = direct::weight_gradient(conv, x, dy)
+    {
+        let rest = backward_with(conv, x, weight, dy, Wanted { weight: false, ..wanted }, dot);
+        return Gradients { weight: Some(dw), ..rest };
+    }
 
     // With stride 1 the input gradient is itself a convolution, of dy, run forward.
     if wanted.input
