@@ -730,14 +730,15 @@ fn winograd_convolutions_match_the_unfolding_ones() {
 /// image, 8 output channels × 48 positions to a register block, the positions running
 /// along padded rows (so a vector crosses rows, and the lanes in padding columns are
 /// dropped as they are stored): a ResNet's 32×32 and 8×8 (several images to a group)
-/// layers, LeNet-5's 5×5 with padding at batch 1 (one image, its channel blocks split
-/// between threads) and valid, channels not a multiple of 8, a wide rectangular image
-/// with uneven padding and dilation, 5×5 windows over 64 and 48 channels. Against the
-/// image-by-image unfolding with bias, without, and with residual and ReLU; the plain
-/// output and all three gradients also against the direct loops (the weight gradient
-/// from the padded images in register blocks of 1, 2 and 4 vectors of output channels,
-/// one image's blocks split between threads). Then a "same" layer's input gradient,
-/// which runs forward through the same form.
+/// layers, LeNet-5's 5×5 with padding at batch 1 and valid, channels not a multiple of
+/// 8, a wide rectangular image with uneven padding and dilation, 5×5 windows over 64 and
+/// 48 channels, one image whose channel blocks are split between threads, a dilation
+/// that leaves a whole vector in a row's padding, window rows of one, and a 5-wide
+/// window with dilated rows. Against the image-by-image unfolding with bias, without,
+/// and with residual and ReLU; the plain output and all three gradients also against
+/// the direct loops (the weight gradient from the padded images in register blocks of
+/// 1, 2 and 4 vectors of output channels, one image's blocks split between threads).
+/// Then a "same" layer's input gradient, which runs forward through the same form.
 #[test]
 fn direct_convolutions_match_the_unfolding_ones() {
     let same = |batch, (cin, cout), size| square_conv(batch, (cin, cout), size, (3, 1, 1));
@@ -762,6 +763,14 @@ fn direct_convolutions_match_the_unfolding_ones() {
         (rectangular, 2),
         (square_conv(2, (8, 64), 12, (5, 1, 2)), 2),
         (square_conv(3, (32, 48), 9, (5, 1, 2)), 1),
+        // One image, three channel blocks shared between two threads.
+        (square_conv(1, (3, 24), 16, (3, 1, 1)), 2),
+        // Rows 36 long of which 20 are outputs: vector 8 (positions 128-143) lies
+        // wholly in a row's padding.
+        (Conv2d { kernel: [1, 3], padding: [0, 8], dilation: [1, 8], ..square_conv(2, (4, 10), 20, (1, 1, 0)) }, 2),
+        // Window rows of one, and 5 wide with dilated rows (the weight gradient's blocks).
+        (Conv2d { kernel: [1, 5], padding: [0, 2], ..square_conv(2, (6, 20), 10, (1, 1, 0)) }, 2),
+        (Conv2d { kernel: [3, 5], padding: [2, 2], dilation: [2, 1], ..square_conv(3, (5, 16), 11, (1, 1, 0)) }, 3),
     ] {
         if !std::is_x86_feature_detected!("avx512f") {
             // The form needs AVX-512; elsewhere the others compute these (tested above).

@@ -877,7 +877,8 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
             (true, false) => crate::uninit(conv.weight_len()),
         };
         let mut db = vec![0f32; if wanted.bias { conv.out_channels } else { 0 }];
-        let mut col = vec![0f32; conv.scratch_len()];
+        // The unfolding is only for the weight gradient.
+        let mut col = vec![0f32; if wanted.weight { conv.scratch_len() } else { 0 }];
         // The unfolded input gradient, for the convolutions whose input gradient is folded.
         let mut dcol = Vec::new();
         let mut dcol_t = Vec::new();

@@ -43,7 +43,8 @@ impl Width {
 /// compiled for `width` (the crate is built for baseline x86-64, whose 4-lane loops left
 /// batch norm's passes compute-bound). Only for code whose results do not depend on
 /// the width: Rust does not fuse multiplies and adds on its own, so the same operations
-/// in the same order give the same values in every width.
+/// in the same order give the same values in every width. `width` must come from
+/// `Width::detect` (as `Panel`'s multiversioned transforms in `conv/winograd.rs` take it).
 macro_rules! multiversion {
     ($name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty) => {
         fn $name(width: $crate::Width, $($arg: $ty),*) -> $ret {

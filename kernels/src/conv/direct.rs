@@ -34,7 +34,7 @@ const LANES: usize = 16;
 /// blocks; a 32×32 image has more on its own).
 const GROUP_POSITIONS: usize = 192;
 
-/// At most this many channels in and out: above, a block's weight (8 × in × taps
+/// At most this many channels in and out: above, a 3×3 block's weight (8 × in × 9
 /// values) outgrows L1, and the unfolding GEMM and Winograd's form were faster (one
 /// 3×3 layer of 128, 256 and 512 channels, `archc bench`: BENCHMARKS.md).
 const MAX_CHANNELS: usize = 64;
@@ -315,10 +315,11 @@ unsafe fn block_avx512<const N: usize>(
 /// The weight gradient from the same padded images: dW[co][ci][ki][kj] = Σ over the
 /// output positions of dy[co][p] · x̃[ci][q(p) + ki·d₀·wp + kj], with the 16 output
 /// channels of a vector side by side. dy is first laid out position by position
-/// (dyᵀ, gathered), so that a position's output channels are one vector load and each
-/// (input channel, window row, tap) value one broadcast: a register block of 24 sums
-/// (window rows × taps × channel vectors) takes 24 FMAs per position, with no unfolding
-/// and no horizontal sums (the dot products over the tall unfolding ran at about 240
+/// (dyᵀ), so that a position's output channels are one vector load and each (input
+/// channel, window row, tap) value one broadcast: a register block of 24 sums (20 for a
+/// 5-wide window; window rows × taps × channel vectors) takes as many FMAs per position,
+/// summed over an image's positions and then added to the task's sums, with no
+/// unfolding and no horizontal sums (the dot products over the tall unfolding ran at about 240
 /// GFLOP/s in ResNet-20's training, against 340 for the forward form).
 ///
 /// `None` where it is not built for the window (its width 3 or 5, taps side by side
@@ -338,8 +339,14 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
     let sums_len = rows * kw * width;
     let threads = rayon::current_num_threads().max(1);
     // Images shared among the threads; one image's rows (blocks of them) otherwise.
-    let (tasks, row_parts) =
-        if conv.batch >= threads { (threads, 1) } else { (conv.batch, threads.div_ceil(conv.batch)) };
+    // (No more parts than the fewest row blocks a channel block has: the rest would
+    // pad and transpose for nothing.)
+    let fewest_blocks = rows.div_ceil(24 / (vectors.min(4) * kw));
+    let (tasks, row_parts) = if conv.batch >= threads {
+        (threads, 1)
+    } else {
+        (conv.batch, threads.div_ceil(conv.batch).min(fewest_blocks))
+    };
     let per_task = conv.batch.div_ceil(tasks);
     let units = conv.batch.div_ceil(per_task) * row_parts;
     let partial = (0..units).into_par_iter().map(|unit| {
