@@ -217,19 +217,12 @@ crate::multiversion!(plane_gradient_in => plane_gradient(
 /// AVX-512 vectors or four AVX2 ones, whose additions overlap (with one vector of 8 each
 /// addition waited for the last, and the statistics ran at half the speed).
 const LANES: usize = 32;
+const SHORT_LANES: usize = 8;
 
 /// Σ f(v) over one plane, in f32 (a plane is one feature map; planes add up in f64).
 #[inline(always)]
 fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut lanes = [0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    for chunk in chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += f(v);
-        }
-    }
-    lanes.iter().sum::<f32>() + rest
+    lane_sum2(values, values, |v, _| f(v))
 }
 
 /// Σ f(a, b) over two planes of equal length, as `lane_sum`.
@@ -237,11 +230,20 @@ fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 fn lane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let rest: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| f(x, y)).sum();
+    // What is left, in 8 lanes and then one at a time: planes of 16 values (a ResNet's
+    // 4×4 stage) would otherwise be summed value by value.
+    let mut short = [0f32; SHORT_LANES];
+    let (sa, sb) = (ca.remainder().chunks_exact(SHORT_LANES), cb.remainder().chunks_exact(SHORT_LANES));
+    let rest: f32 = sa.remainder().iter().zip(sb.remainder()).map(|(&x, &y)| f(x, y)).sum();
     for (x, y) in ca.zip(cb) {
         for ((lane, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
             *lane += f(x, y);
         }
     }
-    lanes.iter().sum::<f32>() + rest
+    for (x, y) in sa.zip(sb) {
+        for ((lane, &x), &y) in short.iter_mut().zip(x).zip(y) {
+            *lane += f(x, y);
+        }
+    }
+    lanes.iter().sum::<f32>() + short.iter().sum::<f32>() + rest
 }
