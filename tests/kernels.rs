@@ -788,13 +788,7 @@ fn direct_convolutions_match_the_unfolding_ones() {
         close_to("against the direct loops", &found[0], &direct::forward(&c, &x, &w, &bias)).unwrap();
         // The gradients: the weight's from the same padded images (window widths 3 and
         // 5; the dilated one unfolds), against the direct loops.
-        let dy = values(c.output_len(), 5);
-        let all = Wanted { input: true, weight: true, bias: true };
-        let gradients = pool.install(|| conv_kernel::backward(&c, &x, &w, &dy, all));
-        let (dx, dw, db) = direct::backward(&c, &x, &w, &dy);
-        close_to("weight gradient", &gradients.weight.unwrap(), &dw).unwrap_or_else(|e| panic!("{c:?}: {e}"));
-        close_to("input gradient", &gradients.input.unwrap(), &dx).unwrap_or_else(|e| panic!("{c:?}: {e}"));
-        close_to("bias gradient", &gradients.bias.unwrap(), &db).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        pool.install(|| all_gradients_match_the_direct_loops(&c, &x, &w, &values(c.output_len(), 5)));
     }
     let c = same(6, (32, 40), 16);
     let (x, w, dy) = (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.output_len(), 5));
@@ -847,13 +841,19 @@ fn input_gradients_over_few_positions_match() {
         );
         let (x, w, dy) = (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.output_len(), 3));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let all = Wanted { input: true, weight: true, bias: true };
-        let found = pool.install(|| conv_kernel::backward(&c, &x, &w, &dy, all));
-        let (dx, dw, db) = direct::backward(&c, &x, &w, &dy);
-        close_to("input gradient", &found.input.unwrap(), &dx).unwrap_or_else(|e| panic!("{c:?}: {e}"));
-        close_to("weight gradient", &found.weight.unwrap(), &dw).unwrap_or_else(|e| panic!("{c:?}: {e}"));
-        close_to("bias gradient", &found.bias.unwrap(), &db).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        pool.install(|| all_gradients_match_the_direct_loops(&c, &x, &w, &dy));
     }
+}
+
+/// The kernel's input, weight and bias gradients (on the current pool) against the
+/// direct loops'.
+fn all_gradients_match_the_direct_loops(c: &Conv2d, x: &[f32], w: &[f32], dy: &[f32]) {
+    let all = Wanted { input: true, weight: true, bias: true };
+    let found = conv_kernel::backward(c, x, w, dy, all);
+    let (dx, dw, db) = direct::backward(c, x, w, dy);
+    close_to("input gradient", &found.input.unwrap(), &dx).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    close_to("weight gradient", &found.weight.unwrap(), &dw).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    close_to("bias gradient", &found.bias.unwrap(), &db).unwrap_or_else(|e| panic!("{c:?}: {e}"));
 }
 
 /// The weight gradient's dot-product kernels (AVX-512 and AVX2) run only over 256

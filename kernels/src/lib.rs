@@ -15,8 +15,9 @@ pub mod sgd;
 use std::mem::{ManuallyDrop, MaybeUninit};
 
 /// The widest vectors this CPU has, detected at run time: the crate is built for
-/// baseline x86-64 (4 lanes), and its kernels that can use more are also compiled for
-/// AVX2 with FMA and for AVX-512 (`dot.rs`, `conv/winograd.rs`).
+/// baseline x86-64 (4 lanes), and its kernels that can use more are written for AVX2
+/// with FMA and for AVX-512 (`dot.rs`, `conv/direct.rs`) or compiled for them as well
+/// (`multiversion!`: Winograd's transforms, batch norm, ReLU's gradient, the SGD step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Width {
     Avx512,
@@ -41,10 +42,10 @@ impl Width {
 
 /// `fn $name(width: Width, args) -> R`: `$body(args)`, an `#[inline(always)]` function,
 /// compiled for `width` (the crate is built for baseline x86-64, whose 4-lane loops left
-/// batch norm's passes compute-bound). Only for code whose results do not depend on
+/// batch norm's passes and Winograd's transforms compute-bound). Only for code whose results do not depend on
 /// the width: Rust does not fuse multiplies and adds on its own, so the same operations
 /// in the same order give the same values in every width. `width` must come from
-/// `Width::detect` (as `Panel`'s multiversioned transforms in `conv/winograd.rs` take it).
+/// `Width::detect`.
 macro_rules! multiversion {
     ($name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty) => {
         fn $name(width: $crate::Width, $($arg: $ty),*) -> $ret {

@@ -339,14 +339,13 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
     let sums_len = rows * kw * width;
     let threads = rayon::current_num_threads().max(1);
     // Images shared among the threads; one image's rows (blocks of them) otherwise.
-    // (No more parts than the fewest row blocks a channel block has: the rest would
-    // pad and transpose for nothing.)
-    let fewest_blocks = rows.div_ceil(24 / (vectors.min(4) * kw));
-    let (tasks, row_parts) = if conv.batch >= threads {
-        (threads, 1)
-    } else {
-        (conv.batch, threads.div_ceil(conv.batch).min(fewest_blocks))
-    };
+    // (No more parts than the first channel block, the widest, has row blocks: the rest
+    // would pad and transpose for nothing.)
+    let most_blocks = rows.div_ceil(rows_per_block(block_vectors(vectors), kw));
+    let (tasks, row_parts) =
+        if conv.batch >= threads { (threads, 1) } else { (conv.batch, threads.div_ceil(conv.batch).min(most_blocks)) };
+    let row = |r: usize| (r / kh) * padded.plane + (r % kh) * conv.dilation[0] * padded.wp;
+    let shape = Shape { out_h, out_w, wp: padded.wp, width };
     let per_task = conv.batch.div_ceil(tasks);
     let units = conv.batch.div_ceil(per_task) * row_parts;
     let partial = (0..units).into_par_iter().map(|unit| {
@@ -360,19 +359,10 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
             unsafe { padded.fill(conv, input, &mut image) };
             // SAFETY: as above; dy_t holds positions × width values.
             unsafe { transpose_avx512(&dy[b * cout * positions..][..cout * positions], cout, positions, &mut dy_t) };
-            let row = |r: usize| (r / kh) * padded.plane + (r % kh) * conv.dilation[0] * padded.wp;
-            let shape = Shape { out_h, out_w, wp: padded.wp, width };
             let mut first = 0;
             while first < vectors {
-                // 4, 2 or 1 vectors of output channels to a block.
-                let v = if vectors - first >= 4 {
-                    4
-                } else if vectors - first >= 2 {
-                    2
-                } else {
-                    1
-                };
-                let per_block = 24 / (v * kw);
+                let v = block_vectors(vectors - first);
+                let per_block = rows_per_block(v, kw);
                 let blocks = rows.div_ceil(per_block);
                 for block in part * blocks / row_parts..(part + 1) * blocks / row_parts {
                     let r0 = block * per_block;
@@ -386,7 +376,8 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
                     unsafe {
                         let start = |i: usize| image.as_ptr().add(row(r0 + i.min(real - 1)));
                         macro_rules! run {
-                            ($kw:literal, $v:literal, $rows:literal) => {
+                            ($kw:literal, $v:literal, $rows:literal) => {{
+                                debug_assert_eq!($rows, rows_per_block($v, $kw));
                                 gradient_block::<$kw, $v, $rows>(
                                     std::array::from_fn(start),
                                     dy_at,
@@ -394,7 +385,7 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
                                     real,
                                     &shape,
                                 )
-                            };
+                            }};
                         }
                         match (kw, v) {
                             (3, 4) => run!(3, 4, 2),
@@ -425,6 +416,21 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
         }
     }
     Some(dw)
+}
+
+/// Vectors of output channels in a gradient block, with `left` still to do: 4, 2 or 1.
+fn block_vectors(left: usize) -> usize {
+    match left {
+        4.. => 4,
+        2 | 3 => 2,
+        _ => 1,
+    }
+}
+
+/// Rows (input channel, window row) in a gradient block of `v` channel vectors over a
+/// window `kw` wide: as many as make 24 sums, or 20 (`gradient_block`'s ROWS).
+fn rows_per_block(v: usize, kw: usize) -> usize {
+    24 / (v * kw)
 }
 
 /// The sizes a gradient block walks: the output rows and columns, the padded row length,

@@ -102,13 +102,13 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
         for start in (0..units).step_by(panel_rows) {
             let panel = Panel { conv, tiles: &tiles, units: start..(start + panel_rows).min(units), first };
             let len = panel.len();
-            panel.input(width, x, &mut v, &mut lines);
+            panel_input(width, &panel, x, &mut v, &mut lines);
             for xi in 0..16 {
                 let lhs = Matrix::rows(&u[xi * cout * cin..][..cout * cin], cin);
                 let rhs = Matrix::rows(&v[xi * cin * len..][..cin * len], len);
                 matmul(&mut m[xi * cout * len..][..cout * len], false, (cout, len, cin), lhs, rhs, par);
             }
-            panel.output(width, &m, bias, then, y, &mut lines);
+            panel_output(width, &panel, &m, bias, then, y, &mut lines);
         }
     });
     // SAFETY: the panels cover every row of tiles of every image, and each writes all
@@ -317,42 +317,28 @@ fn deinterleave(pairs: &[f32], even: &mut [f32], odd: &mut [f32]) {
     }
 }
 
-/// `fn $name(&self, width, args)`: `self.$method(args)` compiled for `width`.
-macro_rules! multiversioned {
-    ($name:ident => $method:ident ($($arg:ident : $ty:ty),*)) => {
-        fn $name(&self, width: Width, $($arg: $ty),*) {
-            // The transforms add, subtract and halve only: every width gives the same
-            // values.
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn avx512(panel: &Panel, $($arg: $ty),*) {
-                    panel.$method($($arg),*)
-                }
-                #[target_feature(enable = "avx2")]
-                fn avx2(panel: &Panel, $($arg: $ty),*) {
-                    panel.$method($($arg),*)
-                }
-                match width {
-                    // SAFETY: `Width::detect` found the feature on this CPU.
-                    Width::Avx512 => return unsafe { avx512(self, $($arg),*) },
-                    // SAFETY: as above.
-                    Width::Avx2 => return unsafe { avx2(self, $($arg),*) },
-                    Width::Baseline => {}
-                }
-            }
-            let _ = width;
-            self.$method($($arg),*)
-        }
-    };
+// The transforms add, subtract and halve only: every width gives the same values.
+#[inline(always)]
+fn input_of(panel: &Panel, x: &[f32], v: &mut [f32], lines: &mut [f32]) {
+    panel.transform_input(x, v, lines)
 }
 
-impl Panel<'_> {
-    multiversioned!(input => transform_input(x: &[f32], v: &mut [f32], lines: &mut [f32]));
-    multiversioned!(output => transform_output(
-        m: &[f32], bias: Option<&[f32]>, then: Epilogue, y: &mut [MaybeUninit<f32>], lines: &mut [f32]
-    ));
+#[inline(always)]
+fn output_of(
+    panel: &Panel,
+    m: &[f32],
+    bias: Option<&[f32]>,
+    then: Epilogue,
+    y: &mut [MaybeUninit<f32>],
+    lines: &mut [f32],
+) {
+    panel.transform_output(m, bias, then, y, lines)
 }
+
+crate::multiversion!(panel_input => input_of(panel: &Panel, x: &[f32], v: &mut [f32], lines: &mut [f32]) -> ());
+crate::multiversion!(panel_output => output_of(
+    panel: &Panel, m: &[f32], bias: Option<&[f32]>, then: Epilogue, y: &mut [MaybeUninit<f32>], lines: &mut [f32]
+) -> ());
 
 /// G g Gᵀ for every (out, in) pair: u[(ξ·out + o)·in + i], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
 /// In parallel over runs of pairs, each task writing its run of all 16 rows of u (a
