@@ -10,12 +10,13 @@
 //!   for a stride-1 convolution that keeps its size, a forward convolution of dy
 //!   instead (`input_gradient_as_convolution`).
 //!
-//! The forward pass takes one of four forms (`Form`): on AVX-512, a stride-1
-//! convolution of up to 64 channels straight from a padded copy of the image
-//! (`direct.rs`); Winograd's F(2×2, 3×3) for a wide enough 3×3 stride-1 convolution
-//! (`winograd.rs`); several images' unfoldings side by side in one GEMM where an image
-//! has few output positions (`side_by_side`); or the unfolding above. A stride-1 convolution with a window taller than one row is unfolded
-//! along the width only and multiplied once per window row (`is_tall`). The weight
+//! The forward pass takes one of four forms (`Form`): Winograd's F(4×4, 3×3) for a 3×3
+//! stride-1 convolution of 64 channels or more over enough tiles (`winograd.rs`); on
+//! AVX-512, a stride-1 convolution of up to 64 channels straight from a padded copy of
+//! the image (`direct.rs`); several images' unfoldings side by side in one GEMM where
+//! an image has few output positions (`side_by_side`); or the unfolding above. A
+//! stride-1 convolution with a window taller than one row is unfolded along the width
+//! only and multiplied once per window row (`is_tall`). The weight
 //! gradient of a layer the direct form takes comes from its padded images too
 //! (`direct::weight_gradient`); elsewhere, with one thread per image and rows of 256
 //! positions or more, from the dot-product kernel of `dot.rs` rather than the GEMM.
@@ -583,13 +584,15 @@ unsafe fn gemm_into(
 /// How the forward pass computes a convolution, in the order `form` tries them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Form {
-    /// Straight from a padded copy of the image (`direct.rs`): stride 1, up to 64
-    /// channels, AVX-512. Tried first: at 64 channels over 32×32 it is at least as fast
-    /// as Winograd's form (one such layer, batch 32, medians of alternating runs: 6.2-6.5
-    /// against 6.3-7.4 ms inference, 16.9-17.3 against 18.1-18.3 ms training).
-    Direct,
-    /// Winograd's F(2×2, 3×3) (`winograd.rs`): 3×3, stride 1, wide enough to pay.
+    /// Winograd's F(4×4, 3×3) (`winograd.rs`): 3×3, stride 1, 64 channels or more
+    /// over enough tiles. Tried first: at 64 channels it beats the direct form wherever
+    /// each thread has a few images' tiles (two 3×3 layers, `archc bench --mode infer`,
+    /// 2 threads: 32×32 at batch 32, 26.2-26.6 → 17.9-19.0 ms; 8×8 at batch 128, 10.8 →
+    /// 7.9 ms), not over 16 or 32 channels (2.30 → 4.06-4.38 ms at batch 32).
     Winograd,
+    /// Straight from a padded copy of the image (`direct.rs`): stride 1, up to 64
+    /// channels, AVX-512.
+    Direct,
     /// Several images' unfoldings in one GEMM (`side_by_side`): few positions per image.
     SideBySide,
     /// Image by image (`unfolded`).
@@ -598,10 +601,10 @@ enum Form {
 
 /// The form the forward pass takes for `conv` on the current thread pool.
 fn form(conv: &Conv2d) -> Form {
-    if direct::applies(conv) {
-        Form::Direct
-    } else if winograd::applies(conv) {
+    if winograd::applies(conv) {
         Form::Winograd
+    } else if direct::applies(conv) {
+        Form::Direct
     } else if conv.runs_side_by_side() {
         Form::SideBySide
     } else {
@@ -610,7 +613,8 @@ fn form(conv: &Conv2d) -> Form {
 }
 
 /// Whether the forward pass (and a stride-1 input gradient, run as one) takes
-/// Winograd's F(2×2, 3×3) form (`winograd.rs`): 3×3, stride 1, wide enough to pay.
+/// Winograd's F(4×4, 3×3) form (`winograd.rs`): 3×3, stride 1, 64 channels or more over
+/// enough tiles.
 pub fn is_winograd(conv: &Conv2d) -> bool {
     form(conv) == Form::Winograd
 }

@@ -35,8 +35,9 @@ const LANES: usize = 16;
 const GROUP_POSITIONS: usize = 192;
 
 /// At most this many channels in and out: above, a 3×3 block's weight (8 × in × 9
-/// values) outgrows L1, and the unfolding GEMM and Winograd's form were faster (one
-/// 3×3 layer of 128, 256 and 512 channels, `archc bench`: BENCHMARKS.md).
+/// values) outgrows L1, and the unfolding GEMM and Winograd's F(2×2, 3×3) were faster
+/// (one 3×3 layer of 128, 256 and 512 channels, `archc bench`: BENCHMARKS.md). A 3×3
+/// layer of 64 goes to Winograd's form first, where it has enough tiles.
 const MAX_CHANNELS: usize = 64;
 
 /// Whether the direct form computes this convolution (on this CPU), and pays.

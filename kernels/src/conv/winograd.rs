@@ -1,23 +1,22 @@
-//! 3×3 stride-1 convolutions by Winograd's minimal filtering F(2×2, 3×3) (Lavin and
-//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+//! 3×3 stride-1 convolutions of 64 channels or more by Winograd's F(4×4, 3×3) (Lavin
+//! and Gray 2016, the points 0, ±1, ±2).
 //!
-//! Each 2×2 block of outputs comes from a 4×4 input tile d and the 3×3 window g as
-//! Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A: 16 multiplies per (input, output) channel pair where
-//! the direct form needs 36, 2.25 times fewer multiply-adds. Summed over the input
-//! channels, the 16 element-wise products become 16 GEMMs, one per position ξ of the
-//! 4×4 transformed tile:
+//! Each 4×4 block of outputs comes from a 6×6 input tile d and the 3×3 window g as
+//! Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A: 36 multiplies per (input, output) channel pair for
+//! 16 outputs, where the unfolding GEMM takes 144 (and F(2×2, 3×3), which this form
+//! replaced, 64). Summed over the input channels, the 36 element-wise products become
+//! 36 GEMMs, one per position ξ of the 6×6 transformed tile:
 //!
 //! - weight: U_ξ [out × in] (G g Gᵀ, once per call),
-//! - input:  V_ξ [in × T] (Bᵀ d B for T tiles),
+//! - input:  V_ξ [in × T] (Bᵀ d B for a panel of T tiles),
 //! - M_ξ [out × T] = U_ξ · V_ξ, then Y = Aᵀ M A per tile, with the bias and the epilogue.
 //!
-//! The transforms only add, subtract and halve, so the result differs from the direct
-//! form's by a few roundings. Tiles are taken by rows of tiles, a panel of such rows at
-//! once (small enough that its V and M stay in cache). Within a panel a row of w tiles
-//! takes w + 1 columns of V and M: tile j reads input columns 2j .. 2j + 3, which are
-//! even and odd columns j and j + 1, so each transform is one pass along the panel's
-//! whole length (long vectors) at the price of one unused column per row of tiles
-//! (its GEMM columns are computed and dropped).
+//! F(2×2)'s layout wasted a column per row of tiles (a third of them at a ResNet's 4×4
+//! outputs); here a 4×4 plane is one tile and an 8×8 plane four. The transforms run
+//! along lines of a block of channels' tiles (each tile's 36 values first gathered into
+//! 36 lines), so that they vectorise even where a plane has one tile. B's and A's
+//! entries (±1, ±2, ±4, ±5, ±8) are exact, G's (¼, ⅙, 1/12, 1/24) round: outputs differ
+//! from the unfolding's by a few units of 1e-6 of their magnitude (F(2×2) by about one).
 
 use super::{Conv2d, Matrix, matmul};
 use crate::{Epilogue, Width};
@@ -25,48 +24,44 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-/// Below this many channels (in or out) the transforms, whose memory traffic is 4 times
-/// the image's per pass, cost about what the multiplies save: measured one 3×3 layer at
-/// a time (`archc bench`, batch 32/128, 2 threads), 16 channels were twice as slow as
-/// the unfolding GEMM, 32-64 even or slower, 128-512 10-30% faster (64 channels have
-/// paid over wide planes since the weight transform stopped thrashing its cache sets:
-/// `WIDE_MIN_CHANNELS`).
-const MIN_CHANNELS: usize = 128;
+/// Below this many channels (in or out) the transforms' memory traffic outweighs the
+/// multiplies they save: two 3×3 layers (`archc bench --mode infer`, batch 32, 2
+/// threads) of 16 channels over 32×32 took 2.3 ms in the direct form and 4.4 here, of
+/// 32 over 16×16 2.3 and 4.1; of 64 over 8×8 2.8 and 2.1.
+const MIN_CHANNELS: usize = 64;
 
-/// Below this many tiles per call the weight's transform (16 values per channel pair)
-/// outweighs the saving, and one image's transforms run on one thread: a batch of one
-/// through ResNet-18's 16×16 stage (64 tiles) was slower.
-const MIN_TILES: usize = 128;
+/// Below this many channels, only where each thread has its own images' tiles (the
+/// transforms of one task run on one thread): 64 channels over 32×32 at batch 1 took
+/// 1.0 ms in the direct form and 1.3 here.
+const WIDE_CHANNELS: usize = 128;
 
-/// From 64 channels the form pays only over wide planes and many tiles, where the
-/// unused column per row of tiles is a small share and the transforms run long: one
-/// 64-channel 3×3 layer (`archc bench --iters 20`, three alternating rounds, ms) at
-/// 32×32, batch 32: 7.0–7.8 → 5.9–6.2 inference, 16.8–18.1 → 14.0–17.0 training; but
-/// at 8×8, batch 128: 1.8–3.2 → 2.0–2.2 and 4.1–4.2 → 4.2–4.6, and at 32×32, batch 1:
-/// 0.26–0.40 → 0.33–0.36 and 0.78–0.87 → 0.87–0.89.
-const WIDE_MIN_CHANNELS: usize = 64;
-const WIDE_MIN_WIDTH: usize = 32;
-const WIDE_MIN_TILES: usize = 1024;
+/// Below this many tiles per call the weight's transform (36 values per channel pair,
+/// written every call) outweighs the saving.
+const MIN_TILES: usize = 16;
 
-/// (in + out channels) × columns per panel: V and M together are 16 times this many
-/// values (1 MiB), so that a panel's transformed input and products stay in L2 ...
+/// Tiles per task, at least, to share the batch's images among the threads; below it
+/// one task runs the transforms and the GEMMs run in parallel.
+const MIN_TASK_TILES: usize = 64;
+
+/// (in + out channels) × columns per panel: V and M together hold 36 times this many
+/// values (2.25 MiB) ...
 const PANEL: usize = 1 << 14;
 
-/// ... but at least this many columns: the GEMMs run along them, and narrower ones
-/// fall to the GEMM's edge kernels (ResNet-18's 512 channels would get 16).
-const MIN_COLUMNS: usize = 96;
+/// ... but at least this many columns, along which the GEMMs run.
+const MIN_COLUMNS: usize = 64;
 
-/// Whether the Winograd form computes this convolution, and pays.
+/// Whether this form computes the convolution, and pays.
 pub(super) fn applies(conv: &Conv2d) -> bool {
     let [out_h, out_w] = conv.output_size();
     let channels = conv.in_channels.min(conv.out_channels);
-    let tiles = conv.batch * out_h.div_ceil(2) * out_w.div_ceil(2);
+    let tiles = conv.batch * out_h.div_ceil(4) * out_w.div_ceil(4);
     conv.kernel == [3, 3]
         && conv.stride == [1, 1]
         && conv.dilation == [1, 1]
         && conv.groups == 1
-        && ((channels >= MIN_CHANNELS && tiles >= MIN_TILES)
-            || (channels >= WIDE_MIN_CHANNELS && out_w >= WIDE_MIN_WIDTH && tiles >= WIDE_MIN_TILES))
+        && channels >= MIN_CHANNELS
+        && tiles >= MIN_TILES
+        && (channels >= WIDE_CHANNELS || tiles >= rayon::current_num_threads() * MIN_TASK_TILES)
 }
 
 /// The forward pass (`applies` must hold): y [batch, out, out_h, out_w], each output
@@ -75,38 +70,43 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
     debug_assert!(applies(conv));
     let (cin, cout) = (conv.in_channels, conv.out_channels);
     let [out_h, out_w] = conv.output_size();
-    let tiles = Tiles { rows: out_h.div_ceil(2), per_row: out_w.div_ceil(2) };
-    let u = transform_weight(weight, cin, cout);
+    let tiles = Tiles { rows: out_h.div_ceil(4), per_row: out_w.div_ceil(4) };
     let width = Width::detect();
     let threads = rayon::current_num_threads().max(1);
-    // Whole images per task, so that each task writes its own part of y; with fewer
-    // images than threads, one task and parallel GEMMs.
-    let (images_per_task, par) = if conv.batch >= threads {
+    // Whole images per task, so that each task writes its own part of y; with few
+    // tiles, one task and parallel GEMMs.
+    let per_image = tiles.rows * tiles.per_row;
+    let (images_per_task, par) = if conv.batch >= threads && conv.batch * per_image >= threads * MIN_TASK_TILES {
         (conv.batch.div_ceil(threads), Parallelism::None)
     } else {
         (conv.batch, Parallelism::Rayon(threads))
     };
     let image_out = cout * out_h * out_w;
-    let n = tiles.columns();
-    let rows_per_panel = (PANEL / (cin + cout)).max(MIN_COLUMNS).div_ceil(n);
-    // Written once each, without zeroing first (as the unfolding path does).
+    let units_per_panel = (PANEL / (cin + cout)).max(MIN_COLUMNS).div_ceil(tiles.per_row);
+    let taps = weight_taps(weight, cin * cout);
+    // Written once each, without zeroing first.
     let mut y = crate::uninit(conv.output_len());
     y.par_chunks_mut(images_per_task * image_out).enumerate().for_each(|(task, y)| {
         let first = task * images_per_task;
         let units = y.len() / image_out * tiles.rows;
-        let panel_rows = rows_per_panel.min(units);
-        let mut v = vec![0f32; 16 * cin * panel_rows * n];
-        let mut m = vec![0f32; 16 * cout * panel_rows * n];
-        // 8 rows of the panel's length (input) or 12 (output).
-        let mut lines = vec![0f32; 12 * panel_rows * n];
-        for start in (0..units).step_by(panel_rows) {
-            let panel = Panel { conv, tiles: &tiles, units: start..(start + panel_rows).min(units), first };
+        let panel_units = units_per_panel.min(units);
+        let columns = panel_units * tiles.per_row;
+        let mut v = vec![0f32; 36 * cin * columns];
+        let mut m = vec![0f32; 36 * cout * columns];
+        let mut u = Vec::with_capacity(6 * cout * cin);
+        let mut lines = vec![0f32; 72 * channels_per_block(columns) * columns];
+        for start in (0..units).step_by(panel_units) {
+            let panel = Panel { conv, tiles: &tiles, units: start..(start + panel_units).min(units), first };
             let len = panel.len();
             panel_input(width, &panel, x, &mut v, &mut lines);
-            for xi in 0..16 {
-                let lhs = Matrix::rows(&u[xi * cout * cin..][..cout * cin], cin);
-                let rhs = Matrix::rows(&v[xi * cin * len..][..cin * len], len);
-                matmul(&mut m[xi * cout * len..][..cout * len], false, (cout, len, cin), lhs, rhs, par);
+            for row in 0..6 {
+                let u = transform_weight_row(width, &taps, row, &mut u);
+                for (j, u) in u.chunks_exact(cout * cin).enumerate() {
+                    let xi = 6 * row + j;
+                    let lhs = Matrix::rows(u, cin);
+                    let rhs = Matrix::rows(&v[xi * cin * len..][..cin * len], len);
+                    matmul(&mut m[xi * cout * len..][..cout * len], false, (cout, len, cin), lhs, rhs, par);
+                }
             }
             panel_output(width, &panel, &m, bias, then, y, &mut lines);
         }
@@ -116,22 +116,121 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
     unsafe { crate::assume_init(y) }
 }
 
-/// The output's tiles: `rows` rows of `per_row` 2×2 tiles (the last row and column may
-/// hang over an odd output by one).
+/// The weight's taps side by side: taps[q·pairs + p] = weight[9p + q], so that the
+/// transform below runs along the pairs with whole vectors. Once per call, in parallel.
+fn weight_taps(weight: &[f32], pairs: usize) -> Vec<f32> {
+    let chunk = crate::min_items(9);
+    let mut taps = crate::uninit(9 * pairs);
+    let mut runs: Vec<Vec<&mut [MaybeUninit<f32>]>> =
+        (0..pairs.div_ceil(chunk)).map(|_| Vec::with_capacity(9)).collect();
+    for tap in taps.chunks_mut(pairs) {
+        for (parts, part) in runs.iter_mut().zip(tap.chunks_mut(chunk)) {
+            parts.push(part);
+        }
+    }
+    runs.into_par_iter().zip(weight.par_chunks(9 * chunk)).for_each(|(mut parts, windows)| {
+        for (p, window) in windows.chunks_exact(9).enumerate() {
+            for (part, &value) in parts.iter_mut().zip(window) {
+                part[p].write(value);
+            }
+        }
+    });
+    // SAFETY: the runs cover every pair, and each writes its pairs' 9 taps.
+    unsafe { crate::assume_init(taps) }
+}
+
+/// Row `row` of G g Gᵀ for every (out, in) pair from the weight's `taps`, into `u`
+/// (its room reused): u[(j·out + o)·in + i] = (G g Gᵀ)[row][j], the weight of
+/// ξ = 6·row + j. In parallel over runs of pairs.
+///
+/// A row at a time, each panel, rather than all 36 once per call: a 512-channel
+/// weight transforms into 38 MB, which left every cache between the transform and
+/// its GEMMs (and was mapped and faulted in afresh each call); a sixth of it stays in
+/// L3. The transform's share of the work stays small (9 loads, 6 stores and about 25
+/// operations per pair, against 6 · tiles multiply-adds in the row's GEMMs).
+fn transform_weight_row<'u>(width: Width, taps: &[f32], row: usize, u: &'u mut Vec<f32>) -> &'u [f32] {
+    let pairs = taps.len() / 9;
+    u.clear();
+    u.reserve(6 * pairs);
+    let chunk = crate::min_items(6).div_ceil(16) * 16;
+    {
+        let room = &mut u.spare_capacity_mut()[..6 * pairs];
+        // runs[r] holds run r's part of each of the 6 rows.
+        let mut runs: Vec<Vec<&mut [MaybeUninit<f32>]>> =
+            (0..pairs.div_ceil(chunk)).map(|_| Vec::with_capacity(6)).collect();
+        for part_row in room.chunks_mut(pairs) {
+            for (parts, part) in runs.iter_mut().zip(part_row.chunks_mut(chunk)) {
+                parts.push(part);
+            }
+        }
+        runs.into_par_iter().enumerate().for_each(|(r, mut rows)| {
+            let start = r * chunk;
+            let len = rows[0].len();
+            let taps: [&[f32]; 9] = std::array::from_fn(|q| &taps[q * pairs + start..][..len]);
+            transform_run(width, taps, row, &mut rows);
+        });
+    }
+    // SAFETY: the runs cover every pair, and each writes its pairs' 6 values.
+    unsafe { u.set_len(6 * pairs) };
+    u
+}
+
+/// One run of pairs into their parts of the 6 rows, lane by lane along the pairs: G's
+/// row `row` applied down the window's columns (its three entries constants of the
+/// loop), then G along the result.
+#[inline(always)]
+fn weight_run(taps: [&[f32]; 9], row: usize, rows: &mut [&mut [MaybeUninit<f32>]]) {
+    let [g0, g1, g2] = G[row];
+    let n = taps[0].len();
+    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps.map(|tap| &tap[..n]);
+    let [r0, r1, r2, r3, r4, r5] = rows else { panic!("six rows") };
+    let (r0, r1, r2, r3, r4, r5) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &mut r3[..n], &mut r4[..n], &mut r5[..n]);
+    for p in 0..n {
+        let column = |top: f32, middle: f32, bottom: f32| g0 * top + g1 * middle + g2 * bottom;
+        let [v0, v1, v2, v3, v4, v5] =
+            g_transform(column(t0[p], t3[p], t6[p]), column(t1[p], t4[p], t7[p]), column(t2[p], t5[p], t8[p]));
+        r0[p].write(v0);
+        r1[p].write(v1);
+        r2[p].write(v2);
+        r3[p].write(v3);
+        r4[p].write(v4);
+        r5[p].write(v5);
+    }
+}
+
+crate::multiversion!(transform_run => weight_run(taps: [&[f32]; 9], row: usize, rows: &mut [&mut [MaybeUninit<f32>]]) -> ());
+
+/// G's rows (`g_transform` applies them to a column or row of three).
+const G: [[f32; 3]; 6] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// G applied to a window's row or column (a, b, c): G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙;
+/// 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1], by multiplications (divisions held the transform
+/// up).
+#[inline(always)]
+fn g_transform(a: f32, b: f32, c: f32) -> [f32; 6] {
+    const SIXTH: f32 = 1.0 / 6.0;
+    let (outer, inner) = ((a + c) * SIXTH, b * SIXTH);
+    let (quarter, half) = (a * 0.25 * SIXTH, inner * 0.5);
+    [a * 0.25, -(outer + inner), inner - outer, quarter + half + c * SIXTH, quarter - half + c * SIXTH, c]
+}
+
+/// The output's tiles: `rows` rows of `per_row` 4×4 tiles (the last row and column may
+/// hang over the output by up to three).
 struct Tiles {
     rows: usize,
     per_row: usize,
 }
 
-impl Tiles {
-    /// Columns of V and M for one row of tiles: one per tile and one unused.
-    fn columns(&self) -> usize {
-        self.per_row + 1
-    }
-}
-
 /// Consecutive rows of tiles (units: image × tiles.rows + tile row) of one task's
-/// images, the first of which is image `first` of the batch.
+/// images, the first of which is image `first` of the batch. Tile t of the panel is
+/// tile t % per_row of unit units.start + t / per_row.
 struct Panel<'a> {
     conv: &'a Conv2d,
     tiles: &'a Tiles,
@@ -140,67 +239,68 @@ struct Panel<'a> {
 }
 
 impl Panel<'_> {
-    /// Columns of V and M.
+    /// Tiles, the columns of V and M.
     fn len(&self) -> usize {
-        self.units.len() * self.tiles.columns()
+        self.units.len() * self.tiles.per_row
     }
 
-    /// V [16][in][len] = Bᵀ d B of every tile. Per channel, the four input rows each
-    /// row of tiles reads are split into even and odd columns (tile j reads even j,
-    /// odd j, even j+1, odd j+1), then both transforms run along the whole panel.
+    /// V [36][in][len] = Bᵀ d B of every tile, for a block of channels at a time: the
+    /// 6×6 values of each tile gathered into 36 lines (`d`, line 6j + i holding row i,
+    /// column j, channel by channel), Bᵀ applied down the rows into `e` (line 6k + j),
+    /// then B along the columns straight into V, where a block's channels lie side by
+    /// side. Lines of a whole block rather than one channel's few tiles: ResNet-18's
+    /// 4×4 stage has one tile per image.
     #[inline(always)]
     fn transform_input(&self, x: &[f32], v: &mut [f32], lines: &mut [f32]) {
         let conv = self.conv;
-        let (n, len, plane) = (self.tiles.columns(), self.len(), conv.height * conv.width);
+        let (cin, len, plane) = (conv.in_channels, self.len(), conv.height * conv.width);
+        let per_row = self.tiles.per_row;
         let [pad_h, pad_w] = conv.padding;
-        let (even, odd) = lines[..8 * len].split_at_mut(4 * len);
-        for c in 0..conv.in_channels {
-            for (at, unit) in self.units.clone().enumerate() {
-                let (b, ty) = (self.first + unit / self.tiles.rows, unit % self.tiles.rows);
-                let plane = &x[(b * conv.in_channels + c) * plane..][..plane];
-                for i in 0..4 {
-                    let (even, odd) = (&mut even[i * len + at * n..][..n], &mut odd[i * len + at * n..][..n]);
-                    match (2 * ty + i).checked_sub(pad_h).filter(|&r| r < conv.height) {
-                        Some(r) => split_row(&plane[r * conv.width..][..conv.width], pad_w, even, odd),
-                        None => {
-                            even.fill(0.0);
-                            odd.fill(0.0);
+        let block = channels_per_block(len);
+        // One row of the padded image as the tiles read it: 4 columns per tile, the last
+        // tile's 2 more, and zeros up to what the last group of 4 tiles loads.
+        let mut padded = vec![0f32; 4 * per_row + 32];
+        let avx512 = Width::detect() == Width::Avx512;
+        for c0 in (0..cin).step_by(block) {
+            let channels = block.min(cin - c0);
+            let line = channels * len;
+            let (d, e) = lines[..72 * line].split_at_mut(36 * line);
+            for cc in 0..channels {
+                for (at, unit) in self.units.clone().enumerate() {
+                    let (b, ty) = (self.first + unit / self.tiles.rows, unit % self.tiles.rows);
+                    let plane = &x[(b * cin + c0 + cc) * plane..][..plane];
+                    for i in 0..6 {
+                        // The input row with its padding (zeros outside the image).
+                        padded.fill(0.0);
+                        if let Some(r) = (4 * ty + i).checked_sub(pad_h).filter(|&r| r < conv.height) {
+                            let row = &plane[r * conv.width..][..conv.width];
+                            let inside = row.len().min(padded.len() - pad_w);
+                            padded[pad_w..][..inside].copy_from_slice(&row[..inside]);
                         }
+                        let at = cc * len + at * per_row;
+                        let lines = six_lines_mut(d, |j| (6 * j + i) * line + at, per_row);
+                        split_row(avx512, &padded, lines);
                     }
                 }
             }
-            // Bᵀ d: rows (d0 − d2, d1 + d2, d2 − d1, d1 − d3), in place, both halves.
-            for half in [&mut *even, &mut *odd] {
-                let (d01, d23) = half.split_at_mut(2 * len);
-                let (d0, d1) = d01.split_at_mut(len);
-                let (d2, d3) = d23.split_at_mut(len);
-                for (((d0, d1), d2), d3) in d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut()).zip(d3.iter_mut()) {
-                    (*d0, *d1, *d2, *d3) = (*d0 - *d2, *d1 + *d2, *d2 - *d1, *d1 - *d3);
-                }
+            // Bᵀ down each column j: e[k][j] = Σ_i Bᵀ[k][i] d[i][j].
+            for j in 0..6 {
+                let d = six_lines(&d[6 * j * line..], line);
+                let e = six_lines_mut(e, |k| (6 * k + j) * line, line);
+                b_transform(d, e);
             }
-            // (Bᵀ d) B: the same along the columns; the last column of each row of
-            // tiles mixes two rows and is never read back.
-            for i in 0..4 {
-                let (e, o) = (&even[i * len..][..len], &odd[i * len..][..len]);
-                let stride = conv.in_channels * len;
-                let at = |q: usize| (4 * i + q) * stride + c * len;
-                let (v0, rest) = v[at(0)..].split_at_mut(stride);
-                let (v1, rest) = rest.split_at_mut(stride);
-                let (v2, v3) = rest.split_at_mut(stride);
-                let (v0, v1, v2, v3) = (&mut v0[..len - 1], &mut v1[..len - 1], &mut v2[..len - 1], &mut v3[..len - 1]);
-                let (e0, e1, o0, o1) = (&e[..len - 1], &e[1..], &o[..len - 1], &o[1..]);
-                for j in 0..len - 1 {
-                    v0[j] = e0[j] - e1[j];
-                    v1[j] = o0[j] + e1[j];
-                    v2[j] = e1[j] - o0[j];
-                    v3[j] = o0[j] - o1[j];
-                }
+            // B along each row k: V_{6k+l}[c] = Σ_j e[k][j] B[j][l].
+            for k in 0..6 {
+                let e = six_lines(&e[6 * k * line..], line);
+                let v = six_lines_mut(v, |l| ((6 * k + l) * cin + c0) * len, line);
+                b_transform(e, v);
             }
         }
     }
 
-    /// Aᵀ M A plus the bias for every tile, from M [16][out][len], into the task's
-    /// output `y` (each value written once), each row followed by `then`.
+    /// Aᵀ M A plus the bias for every tile, from M [36][out][len], into the task's
+    /// output `y` (each value written once), each unit's rows followed by `then`; a
+    /// block of channels at a time, as for the input.
     #[inline(always)]
     fn transform_output(
         &self,
@@ -211,113 +311,233 @@ impl Panel<'_> {
         lines: &mut [f32],
     ) {
         let conv = self.conv;
-        let (cout, per_row, n, len) = (conv.out_channels, self.tiles.per_row, self.tiles.columns(), self.len());
+        let (cout, per_row, len) = (conv.out_channels, self.tiles.per_row, self.len());
         let [out_h, out_w] = conv.output_size();
         let out_plane = out_h * out_w;
-        let (s, ys) = lines[..12 * len].split_at_mut(8 * len);
-        for k in 0..cout {
-            let products = |xi: usize| &m[(xi * cout + k) * len..][..len];
-            // Aᵀ M over the tile's rows (ξ = 4i + j): s0j = m0j + m1j + m2j,
-            // s1j = m1j − m2j − m3j, for each column j.
-            for j in 0..4 {
-                let (m0, m1, m2, m3) = (products(j), products(4 + j), products(8 + j), products(12 + j));
-                let (s0, s1) = s[2 * j * len..][..2 * len].split_at_mut(len);
-                for q in 0..len {
-                    s0[q] = m0[q] + m1[q] + m2[q];
-                    s1[q] = m1[q] - m2[q] - m3[q];
-                }
+        let block = channels_per_block(len);
+        let avx512 = Width::detect() == Width::Avx512;
+        for k0 in (0..cout).step_by(block) {
+            let channels = block.min(cout - k0);
+            let line = channels * len;
+            // s: line 6a + j (Aᵀ down the columns), o: line 4a + b (the 4×4 outputs).
+            let (s, o) = lines[..40 * line].split_at_mut(24 * line);
+            for j in 0..6 {
+                let m = six_lines_at(m, |i| ((6 * i + j) * cout + k0) * len, line);
+                let [s0, s1, s2, s3] = four_lines_mut(s, |a| (6 * a + j) * line, line);
+                a_transform(m, [s0, s1, s2, s3]);
             }
-            // Then over the columns: ys row 2r + c holds y[2ty + r][2tx + c].
-            let bias = bias.map_or(0.0, |b| b[k]);
-            for r in 0..2 {
-                let row = |j: usize| &s[(2 * j + r) * len..][..len];
-                let (a0, a1, a2, a3) = (row(0), row(1), row(2), row(3));
-                let (y0, y1) = ys[2 * r * len..][..2 * len].split_at_mut(len);
-                for q in 0..len {
-                    y0[q] = a0[q] + a1[q] + a2[q] + bias;
-                    y1[q] = a1[q] - a2[q] - a3[q] + bias;
-                }
+            for a in 0..4 {
+                let s = six_lines(&s[6 * a * line..], line);
+                let out = four_lines_mut(o, |b| (4 * a + b) * line, line);
+                a_transform(s, out);
             }
-            for (at, unit) in self.units.clone().enumerate() {
-                let (b, ty) = (unit / self.tiles.rows, unit % self.tiles.rows);
-                let plane_at = (b * cout + k) * out_plane;
-                let (top, bottom) = (2 * ty, (2 * ty + 2).min(out_h));
-                for r in 0..bottom - top {
-                    let even = &ys[2 * r * len + at * n..][..per_row];
-                    let odd = &ys[(2 * r + 1) * len + at * n..][..per_row];
-                    interleave(even, odd, &mut y[plane_at + (top + r) * out_w..][..out_w]);
-                }
-                if !then.is_empty() {
-                    let written = &mut y[plane_at + top * out_w..plane_at + bottom * out_w];
-                    // SAFETY: the rows just written.
-                    let written = unsafe { &mut *(written as *mut [MaybeUninit<f32>] as *mut [f32]) };
-                    then.apply(written, self.first * cout * out_plane + plane_at + top * out_w);
+            for kk in 0..channels {
+                let k = k0 + kk;
+                let bias = bias.map_or(0.0, |b| b[k]);
+                for (at, unit) in self.units.clone().enumerate() {
+                    let (b, ty) = (unit / self.tiles.rows, unit % self.tiles.rows);
+                    let plane_at = (b * cout + k) * out_plane;
+                    let (top, bottom) = (4 * ty, (4 * ty + 4).min(out_h));
+                    for a in 0..bottom - top {
+                        let row = &mut y[plane_at + (top + a) * out_w..][..out_w];
+                        let lines: [&[f32]; 4] =
+                            std::array::from_fn(|b| &o[(4 * a + b) * line + kk * len + at * per_row..][..per_row]);
+                        interleave4(avx512, lines, bias, row);
+                    }
+                    if !then.is_empty() {
+                        let written = &mut y[plane_at + top * out_w..plane_at + bottom * out_w];
+                        // SAFETY: the rows just written.
+                        let written = unsafe { &mut *(written as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                        then.apply(written, self.first * cout * out_plane + plane_at + top * out_w);
+                    }
                 }
             }
         }
     }
 }
 
-/// `out` = e0 o0 e1 o1 …, its length 2·even.len() or one less. Eight pairs at a time
-/// through a fixed-size block, which the compiler turns into vector shuffles (pair by
-/// pair it stored one value at a time).
+/// Values per line of the transforms, about: a block of channels' tiles side by side.
+const LINE: usize = 256;
+
+/// Channels per block for panels of `len` tiles.
+fn channels_per_block(len: usize) -> usize {
+    (LINE / len).max(1)
+}
+
+/// Six consecutive lines of `len` values.
 #[inline(always)]
-fn interleave(even: &[f32], odd: &[f32], out: &mut [MaybeUninit<f32>]) {
-    let done = out.len() / 16 * 8;
-    let mut blocks = out.chunks_exact_mut(16);
-    let (mut e, mut o) = (even.chunks_exact(8), odd.chunks_exact(8));
-    for ((block, e), o) in (&mut blocks).zip(&mut e).zip(&mut o) {
-        let mut pairs = [MaybeUninit::new(0f32); 16];
-        for i in 0..8 {
-            (pairs[2 * i], pairs[2 * i + 1]) = (MaybeUninit::new(e[i]), MaybeUninit::new(o[i]));
+fn six_lines(lines: &[f32], len: usize) -> [&[f32]; 6] {
+    std::array::from_fn(|q| &lines[q * len..][..len])
+}
+
+/// Six lines of `len` values at `at(q)`.
+#[inline(always)]
+fn six_lines_at(values: &[f32], at: impl Fn(usize) -> usize, len: usize) -> [&[f32]; 6] {
+    std::array::from_fn(|q| &values[at(q)..][..len])
+}
+
+/// Six lines of `len` values at `at(q)`, which must not overlap.
+#[inline(always)]
+fn six_lines_mut(values: &mut [f32], at: impl Fn(usize) -> usize, len: usize) -> [&mut [f32]; 6] {
+    values.get_disjoint_mut(std::array::from_fn(|q| at(q)..at(q) + len)).expect("six disjoint lines")
+}
+
+/// Four lines of `len` values at `at(q)`, which must not overlap.
+#[inline(always)]
+fn four_lines_mut(values: &mut [f32], at: impl Fn(usize) -> usize, len: usize) -> [&mut [f32]; 4] {
+    values.get_disjoint_mut(std::array::from_fn(|q| at(q)..at(q) + len)).expect("four disjoint lines")
+}
+
+/// out = Bᵀ d, lane by lane: Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0;
+/// 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1].
+#[inline(always)]
+fn b_transform(d: [&[f32]; 6], out: [&mut [f32]; 6]) {
+    let [d0, d1, d2, d3, d4, d5] = d;
+    let len = d0.len();
+    let (d1, d2, d3, d4, d5) = (&d1[..len], &d2[..len], &d3[..len], &d4[..len], &d5[..len]);
+    let [o0, o1, o2, o3, o4, o5] = out;
+    let (o0, o1, o2, o3, o4, o5) =
+        (&mut o0[..len], &mut o1[..len], &mut o2[..len], &mut o3[..len], &mut o4[..len], &mut o5[..len]);
+    for q in 0..len {
+        let (a0, a1, a2, a3, a4, a5) = (d0[q], d1[q], d2[q], d3[q], d4[q], d5[q]);
+        // Shared terms: rows 1 and 2 are ∓4(a1 ± ...) pairs, rows 3 and 4 ∓2 pairs.
+        let (p, r) = (a4 - 4.0 * a2, a3 - 4.0 * a1);
+        let (p2, r2) = (a4 - a2, 2.0 * (a3 - a1));
+        o0[q] = 4.0 * a0 - 5.0 * a2 + a4;
+        o1[q] = p + r;
+        o2[q] = p - r;
+        o3[q] = p2 + r2;
+        o4[q] = p2 - r2;
+        o5[q] = 4.0 * a1 - 5.0 * a3 + a5;
+    }
+}
+
+/// out = Aᵀ m, lane by lane: Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0;
+/// 0 1 −1 8 −8 1].
+#[inline(always)]
+fn a_transform(m: [&[f32]; 6], out: [&mut [f32]; 4]) {
+    let [m0, m1, m2, m3, m4, m5] = m;
+    let len = m0.len();
+    let (m1, m2, m3, m4, m5) = (&m1[..len], &m2[..len], &m3[..len], &m4[..len], &m5[..len]);
+    let [o0, o1, o2, o3] = out;
+    let (o0, o1, o2, o3) = (&mut o0[..len], &mut o1[..len], &mut o2[..len], &mut o3[..len]);
+    for q in 0..len {
+        let (sum12, diff12) = (m1[q] + m2[q], m1[q] - m2[q]);
+        let (sum34, diff34) = (m3[q] + m4[q], m3[q] - m4[q]);
+        o0[q] = m0[q] + sum12 + sum34;
+        o1[q] = diff12 + 2.0 * diff34;
+        o2[q] = sum12 + 4.0 * sum34;
+        o3[q] = diff12 + 8.0 * diff34 + m5[q];
+    }
+}
+
+/// Line j of a row of tiles from one padded input row: column j of tile tx is padded
+/// column 4·tx + j (`padded` holds 4·tiles + 32 values). On AVX-512 four tiles at a
+/// time, by two permutations and six 4-lane stores; one value at a time, the scalar
+/// moves were most of the input transform.
+#[inline(always)]
+fn split_row(avx512: bool, padded: &[f32], lines: [&mut [f32]; 6]) {
+    let tiles = lines[0].len();
+    assert!(padded.len() >= 4 * tiles + 32 && lines.iter().all(|line| line.len() == tiles));
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: AVX-512 detected; the loads stay within `padded` and the stores within
+        // the lines (asserted above).
+        unsafe { split_row_avx512(padded.as_ptr(), tiles, lines.map(|line| line.as_mut_ptr())) };
+        return;
+    }
+    let _ = avx512;
+    for (j, line) in lines.into_iter().enumerate() {
+        for (value, &from) in line.iter_mut().zip(padded[j..].iter().step_by(4)) {
+            *value = from;
         }
-        block.copy_from_slice(&pairs);
-    }
-    for (q, v) in blocks.into_remainder().iter_mut().enumerate() {
-        v.write(if q % 2 == 0 { even[done + q / 2] } else { odd[done + q / 2] });
     }
 }
 
-/// One input row with `pad` zeros on the left (and as many as it takes on the right),
-/// split into its even and odd columns: column q of the row is padded column q + pad.
-#[inline(always)]
-fn split_row(row: &[f32], pad: usize, even: &mut [f32], odd: &mut [f32]) {
-    let n = even.len();
-    let row = &row[..row.len().min((2 * n).saturating_sub(pad))];
-    // Row values 0, 2, 4 … go to `first` from pad/2 on; 1, 3, 5 … to `second` from
-    // (pad + 1)/2 on.
-    let (first, second) = if pad.is_multiple_of(2) { (even, odd) } else { (odd, even) };
-    let (from_first, from_second) = (pad / 2, pad.div_ceil(2));
-    let (to_first, to_second) = (from_first + row.len().div_ceil(2), from_second + row.len() / 2);
-    first[..from_first].fill(0.0);
-    second[..from_second].fill(0.0);
-    first[to_first..].fill(0.0);
-    second[to_second..].fill(0.0);
-    let pairs = row.len() / 2;
-    deinterleave(&row[..2 * pairs], &mut first[from_first..][..pairs], &mut second[from_second..][..pairs]);
-    if row.len() % 2 == 1 {
-        first[to_first - 1] = row[row.len() - 1];
-    }
-}
-
-/// The inverse of `interleave`: `even`, `odd` from `pairs` (2·even.len() values).
-#[inline(always)]
-fn deinterleave(pairs: &[f32], even: &mut [f32], odd: &mut [f32]) {
-    let mut blocks = pairs.chunks_exact(16);
-    let (mut e, mut o) = (even.chunks_exact_mut(8), odd.chunks_exact_mut(8));
-    for ((block, e), o) in (&mut blocks).zip(&mut e).zip(&mut o) {
-        let block: &[f32; 16] = block.try_into().expect("16 values");
-        for i in 0..8 {
-            (e[i], o[i]) = (block[2 * i], block[2 * i + 1]);
+/// `split_row` on AVX-512: 16 padded columns (and the next 16) give four tiles' six
+/// columns.
+///
+/// # Safety
+/// AVX-512F and VL present; 4·tiles + 32 values readable from `padded`, `tiles` values
+/// writable at each line.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl")]
+unsafe fn split_row_avx512(padded: *const f32, tiles: usize, lines: [*mut f32; 6]) {
+    use std::arch::x86_64::*;
+    // Lanes 4j .. 4j + 3: column j of the four tiles (a 4×4 transpose) ...
+    let columns = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    // ... and columns 4 and 5, which reach into the next 16.
+    let next = _mm512_setr_epi32(4, 8, 12, 16, 5, 9, 13, 17, 0, 0, 0, 0, 0, 0, 0, 0);
+    for g in (0..tiles).step_by(4) {
+        let mask = ((1u32 << (tiles - g).min(4)) - 1) as __mmask8;
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            let a = _mm512_loadu_ps(padded.add(4 * g));
+            let b = _mm512_loadu_ps(padded.add(4 * g + 16));
+            let low = _mm512_permutexvar_ps(columns, a);
+            let high = _mm512_permutex2var_ps(a, next, b);
+            _mm_mask_storeu_ps(lines[0].add(g), mask, _mm512_castps512_ps128(low));
+            _mm_mask_storeu_ps(lines[1].add(g), mask, _mm512_extractf32x4_ps::<1>(low));
+            _mm_mask_storeu_ps(lines[2].add(g), mask, _mm512_extractf32x4_ps::<2>(low));
+            _mm_mask_storeu_ps(lines[3].add(g), mask, _mm512_extractf32x4_ps::<3>(low));
+            _mm_mask_storeu_ps(lines[4].add(g), mask, _mm512_castps512_ps128(high));
+            _mm_mask_storeu_ps(lines[5].add(g), mask, _mm512_extractf32x4_ps::<1>(high));
         }
     }
-    let done = pairs.len() / 16 * 8;
-    for (q, pair) in blocks.remainder().chunks_exact(2).enumerate() {
-        (even[done + q], odd[done + q]) = (pair[0], pair[1]);
+}
+
+/// `out` = a0 b0 c0 d0 a1 b1 … plus the bias: the outputs of a row of tiles, 4 per
+/// tile, the last tile cut where the row ends. On AVX-512 four tiles at a time (the
+/// transpose of `split_row`'s).
+#[inline(always)]
+fn interleave4(avx512: bool, lines: [&[f32]; 4], bias: f32, out: &mut [MaybeUninit<f32>]) {
+    let tiles = out.len().div_ceil(4);
+    assert!(lines.iter().all(|line| line.len() == tiles));
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: AVX-512 detected; the lines hold `tiles` values, out 4·tiles − 3 or more.
+        unsafe { interleave4_avx512(lines.map(|line| line.as_ptr()), bias, out.as_mut_ptr().cast(), out.len()) };
+        return;
+    }
+    let _ = avx512;
+    let whole = out.len() / 4;
+    let mut blocks = out.chunks_exact_mut(4);
+    for (tx, block) in (&mut blocks).enumerate() {
+        block.copy_from_slice(&lines.map(|line| MaybeUninit::new(line[tx] + bias)));
+    }
+    for (b, slot) in blocks.into_remainder().iter_mut().enumerate() {
+        slot.write(lines[b][whole] + bias);
     }
 }
 
-// The transforms add, subtract and halve only: every width gives the same values.
+/// `interleave4` on AVX-512.
+///
+/// # Safety
+/// AVX-512F and VL present; len.div_ceil(4) values readable at each line, `len`
+/// writable at `out`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl")]
+unsafe fn interleave4_avx512(lines: [*const f32; 4], bias: f32, out: *mut f32, len: usize) {
+    use std::arch::x86_64::*;
+    let transpose = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    let bias = _mm512_set1_ps(bias);
+    for g in (0..len.div_ceil(4)).step_by(4) {
+        let values = (len - 4 * g).min(16);
+        let tiles = ((1u32 << values.div_ceil(4)) - 1) as __mmask8;
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            let v = _mm512_castps128_ps512(_mm_maskz_loadu_ps(tiles, lines[0].add(g)));
+            let v = _mm512_insertf32x4::<1>(v, _mm_maskz_loadu_ps(tiles, lines[1].add(g)));
+            let v = _mm512_insertf32x4::<2>(v, _mm_maskz_loadu_ps(tiles, lines[2].add(g)));
+            let v = _mm512_insertf32x4::<3>(v, _mm_maskz_loadu_ps(tiles, lines[3].add(g)));
+            let v = _mm512_add_ps(_mm512_permutexvar_ps(transpose, v), bias);
+            _mm512_mask_storeu_ps(out.add(4 * g), ((1u32 << values) - 1) as __mmask16, v);
+        }
+    }
+}
+
+// The transforms add, subtract and multiply by constants only: every width gives the
+// same values.
 #[inline(always)]
 fn input_of(panel: &Panel, x: &[f32], v: &mut [f32], lines: &mut [f32]) {
     panel.transform_input(x, v, lines)
@@ -339,46 +559,3 @@ crate::multiversion!(panel_input => input_of(panel: &Panel, x: &[f32], v: &mut [
 crate::multiversion!(panel_output => output_of(
     panel: &Panel, m: &[f32], bias: Option<&[f32]>, then: Epilogue, y: &mut [MaybeUninit<f32>], lines: &mut [f32]
 ) -> ());
-
-/// G g Gᵀ for every (out, in) pair: u[(ξ·out + o)·in + i], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
-/// In parallel over runs of pairs, each task writing its run of all 16 rows of u (a
-/// 512-channel layer has 262 K pairs, and the serial version kept the other thread
-/// waiting).
-fn transform_weight(weight: &[f32], cin: usize, cout: usize) -> Vec<f32> {
-    let pairs = cout * cin;
-    let run = crate::min_items(16);
-    let mut u = crate::uninit(16 * pairs);
-    // runs[r] holds run r's part of each of the 16 rows.
-    let mut runs: Vec<Vec<&mut [MaybeUninit<f32>]>> =
-        (0..pairs.div_ceil(run)).map(|_| Vec::with_capacity(16)).collect();
-    for row in u.chunks_mut(pairs) {
-        for (parts, part) in runs.iter_mut().zip(row.chunks_mut(run)) {
-            parts.push(part);
-        }
-    }
-    runs.into_par_iter().zip(weight.par_chunks(9 * run)).for_each(|(rows, windows)| {
-        // The run's 16 rows side by side, then each copied to its place in u. The rows
-        // are a little longer than the run: 16 rows 4 KiB apart share their cache sets.
-        let len = windows.len() / 9;
-        let stride = len + 16;
-        let mut local = vec![0f32; 16 * stride];
-        for (pair, g) in windows.chunks_exact(9).enumerate() {
-            // G applied to a 3-vector: (a, (a + b + c)/2, (a − b + c)/2, c).
-            let expand = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-            let cols: [[f32; 4]; 3] = std::array::from_fn(|j| expand(g[j], g[3 + j], g[6 + j]));
-            for i in 0..4 {
-                let row = expand(cols[0][i], cols[1][i], cols[2][i]);
-                for (j, value) in row.into_iter().enumerate() {
-                    local[(4 * i + j) * stride + pair] = value;
-                }
-            }
-        }
-        for (row, values) in rows.into_iter().zip(local.chunks_exact(stride)) {
-            for (slot, &value) in row.iter_mut().zip(values) {
-                slot.write(value);
-            }
-        }
-    });
-    // SAFETY: the runs cover every pair, and each writes its pairs' 16 values.
-    unsafe { crate::assume_init(u) }
-}
