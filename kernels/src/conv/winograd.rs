@@ -128,16 +128,38 @@ fn weight_taps(weight: &[f32], pairs: usize) -> Vec<f32> {
             parts.push(part);
         }
     }
+    let width = Width::detect();
     runs.into_par_iter().zip(weight.par_chunks(9 * chunk)).for_each(|(mut parts, windows)| {
-        for (p, window) in windows.chunks_exact(9).enumerate() {
-            for (part, &value) in parts.iter_mut().zip(window) {
-                part[p].write(value);
-            }
-        }
+        let parts: &mut [&mut [MaybeUninit<f32>]; 9] = (&mut parts[..]).try_into().expect("nine taps");
+        split_taps(width, windows, parts);
     });
     // SAFETY: the runs cover every pair, and each writes its pairs' 9 taps.
     unsafe { crate::assume_init(taps) }
 }
+
+/// One run's windows (9 values each) into the nine taps' parts, each cut to the run's
+/// length first so that the loop stores without bounds checks (through a list of
+/// slices, each value's store was most of the transform's time).
+#[inline(always)]
+fn taps_of(windows: &[f32], parts: &mut [&mut [MaybeUninit<f32>]; 9]) {
+    let n = windows.len() / 9;
+    let [p0, p1, p2, p3, p4, p5, p6, p7, p8] = parts;
+    let (p0, p1, p2, p3, p4) = (&mut p0[..n], &mut p1[..n], &mut p2[..n], &mut p3[..n], &mut p4[..n]);
+    let (p5, p6, p7, p8) = (&mut p5[..n], &mut p6[..n], &mut p7[..n], &mut p8[..n]);
+    for (p, w) in windows.chunks_exact(9).enumerate() {
+        p0[p].write(w[0]);
+        p1[p].write(w[1]);
+        p2[p].write(w[2]);
+        p3[p].write(w[3]);
+        p4[p].write(w[4]);
+        p5[p].write(w[5]);
+        p6[p].write(w[6]);
+        p7[p].write(w[7]);
+        p8[p].write(w[8]);
+    }
+}
+
+crate::multiversion!(split_taps => taps_of(windows: &[f32], parts: &mut [&mut [MaybeUninit<f32>]; 9]) -> ());
 
 /// Row `row` of G g Gᵀ for every (out, in) pair from the weight's `taps`, into `u`
 /// (its room reused): u[(j·out + o)·in + i] = (G g Gᵀ)[row][j], the weight of
