@@ -20,6 +20,7 @@ use std::mem::{ManuallyDrop, MaybeUninit};
 /// (`multiversion!`: Winograd's transforms, batch norm, ReLU's gradient, the SGD step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Width {
+    /// AVX-512 F with VL (every AVX-512 CPU since Skylake-X has both).
     Avx512,
     Avx2,
     Baseline,
@@ -29,7 +30,7 @@ impl Width {
     pub(crate) fn detect() -> Width {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx512f") {
+            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
                 return Width::Avx512;
             }
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -51,7 +52,9 @@ macro_rules! multiversion {
         fn $name(width: $crate::Width, $($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f")]
+                // With VL, so that the 128- and 256-bit AVX-512 helpers the bodies call
+                // (`#[inline]`, built for these features) inline into them.
+                #[target_feature(enable = "avx512f,avx512vl")]
                 fn avx512($($arg: $ty),*) -> $ret {
                     $body($($arg),*)
                 }

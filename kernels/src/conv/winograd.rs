@@ -279,9 +279,9 @@ impl Panel<'_> {
         let per_row = self.tiles.per_row;
         let [pad_h, pad_w] = conv.padding;
         let block = channels_per_block(len);
-        // One row of the padded image as the tiles read it: 4 columns per tile, the last
-        // tile's 2 more, and zeros up to what the last group of 4 tiles loads.
-        let mut padded = vec![0f32; 4 * per_row + 32];
+        // One row of the padded image as the tiles read it (4 columns per tile, the last
+        // tile's 2 more), for the widths below AVX-512.
+        let mut padded = vec![0f32; 4 * per_row + 2];
         let avx512 = Width::detect() == Width::Avx512;
         for c0 in (0..cin).step_by(block) {
             let channels = block.min(cin - c0);
@@ -292,16 +292,13 @@ impl Panel<'_> {
                     let (b, ty) = (self.first + unit / self.tiles.rows, unit % self.tiles.rows);
                     let plane = &x[(b * cin + c0 + cc) * plane..][..plane];
                     for i in 0..6 {
-                        // The input row with its padding (zeros outside the image).
-                        padded.fill(0.0);
-                        if let Some(r) = (4 * ty + i).checked_sub(pad_h).filter(|&r| r < conv.height) {
-                            let row = &plane[r * conv.width..][..conv.width];
-                            let inside = row.len().min(padded.len() - pad_w);
-                            padded[pad_w..][..inside].copy_from_slice(&row[..inside]);
-                        }
-                        let at = cc * len + at * per_row;
-                        let lines = six_lines_mut(d, |j| (6 * j + i) * line + at, per_row);
-                        split_row(avx512, &padded, lines);
+                        // The input row (None: in the padding), and lines 6j + i,
+                        // j = 0..6, at this unit's tiles.
+                        let row = (4 * ty + i).checked_sub(pad_h).filter(|&r| r < conv.height);
+                        let row = row.map(|r| &plane[r * conv.width..][..conv.width]);
+                        let lines =
+                            Strided { first: i * line + cc * len + at * per_row, stride: 6 * line, len: per_row };
+                        split_row(avx512, (row, pad_w), &mut padded, d, lines);
                     }
                 }
             }
@@ -362,9 +359,10 @@ impl Panel<'_> {
                     let (top, bottom) = (4 * ty, (4 * ty + 4).min(out_h));
                     for a in 0..bottom - top {
                         let row = &mut y[plane_at + (top + a) * out_w..][..out_w];
-                        let lines: [&[f32]; 4] =
-                            std::array::from_fn(|b| &o[(4 * a + b) * line + kk * len + at * per_row..][..per_row]);
-                        interleave4(avx512, lines, bias, row);
+                        // Lines 4a + b, b = 0..4, at this unit's tiles.
+                        let lines =
+                            Strided { first: 4 * a * line + kk * len + at * per_row, stride: line, len: per_row };
+                        interleave4(avx512, o, lines, bias, row);
                     }
                     if !then.is_empty() {
                         let written = &mut y[plane_at + top * out_w..plane_at + bottom * out_w];
@@ -453,49 +451,89 @@ fn a_transform(m: [&[f32]; 6], out: [&mut [f32]; 4]) {
     }
 }
 
-/// Line j of a row of tiles from one padded input row: column j of tile tx is padded
-/// column 4·tx + j (`padded` holds 4·tiles + 32 values). On AVX-512 four tiles at a
-/// time, by two permutations and six 4-lane stores; one value at a time, the scalar
-/// moves were most of the input transform.
+/// Lines of `len` values in one buffer, line k from `first + k·stride` (the callers'
+/// strides are at least `len`, so the lines do not overlap). Offsets rather than an
+/// array of slices: built for every row of tiles, such an array went through the
+/// stack and stalled the loads that read it back (a third of the output transform).
+#[derive(Clone, Copy)]
+struct Strided {
+    first: usize,
+    stride: usize,
+    len: usize,
+}
+
+impl Strided {
+    /// Whether `count` such lines fit in `values` values without overlapping.
+    fn fit(&self, count: usize, values: usize) -> bool {
+        self.stride >= self.len && self.first + (count - 1) * self.stride + self.len <= values
+    }
+}
+
+/// Lines j = 0..6 of `d` (`lines`) for a row of tiles from one input row (`None`: a
+/// row of the padding) with `pad` zeros on its left: column j of tile tx is padded
+/// column 4·tx + j, zero outside the row. On AVX-512 four tiles at a time, by masked
+/// loads straight from the row (the masks give the padding's zeros), two permutations
+/// and six 4-lane stores; value by value, the moves were most of the input transform,
+/// and through a padded copy of the row (`padded`, the other widths' way) each load
+/// waited for the stores that had just written it.
 #[inline(always)]
-fn split_row(avx512: bool, padded: &[f32], lines: [&mut [f32]; 6]) {
-    let tiles = lines[0].len();
-    assert!(padded.len() >= 4 * tiles + 32 && lines.iter().all(|line| line.len() == tiles));
+fn split_row(avx512: bool, (row, pad): (Option<&[f32]>, usize), padded: &mut [f32], d: &mut [f32], lines: Strided) {
+    let tiles = lines.len;
+    assert!(lines.fit(6, d.len()) && padded.len() >= 4 * tiles + 2);
+    let Some(row) = row else {
+        for j in 0..6 {
+            d[lines.first + j * lines.stride..][..tiles].fill(0.0);
+        }
+        return;
+    };
     #[cfg(target_arch = "x86_64")]
     if avx512 {
-        // SAFETY: AVX-512 detected; the loads stay within `padded` and the stores within
-        // the lines (asserted above).
-        unsafe { split_row_avx512(padded.as_ptr(), tiles, lines.map(|line| line.as_mut_ptr())) };
+        let base = d.as_mut_ptr();
+        let lines = std::array::from_fn(|j| base.wrapping_add(lines.first + j * lines.stride));
+        // SAFETY: AVX-512 detected; the six lines lie within `d` (asserted above).
+        unsafe { split_row_avx512(row, pad, tiles, lines) };
         return;
     }
     let _ = avx512;
-    for (j, line) in lines.into_iter().enumerate() {
+    padded.fill(0.0);
+    let inside = row.len().min(padded.len().saturating_sub(pad));
+    padded[pad..][..inside].copy_from_slice(&row[..inside]);
+    for j in 0..6 {
+        let line = &mut d[lines.first + j * lines.stride..][..tiles];
         for (value, &from) in line.iter_mut().zip(padded[j..].iter().step_by(4)) {
             *value = from;
         }
     }
 }
 
-/// `split_row` on AVX-512: 16 padded columns (and the next 16) give four tiles' six
-/// columns.
+/// `split_row` on AVX-512: padded columns 16g .. 16g + 32 give tiles 4g .. 4g + 4.
 ///
 /// # Safety
-/// AVX-512F and VL present; 4·tiles + 32 values readable from `padded`, `tiles` values
-/// writable at each line.
+/// AVX-512F and VL present; `tiles` values writable at each line.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl")]
-unsafe fn split_row_avx512(padded: *const f32, tiles: usize, lines: [*mut f32; 6]) {
+#[inline]
+unsafe fn split_row_avx512(row: &[f32], pad: usize, tiles: usize, lines: [*mut f32; 6]) {
     use std::arch::x86_64::*;
     // Lanes 4j .. 4j + 3: column j of the four tiles (a 4×4 transpose) ...
     let columns = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     // ... and columns 4 and 5, which reach into the next 16.
     let next = _mm512_setr_epi32(4, 8, 12, 16, 5, 9, 13, 17, 0, 0, 0, 0, 0, 0, 0, 0);
+    // Padded columns from .. from + 16, zero outside the row: the lanes that fall in
+    // the row are loaded, the others are masked off and never read.
+    let sixteen = |from: isize| {
+        let first = (-from).clamp(0, 16) as u32;
+        let end = (row.len() as isize - from).clamp(0, 16) as u32;
+        let mask = (((1u32 << end) - 1) & !((1u32 << first) - 1)) as __mmask16;
+        // SAFETY: only the lanes whose columns lie in the row are read.
+        unsafe { _mm512_maskz_loadu_ps(mask, row.as_ptr().wrapping_offset(from)) }
+    };
     for g in (0..tiles).step_by(4) {
         let mask = ((1u32 << (tiles - g).min(4)) - 1) as __mmask8;
+        let from = (4 * g) as isize - pad as isize;
+        let (a, b) = (sixteen(from), sixteen(from + 16));
         // SAFETY: as the caller guarantees.
         unsafe {
-            let a = _mm512_loadu_ps(padded.add(4 * g));
-            let b = _mm512_loadu_ps(padded.add(4 * g + 16));
             let low = _mm512_permutexvar_ps(columns, a);
             let high = _mm512_permutex2var_ps(a, next, b);
             _mm_mask_storeu_ps(lines[0].add(g), mask, _mm512_castps512_ps128(low));
@@ -508,27 +546,28 @@ unsafe fn split_row_avx512(padded: *const f32, tiles: usize, lines: [*mut f32; 6
     }
 }
 
-/// `out` = a0 b0 c0 d0 a1 b1 … plus the bias: the outputs of a row of tiles, 4 per
-/// tile, the last tile cut where the row ends. On AVX-512 four tiles at a time (the
-/// transpose of `split_row`'s).
+/// `out` = a0 b0 c0 d0 a1 b1 … plus the bias, from lines a, b, c, d (`lines`, b = 0..4)
+/// of `o`: the outputs of a row of tiles, 4 per tile, the last tile cut where the row
+/// ends. On AVX-512 four tiles at a time (the transpose of `split_row`'s).
 #[inline(always)]
-fn interleave4(avx512: bool, lines: [&[f32]; 4], bias: f32, out: &mut [MaybeUninit<f32>]) {
+fn interleave4(avx512: bool, o: &[f32], lines: Strided, bias: f32, out: &mut [MaybeUninit<f32>]) {
     let tiles = out.len().div_ceil(4);
-    assert!(lines.iter().all(|line| line.len() == tiles));
+    assert!(lines.len == tiles && lines.fit(4, o.len()));
     #[cfg(target_arch = "x86_64")]
     if avx512 {
-        // SAFETY: AVX-512 detected; the lines hold `tiles` values, out 4·tiles − 3 or more.
-        unsafe { interleave4_avx512(lines.map(|line| line.as_ptr()), bias, out.as_mut_ptr().cast(), out.len()) };
+        let base = o.as_ptr();
+        // SAFETY: AVX-512 detected; the four lines hold `tiles` values within `o`
+        // (asserted above), and out 4·tiles − 3 or more.
+        unsafe {
+            let lines = std::array::from_fn(|b| base.add(lines.first + b * lines.stride));
+            interleave4_avx512(lines, bias, out.as_mut_ptr().cast(), out.len())
+        };
         return;
     }
     let _ = avx512;
-    let whole = out.len() / 4;
-    let mut blocks = out.chunks_exact_mut(4);
-    for (tx, block) in (&mut blocks).enumerate() {
-        block.copy_from_slice(&lines.map(|line| MaybeUninit::new(line[tx] + bias)));
-    }
-    for (b, slot) in blocks.into_remainder().iter_mut().enumerate() {
-        slot.write(lines[b][whole] + bias);
+    let line = |b: usize, tx: usize| o[lines.first + b * lines.stride + tx] + bias;
+    for (q, slot) in out.iter_mut().enumerate() {
+        slot.write(line(q % 4, q / 4));
     }
 }
 
@@ -539,6 +578,7 @@ fn interleave4(avx512: bool, lines: [&[f32]; 4], bias: f32, out: &mut [MaybeUnin
 /// writable at `out`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl")]
+#[inline]
 unsafe fn interleave4_avx512(lines: [*const f32; 4], bias: f32, out: *mut f32, len: usize) {
     use std::arch::x86_64::*;
     let transpose = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
