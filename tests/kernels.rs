@@ -689,6 +689,9 @@ fn winograd_convolutions_match_the_unfolding_ones() {
         (4, (64, 72), (32, 33), 1, 2),
         // On one thread: three panels, the last shorter, reusing the first's buffers.
         (40, (144, 128), (8, 8), 1, 1),
+        // On one thread, two panels of 66 and 30 tiles: the shorter takes more channels to
+        // a block, and its lines are longer than the first panel's.
+        (16, (130, 128), (8, 12), 0, 1),
     ];
     for (batch, (cin, cout), (height, width), padding, threads) in cases {
         let c = Conv2d {

@@ -94,7 +94,7 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
         let mut v = vec![0f32; 36 * cin * columns];
         let mut m = vec![0f32; 36 * cout * columns];
         let mut u = Vec::with_capacity(6 * cout * cin);
-        let mut lines = vec![0f32; 72 * channels_per_block(columns) * columns];
+        let mut lines = vec![0f32; 72 * line_room(columns)];
         for start in (0..units).step_by(panel_units) {
             let panel = Panel { conv, tiles: &tiles, units: start..(start + panel_units).min(units), first };
             let len = panel.len();
@@ -382,6 +382,14 @@ const LINE: usize = 256;
 /// Channels per block for panels of `len` tiles.
 fn channels_per_block(len: usize) -> usize {
     (LINE / len).max(1)
+}
+
+/// The longest line (a block's channels × a panel's tiles) of any panel up to
+/// `columns` tiles: a shorter last panel takes more channels to a block, and its lines
+/// can be longer than the first panel's (66 tiles: 3 channels, 198 values; 30 tiles: 8
+/// channels, 240), but never over `LINE` unless one channel's tiles are.
+fn line_room(columns: usize) -> usize {
+    LINE.max(columns)
 }
 
 /// Six consecutive lines of `len` values.
