@@ -61,7 +61,14 @@ pub(super) fn applies(conv: &Conv2d) -> bool {
         && conv.groups == 1
         && channels >= MIN_CHANNELS
         && tiles >= MIN_TILES
-        && (channels >= WIDE_CHANNELS || tiles >= rayon::current_num_threads() * MIN_TASK_TILES)
+        && (channels >= WIDE_CHANNELS || splits_images(conv.batch, tiles, rayon::current_num_threads()))
+}
+
+/// Whether the batch's images are shared among the threads, each task taking its own
+/// images' tiles (and running its GEMMs on one thread), rather than one task running
+/// the transforms and parallel GEMMs: enough images and enough tiles for every thread.
+fn splits_images(batch: usize, tiles: usize, threads: usize) -> bool {
+    batch >= threads && tiles >= threads * MIN_TASK_TILES
 }
 
 /// The forward pass (`applies` must hold): y [batch, out, out_h, out_w], each output
@@ -75,8 +82,7 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
     let threads = rayon::current_num_threads().max(1);
     // Whole images per task, so that each task writes its own part of y; with few
     // tiles, one task and parallel GEMMs.
-    let per_image = tiles.rows * tiles.per_row;
-    let (images_per_task, par) = if conv.batch >= threads && conv.batch * per_image >= threads * MIN_TASK_TILES {
+    let (images_per_task, par) = if splits_images(conv.batch, conv.batch * tiles.rows * tiles.per_row, threads) {
         (conv.batch.div_ceil(threads), Parallelism::None)
     } else {
         (conv.batch, Parallelism::Rayon(threads))
@@ -116,23 +122,36 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
     unsafe { crate::assume_init(y) }
 }
 
+/// `room`'s `rows` rows (of `pairs` values each) cut into runs of `run` pairs: runs[r]
+/// holds run r's part of every row, so that each parallel task writes its own run.
+fn runs_of_rows(
+    room: &mut [MaybeUninit<f32>],
+    rows: usize,
+    pairs: usize,
+    run: usize,
+) -> Vec<Vec<&mut [MaybeUninit<f32>]>> {
+    let mut runs: Vec<Vec<&mut [MaybeUninit<f32>]>> =
+        (0..pairs.div_ceil(run)).map(|_| Vec::with_capacity(rows)).collect();
+    for row in room[..rows * pairs].chunks_mut(pairs) {
+        for (parts, part) in runs.iter_mut().zip(row.chunks_mut(run)) {
+            parts.push(part);
+        }
+    }
+    runs
+}
+
 /// The weight's taps side by side: taps[q·pairs + p] = weight[9p + q], so that the
 /// transform below runs along the pairs with whole vectors. Once per call, in parallel.
 fn weight_taps(weight: &[f32], pairs: usize) -> Vec<f32> {
     let chunk = crate::min_items(9);
     let mut taps = crate::uninit(9 * pairs);
-    let mut runs: Vec<Vec<&mut [MaybeUninit<f32>]>> =
-        (0..pairs.div_ceil(chunk)).map(|_| Vec::with_capacity(9)).collect();
-    for tap in taps.chunks_mut(pairs) {
-        for (parts, part) in runs.iter_mut().zip(tap.chunks_mut(chunk)) {
-            parts.push(part);
-        }
-    }
     let width = Width::detect();
-    runs.into_par_iter().zip(weight.par_chunks(9 * chunk)).for_each(|(mut parts, windows)| {
-        let parts: &mut [&mut [MaybeUninit<f32>]; 9] = (&mut parts[..]).try_into().expect("nine taps");
-        split_taps(width, windows, parts);
-    });
+    runs_of_rows(&mut taps, 9, pairs, chunk).into_par_iter().zip(weight.par_chunks(9 * chunk)).for_each(
+        |(mut parts, windows)| {
+            let parts: &mut [&mut [MaybeUninit<f32>]; 9] = (&mut parts[..]).try_into().expect("nine taps");
+            split_taps(width, windows, parts);
+        },
+    );
     // SAFETY: the runs cover every pair, and each writes its pairs' 9 taps.
     unsafe { crate::assume_init(taps) }
 }
@@ -176,15 +195,7 @@ fn transform_weight_row<'u>(width: Width, taps: &[f32], row: usize, u: &'u mut V
     u.reserve(6 * pairs);
     let chunk = crate::min_items(6).div_ceil(16) * 16;
     {
-        let room = &mut u.spare_capacity_mut()[..6 * pairs];
-        // runs[r] holds run r's part of each of the 6 rows.
-        let mut runs: Vec<Vec<&mut [MaybeUninit<f32>]>> =
-            (0..pairs.div_ceil(chunk)).map(|_| Vec::with_capacity(6)).collect();
-        for part_row in room.chunks_mut(pairs) {
-            for (parts, part) in runs.iter_mut().zip(part_row.chunks_mut(chunk)) {
-                parts.push(part);
-            }
-        }
+        let runs = runs_of_rows(u.spare_capacity_mut(), 6, pairs, chunk);
         runs.into_par_iter().enumerate().for_each(|(r, mut rows)| {
             let start = r * chunk;
             let len = rows[0].len();
@@ -304,14 +315,14 @@ impl Panel<'_> {
             }
             // Bᵀ down each column j: e[k][j] = Σ_i Bᵀ[k][i] d[i][j].
             for j in 0..6 {
-                let d = six_lines(&d[6 * j * line..], line);
-                let e = six_lines_mut(e, |k| (6 * k + j) * line, line);
+                let d = lines_at(d, |i| (6 * j + i) * line, line);
+                let e = lines_at_mut(e, |k| (6 * k + j) * line, line);
                 b_transform(d, e);
             }
             // B along each row k: V_{6k+l}[c] = Σ_j e[k][j] B[j][l].
             for k in 0..6 {
-                let e = six_lines(&e[6 * k * line..], line);
-                let v = six_lines_mut(v, |l| ((6 * k + l) * cin + c0) * len, line);
+                let e = lines_at(e, |j| (6 * k + j) * line, line);
+                let v = lines_at_mut(v, |l| ((6 * k + l) * cin + c0) * len, line);
                 b_transform(e, v);
             }
         }
@@ -341,14 +352,12 @@ impl Panel<'_> {
             // s: line 6a + j (Aᵀ down the columns), o: line 4a + b (the 4×4 outputs).
             let (s, o) = lines[..40 * line].split_at_mut(24 * line);
             for j in 0..6 {
-                let m = six_lines_at(m, |i| ((6 * i + j) * cout + k0) * len, line);
-                let [s0, s1, s2, s3] = four_lines_mut(s, |a| (6 * a + j) * line, line);
-                a_transform(m, [s0, s1, s2, s3]);
+                let m = lines_at(m, |i| ((6 * i + j) * cout + k0) * len, line);
+                a_transform(m, lines_at_mut(s, |a| (6 * a + j) * line, line));
             }
             for a in 0..4 {
-                let s = six_lines(&s[6 * a * line..], line);
-                let out = four_lines_mut(o, |b| (4 * a + b) * line, line);
-                a_transform(s, out);
+                let s = lines_at(s, |j| (6 * a + j) * line, line);
+                a_transform(s, lines_at_mut(o, |b| (4 * a + b) * line, line));
             }
             for kk in 0..channels {
                 let k = k0 + kk;
@@ -392,28 +401,16 @@ fn line_room(columns: usize) -> usize {
     LINE.max(columns)
 }
 
-/// Six consecutive lines of `len` values.
+/// N lines of `len` values at `at(q)`.
 #[inline(always)]
-fn six_lines(lines: &[f32], len: usize) -> [&[f32]; 6] {
-    std::array::from_fn(|q| &lines[q * len..][..len])
-}
-
-/// Six lines of `len` values at `at(q)`.
-#[inline(always)]
-fn six_lines_at(values: &[f32], at: impl Fn(usize) -> usize, len: usize) -> [&[f32]; 6] {
+fn lines_at<const N: usize>(values: &[f32], at: impl Fn(usize) -> usize, len: usize) -> [&[f32]; N] {
     std::array::from_fn(|q| &values[at(q)..][..len])
 }
 
-/// Six lines of `len` values at `at(q)`, which must not overlap.
+/// N lines of `len` values at `at(q)`, which must not overlap.
 #[inline(always)]
-fn six_lines_mut(values: &mut [f32], at: impl Fn(usize) -> usize, len: usize) -> [&mut [f32]; 6] {
-    values.get_disjoint_mut(std::array::from_fn(|q| at(q)..at(q) + len)).expect("six disjoint lines")
-}
-
-/// Four lines of `len` values at `at(q)`, which must not overlap.
-#[inline(always)]
-fn four_lines_mut(values: &mut [f32], at: impl Fn(usize) -> usize, len: usize) -> [&mut [f32]; 4] {
-    values.get_disjoint_mut(std::array::from_fn(|q| at(q)..at(q) + len)).expect("four disjoint lines")
+fn lines_at_mut<const N: usize>(values: &mut [f32], at: impl Fn(usize) -> usize, len: usize) -> [&mut [f32]; N] {
+    values.get_disjoint_mut(std::array::from_fn(|q| at(q)..at(q) + len)).expect("disjoint lines")
 }
 
 /// out = Bᵀ d, lane by lane: Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0;
