@@ -772,6 +772,9 @@ fn direct_convolutions_match_the_unfolding_ones() {
         (square_conv(3, (32, 48), 9, (5, 1, 2)), 1),
         // One image, three channel blocks shared between two threads.
         (square_conv(1, (3, 24), 16, (3, 1, 1)), 2),
+        // Rows of 31: each row its own two vectors (16 lanes, then 15), as 32 and 16 (above)
+        // take theirs with every lane kept.
+        (same(2, (8, 16), 31), 2),
         // Rows 36 long of which 20 are outputs: vector 8 (positions 128-143) lies
         // wholly in a row's padding.
         (Conv2d { kernel: [1, 3], padding: [0, 8], dilation: [1, 8], ..square_conv(2, (4, 10), 20, (1, 1, 0)) }, 2),
@@ -994,3 +997,4 @@ fn sgd_checkpoints_cross_between_burns_optimiser_and_archcs() {
     let expected = weights(&writer.step(0.1, model.clone(), grads(&model, 4)));
     assert_eq!(weights(&reader.step(0.1, model.clone(), grads(&model, 4))), expected);
 }
+

@@ -8,7 +8,9 @@
 //! rows they cross, and a register block of 8 output channels × 3 such vectors
 //! accumulates 24 FMAs per tap from 3 loads and 8 broadcasts of the (packed) weight.
 //! The q that fall in a row's padding columns are computed and dropped: 2 of every 34
-//! on a 32-wide "same" 3×3 layer.
+//! on a 32-wide "same" 3×3 layer. Where rows are a multiple of 16 wide (or the rows'
+//! own vectors take fewer for another reason), each output row has vectors of its own
+//! instead, starting at q = oh·wp, and nothing is dropped.
 //!
 //! Where it pays (`applies`): few channels, where the unfolding GEMM's K is short and
 //! the unfolding (three copies of the image for a 3×3 layer, then the GEMM's own
@@ -58,8 +60,12 @@ struct Padded {
     /// vector's dropped lanes read past its last channel).
     plane: usize,
     len: usize,
-    /// Vectors per image: positions 0 .. 16·vectors along padded rows.
+    /// Vectors per image.
     vectors: usize,
+    /// Where each vector of an image starts along the padded rows (q of its first
+    /// lane), and how many of its lanes it may keep (a row's own vector keeps only
+    /// that row's).
+    starts: Vec<(usize, usize)>,
     /// Each tap's offset from q: (ki·d₀)·wp + kj·d₁, window row by row.
     taps: Vec<usize>,
 }
@@ -69,14 +75,28 @@ impl Padded {
         let [out_h, out_w] = conv.output_size();
         let (hp, wp) = (conv.height + 2 * conv.padding[0], conv.width + 2 * conv.padding[1]);
         let plane = hp * wp;
-        let vectors = ((out_h - 1) * wp + out_w).div_ceil(LANES);
+        // Vectors one after another along the padded rows (a row's padding columns
+        // computed and dropped), or each output row in vectors of its own (the rest of
+        // its last vector dropped): whichever takes fewer. Rows of 16 or 32 take their
+        // own (no lane dropped: 64 vectors for a 32×32 image instead of 68, 16 for
+        // 16×16 instead of 18); 8×8 takes the first (5 vectors instead of 8).
+        let along = ((out_h - 1) * wp + out_w).div_ceil(LANES);
+        let per_row = out_w.div_ceil(LANES);
+        let starts: Vec<(usize, usize)> = if out_h * per_row < along {
+            (0..out_h)
+                .flat_map(|r| (0..per_row).map(move |j| (r * wp + LANES * j, LANES.min(out_w - LANES * j))))
+                .collect()
+        } else {
+            (0..along).map(|v| (LANES * v, LANES)).collect()
+        };
         let taps: Vec<usize> = (0..conv.kernel[0])
             .flat_map(|ki| (0..conv.kernel[1]).map(move |kj| (ki * conv.dilation[0]) * wp + kj * conv.dilation[1]))
             .collect();
         let last_tap = taps.last().copied().unwrap_or(0);
-        // The last channel's last vector reads up to (its start) + 16·vectors + last tap.
-        let len = (conv.in_channels - 1) * plane + (LANES * vectors + last_tap).max(plane);
-        Padded { wp, plane, len, vectors, taps }
+        // The last channel's last vector reads up to its start + 16 + the last tap.
+        let reach = starts.last().map_or(0, |&(q, _)| q + LANES) + last_tap;
+        let len = (conv.in_channels - 1) * plane + reach.max(plane);
+        Padded { wp, plane, len, vectors: starts.len(), starts, taps }
     }
 
     /// Copies image `x` [in, height, width] into `out` (`len` values) where its
@@ -115,14 +135,15 @@ impl Padded {
     /// column, nor past the last row), and where the first of them goes in the output
     /// plane; the others follow it there, since output rows are contiguous.
     fn stores(&self, out_h: usize, out_w: usize) -> Vec<(usize, u16)> {
-        (0..self.vectors)
-            .map(|v| {
+        self.starts
+            .iter()
+            .map(|&(start, lanes)| {
                 let inside = |l: usize| {
-                    let q = LANES * v + l;
-                    q / self.wp < out_h && q % self.wp < out_w
+                    let q = start + l;
+                    l < lanes && q / self.wp < out_h && q % self.wp < out_w
                 };
                 let mask = (0..LANES).filter(|&l| inside(l)).fold(0u16, |m, l| m | 1 << l);
-                let first = (mask != 0).then(|| LANES * v + mask.trailing_zeros() as usize);
+                let first = (mask != 0).then(|| start + mask.trailing_zeros() as usize);
                 (first.map_or(0, |q| q / self.wp * out_w + q % self.wp), mask)
             })
             .collect()
@@ -201,7 +222,7 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
             let vector = |v: usize| {
                 let (i, local) = (v / padded.vectors, v % padded.vectors);
                 let (at, mask) = stores[local];
-                let input = images[i * padded.len + LANES * local..].as_ptr();
+                let input = images[i * padded.len + padded.starts[local].0..].as_ptr();
                 (input, (((first + i) * cout + block * CHANNELS) * out_plane + at, mask))
             };
             let mut v = 0;
