@@ -782,7 +782,7 @@ fn direct_convolutions_match_the_unfolding_ones() {
         (Conv2d { kernel: [1, 5], padding: [0, 2], ..square_conv(2, (6, 20), 10, (1, 1, 0)) }, 2),
         (Conv2d { kernel: [3, 5], padding: [2, 2], dilation: [2, 1], ..square_conv(3, (5, 16), 11, (1, 1, 0)) }, 3),
     ] {
-        if !std::is_x86_feature_detected!("avx512f") {
+        if archc_kernels::kernel_width() != "avx512" {
             // The form needs AVX-512; elsewhere the others compute these (tested above).
             assert!(!conv_kernel::is_direct(&c));
             continue;
@@ -998,3 +998,43 @@ fn sgd_checkpoints_cross_between_burns_optimiser_and_archcs() {
     assert_eq!(weights(&reader.step(0.1, model.clone(), grads(&model, 4))), expected);
 }
 
+/// Every test of this file again in each narrower width that this CPU can stand in for
+/// (`ARCHC_KERNEL_WIDTH`, this binary run again as a child process): the AVX2 and
+/// baseline builds of the multiversioned loops (batch norm, Winograd's transforms with
+/// their scalar row split, ReLU's gradient, SGD), the AVX2 dot products, and the other
+/// forms wherever the direct one needs AVX-512. On an AVX-512 machine they would
+/// otherwise never run.
+#[test]
+fn every_kernel_matches_in_the_narrower_widths() {
+    if std::env::var_os("ARCHC_KERNEL_WIDTH").is_some() {
+        return; // The child itself.
+    }
+    let narrower: &[&str] = match archc_kernels::kernel_width() {
+        "avx512" => &["avx2", "baseline"],
+        "avx2" => &["baseline"],
+        _ => &[],
+    };
+    for width in narrower {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .env("ARCHC_KERNEL_WIDTH", width)
+            .args(["--skip", "every_kernel_matches_in_the_narrower_widths"])
+            .output()
+            .unwrap();
+        let (out, err) = (String::from_utf8_lossy(&child.stdout), String::from_utf8_lossy(&child.stderr));
+        assert!(child.status.success(), "the kernels in {width}:\n{out}{err}");
+        let passed: usize = out
+            .lines()
+            .find_map(|line| line.strip_prefix("test result: ok. "))
+            .and_then(|rest| rest.split(' ').next()?.parse().ok())
+            .unwrap_or(0);
+        assert!(passed >= 20, "the kernels in {width}: only {passed} tests ran\n{out}");
+    }
+}
+
+/// In the child processes above, the kernels run in the width asked for.
+#[test]
+fn the_width_asked_for_is_the_one_the_kernels_use() {
+    if let Ok(width) = std::env::var("ARCHC_KERNEL_WIDTH") {
+        assert_eq!(archc_kernels::kernel_width(), width);
+    }
+}

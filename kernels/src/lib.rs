@@ -27,7 +27,26 @@ pub(crate) enum Width {
 }
 
 impl Width {
+    /// The CPU's width, or a narrower one where `ARCHC_KERNEL_WIDTH` asks for it
+    /// (`avx2`, `baseline`; `avx512` is the CPU's own): the tests run every kernel
+    /// again in each width this CPU can stand in for (`tests/kernels.rs`), so that the
+    /// narrower versions are checked on a machine that would never take them. The
+    /// variable cannot widen: a width the CPU lacks would be undefined behaviour.
     pub(crate) fn detect() -> Width {
+        static WIDTH: std::sync::OnceLock<Width> = std::sync::OnceLock::new();
+        *WIDTH.get_or_init(|| {
+            let cpu = Width::of_cpu();
+            match std::env::var("ARCHC_KERNEL_WIDTH").as_deref() {
+                Err(_) | Ok("avx512") => cpu,
+                Ok("avx2") if cpu == Width::Avx512 => Width::Avx2,
+                Ok("avx2") => cpu,
+                Ok("baseline") => Width::Baseline,
+                Ok(other) => panic!("ARCHC_KERNEL_WIDTH is {other:?}: it takes avx512, avx2 or baseline"),
+            }
+        })
+    }
+
+    fn of_cpu() -> Width {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
@@ -39,6 +58,20 @@ impl Width {
         }
         Width::Baseline
     }
+
+    fn name(self) -> &'static str {
+        match self {
+            Width::Avx512 => "avx512",
+            Width::Avx2 => "avx2",
+            Width::Baseline => "baseline",
+        }
+    }
+}
+
+/// The vector width the kernels run in: `avx512`, `avx2` or `baseline` (see
+/// `ARCHC_KERNEL_WIDTH` above).
+pub fn kernel_width() -> &'static str {
+    Width::detect().name()
 }
 
 /// `fn $name(width: Width, args) -> R`: `$body(args)`, an `#[inline(always)]` function,

@@ -1,0 +1,98 @@
+//! Each kernel of a ResNet-20 training step, timed alone at its real sizes: the 3×3
+//! convolutions of each stage (forward, input gradient, weight gradient) and the batch
+//! norm passes (statistics, normalise + ReLU, backward through the ReLU's mask), as
+//! milliseconds and GFLOP/s, on a pool of THREADS threads. For finding where a step's
+//! time goes and for before/after comparisons of one kernel; the whole step is what
+//! `archc bench` measures.
+//!
+//!     cargo run -p archc-kernels --example layer_times -- [BATCH [THREADS [REPEATS]]]
+
+use archc_kernels::Epilogue;
+use archc_kernels::batch_norm::{self, Backward, Planes};
+use archc_kernels::conv::{self, Conv2d, Wanted};
+use std::time::Instant;
+
+/// The fastest of `repeats` timed calls of `f` after one untimed call, in milliseconds:
+/// on a shared machine whose speed drifts within seconds, the least disturbed call.
+fn time(repeats: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let ms: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.into_iter().fold(f64::INFINITY, f64::min)
+}
+
+fn values(len: usize, seed: usize) -> Vec<f32> {
+    (0..len).map(|i| ((i * 7 + seed * 13) % 23) as f32 * 0.1 - 1.1).collect()
+}
+
+fn report(what: &str, ms: f64, flops: f64) {
+    if flops > 0.0 {
+        println!("{what:<44} {ms:8.2} ms {:7.1} GFLOP/s", flops / ms / 1e6);
+    } else {
+        println!("{what:<44} {ms:8.2} ms");
+    }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a positive integer")).collect();
+    let batch = args.first().copied().unwrap_or(128);
+    let threads = args.get(1).copied().unwrap_or(2);
+    let repeats = args.get(2).copied().unwrap_or(5);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
+    pool.install(|| {
+        for (channels, size) in [(16, 32), (32, 16), (64, 8)] {
+            let conv = Conv2d {
+                batch,
+                in_channels: channels,
+                height: size,
+                width: size,
+                out_channels: channels,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1, 1],
+                dilation: [1, 1],
+                groups: 1,
+            };
+            let (x, w, dy) = (values(conv.input_len(), 1), values(conv.weight_len(), 2), values(conv.output_len(), 3));
+            let flops = 2.0 * (conv.output_len() * channels * 9) as f64;
+            let name = |what: &str| format!("{channels}×{size}×{size} {what}");
+            report(&name("conv forward"), time(repeats, || drop(conv::forward(&conv, &x, &w, None))), flops);
+            let input = Wanted { input: true, weight: false, bias: false };
+            report(
+                &name("conv input gradient"),
+                time(repeats, || drop(conv::backward(&conv, &x, &w, &dy, input))),
+                flops,
+            );
+            let weight = Wanted { input: false, weight: true, bias: false };
+            report(
+                &name("conv weight gradient"),
+                time(repeats, || drop(conv::backward(&conv, &x, &w, &dy, weight))),
+                flops,
+            );
+            let at = Planes { batch, channels, spatial: size * size };
+            let (gamma, beta) = (vec![1.5f32; channels], vec![0.25f32; channels]);
+            let stats = batch_norm::statistics(&x, at, 1e-5);
+            report(&name("batch norm statistics"), time(repeats, || drop(batch_norm::statistics(&x, at, 1e-5))), 0.0);
+            let relu = Epilogue { residual: None, relu: true };
+            let y = batch_norm::normalize(&x, at, &stats, &gamma, &beta, relu);
+            report(
+                &name("batch norm normalise + ReLU"),
+                time(repeats, || drop(batch_norm::normalize(&x, at, &stats, &gamma, &beta, relu))),
+                0.0,
+            );
+            for (what, before_relu) in [("backward (ReLU)", false), ("backward (ReLU, residual)", true)] {
+                let wanted = Backward { input: true, relu_output: Some(&y), before_relu };
+                report(
+                    &name(&format!("batch norm {what}")),
+                    time(repeats, || drop(batch_norm::backward(&x, &dy, at, &stats, &gamma, wanted))),
+                    0.0,
+                );
+            }
+        }
+    });
+}
