@@ -282,6 +282,34 @@ fn flex_matches_pytorch() {
     check_fixtures::<Flex>("flex", &[], GRADS);
 }
 
+/// A block wide enough for the kernels' Winograd form, which the fixtures above never
+/// reach (`wide_resnet`: 128 channels over 16×16 at a batch of 4; its forward pass and
+/// input gradient take the form): logits, loss, gradients and running statistics
+/// against PyTorch's on flex, with the same tolerances as the others.
+#[test]
+fn flex_matches_pytorch_through_the_winograd_form() {
+    let path = "tests/fixtures/lowering/wide_resnet.arch";
+    let (m, fixture) = (model(path), Fixture::read("wide_resnet"));
+    let block = archc_kernels::conv::Conv2d {
+        batch: 4,
+        in_channels: 128,
+        height: 16,
+        width: 16,
+        out_channels: 128,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    assert!(archc_kernels::conv::is_winograd(&block), "the fixture's block takes the Winograd form");
+    let device = Default::default();
+    let mut checks = Comparisons::new("wide_resnet on flex");
+    check_eval::<Flex>("wide_resnet", &m, &fixture, &device, &mut checks);
+    check_train::<Flex>("wide_resnet", &m, &fixture, &device, &mut checks, GRADS);
+    checks.assert_all_close();
+}
+
 #[test]
 fn mismatched_weights_name_the_key_and_both_shapes() {
     let m = model("tests/fixtures/lowering/tiny_resnet.arch");
