@@ -14,10 +14,16 @@ use std::time::Instant;
 
 /// The fastest of `repeats` timed calls of `f` after one untimed call, in milliseconds:
 /// on a shared machine whose speed drifts within seconds, the least disturbed call.
+/// Before each, 64 MB are written, so that the call finds its inputs in memory rather
+/// than in cache, as in a training step, where each layer's tensors were last touched
+/// many layers before.
 fn time(repeats: usize, mut f: impl FnMut()) -> f64 {
+    let mut flush = vec![0u8; 64 << 20];
     f();
     let ms: Vec<f64> = (0..repeats)
-        .map(|_| {
+        .map(|i| {
+            flush.iter_mut().step_by(64).for_each(|b| *b = i as u8);
+            std::hint::black_box(&flush);
             let start = Instant::now();
             f();
             start.elapsed().as_secs_f64() * 1e3
