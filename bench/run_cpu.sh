@@ -15,6 +15,7 @@ threads=${THREADS:-2}
 rounds=${ROUNDS:-3}
 # The machine's sgemm rate, measured in each round, to hold achieved GFLOP/s against.
 cargo build -q -p archc-kernels --example sgemm
+[ -x "$archc" ] || { echo "run_cpu.sh: $archc: no such binary (cargo build --features cuda)" >&2; exit 1; }
 # The results of this run alone: an earlier run's rounds (more of them, or reports
 # split otherwise) would be read into its tables.
 rm -rf bench/results/round-*
@@ -31,7 +32,8 @@ for round in $(seq 1 "$rounds"); do
             # so that a single preempted step cannot move the median.
             lenet5) runs=("1,32,128 10 100") ;;
             resnet20) runs=("1,32,128 2 6") ;;
-            *) runs=("1 3 12" "32,128 1 3") ;;
+            resnet18_cifar) runs=("1 3 12" "32,128 1 3") ;;
+            *) runs=("1,32,128 1 3") ;;
         esac
         for run in "${runs[@]}"; do
             read -r batches warmup iters <<< "$run"

@@ -773,8 +773,10 @@ fn direct_convolutions_match_the_unfolding_ones() {
         // One image, three channel blocks shared between two threads.
         (square_conv(1, (3, 24), 16, (3, 1, 1)), 2),
         // Rows of 31: each row its own two vectors (16 lanes, then 15), as 32 and 16 (above)
-        // take theirs with every lane kept.
+        // take theirs with every lane kept; and rows of 16 over 8 rows, two images to a
+        // group of row vectors (the last group of one).
         (same(2, (8, 16), 31), 2),
+        (Conv2d { height: 8, ..same(3, (8, 16), 16) }, 2),
         // Rows 36 long of which 20 are outputs: vector 8 (positions 128-143) lies
         // wholly in a row's padding.
         (Conv2d { kernel: [1, 3], padding: [0, 8], dilation: [1, 8], ..square_conv(2, (4, 10), 20, (1, 1, 0)) }, 2),
@@ -998,26 +1000,36 @@ fn sgd_checkpoints_cross_between_burns_optimiser_and_archcs() {
     assert_eq!(weights(&reader.step(0.1, model.clone(), grads(&model, 4))), expected);
 }
 
+/// Marks the child processes below, whatever `ARCHC_KERNEL_WIDTH` the caller has set.
+const CHILD: &str = "ARCHC_KERNELS_TEST_CHILD";
+
 /// Every test of this file again in each narrower width that this CPU can stand in for
 /// (`ARCHC_KERNEL_WIDTH`, this binary run again as a child process): the AVX2 and
-/// baseline builds of the multiversioned loops (batch norm, Winograd's transforms with
-/// their scalar row split, ReLU's gradient, SGD), the AVX2 dot products, and the other
-/// forms wherever the direct one needs AVX-512. On an AVX-512 machine they would
-/// otherwise never run.
+/// baseline builds of archc's multiversioned loops (batch norm, Winograd's transforms
+/// with their scalar row split, ReLU's gradient, SGD), the AVX2 dot products, and the
+/// other forms wherever the direct one needs AVX-512 (the `gemm` crate's own
+/// microkernels keep the CPU's width). On an AVX-512 machine they would otherwise never
+/// run. Each child must pass every other test of the file.
 #[test]
 fn every_kernel_matches_in_the_narrower_widths() {
-    if std::env::var_os("ARCHC_KERNEL_WIDTH").is_some() {
-        return; // The child itself.
+    if std::env::var_os(CHILD).is_some() {
+        return;
     }
     let narrower: &[&str] = match archc_kernels::kernel_width() {
         "avx512" => &["avx2", "baseline"],
         "avx2" => &["baseline"],
         _ => &[],
     };
+    let this = std::env::current_exe().unwrap();
+    let skip = ["--skip", "every_kernel_matches_in_the_narrower_widths"];
+    let listed = std::process::Command::new(&this).args(["--list"]).args(skip).env(CHILD, "1").output().unwrap();
+    let others = String::from_utf8_lossy(&listed.stdout).lines().filter(|l| l.ends_with(": test")).count();
+    assert!(others >= 20, "the file's other tests: {others}");
     for width in narrower {
-        let child = std::process::Command::new(std::env::current_exe().unwrap())
+        let child = std::process::Command::new(&this)
+            .env(CHILD, "1")
             .env("ARCHC_KERNEL_WIDTH", width)
-            .args(["--skip", "every_kernel_matches_in_the_narrower_widths"])
+            .args(skip)
             .output()
             .unwrap();
         let (out, err) = (String::from_utf8_lossy(&child.stdout), String::from_utf8_lossy(&child.stderr));
@@ -1027,14 +1039,15 @@ fn every_kernel_matches_in_the_narrower_widths() {
             .find_map(|line| line.strip_prefix("test result: ok. "))
             .and_then(|rest| rest.split(' ').next()?.parse().ok())
             .unwrap_or(0);
-        assert!(passed >= 20, "the kernels in {width}: only {passed} tests ran\n{out}");
+        assert_eq!(passed, others, "the kernels in {width}: {passed} of {others} tests passed\n{out}");
     }
 }
 
 /// In the child processes above, the kernels run in the width asked for.
 #[test]
 fn the_width_asked_for_is_the_one_the_kernels_use() {
-    if let Ok(width) = std::env::var("ARCHC_KERNEL_WIDTH") {
-        assert_eq!(archc_kernels::kernel_width(), width);
+    if std::env::var_os(CHILD).is_some() {
+        let asked = std::env::var("ARCHC_KERNEL_WIDTH").unwrap();
+        assert_eq!(archc_kernels::kernel_width(), asked, "ARCHC_KERNEL_WIDTH={asked}");
     }
 }

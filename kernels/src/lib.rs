@@ -28,20 +28,22 @@ pub(crate) enum Width {
 
 impl Width {
     /// The CPU's width, or a narrower one where `ARCHC_KERNEL_WIDTH` asks for it
-    /// (`avx2`, `baseline`; `avx512` is the CPU's own): the tests run every kernel
-    /// again in each width this CPU can stand in for (`tests/kernels.rs`), so that the
-    /// narrower versions are checked on a machine that would never take them. The
-    /// variable cannot widen: a width the CPU lacks would be undefined behaviour.
+    /// (`avx2`, `baseline`; `avx512` or empty is the CPU's own): the tests run the
+    /// kernels again in each width this CPU can stand in for (`tests/kernels.rs`), so
+    /// that the narrower versions are checked on a machine that would never take them.
+    /// The variable cannot widen: a width the CPU lacks would be undefined behaviour.
+    /// Only this crate's own choices follow it (the `gemm` crate picks its own).
     pub(crate) fn detect() -> Width {
         static WIDTH: std::sync::OnceLock<Width> = std::sync::OnceLock::new();
         *WIDTH.get_or_init(|| {
             let cpu = Width::of_cpu();
-            match std::env::var("ARCHC_KERNEL_WIDTH").as_deref() {
-                Err(_) | Ok("avx512") => cpu,
-                Ok("avx2") if cpu == Width::Avx512 => Width::Avx2,
-                Ok("avx2") => cpu,
-                Ok("baseline") => Width::Baseline,
-                Ok(other) => panic!("ARCHC_KERNEL_WIDTH is {other:?}: it takes avx512, avx2 or baseline"),
+            let asked = std::env::var_os("ARCHC_KERNEL_WIDTH").map(|v| v.to_string_lossy().trim().to_ascii_lowercase());
+            match asked.as_deref() {
+                None | Some("" | "avx512") => cpu,
+                Some("avx2") if cpu == Width::Avx512 => Width::Avx2,
+                Some("avx2") => cpu,
+                Some("baseline") => Width::Baseline,
+                Some(other) => panic!("ARCHC_KERNEL_WIDTH is {other:?}: it takes avx512, avx2 or baseline"),
             }
         })
     }
@@ -49,10 +51,13 @@ impl Width {
     fn of_cpu() -> Width {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
+            // AVX-512 only with AVX2 and FMA as well, which its code paths also take
+            // (every such CPU has them; a virtual machine's flags need not say so).
+            let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+            if avx2 && std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
                 return Width::Avx512;
             }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if avx2 {
                 return Width::Avx2;
             }
         }
