@@ -249,14 +249,19 @@ fn check_train<B: Backend>(
 }
 
 fn check_fixtures<B: Backend>(backend: &str, names: &[&str], grads_tolerance: f32) {
-    let device = Default::default();
     for (name, path) in FIXTURES.iter().filter(|(n, _)| names.is_empty() || names.contains(n)) {
-        let (m, fixture) = (model(path), Fixture::read(name));
-        let mut checks = Comparisons::new(format!("{name} on {backend}"));
-        check_eval::<B>(name, &m, &fixture, &device, &mut checks);
-        check_train::<B>(name, &m, &fixture, &device, &mut checks, grads_tolerance);
-        checks.assert_all_close();
+        check_fixture::<B>(backend, name, path, grads_tolerance);
     }
+}
+
+/// One fixture's eval and training passes on `B` against PyTorch's.
+fn check_fixture<B: Backend>(backend: &str, name: &str, path: &str, grads_tolerance: f32) {
+    let device = Default::default();
+    let (m, fixture) = (model(path), Fixture::read(name));
+    let mut checks = Comparisons::new(format!("{name} on {backend}"));
+    check_eval::<B>(name, &m, &fixture, &device, &mut checks);
+    check_train::<B>(name, &m, &fixture, &device, &mut checks, grads_tolerance);
+    checks.assert_all_close();
 }
 
 /// burn-ndarray's convolution backward is slow: its training pass runs on the small
@@ -288,8 +293,6 @@ fn flex_matches_pytorch() {
 /// against PyTorch's on flex, with the same tolerances as the others.
 #[test]
 fn flex_matches_pytorch_through_the_winograd_form() {
-    let path = "tests/fixtures/lowering/wide_resnet.arch";
-    let (m, fixture) = (model(path), Fixture::read("wide_resnet"));
     let block = archc_kernels::conv::Conv2d {
         batch: 4,
         in_channels: 128,
@@ -303,11 +306,7 @@ fn flex_matches_pytorch_through_the_winograd_form() {
         groups: 1,
     };
     assert!(archc_kernels::conv::is_winograd(&block), "the fixture's block takes the Winograd form");
-    let device = Default::default();
-    let mut checks = Comparisons::new("wide_resnet on flex");
-    check_eval::<Flex>("wide_resnet", &m, &fixture, &device, &mut checks);
-    check_train::<Flex>("wide_resnet", &m, &fixture, &device, &mut checks, GRADS);
-    checks.assert_all_close();
+    check_fixture::<Flex>("flex", "wide_resnet", "tests/fixtures/lowering/wide_resnet.arch", GRADS);
 }
 
 #[test]

@@ -60,8 +60,6 @@ struct Padded {
     /// vector's dropped lanes read past its last channel).
     plane: usize,
     len: usize,
-    /// Vectors per image.
-    vectors: usize,
     /// Where each vector of an image starts along the padded rows (q of its first
     /// lane), and how many of its lanes it may keep (a row's own vector keeps only
     /// that row's).
@@ -96,7 +94,12 @@ impl Padded {
         // The last channel's last vector reads up to its start + 16 + the last tap.
         let reach = starts.last().map_or(0, |&(q, _)| q + LANES) + last_tap;
         let len = (conv.in_channels - 1) * plane + reach.max(plane);
-        Padded { wp, plane, len, vectors: starts.len(), starts, taps }
+        Padded { wp, plane, len, starts, taps }
+    }
+
+    /// Vectors per image.
+    fn vectors(&self) -> usize {
+        self.starts.len()
     }
 
     /// Copies image `x` [in, height, width] into `out` (`len` values) where its
@@ -188,7 +191,7 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
     let (cout, out_plane) = (conv.out_channels, out_h * out_w);
     let stores = padded.stores(out_h, out_w);
     let blocks = cout.div_ceil(CHANNELS);
-    let per_group = GROUP_POSITIONS.div_ceil(LANES * padded.vectors).clamp(1, conv.batch);
+    let per_group = GROUP_POSITIONS.div_ceil(LANES * padded.vectors()).clamp(1, conv.batch);
     let groups = conv.batch.div_ceil(per_group);
     // Groups of images shared among the threads; with fewer groups than threads, each
     // group's channel blocks are split too (each part pads the group itself).
@@ -207,7 +210,7 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
             // SAFETY: `applies` found AVX-512.
             unsafe { padded.fill(conv, image, &mut images[i * padded.len..][..padded.len]) };
         }
-        let vectors = count * padded.vectors;
+        let vectors = count * padded.vectors();
         for block in split * blocks / splits..(split + 1) * blocks / splits {
             let w = &packed[block * conv.in_channels * padded.taps.len() * CHANNELS..];
             let store = Store {
@@ -220,7 +223,7 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
             // The group's vectors, three at a time: vector v is vector v % vectors' of
             // image v / vectors'; its lanes go to the image's planes of this block.
             let vector = |v: usize| {
-                let (i, local) = (v / padded.vectors, v % padded.vectors);
+                let (i, local) = (v / padded.vectors(), v % padded.vectors());
                 let (at, mask) = stores[local];
                 let input = images[i * padded.len + padded.starts[local].0..].as_ptr();
                 (input, (((first + i) * cout + block * CHANNELS) * out_plane + at, mask))
