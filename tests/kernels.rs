@@ -740,8 +740,8 @@ fn winograd_convolutions_match_the_unfolding_ones() {
 /// layers, LeNet-5's 5×5 with padding at batch 1 and valid, channels not a multiple of
 /// 8, a wide rectangular image with uneven padding and dilation, 5×5 windows over 64 and
 /// 48 channels, one image whose channel blocks are split between threads, a dilation
-/// that leaves a whole vector in a row's padding, window rows of one, and a 5-wide
-/// window with dilated rows. Against the image-by-image unfolding with bias, without,
+/// that leaves a whole vector in a row's padding, window rows of one, a 5-wide window
+/// with dilated rows, and stride 2 over the image's phases. Against the image-by-image unfolding with bias, without,
 /// and with residual and ReLU; the plain output and all three gradients also against
 /// the direct loops (the weight gradient from the padded images in register blocks of
 /// 1, 2 and 4 vectors of output channels, one image's blocks split between threads).
@@ -783,6 +783,16 @@ fn direct_convolutions_match_the_unfolding_ones() {
         // Window rows of one, and 5 wide with dilated rows (the weight gradient's blocks).
         (Conv2d { kernel: [1, 5], padding: [0, 2], ..square_conv(2, (6, 20), 10, (1, 1, 0)) }, 2),
         (Conv2d { kernel: [3, 5], padding: [2, 2], dilation: [2, 1], ..square_conv(3, (5, 16), 11, (1, 1, 0)) }, 3),
+        // Stride 2 over the image's four phases: ResNet-20's two layers that halve, an
+        // odd-sized rectangle (phases of unequal size), rows of 70 (the phase split 32
+        // values at a time, then 6) without padding, a 5×5 window, and a dilation of 2
+        // (every tap in the even phases).
+        (square_conv(2, (16, 32), 32, (3, 2, 1)), 2),
+        (square_conv(3, (32, 64), 16, (3, 2, 1)), 2),
+        (Conv2d { height: 15, width: 13, ..square_conv(2, (5, 12), 0, (3, 2, 1)) }, 1),
+        (Conv2d { height: 6, width: 70, ..square_conv(2, (3, 9), 0, (3, 2, 0)) }, 2),
+        (square_conv(2, (4, 8), 17, (5, 2, 2)), 3),
+        (Conv2d { dilation: [2, 2], ..square_conv(2, (6, 10), 12, (3, 2, 2)) }, 2),
     ] {
         if archc_kernels::kernel_width() != "avx512" {
             // The form needs AVX-512; elsewhere the others compute these (tested above).
@@ -810,12 +820,12 @@ fn direct_convolutions_match_the_unfolding_ones() {
 
 /// Convolutions with few output positions per image run several images side by side in
 /// one GEMM: a ResNet's stride-2 3×3 and 1×1 layers into 4×4, and a valid 5×5 one into
-/// 8×8 (72 channels: with 64 or fewer it takes the direct form); a last GEMM with fewer images, bias, residual and ReLU. Against the image-by-image
+/// 8×8 (the 3×3 and 5×5 with 72 channels: with 64 or fewer they take the direct form); a last GEMM with fewer images, bias, residual and ReLU. Against the image-by-image
 /// unfolding, and the plain output against the direct convolution.
 #[test]
 fn side_by_side_convolutions_match_the_image_by_image_ones() {
     for (batch, (cin, cout), size, (kernel, stride, padding), threads) in
-        [(5, (6, 10), 8, (3, 2, 1), 2), (9, (8, 12), 8, (1, 2, 0), 1), (2, (3, 72), 12, (5, 1, 0), 1)]
+        [(5, (6, 72), 8, (3, 2, 1), 2), (9, (8, 12), 8, (1, 2, 0), 1), (2, (3, 72), 12, (5, 1, 0), 1)]
     {
         let c = square_conv(batch, (cin, cout), size, (kernel, stride, padding));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

@@ -1,11 +1,14 @@
 //! Each kernel of a ResNet-20 training step, timed alone at its real sizes: the 3×3
-//! convolutions of each stage (forward, input gradient, weight gradient) and the batch
+//! convolutions of each stage and the two that halve the size (forward, input gradient,
+//! weight gradient) and the batch
 //! norm passes (statistics, normalise + ReLU, backward through the ReLU's mask), as
 //! milliseconds and GFLOP/s, on a pool of THREADS threads. For finding where a step's
 //! time goes and for before/after comparisons of one kernel; the whole step is what
 //! `archc bench` measures.
 //!
-//!     cargo run -p archc-kernels --example layer_times -- [BATCH [THREADS [REPEATS]]]
+//!     cargo run -p archc-kernels --example layer_times -- [BATCH [THREADS [REPEATS [ONLY]]]]
+//!
+//! ONLY times just the kernels whose line contains it (`"batch norm"`, `"16×32×32"`).
 
 use archc_kernels::Epilogue;
 use archc_kernels::batch_norm::{self, Backward, Planes};
@@ -18,6 +21,9 @@ use std::time::Instant;
 /// than in cache, as in a training step, where each layer's tensors were last touched
 /// many layers before.
 fn time(repeats: usize, mut f: impl FnMut()) -> f64 {
+    if repeats == 0 {
+        return f64::NAN;
+    }
     let mut flush = vec![0u8; 64 << 20];
     f();
     let ms: Vec<f64> = (0..repeats)
@@ -37,6 +43,9 @@ fn values(len: usize, seed: usize) -> Vec<f32> {
 }
 
 fn report(what: &str, ms: f64, flops: f64) {
+    if ms.is_nan() {
+        return;
+    }
     if flops > 0.0 {
         println!("{what:<44} {ms:8.2} ms {:7.1} GFLOP/s", flops / ms / 1e6);
     } else {
@@ -45,57 +54,81 @@ fn report(what: &str, ms: f64, flops: f64) {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a positive integer")).collect();
-    let batch = args.first().copied().unwrap_or(128);
-    let threads = args.get(1).copied().unwrap_or(2);
-    let repeats = args.get(2).copied().unwrap_or(5);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize, default: usize| args.get(i).map_or(default, |a| a.parse().expect("a positive integer"));
+    let (batch, threads, all_repeats) = (number(0, 128), number(1, 2), number(2, 5));
+    let only = args.get(3);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
     pool.install(|| {
-        for (channels, size) in [(16, 32), (32, 16), (64, 8)] {
+        // (in, out, input size, stride): the stages' layers, then the two that halve.
+        for (in_channels, channels, size, stride) in
+            [(16, 16, 32, 1), (32, 32, 16, 1), (64, 64, 8, 1), (16, 32, 32, 2), (32, 64, 16, 2)]
+        {
             let conv = Conv2d {
                 batch,
-                in_channels: channels,
+                in_channels,
                 height: size,
                 width: size,
                 out_channels: channels,
                 kernel: [3, 3],
-                stride: [1, 1],
+                stride: [stride, stride],
                 padding: [1, 1],
                 dilation: [1, 1],
                 groups: 1,
             };
             let (x, w, dy) = (values(conv.input_len(), 1), values(conv.weight_len(), 2), values(conv.output_len(), 3));
-            let flops = 2.0 * (conv.output_len() * channels * 9) as f64;
-            let name = |what: &str| format!("{channels}×{size}×{size} {what}");
-            report(&name("conv forward"), time(repeats, || drop(conv::forward(&conv, &x, &w, None))), flops);
+            let flops = 2.0 * (conv.output_len() * in_channels * 9) as f64;
+            let name = |what: &str| match stride {
+                1 => format!("{channels}×{size}×{size} {what}"),
+                _ => format!("{in_channels}→{channels}×{size}×{size} /{stride} {what}"),
+            };
+            // A kernel left out is timed zero times (and not reported).
+            let repeats =
+                |what: &str| if only.is_none_or(|o| name(what).contains(o.as_str())) { all_repeats } else { 0 };
+            report(
+                &name("conv forward"),
+                time(repeats("conv forward"), || drop(conv::forward(&conv, &x, &w, None))),
+                flops,
+            );
             let input = Wanted { input: true, weight: false, bias: false };
             report(
                 &name("conv input gradient"),
-                time(repeats, || drop(conv::backward(&conv, &x, &w, &dy, input))),
+                time(repeats("conv input gradient"), || drop(conv::backward(&conv, &x, &w, &dy, input))),
                 flops,
             );
             let weight = Wanted { input: false, weight: true, bias: false };
             report(
                 &name("conv weight gradient"),
-                time(repeats, || drop(conv::backward(&conv, &x, &w, &dy, weight))),
+                time(repeats("conv weight gradient"), || drop(conv::backward(&conv, &x, &w, &dy, weight))),
                 flops,
             );
+            if stride > 1 {
+                continue;
+            }
             let at = Planes { batch, channels, spatial: size * size };
             let (gamma, beta) = (vec![1.5f32; channels], vec![0.25f32; channels]);
             let stats = batch_norm::statistics(&x, at, 1e-5);
-            report(&name("batch norm statistics"), time(repeats, || drop(batch_norm::statistics(&x, at, 1e-5))), 0.0);
+            report(
+                &name("batch norm statistics"),
+                time(repeats("batch norm statistics"), || drop(batch_norm::statistics(&x, at, 1e-5))),
+                0.0,
+            );
             let relu = Epilogue { residual: None, relu: true };
             let y = batch_norm::normalize(&x, at, &stats, &gamma, &beta, relu);
             report(
                 &name("batch norm normalise + ReLU"),
-                time(repeats, || drop(batch_norm::normalize(&x, at, &stats, &gamma, &beta, relu))),
+                time(repeats("batch norm normalise + ReLU"), || {
+                    drop(batch_norm::normalize(&x, at, &stats, &gamma, &beta, relu))
+                }),
                 0.0,
             );
             for (what, before_relu) in [("backward (ReLU)", false), ("backward (ReLU, residual)", true)] {
                 let wanted = Backward { input: true, relu_output: Some(&y), before_relu };
                 report(
                     &name(&format!("batch norm {what}")),
-                    time(repeats, || drop(batch_norm::backward(&x, &dy, at, &stats, &gamma, wanted))),
+                    time(repeats(&format!("batch norm {what}")), || {
+                        drop(batch_norm::backward(&x, &dy, at, &stats, &gamma, wanted))
+                    }),
                     0.0,
                 );
             }

@@ -185,7 +185,7 @@ fn relu_of(v: f32) -> f32 {
 /// ReLU's gradient from its output (`relu_of`'s, never NaN): `dy` where the output is
 /// positive, else 0.
 #[inline(always)]
-fn relu_gradient(dy: f32, output: f32) -> f32 {
+pub(crate) fn relu_gradient(dy: f32, output: f32) -> f32 {
     // As a bit mask rather than a branch, so that the loops using it vectorise.
     let keep = (output > 0.0) as u32;
     f32::from_bits(dy.to_bits() & keep.wrapping_neg())

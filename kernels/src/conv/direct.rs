@@ -1,5 +1,5 @@
-//! Stride-1 convolutions computed straight from a zero-padded copy of each image, with
-//! no unfolding (AVX-512).
+//! Convolutions of stride 1 and 2 computed straight from a zero-padded copy of each
+//! image, with no unfolding (AVX-512).
 //!
 //! In the padded image (rows `wp` = width + 2·padding long), output position (oh, ow)
 //! reads tap (ki, kj) of channel c at c·plane + (oh + ki·d₀)·wp + ow + kj·d₁: with the
@@ -10,7 +10,9 @@
 //! The q that fall in a row's padding columns are computed and dropped: 2 of every 34
 //! on a 32-wide "same" 3×3 layer. Where rows are a multiple of 16 wide (or the rows'
 //! own vectors take fewer for another reason), each output row has vectors of its own
-//! instead, starting at q = oh·wp, and nothing is dropped.
+//! instead, starting at q = oh·wp, and nothing is dropped. With stride 2 the padded
+//! copy is split into the image's four phases (`Padded`), over which the taps are again
+//! offsets from q.
 //!
 //! Where it pays (`applies`): few channels, where the unfolding GEMM's K is short and
 //! the unfolding (three copies of the image for a 3×3 layer, then the GEMM's own
@@ -44,7 +46,9 @@ const MAX_CHANNELS: usize = 64;
 
 /// Whether the direct form computes this convolution (on this CPU), and pays.
 pub(super) fn applies(conv: &Conv2d) -> bool {
-    conv.stride == [1, 1]
+    // Stride 2 where the window reaches every phase (a 1×1 one would read a quarter of
+    // the split copy: it unfolds, which is one copy of the values it reads).
+    (conv.stride == [1, 1] || conv.stride == [2, 2] && conv.kernel[0] > 1 && conv.kernel[1] > 1)
         && conv.groups == 1
         && !conv.is_pointwise()
         && conv.in_channels <= MAX_CHANNELS
@@ -53,48 +57,65 @@ pub(super) fn applies(conv: &Conv2d) -> bool {
 }
 
 /// The padded image and the positions computed over it.
+///
+/// With stride 2 the padded image is split into its four phases, the values at (even,
+/// even), (even, odd), (odd, even) and (odd, odd) padded rows and columns, each a plane
+/// of its own (half as high and wide): output (oh, ow) reads tap (ki, kj) from phase
+/// (ki·d₀ mod 2, kj·d₁ mod 2) at (oh + ⌊ki·d₀/2⌋, ow + ⌊kj·d₁/2⌋), so that along the
+/// phase planes' rows the taps are again offsets from q = oh·row + ow and the register
+/// blocks are those of stride 1, each tap read once (nothing multiplied by a zero).
 struct Padded {
-    /// The padded row length.
+    /// The row length of the (phase) planes.
     wp: usize,
-    /// Values per padded channel, and per padded image (with the slack the last
-    /// vector's dropped lanes read past its last channel).
+    /// Values per phase plane (the whole padded plane with stride 1).
+    phase: usize,
+    /// Values per padded channel (all its phases), and per padded image (with the
+    /// slack the last vector's dropped lanes read past its last channel).
     plane: usize,
     len: usize,
-    /// Where each vector of an image starts along the padded rows (q of its first
-    /// lane), and how many of its lanes it may keep (a row's own vector keeps only
-    /// that row's).
+    /// Where each vector of an image starts along the rows (q of its first lane), and
+    /// how many of its lanes it may keep (a row's own vector keeps only that row's).
     starts: Vec<(usize, usize)>,
-    /// Each tap's offset from q: (ki·d₀)·wp + kj·d₁, window row by row.
+    /// Each tap's offset from q, window row by row.
     taps: Vec<usize>,
 }
 
 impl Padded {
     fn of(conv: &Conv2d) -> Padded {
         let [out_h, out_w] = conv.output_size();
+        let [s0, s1] = conv.stride;
         let (hp, wp) = (conv.height + 2 * conv.padding[0], conv.width + 2 * conv.padding[1]);
-        let plane = hp * wp;
-        // Vectors one after another along the padded rows (a row's padding columns
-        // computed and dropped), or each output row in vectors of its own (the rest of
-        // its last vector dropped): whichever takes fewer. Rows of 16 or 32 take their
-        // own (no lane dropped: 64 vectors for a 32×32 image instead of 68, 16 for
-        // 16×16 instead of 18); 8×8 takes the first (5 vectors instead of 8).
-        let along = ((out_h - 1) * wp + out_w).div_ceil(LANES);
+        let (hq, wq) = (hp.div_ceil(s0), wp.div_ceil(s1));
+        let phase = hq * wq;
+        let plane = s0 * s1 * phase;
+        // Vectors one after another along the rows (a row's padding columns computed
+        // and dropped), or each output row in vectors of its own (the rest of its last
+        // vector dropped): whichever takes fewer. Rows of 16 or 32 take their own (no
+        // lane dropped: 64 vectors for a 32×32 image instead of 68, 16 for 16×16
+        // instead of 18); 8×8 takes the first (5 vectors instead of 8).
+        let along = ((out_h - 1) * wq + out_w).div_ceil(LANES);
         let per_row = out_w.div_ceil(LANES);
         let starts: Vec<(usize, usize)> = if out_h * per_row < along {
             (0..out_h)
-                .flat_map(|r| (0..per_row).map(move |j| (r * wp + LANES * j, LANES.min(out_w - LANES * j))))
+                .flat_map(|r| (0..per_row).map(move |j| (r * wq + LANES * j, LANES.min(out_w - LANES * j))))
                 .collect()
         } else {
             (0..along).map(|v| (LANES * v, LANES)).collect()
         };
         let taps: Vec<usize> = (0..conv.kernel[0])
-            .flat_map(|ki| (0..conv.kernel[1]).map(move |kj| (ki * conv.dilation[0]) * wp + kj * conv.dilation[1]))
+            .flat_map(|ki| {
+                let (r, c) = (ki * conv.dilation[0], conv.dilation[1]);
+                (0..conv.kernel[1]).map(move |kj| {
+                    let phase_of = (r % s0) * s1 + (kj * c) % s1;
+                    phase_of * phase + (r / s0) * wq + kj * c / s1
+                })
+            })
             .collect();
-        let last_tap = taps.last().copied().unwrap_or(0);
-        // The last channel's last vector reads up to its start + 16 + the last tap.
+        let last_tap = taps.iter().copied().max().unwrap_or(0);
+        // The last channel's last vector reads up to its start + 16 + the furthest tap.
         let reach = starts.last().map_or(0, |&(q, _)| q + LANES) + last_tap;
         let len = (conv.in_channels - 1) * plane + reach.max(plane);
-        Padded { wp, plane, len, starts, taps }
+        Padded { wp: wq, phase, plane, len, starts, taps }
     }
 
     /// Vectors per image.
@@ -114,6 +135,10 @@ impl Padded {
         use std::arch::x86_64::*;
         let ([ph, pw], (h, w)) = (conv.padding, (conv.height, conv.width));
         assert!(x.len() == conv.in_channels * h * w && out.len() == self.len, "padded image lengths");
+        if conv.stride == [2, 2] {
+            // SAFETY: as this function's.
+            return unsafe { self.fill_phases(conv, x, out) };
+        }
         // Row by row in vectors (a copy call per row cost more than the copy: rows are
         // 8-32 values).
         let tail = ((1u32 << (w % LANES)) - 1) as u16;
@@ -129,6 +154,45 @@ impl Padded {
                     }
                     let at = w - w % LANES;
                     _mm512_mask_storeu_ps(to.add(at), tail, _mm512_maskz_loadu_ps(tail, from.add(at)));
+                }
+            }
+        }
+    }
+
+    /// `fill` with stride 2: each row's values split between the phases of its padded
+    /// row's parity, even and odd padded columns apart, 32 values at a time (two
+    /// vectors in, their even and odd lanes out).
+    ///
+    /// # Safety
+    /// AVX-512F present.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn fill_phases(&self, conv: &Conv2d, x: &[f32], out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let ([ph, pw], (h, w)) = (conv.padding, (conv.height, conv.width));
+        let lanes = |n: usize| ((1u32 << n.min(LANES)) - 1) as u16;
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        for (c, input) in x.chunks_exact(h * w).enumerate() {
+            for (r, row) in input.chunks_exact(w).enumerate() {
+                let (prow, from) = (ph + r, row.as_ptr());
+                // The phase plane row of padded row `prow`, padded column parity b.
+                let to = |b: usize| c * self.plane + ((prow % 2) * 2 + b) * self.phase + prow / 2 * self.wp;
+                for at in (0..w).step_by(2 * LANES) {
+                    let n = (w - at).min(2 * LANES);
+                    // SAFETY: the loads are masked to the n values left in the row; each
+                    // class of n.div_ceil(2) or n / 2 values goes to phase row `to(b)`
+                    // from column (at + parity + pw) / 2, inside its wp columns.
+                    unsafe {
+                        let lo = _mm512_maskz_loadu_ps(lanes(n), from.add(at));
+                        let hi = _mm512_maskz_loadu_ps(lanes(n.saturating_sub(LANES)), from.add(at + LANES));
+                        for (parity, index) in [(0, even), (1, odd)] {
+                            let values = _mm512_permutex2var_ps(lo, index, hi);
+                            let (count, column) = ((n - parity).div_ceil(2), at + parity + pw);
+                            let dst = out.as_mut_ptr().add(to(column % 2) + column / 2);
+                            _mm512_mask_storeu_ps(dst, lanes(count), values);
+                        }
+                    }
                 }
             }
         }
@@ -347,11 +411,11 @@ unsafe fn block_avx512<const N: usize>(
 /// unfolding and no horizontal sums (the dot products over the tall unfolding ran at about 240
 /// GFLOP/s in ResNet-20's training, against 340 for the forward form).
 ///
-/// `None` where it is not built for the window (its width 3 or 5, taps side by side
-/// without dilation): the caller then unfolds.
+/// `None` where it is not built for the layer (stride 1, a window 3 or 5 wide, taps side
+/// by side without dilation): the caller then unfolds.
 pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
     debug_assert!(applies(conv));
-    if conv.dilation[1] != 1 || !matches!(conv.kernel[1], 3 | 5) {
+    if conv.stride != [1, 1] || conv.dilation[1] != 1 || !matches!(conv.kernel[1], 3 | 5) {
         return None;
     }
     let padded = Padded::of(conv);
