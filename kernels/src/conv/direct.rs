@@ -411,11 +411,14 @@ unsafe fn block_avx512<const N: usize>(
 /// unfolding and no horizontal sums (the dot products over the tall unfolding ran at about 240
 /// GFLOP/s in ResNet-20's training, against 340 for the forward form).
 ///
-/// `None` where it is not built for the layer (stride 1, a window 3 or 5 wide, taps side
-/// by side without dilation): the caller then unfolds.
+/// With stride 2 a window row's taps alternate between the even and odd columns' phases
+/// (`Padded`): tap kj at ⌊kj/2⌋ in the phase of kj's parity.
+///
+/// `None` where it is not built for the window (its width 3 or 5, taps side by side
+/// without dilation): the caller then unfolds.
 pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
     debug_assert!(applies(conv));
-    if conv.stride != [1, 1] || conv.dilation[1] != 1 || !matches!(conv.kernel[1], 3 | 5) {
+    if conv.dilation[1] != 1 || !matches!(conv.kernel[1], 3 | 5) {
         return None;
     }
     let padded = Padded::of(conv);
@@ -433,8 +436,9 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
     let most_blocks = rows.div_ceil(rows_per_block(block_vectors(vectors), kw));
     let (tasks, row_parts) =
         if conv.batch >= threads { (threads, 1) } else { (conv.batch, threads.div_ceil(conv.batch).min(most_blocks)) };
-    let row = |r: usize| (r / kh) * padded.plane + (r % kh) * conv.dilation[0] * padded.wp;
-    let shape = Shape { out_h, out_w, wp: padded.wp, width };
+    // Window row r's first tap: (input channel, window row) = (r / kh, r % kh).
+    let row = |r: usize| (r / kh) * padded.plane + padded.taps[(r % kh) * kw];
+    let shape = Shape { out_h, out_w, wp: padded.wp, odd: padded.phase, width };
     let per_task = conv.batch.div_ceil(tasks);
     let units = conv.batch.div_ceil(per_task) * row_parts;
     let partial = (0..units).into_par_iter().map(|unit| {
@@ -467,13 +471,11 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
                         macro_rules! run {
                             ($kw:literal, $v:literal, $rows:literal) => {{
                                 debug_assert_eq!($rows, rows_per_block($v, $kw));
-                                gradient_block::<$kw, $v, $rows>(
-                                    std::array::from_fn(start),
-                                    dy_at,
-                                    sums_at,
-                                    real,
-                                    &shape,
-                                )
+                                let rows = std::array::from_fn(start);
+                                match conv.stride[1] {
+                                    1 => gradient_block::<$kw, $v, $rows, 1>(rows, dy_at, sums_at, real, &shape),
+                                    _ => gradient_block::<$kw, $v, $rows, 2>(rows, dy_at, sums_at, real, &shape),
+                                }
                             }};
                         }
                         match (kw, v) {
@@ -522,12 +524,14 @@ fn rows_per_block(v: usize, kw: usize) -> usize {
     24 / (v * kw)
 }
 
-/// The sizes a gradient block walks: the output rows and columns, the padded row length,
-/// and the values per position of dyᵀ and per tap of the sums.
+/// The sizes a gradient block walks: the output rows and columns, the (phase) planes' row
+/// length, the odd columns' phase from the even ones' (stride 2), and the values per
+/// position of dyᵀ and per tap of the sums.
 struct Shape {
     out_h: usize,
     out_w: usize,
     wp: usize,
+    odd: usize,
     width: usize,
 }
 
@@ -600,15 +604,16 @@ fn transpose16(r: [std::arch::x86_64::__m512; LANES]) -> [std::arch::x86_64::__m
 
 /// ROWS (input channel, window row) pairs × KW taps × V vectors of output channels,
 /// summed over every output position, then added to `sums` (for the first `real` rows:
-/// the others repeat the last and are dropped).
+/// the others repeat the last and are dropped). With STRIDE 1 tap kj is at q + kj along
+/// a row; with 2, at q + ⌊kj/2⌋ in the even or odd columns' phase.
 ///
 /// # Safety
-/// AVX-512F present; rows[i] + q + kj readable for every output position's q and kj <
-/// KW; dy_t + p·width holds 16·V values for each position p; sums + (i·KW + kj)·width
+/// AVX-512F present; rows[i] + q + tap(kj) readable for every output position's q and kj
+/// < KW; dy_t + p·width holds 16·V values for each position p; sums + (i·KW + kj)·width
 /// holds 16·V values for i < real.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn gradient_block<const KW: usize, const V: usize, const ROWS: usize>(
+unsafe fn gradient_block<const KW: usize, const V: usize, const ROWS: usize, const STRIDE: usize>(
     rows: [*const f32; ROWS],
     dy_t: *const f32,
     sums: *mut f32,
@@ -617,6 +622,7 @@ unsafe fn gradient_block<const KW: usize, const V: usize, const ROWS: usize>(
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[[_mm512_setzero_ps(); V]; KW]; ROWS];
+    let offset = |kj: usize| if STRIDE == 1 { kj } else { (kj % 2) * shape.odd + kj / 2 };
     let mut p = 0;
     for oh in 0..shape.out_h {
         let row_start = oh * shape.wp;
@@ -626,7 +632,7 @@ unsafe fn gradient_block<const KW: usize, const V: usize, const ROWS: usize>(
                 let d: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(dy_t.add(p * shape.width + LANES * v)));
                 for (sums, row) in acc.iter_mut().zip(rows) {
                     for (kj, tap) in sums.iter_mut().enumerate() {
-                        let value = _mm512_set1_ps(*row.add(q + kj));
+                        let value = _mm512_set1_ps(*row.add(q + offset(kj)));
                         for (sum, d) in tap.iter_mut().zip(d) {
                             *sum = _mm512_fmadd_ps(value, d, *sum);
                         }
@@ -655,7 +661,7 @@ unsafe fn transpose_avx512(_: &[f32], _: usize, _: usize, _: &mut [f32]) {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn gradient_block<const KW: usize, const V: usize, const ROWS: usize>(
+unsafe fn gradient_block<const KW: usize, const V: usize, const ROWS: usize, const STRIDE: usize>(
     _: [*const f32; ROWS],
     _: *const f32,
     _: *mut f32,
