@@ -187,9 +187,29 @@ fn poolings_match_burns() {
         ("avgpool(kernel: 3, stride: 2, padding: 1, count_include_pad: false)", "image(2, 7, 6)", 1),
         ("avgpool(kernel: 3, stride: 2, ceil_mode: true, count_include_pad: false)", "image(1, 8, 8)", 2),
         ("avgpool(kernel: 2, stride: 1, padding: 1, ceil_mode: true)", "image(1, 4, 5)", 3),
+        // 1×1 windows without padding: every stride-th pixel (the option-A shortcut's
+        // subsampling), odd sizes, strides that leave rows and columns out at the end.
+        ("maxpool(kernel: 1, stride: 2)", "image(3, 7, 6)", 2),
+        ("avgpool(kernel: 1, stride: 3)", "image(2, 8, 7)", 3),
+        ("maxpool(kernel: 1, stride: 2, ceil_mode: true)", "image(2, 5, 9)", 1),
     ] {
         // A convolution first, so the pooling's input gradient reaches a parameter too.
         same(&format!("network p {{ input {input}\n c: conv(3, kernel: 1)\n p: {layer} }}"), batch);
+    }
+}
+
+/// Zero channels around an image's own, alone and after the option-A subsampling, and
+/// as a basic block's shortcut (whose gradient the block's first convolution then adds
+/// onto its own input gradient).
+#[test]
+fn channel_padding_matches_burns() {
+    for (layer, input, batch) in [
+        ("pad_channels(9)", "image(3, 5, 4)", 2),
+        ("pad_channels(4)", "image(4, 3, 3)", 3),
+        ("pad_shortcut(channels: 7, stride: 2)", "image(3, 7, 7)", 2),
+        ("basic(8, stride: 2, shortcut: pad_shortcut)", "image(4, 8, 8)", 3),
+    ] {
+        same(&format!("network p {{ input {input}\n c: conv(4, kernel: 1)\n p: {layer} }}"), batch);
     }
 }
 
@@ -816,6 +836,33 @@ fn direct_convolutions_match_the_unfolding_ones() {
     let (x, w, dy) = (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.output_len(), 5));
     let found = conv_kernel::backward(&c, &x, &w, &dy, Wanted { input: true, weight: false, bias: false });
     close_to("input gradient", &found.input.unwrap(), &direct::input_gradient(&c, &w, &dy)).unwrap();
+}
+
+/// The input gradient added onto a given one (x's gradient from its other uses) in the
+/// pass that writes it, in each form the input gradient takes: as a convolution run
+/// forward (the direct form, Winograd's, the unfolding) with the addition as its
+/// epilogue, and folded (stride 2, a valid window) or by a 1×1 GEMM starting from it.
+#[test]
+fn the_input_gradient_adds_onto_the_one_given() {
+    let all = Wanted { input: true, weight: true, bias: true };
+    for c in [
+        square_conv(3, (16, 16), 12, (3, 1, 1)),
+        square_conv(2, (64, 64), 16, (3, 1, 1)),
+        square_conv(2, (80, 72), 9, (3, 1, 1)),
+        square_conv(3, (16, 32), 16, (3, 2, 1)),
+        square_conv(2, (5, 7), 10, (3, 1, 0)),
+        square_conv(2, (6, 9), 7, (1, 1, 0)),
+    ] {
+        let (x, w, dy, onto) =
+            (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.output_len(), 3), values(c.input_len(), 4));
+        let plain = conv_kernel::backward(&c, &x, &w, &dy, all);
+        let added = conv_kernel::backward_onto(&c, &x, &w, &dy, all, &onto);
+        let expected: Vec<f32> = plain.input.unwrap().iter().zip(&onto).map(|(a, b)| a + b).collect();
+        close_to("input gradient plus the one given", &added.input.unwrap(), &expected)
+            .unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        assert_eq!(added.weight, plain.weight, "{c:?}: the weight gradient is the same");
+        assert_eq!(added.bias, plain.bias, "{c:?}: the bias gradient is the same");
+    }
 }
 
 /// Convolutions with few output positions per image run several images side by side in

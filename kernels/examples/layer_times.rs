@@ -1,5 +1,5 @@
 //! Each kernel of a ResNet-20 training step, timed alone at its real sizes: the 3×3
-//! convolutions of each stage and the two that halve the size (forward, input gradient,
+//! convolutions of each stage, the two that halve the size and the stem (forward, input gradient,
 //! weight gradient) and the batch
 //! norm passes (statistics, normalise + ReLU, backward through the ReLU's mask), as
 //! milliseconds and GFLOP/s, on a pool of THREADS threads. For finding where a step's
@@ -60,9 +60,9 @@ fn main() {
     let only = args.get(3);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
     pool.install(|| {
-        // (in, out, input size, stride): the stages' layers, then the two that halve.
+        // (in, out, input size, stride): the stages' layers, the two that halve, the stem.
         for (in_channels, channels, size, stride) in
-            [(16, 16, 32, 1), (32, 32, 16, 1), (64, 64, 8, 1), (16, 32, 32, 2), (32, 64, 16, 2)]
+            [(16, 16, 32, 1), (32, 32, 16, 1), (64, 64, 8, 1), (16, 32, 32, 2), (32, 64, 16, 2), (3, 16, 32, 1)]
         {
             let conv = Conv2d {
                 batch,
@@ -79,8 +79,8 @@ fn main() {
             let (x, w, dy) = (values(conv.input_len(), 1), values(conv.weight_len(), 2), values(conv.output_len(), 3));
             let flops = 2.0 * (conv.output_len() * in_channels * 9) as f64;
             let name = |what: &str| match stride {
-                1 => format!("{channels}×{size}×{size} {what}"),
-                _ => format!("{in_channels}→{channels}×{size}×{size} /{stride} {what}"),
+                1 if in_channels == channels => format!("{channels}×{size}×{size} {what}"),
+                _ => format!("{in_channels}→{channels}×{size}×{size} /{stride} {what}").replace(" /1", ""),
             };
             // A kernel left out is timed zero times (and not reported).
             let repeats =
@@ -102,7 +102,7 @@ fn main() {
                 time(repeats("conv weight gradient"), || drop(conv::backward(&conv, &x, &w, &dy, weight))),
                 flops,
             );
-            if stride > 1 {
+            if stride > 1 || in_channels != channels {
                 continue;
             }
             let at = Planes { batch, channels, spatial: size * size };

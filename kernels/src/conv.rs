@@ -810,25 +810,43 @@ pub struct Gradients {
 
 /// The backward pass, from the output gradient `dy` [batch, out_channels, out_h, out_w].
 pub fn backward(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted) -> Gradients {
-    backward_with(conv, x, weight, dy, wanted, Some(Isa::Best))
+    backward_with(conv, x, weight, dy, wanted, Some(Isa::Best), None)
+}
+
+/// `backward` with the input gradient added onto `onto` (x's gradient from its other
+/// uses, a residual's), in the pass that writes it: the input gradient as a convolution
+/// adds it as its epilogue's residual, a folded one starts from it. Autodiff would
+/// otherwise add the two afterwards, in one more pass over both.
+pub fn backward_onto(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted, onto: &[f32]) -> Gradients {
+    assert_eq!(onto.len(), conv.input_len(), "length of the gradient added onto");
+    backward_with(conv, x, weight, dy, wanted, Some(Isa::Best), Some(onto))
 }
 
 /// `backward` with the weight gradient always on the GEMM, as on a CPU without AVX2 and
 /// FMA (for tests: the dot kernel is otherwise taken wherever it can be).
 #[doc(hidden)]
 pub fn backward_on_gemm(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted) -> Gradients {
-    backward_with(conv, x, weight, dy, wanted, None)
+    backward_with(conv, x, weight, dy, wanted, None, None)
 }
 
 /// `backward` with the weight gradient's dot products in AVX2 even where AVX-512 is
 /// present (for tests: the AVX-512 kernel is otherwise taken).
 #[doc(hidden)]
 pub fn backward_on_avx2(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted) -> Gradients {
-    backward_with(conv, x, weight, dy, wanted, Some(Isa::Avx2))
+    backward_with(conv, x, weight, dy, wanted, Some(Isa::Avx2), None)
 }
 
-/// `dot`: the dot-product kernels to try for the weight gradient (None: the GEMM).
-fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted, dot: Option<Isa>) -> Gradients {
+/// `dot`: the dot-product kernels to try for the weight gradient (None: the GEMM);
+/// `onto`: what the input gradient is added onto.
+fn backward_with(
+    conv: &Conv2d,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    wanted: Wanted,
+    dot: Option<Isa>,
+    onto: Option<&[f32]>,
+) -> Gradients {
     assert!(conv.is_supported(), "unsupported convolution {conv:?}");
     assert_eq!(x.len(), conv.input_len(), "convolution input length");
     assert_eq!(weight.len(), conv.weight_len(), "convolution weight length");
@@ -846,7 +864,7 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
         && direct::applies(conv)
         && let Some(dw) = direct::weight_gradient(conv, x, dy)
     {
-        let rest = backward_with(conv, x, weight, dy, Wanted { weight: false, ..wanted }, dot);
+        let rest = backward_with(conv, x, weight, dy, Wanted { weight: false, ..wanted }, dot, onto);
         return Gradients { weight: Some(dw), ..rest };
     }
 
@@ -854,11 +872,25 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
     if wanted.input
         && let Some((transposed, flipped)) = conv.input_gradient_as_convolution(weight)
     {
-        let rest = backward_with(conv, x, weight, dy, Wanted { input: false, ..wanted }, dot);
-        return Gradients { input: Some(forward(&transposed, dy, &flipped, None)), ..rest };
+        let rest = backward_with(conv, x, weight, dy, Wanted { input: false, ..wanted }, dot, None);
+        let then = Epilogue { residual: onto, relu: false };
+        return Gradients { input: Some(forward_then(&transposed, dy, &flipped, None, then)), ..rest };
     }
 
-    let mut dx = wanted.input.then(|| vec![0f32; conv.input_len()]);
+    // Folded onto zeros, or onto `onto` (copied in parallel).
+    let mut dx = wanted.input.then(|| match onto {
+        None => vec![0f32; conv.input_len()],
+        Some(onto) => {
+            let mut dx = crate::uninit(onto.len());
+            dx.par_chunks_mut(1 << 16).zip(onto.par_chunks(1 << 16)).for_each(|(to, from)| {
+                to.iter_mut().zip(from).for_each(|(t, &f)| {
+                    t.write(f);
+                })
+            });
+            // SAFETY: the chunks cover dx, each value copied.
+            unsafe { crate::assume_init(dx) }
+        }
+    });
     let dx_chunks: Vec<Option<&mut [f32]>> = match &mut dx {
         Some(dx) => dx.chunks_mut(per_task * image_len).map(Some).collect(),
         None => (0..conv.batch.div_ceil(per_task)).map(|_| None).collect(),
@@ -933,7 +965,7 @@ fn backward_with(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: W
                     let dx_g = &mut dx[i * image_len + g * group_len..][..group_len];
                     let wt = Matrix::transposed(w, k);
                     if conv.is_pointwise() {
-                        matmul(dx_g, false, (k, p, out_g), wt, Matrix::rows(dy_g, p), par);
+                        matmul(dx_g, onto.is_some(), (k, p, out_g), wt, Matrix::rows(dy_g, p), par);
                     } else if p < FEW_POSITIONS && k >= MANY_PATCH_VALUES {
                         // dcolᵀ [P × K] = dyᵀ · W, then transposed for the fold: the GEMM
                         // computes a row-major product as its transpose, so this runs its

@@ -9,6 +9,7 @@
 pub mod batch_norm;
 pub mod conv;
 mod dot;
+pub mod pad;
 pub mod pool;
 pub mod sgd;
 

@@ -59,6 +59,11 @@ impl Pool2d {
             && fits(1, self.width)
     }
 
+    /// A 1×1 window without padding: `subsample` computes it (max and average alike).
+    pub fn is_subsampling(&self) -> bool {
+        self.is_supported() && self.kernel == [1, 1] && self.padding == [0, 0]
+    }
+
     pub fn input_len(&self) -> usize {
         self.batch * self.channels * self.height * self.width
     }
@@ -303,4 +308,54 @@ pub fn avg_backward(pool: &Pool2d, dy: &[f32]) -> Vec<f32> {
         },
     );
     dx
+}
+
+/// A 1×1 window without padding picks every stride-th pixel (the option-A shortcut's
+/// subsampling): y[b, c, i, j] = x[b, c, s₀·i, s₁·j], plane by plane.
+pub fn subsample(pool: &Pool2d, x: &[f32]) -> Vec<f32> {
+    assert!(pool.is_subsampling(), "a 1×1 window without padding");
+    assert_eq!(x.len(), pool.input_len(), "pooling input length");
+    let [out_h, out_w] = pool.output_size();
+    let [s0, s1] = pool.stride;
+    let mut y = crate::uninit(pool.output_len());
+    y.par_chunks_mut(out_h * out_w)
+        .zip(x.par_chunks(pool.height * pool.width))
+        .with_min_len(crate::min_items(pool.height * pool.width))
+        .for_each(|(out, plane)| {
+            for (i, row) in out.chunks_exact_mut(out_w).enumerate() {
+                let from = &plane[s0 * i * pool.width..][..pool.width];
+                row.iter_mut().zip(from.iter().step_by(s1)).for_each(|(o, &v)| {
+                    o.write(v);
+                });
+            }
+        });
+    // SAFETY: the planes cover y, each of their rows written whole.
+    unsafe { crate::assume_init(y) }
+}
+
+/// `subsample`'s backward: dy at the picked pixels, zero at the others, in one pass.
+pub fn subsample_backward(pool: &Pool2d, dy: &[f32]) -> Vec<f32> {
+    assert!(pool.is_subsampling(), "a 1×1 window without padding");
+    assert_eq!(dy.len(), pool.output_len(), "pooling output gradient length");
+    let [out_h, out_w] = pool.output_size();
+    let [s0, s1] = pool.stride;
+    let mut dx = crate::uninit(pool.input_len());
+    dx.par_chunks_mut(pool.height * pool.width)
+        .zip(dy.par_chunks(out_h * out_w))
+        .with_min_len(crate::min_items(pool.height * pool.width))
+        .for_each(|(plane, dy)| {
+            for (r, row) in plane.chunks_exact_mut(pool.width).enumerate() {
+                row.iter_mut().for_each(|v| {
+                    v.write(0.0);
+                });
+                if r % s0 == 0 && r / s0 < out_h {
+                    let from = &dy[r / s0 * out_w..][..out_w];
+                    row.iter_mut().step_by(s1).zip(from).for_each(|(v, &g)| {
+                        v.write(g);
+                    });
+                }
+            }
+        });
+    // SAFETY: every row of every plane was written whole (zeros, then the picked pixels).
+    unsafe { crate::assume_init(dx) }
 }

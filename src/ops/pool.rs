@@ -229,14 +229,6 @@ impl Pool {
     pub fn apply<B: Backend>(&self, x: Value<B>) -> Value<B> {
         let x = x.image();
         let w = &self.window;
-        // A 1×1 window without padding (the option-A shortcut's subsampling) picks every
-        // stride-th pixel: a strided slice, far cheaper than a pooling kernel and its
-        // backward pass. Floor and ceil mode both give ⌈size / stride⌉ outputs here.
-        if w.kernel == 1 && w.padding == 0 {
-            let step = w.stride as isize;
-            let every = Slice::new(0, None, step);
-            return Value::Image(x.slice([Slice::full(), Slice::full(), every, every]));
-        }
         let settings = kernels::pool::Settings {
             reduction: match self.kind {
                 PoolKind::Max => kernels::pool::Reduction::Max,
@@ -249,6 +241,14 @@ impl Pool {
         };
         if let Some(y) = kernels::pool::pool2d(&x, settings) {
             return Value::Image(y);
+        }
+        // Elsewhere, a 1×1 window without padding (the option-A shortcut's subsampling)
+        // picks every stride-th pixel: a strided slice, far cheaper than a pooling kernel
+        // and its backward pass. Floor and ceil mode both give ⌈size / stride⌉ outputs.
+        if w.kernel == 1 && w.padding == 0 {
+            let step = w.stride as isize;
+            let every = Slice::new(0, None, step);
+            return Value::Image(x.slice([Slice::full(), Slice::full(), every, every]));
         }
         Value::Image(match self.kind {
             PoolKind::Max => max_pool2d(x, square(w.kernel), square(w.stride), square(w.padding), [1, 1], w.ceil),

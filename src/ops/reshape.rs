@@ -167,6 +167,9 @@ impl PadChannels {
         let [b, c, h, w] = x.dims();
         let before = self.before(c as u64) as usize;
         let after = self.channels as usize - c - before;
+        if let Some(y) = super::kernels::pad::pad_channels(&x, before, after) {
+            return Value::Image(y);
+        }
         let options = (&x.device(), x.dtype());
         let mut parts = Vec::new();
         if before > 0 {

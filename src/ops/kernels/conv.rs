@@ -3,7 +3,7 @@
 //! to NHWC and back on every call and computes the input gradient as a direct
 //! transposed convolution; the profile put those at a fifth of a training step.
 
-use super::{Ad, Kind, Tail, cast, is_f32, kind, stand_in, tensor, values};
+use super::{Ad, Kind, Tail, cast, is_f32, kind, stand_in, take_gradient, tensor, values};
 use archc_kernels::Epilogue;
 use archc_kernels::conv::{self as kernel, Conv2d, Wanted};
 use burn::backend::Flex;
@@ -156,7 +156,25 @@ impl Backward<Flex, 4> for ConvBackward {
             None => dy,
         };
         let wanted = Wanted { input: x_node.is_some(), weight: weight_node.is_some(), bias: bias_node.is_some() };
-        let found = kernel::backward(&conv, values(&x), values(&weight), values(&dy), wanted);
+        // x's gradient from its other uses so far (a residual's, registered by the later
+        // layers' steps, which run first), added in the kernel's pass rather than by
+        // autodiff's serial addition after it.
+        let onto = x_node.as_ref().and_then(|node| take_gradient!(grads, node));
+        let onto = match onto {
+            Some(g) if is_f32(&g) && g.shape().as_slice() == x.shape().as_slice() => Some(g.to_contiguous()),
+            Some(other) => {
+                // Not what the kernel reads: back for autodiff to add.
+                if let Some(node) = &x_node {
+                    grads.register::<Flex>(node.id, other);
+                }
+                None
+            }
+            None => None,
+        };
+        let found = match &onto {
+            Some(onto) => kernel::backward_onto(&conv, values(&x), values(&weight), values(&dy), wanted, values(onto)),
+            None => kernel::backward(&conv, values(&x), values(&weight), values(&dy), wanted),
+        };
         if let (Some(node), Some(dx)) = (x_node, found.input) {
             grads.register::<Flex>(node.id, tensor(dx, &[conv.batch, conv.in_channels, conv.height, conv.width]));
         }

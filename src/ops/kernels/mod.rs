@@ -12,6 +12,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod pad;
 pub mod pool;
 pub mod sgd;
 
@@ -39,6 +40,20 @@ impl<B: Backend, const D: usize> Tail<'_, B, D> {
 fn stand_in(device: &burn::tensor::Device<Ad>) -> burn::tensor::ops::FloatTensor<Ad> {
     Tensor::<Ad, 1>::zeros([1], device).into_primitive().tensor()
 }
+
+/// Takes the gradient registered so far for a parent node, if any: registering a
+/// tensor's gradient adds it to what is there, so a step that adds it itself takes it
+/// first and registers the sum. `Gradients` looks tensors up by their node; the probe
+/// carries only that node. (A macro: Burn does not export the node's type.)
+macro_rules! take_gradient {
+    ($grads:expr, $node:expr) => {{
+        let mut probe = super::stand_in(&Default::default());
+        probe.node = $node.clone();
+        probe.rc = std::sync::Arc::new($node.id);
+        $grads.remove::<burn::backend::Flex>(&probe)
+    }};
+}
+use take_gradient;
 
 /// The training backend the kernels serve.
 type Ad = Autodiff<Flex>;

@@ -1,6 +1,9 @@
 //! Windowed max and average pooling on burn-flex through `archc_kernels::pool`. Burn-flex's
 //! pooling computes each window's indices with scalar, bounds-checked arithmetic; in
-//! LeNet-5 it was the largest cost of an inference pass.
+//! LeNet-5 it was the largest cost of an inference pass. A 1×1 window without padding
+//! (the option-A shortcut's subsampling) is a strided copy, and its backward one pass
+//! (Burn's strided slice zeroed the whole input gradient, then wrote into it, on one
+//! thread).
 
 use super::{Ad, Kind, cast, is_f32, kind, tensor, values};
 use archc_kernels::pool::{self as kernel, Pool2d};
@@ -83,6 +86,9 @@ fn forward(
         return None;
     }
     let x = x.to_contiguous();
+    if pool.is_subsampling() {
+        return Some((pool, kernel::subsample(&pool, values(&x)), None));
+    }
     Some(match settings.reduction {
         Reduction::Max => {
             let (y, arg) = kernel::max_forward(&pool, values(&x));
@@ -112,6 +118,7 @@ impl Backward<Flex, 1> for PoolBackward {
         let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
         let Saved { pool, reduction, arg } = ops.state;
         let dx = match (reduction, arg) {
+            _ if pool.is_subsampling() => kernel::subsample_backward(&pool, values(&dy)),
             (Reduction::Max, Some(arg)) => kernel::max_backward(&pool, &arg, values(&dy)),
             _ => kernel::avg_backward(&pool, values(&dy)),
         };
