@@ -868,6 +868,15 @@ fn backward_with(
         return Gradients { weight: Some(dw), ..rest };
     }
 
+    // A stride-2 layer the direct form takes: its input's phases, each a convolution of dy.
+    if wanted.input
+        && direct::applies(conv)
+        && let Some(dx) = direct::input_gradient(conv, weight, dy, onto)
+    {
+        let rest = backward_with(conv, x, weight, dy, Wanted { input: false, ..wanted }, dot, None);
+        return Gradients { input: Some(dx), ..rest };
+    }
+
     // With stride 1 the input gradient is itself a convolution, of dy, run forward.
     if wanted.input
         && let Some((transposed, flipped)) = conv.input_gradient_as_convolution(weight)

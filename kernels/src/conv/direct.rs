@@ -64,6 +64,7 @@ pub(super) fn applies(conv: &Conv2d) -> bool {
 /// (ki·d₀ mod 2, kj·d₁ mod 2) at (oh + ⌊ki·d₀/2⌋, ow + ⌊kj·d₁/2⌋), so that along the
 /// phase planes' rows the taps are again offsets from q = oh·row + ow and the register
 /// blocks are those of stride 1, each tap read once (nothing multiplied by a zero).
+#[derive(Clone)]
 struct Padded {
     /// The row length of the (phase) planes.
     wp: usize,
@@ -88,20 +89,6 @@ impl Padded {
         let (hq, wq) = (hp.div_ceil(s0), wp.div_ceil(s1));
         let phase = hq * wq;
         let plane = s0 * s1 * phase;
-        // Vectors one after another along the rows (a row's padding columns computed
-        // and dropped), or each output row in vectors of its own (the rest of its last
-        // vector dropped): whichever takes fewer. Rows of 16 or 32 take their own (no
-        // lane dropped: 64 vectors for a 32×32 image instead of 68, 16 for 16×16
-        // instead of 18); 8×8 takes the first (5 vectors instead of 8).
-        let along = ((out_h - 1) * wq + out_w).div_ceil(LANES);
-        let per_row = out_w.div_ceil(LANES);
-        let starts: Vec<(usize, usize)> = if out_h * per_row < along {
-            (0..out_h)
-                .flat_map(|r| (0..per_row).map(move |j| (r * wq + LANES * j, LANES.min(out_w - LANES * j))))
-                .collect()
-        } else {
-            (0..along).map(|v| (LANES * v, LANES)).collect()
-        };
         let taps: Vec<usize> = (0..conv.kernel[0])
             .flat_map(|ki| {
                 let (r, c) = (ki * conv.dilation[0], conv.dilation[1]);
@@ -111,11 +98,31 @@ impl Padded {
                 })
             })
             .collect();
+        Padded { phase, ..Padded::over([out_h, out_w], wq, plane, taps, conv.in_channels) }
+    }
+
+    /// Outputs [out_h, out_w] over planes of `plane` values in rows of `wp`, read through
+    /// `taps`, for `channels` input channels (`phase` left as the whole plane).
+    fn over([out_h, out_w]: [usize; 2], wp: usize, plane: usize, taps: Vec<usize>, channels: usize) -> Padded {
+        // Vectors one after another along the rows (a row's padding columns computed
+        // and dropped), or each output row in vectors of its own (the rest of its last
+        // vector dropped): whichever takes fewer. Rows of 16 or 32 take their own (no
+        // lane dropped: 64 vectors for a 32×32 image instead of 68, 16 for 16×16
+        // instead of 18); 8×8 takes the first (5 vectors instead of 8).
+        let along = ((out_h - 1) * wp + out_w).div_ceil(LANES);
+        let per_row = out_w.div_ceil(LANES);
+        let starts: Vec<(usize, usize)> = if out_h * per_row < along {
+            (0..out_h)
+                .flat_map(|r| (0..per_row).map(move |j| (r * wp + LANES * j, LANES.min(out_w - LANES * j))))
+                .collect()
+        } else {
+            (0..along).map(|v| (LANES * v, LANES)).collect()
+        };
         let last_tap = taps.iter().copied().max().unwrap_or(0);
         // The last channel's last vector reads up to its start + 16 + the furthest tap.
         let reach = starts.last().map_or(0, |&(q, _)| q + LANES) + last_tap;
-        let len = (conv.in_channels - 1) * plane + reach.max(plane);
-        Padded { wp: wq, phase, plane, len, starts, taps }
+        let len = (channels - 1) * plane + reach.max(plane);
+        Padded { wp, phase: plane, plane, len, starts, taps }
     }
 
     /// Vectors per image.
@@ -274,50 +281,281 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
             // SAFETY: `applies` found AVX-512.
             unsafe { padded.fill(conv, image, &mut images[i * padded.len..][..padded.len]) };
         }
-        let vectors = count * padded.vectors();
-        for block in split * blocks / splits..(split + 1) * blocks / splits {
-            let w = &packed[block * conv.in_channels * padded.taps.len() * CHANNELS..];
-            let store = Store {
-                bias: std::array::from_fn(|k| bias.and_then(|b| b.get(block * CHANNELS + k)).copied().unwrap_or(0.0)),
-                channels: CHANNELS.min(cout - block * CHANNELS),
-                plane: out_plane,
-                residual: then.residual.map(<[f32]>::as_ptr),
-                relu: then.relu,
-            };
-            // The group's vectors, three at a time: vector v is vector v % vectors' of
-            // image v / vectors'; its lanes go to the image's planes of this block.
-            let vector = |v: usize| {
-                let (i, local) = (v / padded.vectors(), v % padded.vectors());
-                let (at, mask) = stores[local];
-                let input = images[i * padded.len + padded.starts[local].0..].as_ptr();
-                (input, (((first + i) * cout + block * CHANNELS) * out_plane + at, mask))
-            };
-            let mut v = 0;
-            while v < vectors {
-                let n = VECTORS.min(vectors - v);
-                let taken: [_; VECTORS] = std::array::from_fn(|j| vector(v + j.min(n - 1)));
-                let inputs = (taken.map(|t| t.0), conv.in_channels, padded.plane, padded.taps.as_slice());
-                let (o, wp) = (taken.map(|t| t.1), w.as_ptr());
-                // SAFETY: `applies` found AVX-512; each vector's loads stay inside its
-                // padded image (`Padded::of` sized it for the last vector's last tap);
-                // the weight holds in × taps blocks of 8; each vector's valid lanes go
-                // to output positions of planes (image, block's channels) that this unit
-                // alone writes (units split the images into groups, and a group's
-                // channel blocks into parts), and the residual has y's layout.
-                unsafe {
-                    match n {
-                        3 => block_avx512::<3>(inputs, wp, [o[0], o[1], o[2]], out.ptr(), &store),
-                        2 => block_avx512::<2>(inputs, wp, [o[0], o[1]], out.ptr(), &store),
-                        _ => block_avx512::<1>(inputs, wp, [o[0]], out.ptr(), &store),
-                    }
-                }
-                v += n;
-            }
-        }
+        let target = Target {
+            y: out.ptr(),
+            channels: cout,
+            plane: out_plane,
+            at: &|i, block| ((first + i) * cout + block * CHANNELS) * out_plane,
+        };
+        let parts = split * blocks / splits..(split + 1) * blocks / splits;
+        // SAFETY: `applies` found AVX-512; the group's images were just padded; the
+        // unit alone writes planes (image, block's channels) of its group and blocks
+        // (units split the images into groups, and a group's channel blocks into parts),
+        // and the residual has y's layout.
+        unsafe {
+            run_blocks(&padded, &stores, (&packed, conv.in_channels), (images, count), parts, &target, bias, then)
+        };
     });
     // SAFETY: the units cover every (image, channel) plane, and the vectors of an image
     // cover each output position of its planes (`Padded::stores`).
     unsafe { crate::assume_init(y) }
+}
+
+/// The input gradient of a stride-2 layer (without dilation), added onto `onto` if
+/// given. Each of the input's four phases (`Padded`) is a stride-1 convolution of the
+/// zero-padded dy with the window's taps of that phase: input row R = 2·oh + ki takes
+/// the taps ki ≡ R (mod 2), from dy row oh = ⌊R/2⌋ − (ki − R mod 2)/2, and so for
+/// columns. The phases' outputs go to a scratch laid out phase by phase, which is then
+/// interleaved into dx's rows (the inverse of `Padded::fill_phases`): the multiplies are
+/// the register blocks of the forward pass, each tap once, where unfolding dy's gradient
+/// and folding it back ran at half their speed.
+///
+/// `None` for other layers: the caller then folds.
+pub(super) fn input_gradient(conv: &Conv2d, weight: &[f32], dy: &[f32], onto: Option<&[f32]>) -> Option<Vec<f32>> {
+    debug_assert!(applies(conv));
+    if conv.stride != [2, 2] || conv.dilation != [1, 1] {
+        return None;
+    }
+    let (cin, cout, [kh, kw], [p0, p1]) = (conv.in_channels, conv.out_channels, conv.kernel, conv.padding);
+    let (h, w, hw) = (conv.height, conv.width, conv.height * conv.width);
+    let [out_h, out_w] = conv.output_size();
+    // Along one dimension, phase a (padded coordinates ≡ a mod 2) of an input `size`
+    // long after `pad`: the half of its first coordinate, and how many it has.
+    let phase = |a: usize, pad: usize, size: usize| {
+        let first = pad + (a + 2 - pad % 2) % 2;
+        (first / 2, if first < pad + size { (pad + size - 1 - first) / 2 + 1 } else { 0 })
+    };
+    let (rows, cols) = ([phase(0, p0, h), phase(1, p0, h)], [phase(0, p1, w), phase(1, p1, w)]);
+    // dy padded by the furthest a tap reaches back, (k − 1)/2, above and to the left, and
+    // as far down and right as a phase reads.
+    let (top, left) = ((kh - 1) / 2, (kw - 1) / 2);
+    let far =
+        |phases: [(usize, usize); 2], out: usize| phases.iter().map(|&(first, n)| first + n).fold(out, usize::max);
+    let (hp, wp) = (top + far(rows, out_h), left + far(cols, out_w));
+    let dy_as_input = Conv2d {
+        in_channels: cout,
+        height: out_h,
+        width: out_w,
+        out_channels: cin,
+        stride: [1, 1],
+        padding: [top, left],
+        ..*conv
+    };
+    // Each phase: its place in a channel of the scratch (phases one after another), its
+    // taps and positions, and the weight packed for its taps.
+    let mut place = 0;
+    let phases: Vec<_> = [(0, 0), (0, 1), (1, 0), (1, 1)]
+        .into_iter()
+        .filter_map(|(a, b)| {
+            let ((i0, n), (j0, m)) = (rows[a], cols[b]);
+            if n == 0 || m == 0 {
+                return None;
+            }
+            let window: Vec<(usize, usize)> =
+                (a..kh).step_by(2).flat_map(|ki| (b..kw).step_by(2).map(move |kj| (ki, kj))).collect();
+            let taps =
+                window.iter().map(|&(ki, kj)| (i0 + top - (ki - a) / 2) * wp + j0 + left - (kj - b) / 2).collect();
+            let padded = Padded::over([n, m], wp, hp * wp, taps, cout);
+            let stores = padded.stores(n, m);
+            let blocks = cin.div_ceil(CHANNELS);
+            let mut packed = vec![0f32; blocks * cout * window.len() * CHANNELS];
+            for (block, values) in packed.chunks_exact_mut(cout * window.len() * CHANNELS).enumerate() {
+                for ci in block * CHANNELS..((block + 1) * CHANNELS).min(cin) {
+                    for co in 0..cout {
+                        for (t, &(ki, kj)) in window.iter().enumerate() {
+                            values[(co * window.len() + t) * CHANNELS + ci - block * CHANNELS] =
+                                weight[((co * cin + ci) * kh + ki) * kw + kj];
+                        }
+                    }
+                }
+            }
+            place += n * m;
+            Some(((a, b), place - n * m, padded, stores, packed))
+        })
+        .collect();
+    // One image stride for all: the furthest any phase's vectors read.
+    let len = phases.iter().map(|p| p.2.len).max().expect("a phase with positions");
+    let fill = Padded { len, ..Padded::over([out_h, out_w], wp, hp * wp, vec![0], cout) };
+    let at_of = |(a, b): (usize, usize)| phases.iter().find(|p| p.0 == (a, b)).map(|p| p.1);
+    let vectors: usize = phases.iter().map(|p| p.2.vectors()).sum();
+    let per_group = GROUP_POSITIONS.div_ceil(LANES * vectors).clamp(1, conv.batch);
+    let (groups, blocks) = (conv.batch.div_ceil(per_group), cin.div_ceil(CHANNELS));
+    let threads = rayon::current_num_threads().max(1);
+    let splits = if groups >= threads { 1 } else { threads.div_ceil(groups).min(blocks) };
+    let mut dx = crate::uninit(conv.input_len());
+    let out = Output(dx.as_mut_ptr().cast::<f32>());
+    // The padded dy (zeroed once per task), and the phases' outputs.
+    let scratch = || (vec![0f32; per_group * len], vec![0f32; per_group * cin * hw]);
+    (0..groups * splits).into_par_iter().for_each_init(scratch, |(images, by_phase), unit| {
+        let (group, split) = (unit / splits, unit % splits);
+        let first = group * per_group;
+        let count = per_group.min(conv.batch - first);
+        let image_len = cout * out_h * out_w;
+        for i in 0..count {
+            // SAFETY: `applies` found AVX-512.
+            unsafe {
+                fill.fill(&dy_as_input, &dy[(first + i) * image_len..][..image_len], &mut images[i * len..][..len])
+            };
+        }
+        let parts = split * blocks / splits..(split + 1) * blocks / splits;
+        for (_, at, padded, stores, packed) in &phases {
+            let padded = Padded { len, ..padded.clone() };
+            let target = Target {
+                y: by_phase.as_mut_ptr(),
+                channels: cin,
+                plane: hw,
+                at: &|i, block| (i * cin + block * CHANNELS) * hw + at,
+            };
+            // SAFETY: `applies` found AVX-512; the group's dy were just padded (every
+            // phase reads within `len`); the unit's scratch has its images' planes.
+            unsafe {
+                run_blocks(
+                    &padded,
+                    stores,
+                    (packed, cout),
+                    (images, count),
+                    parts.clone(),
+                    &target,
+                    None,
+                    Default::default(),
+                )
+            };
+        }
+        // Interleaved into dx: row R's two column phases, lane by lane.
+        let channels = parts.start * CHANNELS..(parts.end * CHANNELS).min(cin);
+        for i in 0..count {
+            for ci in channels.clone() {
+                let plane = ((first + i) * cin + ci) * hw;
+                for r in 0..h {
+                    let (a, b) = ((r + p0) % 2, p1 % 2);
+                    let row = (r + p0) / 2 - rows[a].0;
+                    let from = |b: usize| at_of((a, b)).map(|at| (i * cin + ci) * hw + at + row * cols[b].1);
+                    let (even, odd) = (from(b), from(1 - b));
+                    // SAFETY: `applies` found AVX-512; the row's phases hold ⌈w/2⌉ and ⌊w/2⌋
+                    // values at `even` and `odd` (absent only when w is 1); the unit alone
+                    // writes dx's planes of its images and channels.
+                    unsafe {
+                        let onto = onto.map(|o| o[plane + r * w..].as_ptr());
+                        interleave(
+                            by_phase.as_ptr(),
+                            (even.unwrap_or(0), odd.unwrap_or(0)),
+                            w,
+                            onto,
+                            out.ptr().add(plane + r * w),
+                        )
+                    };
+                }
+            }
+        }
+    });
+    // SAFETY: the units cover every (image, channel) plane, each row interleaved whole.
+    Some(unsafe { crate::assume_init(dx) })
+}
+
+/// A row of `w` values from two phases: value 2t from `even` + t, 2t + 1 from `odd` + t
+/// (of `from`), plus the row of `onto` if given, to `to`.
+///
+/// # Safety
+/// AVX-512F present; ⌈w/2⌉ values readable from from + even, ⌊w/2⌋ from from + odd, w
+/// from `onto`; w writable at `to`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn interleave(from: *const f32, (even, odd): (usize, usize), w: usize, onto: Option<*const f32>, to: *mut f32) {
+    use std::arch::x86_64::*;
+    let lanes = |n: usize| ((1u32 << n.min(LANES)) - 1) as u16;
+    let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for at in (0..w).step_by(2 * LANES) {
+        let n = (w - at).min(2 * LANES);
+        // SAFETY: as the caller guarantees: the loads are masked to the n.div_ceil(2) and
+        // n / 2 values left in each phase's row, the stores to the n left in the row.
+        unsafe {
+            let a = _mm512_maskz_loadu_ps(lanes(n.div_ceil(2)), from.add(even + at / 2));
+            let b = _mm512_maskz_loadu_ps(lanes(n / 2), from.add(odd + at / 2));
+            for (half, index) in [(0, low), (1, high)] {
+                let count = n.saturating_sub(half * LANES).min(LANES);
+                if count == 0 {
+                    continue;
+                }
+                let mut v = _mm512_permutex2var_ps(a, index, b);
+                if let Some(onto) = onto {
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes(count), onto.add(at + half * LANES)));
+                }
+                _mm512_mask_storeu_ps(to.add(at + half * LANES), lanes(count), v);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn interleave(_: *const f32, _: (usize, usize), _: usize, _: Option<*const f32>, _: *mut f32) {
+    unreachable!("`applies` holds only on x86-64 with AVX-512")
+}
+
+/// Where a unit's register blocks write: y, its output channels, the values per channel
+/// plane, and where image i (of the unit's group) of channel block b starts.
+struct Target<'a> {
+    y: *mut f32,
+    channels: usize,
+    plane: usize,
+    at: &'a dyn Fn(usize, usize) -> usize,
+}
+
+/// The register blocks of channel blocks `blocks` over `count` padded images (`images`,
+/// `padded.len` values each), three vectors at a time: vector v is vector v % vectors'
+/// of image v / vectors'; its valid lanes go to the image's planes of the block.
+///
+/// # Safety
+/// AVX-512F present; `packed` is the weight packed for `in_channels` channels and
+/// `padded.taps`; `images` holds `count` images padded for `padded`; the target has room
+/// for every (image, block) plane written, which no other thread writes meanwhile, and a
+/// residual has its layout.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_blocks(
+    padded: &Padded,
+    stores: &[(usize, u16)],
+    (packed, in_channels): (&[f32], usize),
+    (images, count): (&[f32], usize),
+    blocks: std::ops::Range<usize>,
+    target: &Target,
+    bias: Option<&[f32]>,
+    then: Epilogue,
+) {
+    let vectors = count * padded.vectors();
+    for block in blocks {
+        let w = &packed[block * in_channels * padded.taps.len() * CHANNELS..];
+        let store = Store {
+            bias: std::array::from_fn(|k| bias.and_then(|b| b.get(block * CHANNELS + k)).copied().unwrap_or(0.0)),
+            channels: CHANNELS.min(target.channels - block * CHANNELS),
+            plane: target.plane,
+            residual: then.residual.map(<[f32]>::as_ptr),
+            relu: then.relu,
+        };
+        let vector = |v: usize| {
+            let (i, local) = (v / padded.vectors(), v % padded.vectors());
+            let (at, mask) = stores[local];
+            let input = images[i * padded.len + padded.starts[local].0..].as_ptr();
+            (input, ((target.at)(i, block) + at, mask))
+        };
+        let mut v = 0;
+        while v < vectors {
+            let n = VECTORS.min(vectors - v);
+            let taken: [_; VECTORS] = std::array::from_fn(|j| vector(v + j.min(n - 1)));
+            let inputs = (taken.map(|t| t.0), in_channels, padded.plane, padded.taps.as_slice());
+            let (o, wp) = (taken.map(|t| t.1), w.as_ptr());
+            // SAFETY: as the caller guarantees; each vector's loads stay inside its padded
+            // image (`Padded::over` sized it for the last vector's furthest tap), the
+            // weight holds in × taps blocks of 8.
+            unsafe {
+                match n {
+                    3 => block_avx512::<3>(inputs, wp, [o[0], o[1], o[2]], target.y, &store),
+                    2 => block_avx512::<2>(inputs, wp, [o[0], o[1]], target.y, &store),
+                    _ => block_avx512::<1>(inputs, wp, [o[0]], target.y, &store),
+                }
+            }
+            v += n;
+        }
+    }
 }
 
 /// How a block's sums are written: plus the bias, then the epilogue.
