@@ -806,13 +806,19 @@ fn direct_convolutions_match_the_unfolding_ones() {
         // Stride 2 over the image's four phases: ResNet-20's two layers that halve, an
         // odd-sized rectangle (phases of unequal size), rows of 70 (the phase split 32
         // values at a time, then 6) without padding, a 5×5 window, and a dilation of 2
-        // (every tap in the even phases).
+        // (every tap in the even phases; its input gradient folds).
         (square_conv(2, (16, 32), 32, (3, 2, 1)), 2),
         (square_conv(3, (32, 64), 16, (3, 2, 1)), 2),
         (Conv2d { height: 15, width: 13, ..square_conv(2, (5, 12), 0, (3, 2, 1)) }, 1),
         (Conv2d { height: 6, width: 70, ..square_conv(2, (3, 9), 0, (3, 2, 0)) }, 2),
         (square_conv(2, (4, 8), 17, (5, 2, 2)), 3),
         (Conv2d { dilation: [2, 2], ..square_conv(2, (6, 10), 12, (3, 2, 2)) }, 2),
+        // Windows of 2 and 4 (phases with as many taps each), one image whose channel
+        // blocks are split between threads, and a single row.
+        (square_conv(3, (6, 5), 9, (2, 2, 0)), 2),
+        (square_conv(2, (7, 9), 11, (4, 2, 1)), 2),
+        (square_conv(1, (20, 18), 13, (3, 2, 1)), 2),
+        (Conv2d { height: 1, ..square_conv(2, (3, 4), 9, (3, 2, 1)) }, 2),
     ] {
         if archc_kernels::kernel_width() != "avx512" {
             // The form needs AVX-512; elsewhere the others compute these (tested above).
@@ -838,10 +844,55 @@ fn direct_convolutions_match_the_unfolding_ones() {
     close_to("input gradient", &found.input.unwrap(), &direct::input_gradient(&c, &w, &dy)).unwrap();
 }
 
+/// Batch norm's statistics, gathered plane by plane and merged, against two passes in
+/// f64 over the same values: a channel whose mean is ten thousand times its spread (the
+/// merge adds each plane's deviations from its own mean, not its sum less n times that
+/// mean, whose rounding would grow with the mean), a constant one (variance 0, never
+/// below), and an ordinary one; planes of 1024, 16 and 1 values.
+#[test]
+fn batch_norm_statistics_hold_for_large_means_and_constant_channels() {
+    use archc_kernels::batch_norm::{self as bn, Planes};
+    for (batch, spatial) in [(4, 1024), (16, 16), (64, 1)] {
+        let at = Planes { batch, channels: 3, spatial };
+        let noise = values(batch * 3 * spatial, 7);
+        let x: Vec<f32> = noise
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| match (i / spatial) % 3 {
+                // Planes whose means differ by about the spread, 10⁴ away from 0.
+                0 => 10_000.0 + (i / spatial / 3) as f32 + v,
+                1 => 0.1,
+                _ => v,
+            })
+            .collect();
+        let stats = bn::statistics(&x, at, 1e-5);
+        for ch in 0..3 {
+            let channel: Vec<f64> =
+                (0..batch).flat_map(|b| x[(b * 3 + ch) * spatial..][..spatial].iter().map(|&v| v as f64)).collect();
+            let mean = channel.iter().sum::<f64>() / channel.len() as f64;
+            let var = channel.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / channel.len() as f64;
+            let what = format!("channel {ch} over {batch} planes of {spatial}");
+            assert!(
+                (stats.mean[ch] as f64 - mean).abs() <= 1e-6 * mean.abs().max(1.0),
+                "{what}: mean {} vs {mean}",
+                stats.mean[ch]
+            );
+            assert!(stats.var[ch] >= 0.0, "{what}: variance {} below 0", stats.var[ch]);
+            assert!(
+                (stats.var[ch] as f64 - var).abs() <= 1e-5 * var + 1e-12,
+                "{what}: variance {} vs {var}",
+                stats.var[ch]
+            );
+        }
+    }
+}
+
 /// The input gradient added onto a given one (x's gradient from its other uses) in the
 /// pass that writes it, in each form the input gradient takes: as a convolution run
 /// forward (the direct form, Winograd's, the unfolding) with the addition as its
-/// epilogue, and folded (stride 2, a valid window) or by a 1×1 GEMM starting from it.
+/// epilogue; by the direct form's stride-2 phases (on AVX-512; one image's channel
+/// blocks split between threads too); folded (a valid window, a dilated stride 2) or by
+/// a 1×1 GEMM starting from it.
 #[test]
 fn the_input_gradient_adds_onto_the_one_given() {
     let all = Wanted { input: true, weight: true, bias: true };
@@ -850,7 +901,9 @@ fn the_input_gradient_adds_onto_the_one_given() {
         square_conv(2, (64, 64), 16, (3, 1, 1)),
         square_conv(2, (80, 72), 9, (3, 1, 1)),
         square_conv(3, (16, 32), 16, (3, 2, 1)),
+        square_conv(1, (12, 24), 10, (3, 2, 1)),
         square_conv(2, (5, 7), 10, (3, 1, 0)),
+        Conv2d { dilation: [2, 2], ..square_conv(2, (6, 10), 12, (3, 2, 2)) },
         square_conv(2, (6, 9), 7, (1, 1, 0)),
     ] {
         let (x, w, dy, onto) =

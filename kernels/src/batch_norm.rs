@@ -4,8 +4,8 @@
 //! order (each thread a run of whole planes) and keeps per-plane partial results that
 //! are then added channel by channel in image order: walking a channel's planes instead
 //! (64 KB apart at 16 channels of 32×32) read memory at half the speed, each plane a new
-//! page for the hardware prefetcher. Forward: one read (each plane's sum and squared
-//! deviations, merged exactly), then the normalisation; backward: the two sums (the
+//! page for the hardware prefetcher. Forward: one read (each plane's sum and its
+//! deviations from its own mean, merged by the exact identity), then the normalisation; backward: the two sums (the
 //! ReLU's mask applied inside), then the standard formula.
 
 use crate::{Epilogue, Width};
@@ -48,14 +48,18 @@ pub fn statistics(x: &[f32], at: Planes, eps: f64) -> Statistics {
             let n = s as f64;
             let mean = channel().map(|p| p.sum).sum::<f64>() / (at.batch as f64 * n);
             // Σ (v − mean)² over a plane from its deviations around its own (rounded)
-            // mean m: Σ (v − m)² + 2 (m − mean) Σ (v − m) + n (m − mean)², exact algebra.
+            // mean m: Σ (v − m)² + 2 (m − mean) Σ (v − m) + n (m − mean)². The sums of
+            // deviations are summed as such (not the plane's sum less n·m, whose
+            // rounding grows with the mean), so a channel whose mean is large against its
+            // spread loses no more than two passes over it would; rounding can still
+            // leave a constant channel a hair below 0.
             let squares: f64 = channel()
                 .map(|p| {
-                    let (m, shift) = (p.mean as f64, p.mean as f64 - mean);
-                    p.squares + 2.0 * shift * (p.sum - n * m) + n * shift * shift
+                    let shift = p.mean as f64 - mean;
+                    p.squares + 2.0 * shift * p.deviations + n * shift * shift
                 })
                 .sum();
-            let var = squares / (at.batch as f64 * n);
+            let var = (squares / (at.batch as f64 * n)).max(0.0);
             (mean as f32, var as f32, (1.0 / (var + eps).sqrt()) as f32)
         })
         .collect();
@@ -66,23 +70,26 @@ pub fn statistics(x: &[f32], at: Planes, eps: f64) -> Statistics {
     }
 }
 
-/// One plane's sum, its mean rounded to f32 and the squared deviations from that mean.
+/// One plane's sum, its mean m rounded to f32, and the sums of its deviations from m
+/// and of their squares.
 #[derive(Clone, Copy, Debug)]
 struct Moments {
     sum: f64,
     mean: f32,
+    deviations: f64,
     squares: f64,
 }
 
-/// Two passes over one plane (the second from cache): its sum, then the squared
-/// deviations from its mean.
+/// Three passes over one plane (the last two from cache): its sum, then the deviations
+/// from its mean and their squares.
 #[inline(always)]
 fn plane_moments(plane: &[f32]) -> Moments {
     // Loops rather than an iterator's `map` with a closure that is not inlined: that
     // would be a function of its own, built for the baseline rather than this width.
     let sum = lane_sum(plane, |v| v) as f64;
     let m = (sum / plane.len() as f64) as f32;
-    Moments { sum, mean: m, squares: lane_sum(plane, |v| (v - m) * (v - m)) as f64 }
+    let deviations = lane_sum(plane, |v| v - m) as f64;
+    Moments { sum, mean: m, deviations, squares: lane_sum(plane, |v| (v - m) * (v - m)) as f64 }
 }
 
 /// `(x - mean) * inv_std * gamma + beta`, plane by plane, then the epilogue (a residual

@@ -815,8 +815,9 @@ pub fn backward(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wa
 
 /// `backward` with the input gradient added onto `onto` (x's gradient from its other
 /// uses, a residual's), in the pass that writes it: the input gradient as a convolution
-/// adds it as its epilogue's residual, a folded one starts from it. Autodiff would
-/// otherwise add the two afterwards, in one more pass over both.
+/// adds it as its epilogue's residual, the direct form's stride-2 one as it interleaves
+/// its phases, a folded one starts from it. Autodiff would otherwise add the two
+/// afterwards, in one more pass over both.
 pub fn backward_onto(conv: &Conv2d, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted, onto: &[f32]) -> Gradients {
     assert_eq!(onto.len(), conv.input_len(), "length of the gradient added onto");
     backward_with(conv, x, weight, dy, wanted, Some(Isa::Best), Some(onto))

@@ -63,7 +63,8 @@ pub(super) fn applies(conv: &Conv2d) -> bool {
 /// of its own (half as high and wide): output (oh, ow) reads tap (ki, kj) from phase
 /// (ki·d₀ mod 2, kj·d₁ mod 2) at (oh + ⌊ki·d₀/2⌋, ow + ⌊kj·d₁/2⌋), so that along the
 /// phase planes' rows the taps are again offsets from q = oh·row + ow and the register
-/// blocks are those of stride 1, each tap read once (nothing multiplied by a zero).
+/// blocks are those of stride 1, each tap read once (no zeros stuffed between the
+/// values, as a dilated stride-1 form would need).
 #[derive(Clone)]
 struct Padded {
     /// The row length of the (phase) planes.
@@ -187,12 +188,14 @@ impl Padded {
                 let to = |b: usize| c * self.plane + ((prow % 2) * 2 + b) * self.phase + prow / 2 * self.wp;
                 for at in (0..w).step_by(2 * LANES) {
                     let n = (w - at).min(2 * LANES);
-                    // SAFETY: the loads are masked to the n values left in the row; each
-                    // class of n.div_ceil(2) or n / 2 values goes to phase row `to(b)`
-                    // from column (at + parity + pw) / 2, inside its wp columns.
+                    // SAFETY: the loads are masked to the n values left in the row (the
+                    // second's address, past the row when n ≤ 16, is only formed: with
+                    // no lane it reads nothing); each class of n.div_ceil(2) or n / 2
+                    // values goes to phase row `to(b)` from column (at + parity + pw) / 2,
+                    // inside its wp columns.
                     unsafe {
                         let lo = _mm512_maskz_loadu_ps(lanes(n), from.add(at));
-                        let hi = _mm512_maskz_loadu_ps(lanes(n.saturating_sub(LANES)), from.add(at + LANES));
+                        let hi = _mm512_maskz_loadu_ps(lanes(n.saturating_sub(LANES)), from.wrapping_add(at + LANES));
                         for (parity, index) in [(0, even), (1, odd)] {
                             let values = _mm512_permutex2var_ps(lo, index, hi);
                             let (count, column) = ((n - parity).div_ceil(2), at + parity + pw);
@@ -310,7 +313,8 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
 /// the register blocks of the forward pass, each tap once, where unfolding dy's gradient
 /// and folding it back ran at half their speed.
 ///
-/// `None` for other layers: the caller then folds.
+/// `None` for other layers (stride 1, dilation): the caller then runs the gradient as a
+/// convolution, or folds.
 pub(super) fn input_gradient(conv: &Conv2d, weight: &[f32], dy: &[f32], onto: Option<&[f32]>) -> Option<Vec<f32>> {
     debug_assert!(applies(conv));
     if conv.stride != [2, 2] || conv.dilation != [1, 1] {
@@ -701,7 +705,8 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
                     let dy_at = dy_t[LANES * first..].as_ptr();
                     let sums_at = sums[(r0 * kw) * width + LANES * first..].as_mut_ptr();
                     // SAFETY: `applies` found AVX-512; each row's reads, q + kj for the
-                    // output positions' q, stay inside its padded channel; dy_t has
+                    // output positions' q (with stride 2, q + ⌊kj/2⌋ in the phase of kj's
+                    // parity), stay inside its padded channel; dy_t has
                     // `width` values per position from LANES·first on (v vectors fit);
                     // the sums hold `real` rows × kw taps × width from r0.
                     unsafe {
