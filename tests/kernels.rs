@@ -890,7 +890,8 @@ fn batch_norm_statistics_hold_for_large_means_and_constant_channels() {
 /// The input gradient added onto a given one (x's gradient from its other uses) in the
 /// pass that writes it, in each form the input gradient takes: as a convolution run
 /// forward (the direct form, Winograd's, the unfolding) with the addition as its
-/// epilogue; by the direct form's stride-2 phases (on AVX-512; one image's channel
+/// epilogue (the direct form's alongside the weight gradient where an image fills a
+/// group); by the direct form's stride-2 phases (on AVX-512; one image's channel
 /// blocks split between threads too); folded (a valid window, a dilated stride 2) or by
 /// a 1×1 GEMM starting from it.
 #[test]
@@ -898,6 +899,9 @@ fn the_input_gradient_adds_onto_the_one_given() {
     let all = Wanted { input: true, weight: true, bias: true };
     for c in [
         square_conv(3, (16, 16), 12, (3, 1, 1)),
+        // Alongside the weight gradient, image by image (one image's blocks split too).
+        square_conv(2, (16, 24), 16, (3, 1, 1)),
+        square_conv(1, (20, 16), 16, (3, 1, 1)),
         square_conv(2, (64, 64), 16, (3, 1, 1)),
         square_conv(2, (80, 72), 9, (3, 1, 1)),
         square_conv(3, (16, 32), 16, (3, 2, 1)),

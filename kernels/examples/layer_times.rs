@@ -1,6 +1,6 @@
 //! Each kernel of a ResNet-20 training step, timed alone at its real sizes: the 3×3
 //! convolutions of each stage, the two that halve the size and the stem (forward, input gradient,
-//! weight gradient) and the batch
+//! weight gradient, both gradients in one call) and the batch
 //! norm passes (statistics, normalise + ReLU, backward through the ReLU's mask), as
 //! milliseconds and GFLOP/s, on a pool of THREADS threads. For finding where a step's
 //! time goes and for before/after comparisons of one kernel; the whole step is what
@@ -101,6 +101,12 @@ fn main() {
                 &name("conv weight gradient"),
                 time(repeats("conv weight gradient"), || drop(conv::backward(&conv, &x, &w, &dy, weight))),
                 flops,
+            );
+            let both = Wanted { input: true, weight: true, bias: false };
+            report(
+                &name("conv both gradients"),
+                time(repeats("conv both gradients"), || drop(conv::backward(&conv, &x, &w, &dy, both))),
+                2.0 * flops,
             );
             if stride > 1 || in_channels != channels {
                 continue;

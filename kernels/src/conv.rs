@@ -859,14 +859,20 @@ fn backward_with(
     let (image_len, group_len) = (conv.image_len(), in_g * conv.height * conv.width);
     let tall = conv.is_tall();
 
-    // The weight gradient of a layer the direct form takes, from its padded images.
-    if wanted.weight
-        && dot == Some(Isa::Best)
-        && direct::applies(conv)
-        && let Some(dw) = direct::weight_gradient(conv, x, dy)
-    {
-        let rest = backward_with(conv, x, weight, dy, Wanted { weight: false, ..wanted }, dot, onto);
-        return Gradients { weight: Some(dw), ..rest };
+    // The weight gradient of a layer the direct form takes, from its padded images; with
+    // it, image by image, the input gradient where that runs as a direct convolution of
+    // dy (each image's dy then read from memory once for both).
+    if wanted.weight && dot == Some(Isa::Best) && direct::applies(conv) {
+        let as_convolution = wanted.input.then(|| conv.input_gradient_as_convolution(weight)).flatten();
+        let along = as_convolution
+            .as_ref()
+            .filter(|(transposed, _)| form(transposed) == Form::Direct)
+            .map(|(transposed, flipped)| direct::AlongInput { transposed, flipped, onto });
+        if let Some((dw, dx)) = direct::weight_gradient(conv, x, dy, along) {
+            let input = wanted.input && dx.is_none();
+            let rest = backward_with(conv, x, weight, dy, Wanted { weight: false, input, ..wanted }, dot, onto);
+            return Gradients { weight: Some(dw), input: dx.or(rest.input), ..rest };
+        }
     }
 
     // A stride-2 layer the direct form takes: its input's phases, each a convolution of dy.

@@ -658,11 +658,33 @@ unsafe fn block_avx512<const N: usize>(
 ///
 /// `None` where it is not built for the window (its width 3 or 5, taps side by side
 /// without dilation): the caller then unfolds.
-pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
+///
+/// With `along`, the input gradient too, as that convolution of dy image by image in the
+/// same tasks (each image's dy read from memory once for both, then from cache), added
+/// onto `along.onto` if given.
+pub(super) fn weight_gradient(
+    conv: &Conv2d,
+    x: &[f32],
+    dy: &[f32],
+    along: Option<AlongInput>,
+) -> Option<(Vec<f32>, Option<Vec<f32>>)> {
     debug_assert!(applies(conv));
     if conv.dilation[1] != 1 || !matches!(conv.kernel[1], 3 | 5) {
         return None;
     }
+    // The input gradient's padded dy, packed weight and stores, and its output. Only
+    // where an image fills a group of its own: smaller ones go several to a group in the
+    // forward pass, which the caller then runs.
+    let input = along
+        .map(|a| (a, Padded::of(a.transposed)))
+        .filter(|(_, p)| LANES * p.vectors() >= GROUP_POSITIONS)
+        .map(|(a, padded)| {
+            debug_assert!(applies(a.transposed) && a.transposed.stride == [1, 1]);
+            let stores = padded.stores(conv.height, conv.width);
+            (a, pack_weight(a.transposed, a.flipped), padded, stores)
+        });
+    let mut dx = input.as_ref().map(|_| crate::uninit(conv.input_len()));
+    let dx_out = Output(dx.as_mut().map_or(std::ptr::null_mut(), |d| d.as_mut_ptr().cast::<f32>()));
     let padded = Padded::of(conv);
     let [out_h, out_w] = conv.output_size();
     let (cin, cout, [kh, kw]) = (conv.in_channels, conv.out_channels, conv.kernel);
@@ -688,12 +710,35 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
         let mut sums = vec![0f32; sums_len];
         let mut image = vec![0f32; padded.len];
         let mut dy_t = vec![0f32; positions * width];
+        let mut dy_padded = vec![0f32; input.as_ref().map_or(0, |i| i.2.len)];
         for b in task * per_task..((task + 1) * per_task).min(conv.batch) {
-            let input = &x[b * conv.image_len()..][..conv.image_len()];
+            let x_image = &x[b * conv.image_len()..][..conv.image_len()];
+            let dy_image = &dy[b * cout * positions..][..cout * positions];
             // SAFETY: `applies` found AVX-512.
-            unsafe { padded.fill(conv, input, &mut image) };
+            unsafe { padded.fill(conv, x_image, &mut image) };
             // SAFETY: as above; dy_t holds positions × width values.
-            unsafe { transpose_avx512(&dy[b * cout * positions..][..cout * positions], cout, positions, &mut dy_t) };
+            unsafe { transpose_avx512(dy_image, cout, positions, &mut dy_t) };
+            if let Some((along, packed, dy_as_input, stores)) = &input {
+                // This part's share of the image's input-gradient channel blocks.
+                let blocks = cin.div_ceil(CHANNELS);
+                let parts = part * blocks / row_parts..(part + 1) * blocks / row_parts;
+                let plane = conv.height * conv.width;
+                let target = Target {
+                    y: dx_out.ptr(),
+                    channels: cin,
+                    plane,
+                    at: &|_, block| (b * cin + block * CHANNELS) * plane,
+                };
+                // SAFETY: `applies` found AVX-512 (and holds for the transposed layer);
+                // dy_padded was zeroed and is padded for it; the unit alone writes dx's
+                // planes of image b and these blocks (tasks split the images, parts
+                // their blocks), and `onto` has dx's layout.
+                unsafe {
+                    dy_as_input.fill(along.transposed, dy_image, &mut dy_padded);
+                    let then = Epilogue { residual: along.onto, relu: false };
+                    run_blocks(dy_as_input, stores, (packed, cout), (&dy_padded, 1), parts, &target, None, then);
+                }
+            }
             let mut first = 0;
             while first < vectors {
                 let v = block_vectors(vectors - first);
@@ -749,7 +794,19 @@ pub(super) fn weight_gradient(conv: &Conv2d, x: &[f32], dy: &[f32]) -> Option<Ve
             *w = sums[t * width + co];
         }
     }
-    Some(dw)
+    // SAFETY: the units cover every image, and each image's parts its channel blocks,
+    // whose vectors cover each position of their planes (`Padded::stores`).
+    Some((dw, dx.map(|dx| unsafe { crate::assume_init(dx) })))
+}
+
+/// The input gradient of a stride-1 layer, to be computed alongside its weight gradient
+/// (`weight_gradient`): the layer it runs as (a convolution of dy, which the direct form
+/// takes), its weight, and what it is added onto.
+#[derive(Clone, Copy)]
+pub(super) struct AlongInput<'a> {
+    pub transposed: &'a Conv2d,
+    pub flipped: &'a [f32],
+    pub onto: Option<&'a [f32]>,
 }
 
 /// Vectors of output channels in a gradient block, with `left` still to do: 4, 2 or 1.
