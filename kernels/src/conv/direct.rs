@@ -65,7 +65,6 @@ pub(super) fn applies(conv: &Conv2d) -> bool {
 /// phase planes' rows the taps are again offsets from q = oh·row + ow and the register
 /// blocks are those of stride 1, each tap read once (no zeros stuffed between the
 /// values, as a dilated stride-1 form would need).
-#[derive(Clone)]
 struct Padded {
     /// The row length of the (phase) planes.
     wp: usize,
@@ -379,8 +378,14 @@ pub(super) fn input_gradient(conv: &Conv2d, weight: &[f32], dy: &[f32], onto: Op
         .collect();
     // One image stride for all: the furthest any phase's vectors read.
     let len = phases.iter().map(|p| p.2.len).max().expect("a phase with positions");
+    let mut phases = phases;
+    phases.iter_mut().for_each(|p| p.2.len = len);
     let fill = Padded { len, ..Padded::over([out_h, out_w], wp, hp * wp, vec![0], cout) };
-    let at_of = |(a, b): (usize, usize)| phases.iter().find(|p| p.0 == (a, b)).map(|p| p.1);
+    // Each phase's place in a channel of the scratch, for the interleave (None: empty).
+    let mut places = [[None; 2]; 2];
+    for &((a, b), at, ..) in &phases {
+        places[a][b] = Some(at);
+    }
     let vectors: usize = phases.iter().map(|p| p.2.vectors()).sum();
     let per_group = GROUP_POSITIONS.div_ceil(LANES * vectors).clamp(1, conv.batch);
     let (groups, blocks) = (conv.batch.div_ceil(per_group), cin.div_ceil(CHANNELS));
@@ -403,7 +408,6 @@ pub(super) fn input_gradient(conv: &Conv2d, weight: &[f32], dy: &[f32], onto: Op
         }
         let parts = split * blocks / splits..(split + 1) * blocks / splits;
         for (_, at, padded, stores, packed) in &phases {
-            let padded = Padded { len, ..padded.clone() };
             let target = Target {
                 y: by_phase.as_mut_ptr(),
                 channels: cin,
@@ -414,7 +418,7 @@ pub(super) fn input_gradient(conv: &Conv2d, weight: &[f32], dy: &[f32], onto: Op
             // phase reads within `len`); the unit's scratch has its images' planes.
             unsafe {
                 run_blocks(
-                    &padded,
+                    padded,
                     stores,
                     (packed, cout),
                     (images, count),
@@ -433,7 +437,7 @@ pub(super) fn input_gradient(conv: &Conv2d, weight: &[f32], dy: &[f32], onto: Op
                 for r in 0..h {
                     let (a, b) = ((r + p0) % 2, p1 % 2);
                     let row = (r + p0) / 2 - rows[a].0;
-                    let from = |b: usize| at_of((a, b)).map(|at| (i * cin + ci) * hw + at + row * cols[b].1);
+                    let from = |b: usize| places[a][b].map(|at| (i * cin + ci) * hw + at + row * cols[b].1);
                     let (even, odd) = (from(b), from(1 - b));
                     // SAFETY: `applies` found AVX-512; the row's phases hold ⌈w/2⌉ and ⌊w/2⌋
                     // values at `even` and `odd` (absent only when w is 1); the unit alone
