@@ -331,6 +331,53 @@ fn the_planner_fuses_every_resnet_block() {
     assert!(chains.contains(&"layer3.2.conv2: conv → add → relu".to_string()), "{chains:?}");
 }
 
+/// The Winograd form's weight transform is made once for an inference network's
+/// convolution and kept between calls: the second call reads the kept transform, and a
+/// convolution given another weight tensor makes the new weight's (it never reads a
+/// transform of a weight it no longer has).
+#[test]
+fn a_kept_weight_transform_follows_the_weight() {
+    use archc::ops::conv::ConvModule;
+    use burn::module::Param;
+    let device = Default::default();
+    let weight =
+        |seed| Tensor::<Flex, 4>::from_data(TensorData::new(values(128 * 128 * 9, seed), [128, 128, 3, 3]), &device);
+    let plain = |weight: Tensor<Flex, 4>| ConvModule {
+        weight: Param::from_tensor(weight),
+        bias: None,
+        stride: 1,
+        padding: 1,
+        dilation: 1,
+        groups: 1,
+        prepared: None,
+    };
+    let x = Tensor::<Flex, 4>::from_data(TensorData::new(values(8 * 128 * 8 * 8, 7), [8, 128, 8, 8]), &device);
+    let output = |conv: &ConvModule<Flex>| conv.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+    let geometry = archc_kernels::conv::Conv2d {
+        batch: 8,
+        in_channels: 128,
+        height: 8,
+        width: 8,
+        out_channels: 128,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    assert!(archc_kernels::conv::is_winograd(&geometry), "the layer should take the Winograd form");
+    let (first, second) = (plain(weight(1)), plain(weight(2)));
+    let (expected_first, expected_second) = (output(&first), output(&second));
+    assert!(expected_first != expected_second);
+    let mut kept = first.prepared();
+    assert!(format!("{kept:?}").contains("winograd: None"), "{kept:?}");
+    assert!(output(&kept) == expected_first, "first call");
+    assert!(format!("{kept:?}").contains("Transformed(128 × 128 × 36)"), "made by the first call: {kept:?}");
+    assert!(output(&kept) == expected_first, "second call, from the kept transform");
+    kept.weight = Param::from_tensor(weight(2));
+    assert!(output(&kept) == expected_second, "another weight: its own transform");
+}
+
 #[test]
 fn a_conv_bn_relu_stack_matches_burns() {
     let source = "network r { input image(3, 8, 8)
@@ -726,6 +773,14 @@ fn winograd_convolutions_match_the_unfolding_ones() {
         let (x, w, bias) = (values(c.input_len(), 1), values(c.weight_len(), 2), values(c.out_channels, 3));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let (found, expected) = pool.install(|| forwards_against_unfolding(&c, &x, &w, &bias));
+        // With the weight's transform made beforehand (inference): the same values, bit
+        // for bit, as the pass that transforms it panel by panel.
+        let transformed = conv_kernel::winograd_weight(&c, &w).expect("a 3×3 stride-1 window");
+        let residual = values(c.output_len(), 4);
+        let then = archc_kernels::Epilogue { residual: Some(&residual), relu: true };
+        let made_before =
+            pool.install(|| conv_kernel::forward_transformed(&c, &x, &w, Some(&transformed), Some(&bias), then));
+        assert!(made_before == found[2], "{c:?}: the transform made beforehand gives other outputs");
         // Both in f32 over the same sums, G's entries rounded: a few units of 1e-6 apart
         // (a transform's value off by 1e-4 of itself is off by more than 1e-5 here).
         for ((what, a), e) in

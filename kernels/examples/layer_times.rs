@@ -9,6 +9,8 @@
 //!     cargo run -p archc-kernels --example layer_times -- [BATCH [THREADS [REPEATS [ONLY]]]]
 //!
 //! ONLY times just the kernels whose line contains it (`"batch norm"`, `"16×32×32"`).
+//! With `NETWORK=resnet18` in the environment, the layers are CIFAR ResNet-18's instead:
+//! the stem, each stage's 3×3 layer, the three that halve and their 1×1 projections.
 
 use archc_kernels::Epilogue;
 use archc_kernels::batch_norm::{self, Backward, Planes};
@@ -60,27 +62,44 @@ fn main() {
     let only = args.get(3);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
     pool.install(|| {
-        // (in, out, input size, stride): the stages' layers, the two that halve, the stem.
-        for (in_channels, channels, size, stride) in
-            [(16, 16, 32, 1), (32, 32, 16, 1), (64, 64, 8, 1), (16, 32, 32, 2), (32, 64, 16, 2), (3, 16, 32, 1)]
-        {
+        // (in, out, input size, stride, kernel): the stages' layers, those that halve, the stem.
+        let resnet20 =
+            [(16, 16, 32, 1, 3), (32, 32, 16, 1, 3), (64, 64, 8, 1, 3), (16, 32, 32, 2, 3), (32, 64, 16, 2, 3)];
+        let resnet18 = [
+            (64, 64, 32, 1, 3),
+            (128, 128, 16, 1, 3),
+            (256, 256, 8, 1, 3),
+            (512, 512, 4, 1, 3),
+            (64, 128, 32, 2, 3),
+            (128, 256, 16, 2, 3),
+            (256, 512, 8, 2, 3),
+            (64, 128, 32, 2, 1),
+            (128, 256, 16, 2, 1),
+            (256, 512, 8, 2, 1),
+        ];
+        let layers: Vec<(usize, usize, usize, usize, usize)> = match std::env::var("NETWORK").as_deref() {
+            Ok("resnet18") => resnet18.into_iter().chain([(3, 64, 32, 1, 3)]).collect(),
+            _ => resnet20.into_iter().chain([(3, 16, 32, 1, 3)]).collect(),
+        };
+        for (in_channels, channels, size, stride, kernel) in layers {
             let conv = Conv2d {
                 batch,
                 in_channels,
                 height: size,
                 width: size,
                 out_channels: channels,
-                kernel: [3, 3],
+                kernel: [kernel, kernel],
                 stride: [stride, stride],
-                padding: [1, 1],
+                padding: [kernel / 2, kernel / 2],
                 dilation: [1, 1],
                 groups: 1,
             };
             let (x, w, dy) = (values(conv.input_len(), 1), values(conv.weight_len(), 2), values(conv.output_len(), 3));
-            let flops = 2.0 * (conv.output_len() * in_channels * 9) as f64;
-            let name = |what: &str| match stride {
-                1 if in_channels == channels => format!("{channels}×{size}×{size} {what}"),
-                _ => format!("{in_channels}→{channels}×{size}×{size} /{stride} {what}").replace(" /1", ""),
+            let flops = 2.0 * (conv.output_len() * in_channels * kernel * kernel) as f64;
+            let name = |what: &str| match (stride, kernel) {
+                (1, 3) if in_channels == channels => format!("{channels}×{size}×{size} {what}"),
+                (_, 3) => format!("{in_channels}→{channels}×{size}×{size} /{stride} {what}").replace(" /1", ""),
+                _ => format!("{in_channels}→{channels}×{size}×{size} /{stride} {kernel}×{kernel} {what}"),
             };
             // A kernel left out is timed zero times (and not reported).
             let repeats =
@@ -90,6 +109,17 @@ fn main() {
                 time(repeats("conv forward"), || drop(conv::forward(&conv, &x, &w, None))),
                 flops,
             );
+            // Inference: a Winograd layer reads its weight's transform, made beforehand.
+            if let Some(kept) = conv::winograd_weight(&conv, &w).filter(|_| conv::is_winograd(&conv)) {
+                let then = Epilogue::default();
+                report(
+                    &name("conv forward, transform kept"),
+                    time(repeats("conv forward, transform kept"), || {
+                        drop(conv::forward_transformed(&conv, &x, &w, Some(&kept), None, then))
+                    }),
+                    flops,
+                );
+            }
             let input = Wanted { input: true, weight: false, bias: false };
             report(
                 &name("conv input gradient"),
@@ -108,7 +138,7 @@ fn main() {
                 time(repeats("conv both gradients"), || drop(conv::backward(&conv, &x, &w, &dy, both))),
                 2.0 * flops,
             );
-            if stride > 1 || in_channels != channels {
+            if stride > 1 || in_channels != channels || kernel != 3 {
                 continue;
             }
             let at = Planes { batch, channels, spatial: size * size };

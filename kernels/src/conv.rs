@@ -639,9 +639,38 @@ pub fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
 /// The forward pass followed by `then` (a residual added, ReLU), applied to each image's
 /// output right after its GEMMs, while it is still in cache.
 pub fn forward_then(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
+    forward_transformed(conv, x, weight, None, bias, then)
+}
+
+/// A 3×3 weight's Winograd transform (`winograd.rs`), made once and read by every
+/// forward pass that takes that form (`forward_transformed`) instead of each call
+/// transforming the weight again: for inference, where the weight does not change.
+pub use winograd::Transformed as WinogradWeight;
+
+/// The Winograd transform of `conv`'s weight, where `conv` has the kind of window
+/// that form computes (3×3, stride 1, no dilation, one group; whether a call takes the
+/// form also depends on its batch); `None` elsewhere.
+pub fn winograd_weight(conv: &Conv2d, weight: &[f32]) -> Option<WinogradWeight> {
+    assert_eq!(weight.len(), conv.weight_len(), "convolution weight length");
+    let window = conv.kernel == [3, 3] && conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1;
+    window.then(|| WinogradWeight::new(weight, conv.out_channels, conv.in_channels))
+}
+
+/// `forward_then`, where the Winograd form reads `transformed` (the transform of this
+/// `weight`, from `winograd_weight`) rather than transforming the weight itself. The
+/// caller vouches that `transformed` was made from `weight`'s values.
+pub fn forward_transformed(
+    conv: &Conv2d,
+    x: &[f32],
+    weight: &[f32],
+    transformed: Option<&WinogradWeight>,
+    bias: Option<&[f32]>,
+    then: Epilogue,
+) -> Vec<f32> {
     check_forward(conv, x, weight, bias, then);
+    assert!(transformed.is_none_or(|t| t.fits(conv)), "Winograd weight of other channels than {conv:?}");
     match form(conv) {
-        Form::Winograd => winograd::forward(conv, x, weight, bias, then),
+        Form::Winograd => winograd::forward(conv, x, weight, transformed, bias, then),
         Form::Direct => direct::forward(conv, x, weight, bias, then),
         Form::SideBySide => side_by_side(conv, x, weight, bias, then),
         Form::Unfolded => unfolded(conv, x, weight, bias, then),

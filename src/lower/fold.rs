@@ -8,8 +8,10 @@ use burn::prelude::*;
 
 impl<B: Backend> Network<B> {
     /// The same function for eval mode, with every foldable batch norm folded into the
-    /// convolution before it. Only for inference: the folded weights are not the
-    /// model's parameters and must not be trained or saved.
+    /// convolution before it, and every convolution keeping the form its kernel reads
+    /// of its weight (a 3×3 weight's Winograd transform) between calls. Only for
+    /// inference: the folded weights are not the model's parameters and must not be
+    /// trained or saved.
     pub fn for_inference(&self) -> Network<B> {
         let mut layers = self.layers.clone();
         let steps = &self.program.steps;
@@ -38,6 +40,13 @@ impl<B: Backend> Network<B> {
             }
             layers[*conv] = Layer::Conv(c.fold(bn.eval_affine()));
             folded[i] = true;
+        }
+        // Weights that no longer change: each convolution keeps its kernel's form of
+        // its weight from one call to the next.
+        for layer in &mut layers {
+            if let Layer::Conv(conv) = layer {
+                *conv = conv.clone().prepared();
+            }
         }
         let program = self.program.without(&folded).planned(&layers);
         Network { layers, program, precision: self.precision }

@@ -188,6 +188,7 @@ use burn::module::{Module, Param};
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
+use std::sync::Arc;
 
 /// `nn.Conv2d`'s tensors in PyTorch's layout: weight [out, in/groups, k, k], bias [out].
 #[derive(Module, Debug)]
@@ -198,6 +199,9 @@ pub struct ConvModule<B: Backend> {
     pub padding: usize,
     pub dilation: usize,
     pub groups: usize,
+    /// The weight's forms kept between calls (`kernels::conv::Prepared`): only in a
+    /// network whose weights do not change, `Network::for_inference`'s.
+    pub prepared: Option<Arc<kernels::conv::Prepared>>,
 }
 
 /// Builds a convolution's weights with PyTorch's default initialisation.
@@ -219,6 +223,7 @@ pub fn init_conv<B: Backend>(
         padding: window.padding as usize,
         dilation: window.dilation as usize,
         groups,
+        prepared: None,
     }
 }
 
@@ -246,7 +251,15 @@ impl<B: Backend> ConvModule<B> {
             padding: self.padding,
             dilation: self.dilation,
             groups: self.groups,
+            prepared: None,
         }
+    }
+
+    /// The same convolution, keeping its weight's transforms from one call to the next
+    /// (`kernels::conv::Prepared`): for a network whose weights no longer change.
+    pub fn prepared(mut self) -> ConvModule<B> {
+        self.prepared = Some(Arc::default());
+        self
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -275,7 +288,7 @@ impl<B: Backend> ConvModule<B> {
             dilation: self.dilation,
             groups: self.groups,
         };
-        kernels::conv::conv2d(x, &weight, bias.as_ref(), settings, tail)
+        kernels::conv::conv2d(x, &weight, bias.as_ref(), settings, tail, self.prepared.as_deref())
     }
 }
 

@@ -71,10 +71,62 @@ fn splits_images(batch: usize, tiles: usize, threads: usize) -> bool {
     batch >= threads && tiles >= threads * MIN_TASK_TILES
 }
 
+/// A 3×3 weight's transform, all 36 positions: U_ξ [out × in] = (G g Gᵀ)_ξ for every
+/// (out, in) pair, ξ after ξ. Four times the weight's size (a 512-channel layer's is
+/// 38 MB): made once where the weight does not change between calls (inference), and
+/// read by every call instead of the weight (`forward`'s `transformed`).
+pub struct Transformed {
+    values: Vec<f32>,
+    out_channels: usize,
+    in_channels: usize,
+}
+
+impl Transformed {
+    /// The transform of a [out, in, 3, 3] weight.
+    pub(super) fn new(weight: &[f32], out_channels: usize, in_channels: usize) -> Transformed {
+        let pairs = out_channels * in_channels;
+        assert_eq!(weight.len(), 9 * pairs, "a 3×3 weight of {out_channels} × {in_channels} channels");
+        let (width, taps) = (Width::detect(), weight_taps(weight, pairs));
+        let mut values = crate::uninit(36 * pairs);
+        for (row, room) in values.chunks_exact_mut(6 * pairs).enumerate() {
+            transform_weight_row_into(width, &taps, row, room);
+        }
+        // SAFETY: each of the six rows wrote its 6 · pairs values.
+        Transformed { values: unsafe { crate::assume_init(values) }, out_channels, in_channels }
+    }
+
+    /// Row `row` of the transform: U_ξ for ξ = 6·row .. 6·row + 6.
+    fn row(&self, row: usize) -> &[f32] {
+        let len = 6 * self.out_channels * self.in_channels;
+        &self.values[row * len..][..len]
+    }
+
+    /// Whether this is the transform of a weight of `conv`'s channels.
+    pub fn fits(&self, conv: &Conv2d) -> bool {
+        (self.out_channels, self.in_channels) == (conv.out_channels, conv.in_channels)
+    }
+}
+
+impl std::fmt::Debug for Transformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transformed({} × {} × 36)", self.out_channels, self.in_channels)
+    }
+}
+
 /// The forward pass (`applies` must hold): y [batch, out, out_h, out_w], each output
-/// row followed by `then` as soon as it is written.
-pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>, then: Epilogue) -> Vec<f32> {
+/// row followed by `then` as soon as it is written. With `transformed` (the weight's
+/// transform, made earlier), the weight itself is not read; without it, each panel
+/// transforms the weight a row at a time.
+pub(super) fn forward(
+    conv: &Conv2d,
+    x: &[f32],
+    weight: &[f32],
+    transformed: Option<&Transformed>,
+    bias: Option<&[f32]>,
+    then: Epilogue,
+) -> Vec<f32> {
     debug_assert!(applies(conv));
+    debug_assert!(transformed.is_none_or(|t| t.fits(conv)));
     let (cin, cout) = (conv.in_channels, conv.out_channels);
     let [out_h, out_w] = conv.output_size();
     let tiles = Tiles { rows: out_h.div_ceil(4), per_row: out_w.div_ceil(4) };
@@ -89,7 +141,9 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
     };
     let image_out = cout * out_h * out_w;
     let units_per_panel = (PANEL / (cin + cout)).max(MIN_COLUMNS).div_ceil(tiles.per_row);
-    let taps = weight_taps(weight, cin * cout);
+    // The weight's taps side by side, for the transform of each row below (not needed
+    // where the whole transform was made before).
+    let taps = if transformed.is_none() { weight_taps(weight, cin * cout) } else { Vec::new() };
     // Written once each, without zeroing first.
     let mut y = crate::uninit(conv.output_len());
     y.par_chunks_mut(images_per_task * image_out).enumerate().for_each(|(task, y)| {
@@ -99,14 +153,17 @@ pub(super) fn forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
         let columns = panel_units * tiles.per_row;
         let mut v = vec![0f32; 36 * cin * columns];
         let mut m = vec![0f32; 36 * cout * columns];
-        let mut u = Vec::with_capacity(6 * cout * cin);
+        let mut u = Vec::with_capacity(if transformed.is_none() { 6 * cout * cin } else { 0 });
         let mut lines = vec![0f32; 72 * line_room(columns)];
         for start in (0..units).step_by(panel_units) {
             let panel = Panel { conv, tiles: &tiles, units: start..(start + panel_units).min(units), first };
             let len = panel.len();
             panel_input(width, &panel, x, &mut v, &mut lines);
             for row in 0..6 {
-                let u = transform_weight_row(width, &taps, row, &mut u);
+                let u = match transformed {
+                    Some(transformed) => transformed.row(row),
+                    None => transform_weight_row(width, &taps, row, &mut u),
+                };
                 for (j, u) in u.chunks_exact(cout * cin).enumerate() {
                     let xi = 6 * row + j;
                     let lhs = Matrix::rows(u, cin);
@@ -193,19 +250,25 @@ fn transform_weight_row<'u>(width: Width, taps: &[f32], row: usize, u: &'u mut V
     let pairs = taps.len() / 9;
     u.clear();
     u.reserve(6 * pairs);
-    let chunk = crate::min_items(6).div_ceil(16) * 16;
-    {
-        let runs = runs_of_rows(u.spare_capacity_mut(), 6, pairs, chunk);
-        runs.into_par_iter().enumerate().for_each(|(r, mut rows)| {
-            let start = r * chunk;
-            let len = rows[0].len();
-            let taps: [&[f32]; 9] = std::array::from_fn(|q| &taps[q * pairs + start..][..len]);
-            transform_run(width, taps, row, &mut rows);
-        });
-    }
-    // SAFETY: the runs cover every pair, and each writes its pairs' 6 values.
+    transform_weight_row_into(width, taps, row, &mut u.spare_capacity_mut()[..6 * pairs]);
+    // SAFETY: `transform_weight_row_into` wrote all 6 · pairs values.
     unsafe { u.set_len(6 * pairs) };
     u
+}
+
+/// `transform_weight_row` into `room` (6 · pairs values, each written).
+fn transform_weight_row_into(width: Width, taps: &[f32], row: usize, room: &mut [MaybeUninit<f32>]) {
+    let pairs = taps.len() / 9;
+    assert_eq!(room.len(), 6 * pairs, "room for a row of the weight's transform");
+    let chunk = crate::min_items(6).div_ceil(16) * 16;
+    // The runs cover every pair, and each writes its pairs' 6 values.
+    let runs = runs_of_rows(room, 6, pairs, chunk);
+    runs.into_par_iter().enumerate().for_each(|(r, mut rows)| {
+        let start = r * chunk;
+        let len = rows[0].len();
+        let taps: [&[f32]; 9] = std::array::from_fn(|q| &taps[q * pairs + start..][..len]);
+        transform_run(width, taps, row, &mut rows);
+    });
 }
 
 /// One run of pairs into their parts of the 6 rows, lane by lane along the pairs: G's

@@ -14,6 +14,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::{TensorMetadata, TensorPrimitive};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// A square-window convolution's settings, as `ConvModule` holds them.
 #[derive(Clone, Copy, Debug)]
@@ -44,15 +45,56 @@ impl Settings {
     }
 }
 
+/// A convolution's weight in the form a kernel reads, kept from one call to the next by
+/// a network whose weights do not change (`Network::for_inference`): the Winograd
+/// form's transform of a 3×3 weight, four times the weight's size, which each call
+/// would otherwise make again (a seventh of ResNet-18's inference at batch 32). Made
+/// by the first call that takes the form, and made again for a weight that is another
+/// tensor than the one it was made from.
+#[derive(Default)]
+pub struct Prepared {
+    /// The weight the transform was made from (kept, so that its buffer is neither
+    /// freed and reused nor written in place while it is here), and the transform.
+    made: Mutex<Option<(FlexTensor, Arc<kernel::WinogradWeight>)>>,
+}
+
+impl Prepared {
+    /// The transform of `weight` (contiguous f32), where `conv`'s forward pass takes the
+    /// Winograd form.
+    fn winograd_weight(&self, conv: &Conv2d, weight: &FlexTensor) -> Option<Arc<kernel::WinogradWeight>> {
+        if !kernel::is_winograd(conv) {
+            return None;
+        }
+        let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((kept, transformed)) = &*made {
+            let (kept, now) = (values(kept), values(weight));
+            if std::ptr::eq(kept, now) && transformed.fits(conv) {
+                return Some(Arc::clone(transformed));
+            }
+        }
+        let transformed = Arc::new(kernel::winograd_weight(conv, values(weight))?);
+        *made = Some((weight.clone(), Arc::clone(&transformed)));
+        Some(transformed)
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Prepared").field("winograd", &made.as_ref().map(|(_, t)| t)).finish()
+    }
+}
+
 /// `conv2d(x, weight, bias)` followed by `tail` on archc's kernels, or `None` when `B`
 /// is neither burn-flex nor its autodiff, or the tensors are not f32 (the caller then
-/// runs Burn's).
+/// runs Burn's). With `prepared`, the weight's transforms are kept between calls.
 pub fn conv2d<B: Backend>(
     x: &Tensor<B, 4>,
     weight: &Tensor<B, 4>,
     bias: Option<&Tensor<B, 1>>,
     settings: Settings,
     tail: Tail<B, 4>,
+    prepared: Option<&Prepared>,
 ) -> Option<Tensor<B, 4>> {
     match kind::<B>()? {
         Kind::Flex => {
@@ -60,7 +102,7 @@ pub fn conv2d<B: Backend>(
             let (x, weight) = (primitive(cast(x.clone())), primitive(cast(weight.clone())));
             let bias = bias.map(|b| cast::<_, Tensor<Flex, 1>>(b.clone()).into_primitive().tensor());
             let residual = tail.residual.map(|r| primitive(cast(r.clone())));
-            let (conv, y, _) = forward(&x, &weight, bias.as_ref(), settings, residual.as_ref(), tail.relu)?;
+            let (conv, y, _) = forward(&x, &weight, bias.as_ref(), settings, residual.as_ref(), tail.relu, prepared)?;
             Some(cast(Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(output(&conv, y)))))
         }
         Kind::Autodiff => {
@@ -75,6 +117,7 @@ pub fn conv2d<B: Backend>(
                 settings,
                 residual.as_ref().map(|r| &r.primitive),
                 tail.relu,
+                prepared,
             )?;
             let y = output(&conv, y);
             let absent = || stand_in(&Default::default()).node;
@@ -109,6 +152,7 @@ fn forward(
     settings: Settings,
     residual: Option<&FlexTensor>,
     relu: bool,
+    prepared: Option<&Prepared>,
 ) -> Option<(Conv2d, Vec<f32>, (FlexTensor, FlexTensor))> {
     if !(is_f32(x) && is_f32(weight) && bias.is_none_or(is_f32) && residual.is_none_or(is_f32)) {
         return None;
@@ -125,7 +169,9 @@ fn forward(
     let bias = bias.map(FlexTensor::to_contiguous);
     let residual = residual.map(FlexTensor::to_contiguous);
     let then = Epilogue { residual: residual.as_ref().map(values), relu };
-    let y = kernel::forward_then(&conv, values(&x), values(&weight), bias.as_ref().map(values), then);
+    let transformed = prepared.and_then(|p| p.winograd_weight(&conv, &weight));
+    let (x_values, weight_values, bias) = (values(&x), values(&weight), bias.as_ref().map(values));
+    let y = kernel::forward_transformed(&conv, x_values, weight_values, transformed.as_deref(), bias, then);
     Some((conv, y, (x, weight)))
 }
 
