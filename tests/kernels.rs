@@ -378,6 +378,41 @@ fn a_kept_weight_transform_follows_the_weight() {
     assert!(output(&kept) == expected_second, "another weight: its own transform");
 }
 
+/// Calls of one kept convolution running at once on rayon's pool, as a caller mapping
+/// a network over inputs in parallel makes them, from a fresh convolution each time (so
+/// that they meet while the first makes the transform): each call gives the plain
+/// convolution's output, and the transform is kept.
+#[test]
+fn calls_of_a_kept_convolution_can_run_at_once() {
+    use archc::ops::conv::ConvModule;
+    use burn::module::Param;
+    use rayon::prelude::*;
+    let device = Default::default();
+    let weight = Tensor::<Flex, 4>::from_data(TensorData::new(values(128 * 128 * 9, 1), [128, 128, 3, 3]), &device);
+    let plain = ConvModule {
+        weight: Param::from_tensor(weight),
+        bias: None,
+        stride: 1,
+        padding: 1,
+        dilation: 1,
+        groups: 1,
+        prepared: None,
+    };
+    let inputs: Vec<Tensor<Flex, 4>> = (0..8)
+        .map(|seed| Tensor::from_data(TensorData::new(values(8 * 128 * 8 * 8, 10 + seed), [8, 128, 8, 8]), &device))
+        .collect();
+    let output =
+        |conv: &ConvModule<Flex>, x: &Tensor<Flex, 4>| conv.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let expected: Vec<Vec<f32>> = pool.install(|| inputs.iter().map(|x| output(&plain, x)).collect());
+    for _ in 0..16 {
+        let kept = plain.clone().prepared();
+        let found: Vec<Vec<f32>> = pool.install(|| inputs.par_iter().map(|x| output(&kept, x)).collect());
+        assert!(found == expected, "calls at once gave other outputs");
+        assert!(format!("{kept:?}").contains("Transformed(128 × 128 × 36)"), "{kept:?}");
+    }
+}
+
 #[test]
 fn a_conv_bn_relu_stack_matches_burns() {
     let source = "network r { input image(3, 8, 8)

@@ -14,7 +14,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::{TensorMetadata, TensorPrimitive};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A square-window convolution's settings, as `ConvModule` holds them.
 #[derive(Clone, Copy, Debug)]
@@ -55,8 +55,10 @@ impl Settings {
 pub struct Prepared {
     /// The weight the transform was made from (kept, so that its buffer is neither
     /// freed and reused nor written in place while it is here), and the transform.
-    made: Mutex<Option<(FlexTensor, Arc<kernel::WinogradWeight>)>>,
+    made: Mutex<Made>,
 }
+
+type Made = Option<(FlexTensor, Arc<kernel::WinogradWeight>)>;
 
 impl Prepared {
     /// The transform of `weight` (contiguous f32), where `conv`'s forward pass takes the
@@ -65,22 +67,33 @@ impl Prepared {
         if !kernel::is_winograd(conv) {
             return None;
         }
-        let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((kept, transformed)) = &*made {
-            let (kept, now) = (values(kept), values(weight));
-            if std::ptr::eq(kept, now) && transformed.fits(conv) {
-                return Some(Arc::clone(transformed));
+        {
+            let mut made = self.made();
+            if let Some((kept, transformed)) = &*made {
+                let (kept, now) = (values(kept), values(weight));
+                if std::ptr::eq(kept, now) && transformed.fits(conv) {
+                    return Some(Arc::clone(transformed));
+                }
             }
+            // Another weight's transform goes before this one is made: never both at once.
+            *made = None;
         }
+        // Made without the lock: the transform runs on rayon's pool, whose threads take
+        // other tasks while they wait (another call of this convolution among them,
+        // which would wait on the lock its own thread holds).
         let transformed = Arc::new(kernel::winograd_weight(conv, values(weight))?);
-        *made = Some((weight.clone(), Arc::clone(&transformed)));
+        *self.made() = Some((weight.clone(), Arc::clone(&transformed)));
         Some(transformed)
+    }
+
+    fn made(&self) -> MutexGuard<'_, Made> {
+        self.made.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        let made = self.made();
         f.debug_struct("Prepared").field("winograd", &made.as_ref().map(|(_, t)| t)).finish()
     }
 }
