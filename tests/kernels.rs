@@ -331,51 +331,48 @@ fn the_planner_fuses_every_resnet_block() {
     assert!(chains.contains(&"layer3.2.conv2: conv → add → relu".to_string()), "{chains:?}");
 }
 
-/// The Winograd form's weight transform is made once for an inference network's
-/// convolution and kept between calls: the second call reads the kept transform, and a
-/// convolution given another weight tensor makes the new weight's (it never reads a
-/// transform of a weight it no longer has).
-#[test]
-fn a_kept_weight_transform_follows_the_weight() {
-    use archc::ops::conv::ConvModule;
-    use burn::module::Param;
-    let device = Default::default();
-    let weight =
-        |seed| Tensor::<Flex, 4>::from_data(TensorData::new(values(128 * 128 * 9, seed), [128, 128, 3, 3]), &device);
-    let plain = |weight: Tensor<Flex, 4>| ConvModule {
-        weight: Param::from_tensor(weight),
+/// A "same" 3×3 convolution of 128 channels without bias, on burn-flex, and its
+/// output for an input of 8 images of 8×8, which takes the Winograd form.
+fn winograd_layer(weight_seed: u64) -> archc::ops::conv::ConvModule<Flex> {
+    let weight = TensorData::new(values(128 * 128 * 9, weight_seed), [128, 128, 3, 3]);
+    archc::ops::conv::ConvModule {
+        weight: burn::module::Param::from_tensor(Tensor::from_data(weight, &Default::default())),
         bias: None,
         stride: 1,
         padding: 1,
         dilation: 1,
         groups: 1,
         prepared: None,
-    };
-    let x = Tensor::<Flex, 4>::from_data(TensorData::new(values(8 * 128 * 8 * 8, 7), [8, 128, 8, 8]), &device);
-    let output = |conv: &ConvModule<Flex>| conv.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
-    let geometry = archc_kernels::conv::Conv2d {
-        batch: 8,
-        in_channels: 128,
-        height: 8,
-        width: 8,
-        out_channels: 128,
-        kernel: [3, 3],
-        stride: [1, 1],
-        padding: [1, 1],
-        dilation: [1, 1],
-        groups: 1,
-    };
-    assert!(archc_kernels::conv::is_winograd(&geometry), "the layer should take the Winograd form");
-    let (first, second) = (plain(weight(1)), plain(weight(2)));
-    let (expected_first, expected_second) = (output(&first), output(&second));
+    }
+}
+
+fn winograd_layer_input(seed: u64) -> Tensor<Flex, 4> {
+    let geometry = Conv2d { height: 8, width: 8, ..square_conv(8, (128, 128), 0, (3, 1, 1)) };
+    assert!(conv_kernel::is_winograd(&geometry), "the layer should take the Winograd form");
+    Tensor::from_data(TensorData::new(values(8 * 128 * 8 * 8, seed), [8, 128, 8, 8]), &Default::default())
+}
+
+fn layer_output(conv: &archc::ops::conv::ConvModule<Flex>, x: &Tensor<Flex, 4>) -> Vec<f32> {
+    conv.forward(x.clone()).into_data().to_vec::<f32>().unwrap()
+}
+
+/// The Winograd form's weight transform is made once for an inference network's
+/// convolution and kept between calls: the second call reads the kept transform, and a
+/// convolution given another weight tensor makes the new weight's (it never reads a
+/// transform of a weight it no longer has).
+#[test]
+fn a_kept_weight_transform_follows_the_weight() {
+    let x = winograd_layer_input(7);
+    let (first, second) = (winograd_layer(1), winograd_layer(2));
+    let (expected_first, expected_second) = (layer_output(&first, &x), layer_output(&second, &x));
     assert!(expected_first != expected_second);
     let mut kept = first.prepared();
     assert!(format!("{kept:?}").contains("winograd: None"), "{kept:?}");
-    assert!(output(&kept) == expected_first, "first call");
+    assert!(layer_output(&kept, &x) == expected_first, "first call");
     assert!(format!("{kept:?}").contains("Transformed(128 × 128 × 36)"), "made by the first call: {kept:?}");
-    assert!(output(&kept) == expected_first, "second call, from the kept transform");
-    kept.weight = Param::from_tensor(weight(2));
-    assert!(output(&kept) == expected_second, "another weight: its own transform");
+    assert!(layer_output(&kept, &x) == expected_first, "second call, from the kept transform");
+    kept.weight = second.weight.clone();
+    assert!(layer_output(&kept, &x) == expected_second, "another weight: its own transform");
 }
 
 /// Calls of one kept convolution running at once on rayon's pool, as a caller mapping
@@ -384,30 +381,14 @@ fn a_kept_weight_transform_follows_the_weight() {
 /// convolution's output, and the transform is kept.
 #[test]
 fn calls_of_a_kept_convolution_can_run_at_once() {
-    use archc::ops::conv::ConvModule;
-    use burn::module::Param;
     use rayon::prelude::*;
-    let device = Default::default();
-    let weight = Tensor::<Flex, 4>::from_data(TensorData::new(values(128 * 128 * 9, 1), [128, 128, 3, 3]), &device);
-    let plain = ConvModule {
-        weight: Param::from_tensor(weight),
-        bias: None,
-        stride: 1,
-        padding: 1,
-        dilation: 1,
-        groups: 1,
-        prepared: None,
-    };
-    let inputs: Vec<Tensor<Flex, 4>> = (0..8)
-        .map(|seed| Tensor::from_data(TensorData::new(values(8 * 128 * 8 * 8, 10 + seed), [8, 128, 8, 8]), &device))
-        .collect();
-    let output =
-        |conv: &ConvModule<Flex>, x: &Tensor<Flex, 4>| conv.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+    let plain = winograd_layer(1);
+    let inputs: Vec<Tensor<Flex, 4>> = (0..8).map(|seed| winograd_layer_input(10 + seed)).collect();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    let expected: Vec<Vec<f32>> = pool.install(|| inputs.iter().map(|x| output(&plain, x)).collect());
+    let expected: Vec<Vec<f32>> = pool.install(|| inputs.iter().map(|x| layer_output(&plain, x)).collect());
     for _ in 0..16 {
         let kept = plain.clone().prepared();
-        let found: Vec<Vec<f32>> = pool.install(|| inputs.par_iter().map(|x| output(&kept, x)).collect());
+        let found: Vec<Vec<f32>> = pool.install(|| inputs.par_iter().map(|x| layer_output(&kept, x)).collect());
         assert!(found == expected, "calls at once gave other outputs");
         assert!(format!("{kept:?}").contains("Transformed(128 × 128 × 36)"), "{kept:?}");
     }

@@ -652,8 +652,7 @@ pub use winograd::Transformed as WinogradWeight;
 /// form also depends on its batch); `None` elsewhere.
 pub fn winograd_weight(conv: &Conv2d, weight: &[f32]) -> Option<WinogradWeight> {
     assert_eq!(weight.len(), conv.weight_len(), "convolution weight length");
-    let window = conv.kernel == [3, 3] && conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1;
-    window.then(|| WinogradWeight::new(weight, conv.out_channels, conv.in_channels))
+    winograd::computes(conv).then(|| WinogradWeight::new(weight, conv.out_channels, conv.in_channels))
 }
 
 /// `forward_then`, where the Winograd form reads `transformed` (the transform of this

@@ -55,13 +55,16 @@ pub(super) fn applies(conv: &Conv2d) -> bool {
     let [out_h, out_w] = conv.output_size();
     let channels = conv.in_channels.min(conv.out_channels);
     let tiles = conv.batch * out_h.div_ceil(4) * out_w.div_ceil(4);
-    conv.kernel == [3, 3]
-        && conv.stride == [1, 1]
-        && conv.dilation == [1, 1]
-        && conv.groups == 1
+    computes(conv)
         && channels >= MIN_CHANNELS
         && tiles >= MIN_TILES
         && (channels >= WIDE_CHANNELS || splits_images(conv.batch, tiles, rayon::current_num_threads()))
+}
+
+/// Whether the form computes `conv`'s kind of window, whatever it pays: 3×3, stride 1,
+/// no dilation, one group.
+pub(super) fn computes(conv: &Conv2d) -> bool {
+    conv.kernel == [3, 3] && conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1
 }
 
 /// Whether the batch's images are shared among the threads, each task taking its own
